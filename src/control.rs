@@ -1,0 +1,77 @@
+//! Our use of the ring header's `reserved` word: a feature mark and flags.
+//!
+//! cpp_py_shmbuf's producer writes 0 to `reserved` once and nobody reads it. Ours marks it at
+//! creation; from then on both sides change single bits with atomic read-modify-write, so the
+//! word never loses an update. A reader that finds no mark (their producer) never writes it.
+//!
+//! | bits | meaning | set by | cleared by |
+//! |---|---|---|---|
+//! | 31..16 | mark `0x5346` ("SF"): a shmframes producer created this segment | producer, at creation | never |
+//! | 15..8 | extension version (1) | producer, at creation | never |
+//! | 0 | `FRAMED`: payloads carry the frame header of [`crate::frame`] (else raw pixels) | producer, at creation | never |
+//! | 1 | `CLOSED`: the producer ended the stream (even if the ring was too full for an end-of-stream message) | producer | never |
+//! | 2 | `CONSUMER_SLEEPING`: the consumer sleeps on the `head` futex | consumer | either side |
+//! | 3 | `PRODUCER_SLEEPING`: the producer sleeps on the `tail` futex | producer | either side |
+//!
+//! Liveness and exclusivity do not live here (a dead process could never clear a bit): they are
+//! byte-range locks on the segment file that the kernel drops when the holder dies, see
+//! [`crate::segment`].
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The mark in bits 31..16.
+pub const MARK: u32 = 0x5346 << 16;
+const MARK_MASK: u32 = 0xFFFF << 16;
+/// Our extension version, bits 15..8.
+pub const VERSION: u32 = 1;
+/// Payloads are framed (see [`crate::frame`]).
+pub const FRAMED: u32 = 1 << 0;
+/// The stream has ended.
+pub const CLOSED: u32 = 1 << 1;
+/// The consumer is (about to be) asleep on `head`.
+pub const CONSUMER_SLEEPING: u32 = 1 << 2;
+/// The producer is (about to be) asleep on `tail`.
+pub const PRODUCER_SLEEPING: u32 = 1 << 3;
+
+/// The value our producer writes at creation.
+pub fn initial(framed: bool) -> u32 {
+    MARK | (VERSION << 8) | if framed { FRAMED } else { 0 }
+}
+
+/// What a reader learns from the word when it attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// No mark: cpp_py_shmbuf's producer (or another that knows nothing of ours).
+    Foreign,
+    /// Our producer, with its flags.
+    Ours {
+        /// Payloads carry frame headers.
+        framed: bool,
+    },
+}
+
+/// Reads the mark. An unknown extension version is reported as `Err(version)`.
+pub fn origin(reserved: &AtomicU32) -> Result<Origin, u32> {
+    let v = reserved.load(Ordering::Acquire);
+    if v & MARK_MASK != MARK {
+        return Ok(Origin::Foreign);
+    }
+    let version = (v >> 8) & 0xFF;
+    if version != VERSION {
+        return Err(version);
+    }
+    Ok(Origin::Ours { framed: v & FRAMED != 0 })
+}
+
+/// Whether the producer has ended the stream.
+pub fn is_closed(reserved: &AtomicU32) -> bool {
+    // SYNC POINT: closed (Acquire; pairs with the Release in `close`): every message the
+    // producer committed before closing is visible once we see the flag.
+    reserved.load(Ordering::Acquire) & CLOSED != 0
+}
+
+/// Marks the stream as ended.
+pub fn close(reserved: &AtomicU32) {
+    // SYNC POINT: closed (Release; pairs with the Acquire in `is_closed`).
+    reserved.fetch_or(CLOSED, Ordering::Release);
+}

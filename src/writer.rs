@@ -1,0 +1,365 @@
+//! The producer end: [`Writer`] creates a channel and publishes frames into it.
+
+use std::time::{Duration, Instant};
+
+use crate::control::{self, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
+use crate::error::{Error, Result};
+use crate::frame::{FrameHeader, FrameShape, MessageKind, FRAME_ALIGN, FRAME_HEADER_LEN};
+use crate::ring::{self, Producer, PushError, RingPushError};
+use crate::segment::Segment;
+use crate::{sys, wait};
+
+/// How to create a channel.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Shape of every frame.
+    pub shape: FrameShape,
+    /// How many frames the ring must be able to hold at once (at least 1). The capacity is
+    /// rounded UP to a power of two, so it may hold more.
+    pub buffer_frames: u32,
+    /// Send header-less payloads (pixels only), exactly like cpp_py_shmbuf's producer, so that
+    /// its consumers read the stream unchanged. Requires a packed stride.
+    pub raw: bool,
+    /// Permission bits of the segment (default `0o600`: only this user may attach).
+    pub mode: u32,
+}
+
+impl WriterOptions {
+    /// Packed frames of the given size and format, 4 buffered frames, framed, mode 0600.
+    pub fn new(width: u32, height: u32, format: crate::PixelFormat) -> Result<WriterOptions> {
+        let shape = FrameShape::packed(width, height, format).map_err(Error::Config)?;
+        Ok(WriterOptions { shape, buffer_frames: 4, raw: false, mode: 0o600 })
+    }
+
+    /// Bytes one message of this configuration takes in the ring.
+    fn message_len(&self) -> u64 {
+        if self.raw {
+            ring::PREFIX_LEN as u64 + self.shape.pixel_bytes() as u64
+        } else {
+            self.shape.framed_message_len() as u64
+        }
+    }
+
+    /// The data-area capacity these options need: room for `buffer_frames` messages wherever
+    /// the ring's end falls. Framed frames never split, so a filler of up to one message minus
+    /// 64 bytes may sit at the end: size for it too.
+    pub fn capacity(&self) -> Result<u32> {
+        self.shape.validate().map_err(Error::Config)?;
+        if self.buffer_frames == 0 {
+            return Err(Error::Config("buffer_frames must be at least 1".into()));
+        }
+        let msg = self.message_len();
+        let mut need = msg * self.buffer_frames as u64;
+        if !self.raw {
+            need += msg - FRAME_ALIGN as u64;
+        }
+        ring::capacity_for(need).ok_or_else(|| {
+            Error::Config(format!(
+                "{} buffered {} frames need {need} bytes, more than the ring's limit of {} bytes: \
+                 buffer fewer frames or use a smaller size",
+                self.buffer_frames,
+                self.shape,
+                ring::MAX_CAPACITY
+            ))
+        })
+    }
+}
+
+/// The producer end of a channel. Creating it creates the shared-memory segment; dropping or
+/// [`close`](Writer::close)-ing it ends the stream and removes the name.
+///
+/// ```no_run
+/// use shmframes::{PixelFormat, Writer, WriterOptions};
+/// let opts = WriterOptions::new(640, 480, PixelFormat::Bgr24)?;
+/// let mut writer = Writer::create("demo", &opts)?;
+/// if let Some(mut slot) = writer.try_frame()? {     // None: the ring is full, frame dropped
+///     slot.pixels().fill(128);                      // draw straight into shared memory
+///     slot.publish();
+/// }
+/// writer.close()?;
+/// # Ok::<(), shmframes::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Writer {
+    seg: Segment,
+    producer: Producer,
+    opts: WriterOptions,
+    seq: u64,
+    /// Raw mode only: a frame that would split at the ring's end is drawn here first.
+    staging: Vec<u8>,
+    closed: bool,
+}
+
+impl Writer {
+    /// Creates the channel `name`. Fails if a live producer owns the name; replaces a stale
+    /// segment left by a dead one.
+    pub fn create(name: &str, opts: &WriterOptions) -> Result<Writer> {
+        let capacity = opts.capacity()?;
+        if opts.raw && opts.shape.stride != opts.shape.width * opts.shape.format.bytes_per_pixel() {
+            return Err(Error::Config("raw frames must be packed (stride = width * bytes per pixel)".into()));
+        }
+        let seg = Segment::create(name, capacity, control::initial(!opts.raw), opts.mode)?;
+        // SAFETY: we created the segment and hold its producer lock, so we are its only producer.
+        let producer = unsafe { Producer::new(*seg.ring()) }
+            .map_err(|e| Error::Protocol { name: seg.name().to_owned(), detail: e.to_string() })?;
+        Ok(Writer { seg, producer, opts: opts.clone(), seq: 0, staging: Vec::new(), closed: false })
+    }
+
+    /// The channel name.
+    pub fn name(&self) -> &str {
+        self.seg.name()
+    }
+
+    /// Shape of the frames.
+    pub fn shape(&self) -> FrameShape {
+        self.opts.shape
+    }
+
+    /// Data-area capacity in bytes.
+    pub fn capacity(&self) -> u32 {
+        self.producer.memory().capacity()
+    }
+
+    /// Frames published so far (the next frame's sequence number).
+    pub fn frames_published(&self) -> u64 {
+        self.seq
+    }
+
+    /// Whether a consumer is attached (a system call; call it about once a second, not per frame).
+    pub fn reader_attached(&self) -> bool {
+        self.seg.consumer_attached()
+    }
+
+    /// Bytes published but not yet released by the consumer.
+    pub fn backlog_bytes(&mut self) -> Result<u32> {
+        self.producer.backlog().map_err(|e| self.protocol(e))
+    }
+
+    fn protocol(&self, e: impl ToString) -> Error {
+        Error::Protocol { name: self.seg.name().to_owned(), detail: e.to_string() }
+    }
+
+    /// Whether a frame fits now (reloads the consumer's tail only if needed).
+    fn has_room(&mut self) -> Result<bool> {
+        let msg = self.opts.message_len() as u32;
+        let needed = if self.opts.raw || self.producer.bytes_to_end() >= msg {
+            msg
+        } else {
+            self.producer.bytes_to_end() + msg // filler first
+        };
+        Ok(self.producer.refresh_free().map_err(|e| self.protocol(e))? >= needed)
+    }
+
+    /// A slot for the next frame, or `None` if the ring is full right now (a live source drops
+    /// the frame). Nothing is visible to the reader until [`FrameSlot::publish`].
+    pub fn try_frame(&mut self) -> Result<Option<FrameSlot<'_>>> {
+        if self.closed {
+            return Err(Error::Config("the writer is closed".into()));
+        }
+        if !self.has_room()? {
+            return Ok(None);
+        }
+        let shape = self.opts.shape;
+        let name = self.seg.name().to_owned();
+        let map_err = |e: RingPushError| Error::Protocol { name: name.clone(), detail: e.to_string() };
+        let (ptr, len) = if self.opts.raw {
+            let len = shape.pixel_bytes();
+            match self.producer.append_in_place(len) {
+                Ok(s) => (s.as_mut_ptr(), s.len()),
+                Err(RingPushError::Push(PushError::Full)) => {
+                    // Would split at the ring's end: draw into staging, copy at publish.
+                    self.staging.resize(len as usize, 0);
+                    (std::ptr::null_mut(), len as usize)
+                }
+                Err(e) => return Err(map_err(e)),
+            }
+        } else {
+            let msg = shape.framed_message_len();
+            if self.producer.bytes_to_end() < msg {
+                let seq = self.seq;
+                self.producer
+                    .append_pad_to_end(|p| {
+                        FrameHeader { kind: MessageKind::Filler, shape: None, seq, capture_ns: 0, publish_ns: 0 }
+                            .encode(p)
+                    })
+                    .map_err(map_err)?;
+            }
+            let payload = self.producer.append_in_place(msg - ring::PREFIX_LEN).map_err(map_err)?;
+            FrameHeader { kind: MessageKind::Frame, shape: Some(shape), seq: self.seq, capture_ns: 0, publish_ns: 0 }
+                .encode(payload);
+            (payload.as_mut_ptr(), payload.len())
+        };
+        Ok(Some(FrameSlot { writer: self, ptr, len, capture_ns: None }))
+    }
+
+    /// Like [`try_frame`](Writer::try_frame), but waits (asleep, woken by the reader) up to
+    /// `timeout` for room (`None`: forever). `Ok(None)` means it timed out.
+    pub fn frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameSlot<'_>>> {
+        let start = Instant::now();
+        loop {
+            // Read the tail *before* checking for room: if the reader releases in between, the
+            // futex sees a changed value and does not sleep.
+            let seen = self.producer.memory().tail_word().load(std::sync::atomic::Ordering::Acquire);
+            if self.has_room()? {
+                return self.try_frame();
+            }
+            let left = match timeout {
+                Some(t) => match t.checked_sub(start.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return Ok(None),
+                },
+                None => Duration::from_secs(1),
+            };
+            let mem = *self.producer.memory();
+            wait::sleep_announced(mem.tail_word(), seen, mem.reserved(), PRODUCER_SLEEPING, left);
+        }
+    }
+
+    /// Copies `pixels` (exactly `stride * height` bytes) into the next frame and publishes it,
+    /// waiting up to `timeout` for room (`None`: forever, `Some(ZERO)`: drop if full). Returns
+    /// whether the frame was published.
+    pub fn write(&mut self, pixels: &[u8], capture_ns: Option<u64>, timeout: Option<Duration>) -> Result<bool> {
+        let expected = self.opts.shape.pixel_bytes() as usize;
+        if pixels.len() != expected {
+            return Err(Error::Config(format!(
+                "frame has {} bytes, but a {} frame with stride {} has {expected}",
+                pixels.len(),
+                self.opts.shape,
+                self.opts.shape.stride
+            )));
+        }
+        let slot = if timeout == Some(Duration::ZERO) { self.try_frame()? } else { self.frame(timeout)? };
+        let Some(mut slot) = slot else { return Ok(false) };
+        slot.pixels().copy_from_slice(pixels);
+        if let Some(t) = capture_ns {
+            slot.set_capture_ns(t);
+        }
+        slot.publish();
+        Ok(true)
+    }
+
+    fn wake_reader(&self) {
+        let mem = self.producer.memory();
+        wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING);
+    }
+
+    /// Ends the stream: an end-of-stream message (framed mode, if it fits), the `CLOSED` flag
+    /// (always), a wake-up for a sleeping reader, and removal of the name. The reader still
+    /// reads every frame published before.
+    pub fn close(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        if !self.opts.raw {
+            let eos_len = FRAME_ALIGN - ring::PREFIX_LEN;
+            // Framed messages keep the write index 64-aligned, so the 64-byte end-of-stream
+            // message never needs a filler before it.
+            let fits = self.producer.refresh_free().map_err(|e| self.protocol(e))? >= FRAME_ALIGN;
+            if fits {
+                let seq = self.seq;
+                let header = |p: &mut [u8]| {
+                    FrameHeader {
+                        kind: MessageKind::EndOfStream,
+                        shape: None,
+                        seq,
+                        capture_ns: 0,
+                        publish_ns: sys::monotonic_ns(),
+                    }
+                    .encode(p)
+                };
+                if let Ok(p) = self.producer.append_in_place(eos_len) {
+                    header(p);
+                    self.producer.commit();
+                }
+            }
+        }
+        control::close(self.producer.memory().reserved());
+        self.wake_reader();
+        self.seg.unlink_if_ours();
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// Space for one frame, reserved in the ring (or, rarely in raw mode, in a staging buffer).
+/// Draw into [`pixels`](FrameSlot::pixels), then [`publish`](FrameSlot::publish); dropping it
+/// unpublished discards the frame.
+#[derive(Debug)]
+pub struct FrameSlot<'w> {
+    writer: &'w mut Writer,
+    /// Start of the payload in the ring; null when drawing into `writer.staging`.
+    ptr: *mut u8,
+    len: usize,
+    capture_ns: Option<u64>,
+}
+
+impl FrameSlot<'_> {
+    /// The frame's pixel bytes (`stride * height`), rows top to bottom, to fill in place.
+    pub fn pixels(&mut self) -> &mut [u8] {
+        if self.ptr.is_null() {
+            return &mut self.writer.staging[..];
+        }
+        let skip = if self.writer.opts.raw { 0 } else { FRAME_HEADER_LEN };
+        let n = self.writer.opts.shape.pixel_bytes() as usize;
+        assert!(skip + n <= self.len, "slot smaller than its frame");
+        // SAFETY: `ptr..ptr+len` is a payload appended but not committed by our producer: free
+        // ring space no one else reads or writes until `publish` commits it. The slot holds
+        // `&mut Writer`, so no other append can alias it, and `skip + n <= len` by construction
+        // (the payload was sized from the same shape).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(skip), n) }
+    }
+
+    /// Sequence number this frame will carry.
+    pub fn seq(&self) -> u64 {
+        self.writer.seq
+    }
+
+    /// Stamps the capture time (CLOCK_MONOTONIC ns, see [`crate::monotonic_ns`]); default:
+    /// the time of publishing.
+    pub fn set_capture_ns(&mut self, ns: u64) {
+        self.capture_ns = Some(ns);
+    }
+
+    /// Makes the frame visible to the reader (and wakes it if it sleeps). Returns its sequence
+    /// number.
+    pub fn publish(self) -> u64 {
+        let now = sys::monotonic_ns();
+        let w = &mut *self.writer;
+        if w.opts.raw {
+            if self.ptr.is_null() {
+                // `has_room` proved the room; the split copy cannot fail.
+                let staging = std::mem::take(&mut w.staging);
+                w.producer.append(&staging).expect("room was checked");
+                w.staging = staging;
+            }
+        } else {
+            // SAFETY: the first FRAME_HEADER_LEN bytes of our uncommitted payload (see `pixels`).
+            let header = unsafe { std::slice::from_raw_parts_mut(self.ptr, FRAME_HEADER_LEN) };
+            let capture = self.capture_ns.unwrap_or(now);
+            header[32..40].copy_from_slice(&capture.to_le_bytes());
+            FrameHeader::stamp_publish(header, now);
+        }
+        w.producer.commit();
+        w.wake_reader();
+        let seq = w.seq;
+        w.seq += 1;
+        std::mem::forget(self);
+        seq
+    }
+}
+
+impl Drop for FrameSlot<'_> {
+    fn drop(&mut self) {
+        self.writer.producer.abandon();
+    }
+}
