@@ -3,7 +3,8 @@
 //! # Framed messages
 //!
 //! In framed mode (bit `FRAMED` of the reserved word, see [`crate::control`]) every message
-//! payload starts with this 60-byte little-endian header:
+//! payload starts with this 108-byte little-endian header (a filler message may stop after the
+//! first 8 bytes):
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -18,15 +19,16 @@
 //! | 32 | 8 | capture time, ns of CLOCK_MONOTONIC |
 //! | 40 | 8 | publish time, ns of CLOCK_MONOTONIC (stamped just before the head is published) |
 //! | 48 | 4 | pixel bytes: `stride * height` |
-//! | 52 | 8 | reserved, 0 |
-//! | 60 | pixel bytes | pixels, rows top to bottom |
+//! | 52 | 56 | reserved, 0 (room for later fields) |
+//! | 108 | pixel bytes | pixels, rows top to bottom |
 //!
-//! With the 4-byte length prefix, the header fills exactly one 64-byte cache line. Framed
-//! messages start at ring indices that are multiples of 64 and are padded to a multiple of 64,
-//! so **pixels always start 64-byte aligned** and every frame sits **contiguously** in the data
-//! area: when a frame would cross the end, the producer first writes a *filler* message (kind 2,
-//! no pixels) over the rest of the area. Readers skip filler. A reader can therefore hand out
-//! frames in place, with no copy.
+//! Why 108: the data area starts 16 bytes into the (page-aligned) segment, and a message has a
+//! 4-byte prefix, so 16 + 4 + 108 = 128. Framed messages start at ring indices that are multiples
+//! of 64 and are padded to a multiple of 64, so **pixels always start 64-byte aligned in memory**
+//! and every frame sits **contiguously** in the data area: when a frame would cross the end, the
+//! producer first writes a *filler* message (kind 2, at least the first 8 header bytes, no
+//! pixels) over the rest of the area. Readers skip filler. A reader can therefore hand out frames
+//! in place, with no copy.
 //!
 //! # Raw messages
 //!
@@ -38,7 +40,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Size of the frame header.
-pub const FRAME_HEADER_LEN: usize = 60;
+pub const FRAME_HEADER_LEN: usize = 108;
+/// The part of the header every framed payload has, filler included: magic, version, kind.
+pub const FRAME_TAG_LEN: usize = 8;
 /// Alignment of framed messages in the ring (and of pixel data).
 pub const FRAME_ALIGN: u32 = 64;
 /// The magic at the start of every framed payload.
@@ -175,8 +179,7 @@ impl FrameShape {
 
     /// Size of a framed message carrying this shape, prefix and padding included.
     pub fn framed_message_len(&self) -> u32 {
-        let raw = 4 + FRAME_HEADER_LEN as u32 + self.pixel_bytes();
-        raw.div_ceil(FRAME_ALIGN) * FRAME_ALIGN
+        framed_message_len(self.pixel_bytes())
     }
 }
 
@@ -184,6 +187,11 @@ impl fmt::Display for FrameShape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}x{} {}", self.width, self.height, self.format)
     }
+}
+
+/// Size of a framed message with `pixel_bytes` of pixels, prefix and padding included.
+pub fn framed_message_len(pixel_bytes: u32) -> u32 {
+    (4 + FRAME_HEADER_LEN as u32 + pixel_bytes).div_ceil(FRAME_ALIGN) * FRAME_ALIGN
 }
 
 /// Kind of a framed message.
@@ -229,9 +237,18 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 }
 
 impl FrameHeader {
-    /// Encodes into the first [`FRAME_HEADER_LEN`] bytes of `out`.
+    /// Encodes into the first [`FRAME_HEADER_LEN`] bytes of `out` (a filler into as many of
+    /// them as `out` has, at least [`FRAME_TAG_LEN`]).
     pub fn encode(&self, out: &mut [u8]) {
-        let out = &mut out[..FRAME_HEADER_LEN];
+        let n = out.len().min(FRAME_HEADER_LEN);
+        let out = &mut out[..n];
+        if self.kind == MessageKind::Filler {
+            out.fill(0);
+            out[0..4].copy_from_slice(&MAGIC);
+            out[4..6].copy_from_slice(&FRAME_VERSION.to_le_bytes());
+            out[6..8].copy_from_slice(&(self.kind as u16).to_le_bytes());
+            return;
+        }
         out.fill(0);
         out[0..4].copy_from_slice(&MAGIC);
         out[4..6].copy_from_slice(&FRAME_VERSION.to_le_bytes());
@@ -255,11 +272,12 @@ impl FrameHeader {
 
     /// Decodes and validates a framed payload's header against the payload's length.
     ///
-    /// `payload` may be shared memory another process can change; callers pass a private copy
-    /// of the header bytes (see the reader), so every field is read once and then trusted.
-    pub fn decode(header: &[u8; FRAME_HEADER_LEN], payload_len: u32) -> Result<FrameHeader, String> {
-        let b = &header[..];
-        if b[0..4] != MAGIC {
+    /// `header` holds the payload's first `min(payload_len, FRAME_HEADER_LEN)` bytes. The
+    /// payload lives in shared memory another process could change, so callers pass a private
+    /// copy: every field is read once, validated, and only then trusted.
+    pub fn decode(header: &[u8], payload_len: u32) -> Result<FrameHeader, String> {
+        let b = header;
+        if b.len() < FRAME_TAG_LEN || b[0..4] != MAGIC {
             return Err("payload does not start with the frame magic".into());
         }
         let version = u16_at(b, 4);
@@ -274,6 +292,12 @@ impl FrameHeader {
             3 => MessageKind::EndOfStream,
             k => return Err(format!("unknown message kind {k}")),
         };
+        if kind == MessageKind::Filler {
+            return Ok(FrameHeader { kind, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 });
+        }
+        if b.len() < FRAME_HEADER_LEN || (payload_len as usize) < FRAME_HEADER_LEN {
+            return Err(format!("payload of {payload_len} bytes is shorter than the {FRAME_HEADER_LEN}-byte frame header"));
+        }
         let seq = u64_at(b, 24);
         let capture_ns = u64_at(b, 32);
         let publish_ns = u64_at(b, 40);
@@ -294,9 +318,6 @@ impl FrameHeader {
         } else {
             None
         };
-        if (payload_len as usize) < FRAME_HEADER_LEN {
-            return Err(format!("payload of {payload_len} bytes is shorter than the frame header"));
-        }
         Ok(FrameHeader { kind, shape, seq, capture_ns, publish_ns })
     }
 }
@@ -316,7 +337,7 @@ mod tests {
             let h = frame(s);
             let mut b = [0u8; FRAME_HEADER_LEN];
             h.encode(&mut b);
-            assert_eq!(FrameHeader::decode(&b, 60 + s.pixel_bytes()).unwrap(), h);
+            assert_eq!(FrameHeader::decode(&b, 108 + s.pixel_bytes()).unwrap(), h);
             assert_eq!(f.name().parse::<PixelFormat>().unwrap(), f);
         }
     }
@@ -326,7 +347,7 @@ mod tests {
         let s = FrameShape::packed(1920, 1080, PixelFormat::Bgr24).unwrap();
         let m = s.framed_message_len();
         assert_eq!(m % FRAME_ALIGN, 0);
-        assert!(m >= 64 + 6_220_800 && m < 64 + 6_220_800 + 64);
+        assert!(m >= 112 + 6_220_800 && m < 112 + 6_220_800 + 64);
     }
 
     #[test]
@@ -334,23 +355,27 @@ mod tests {
         let s = FrameShape::packed(4, 4, PixelFormat::Rgb24).unwrap();
         let mut good = [0u8; FRAME_HEADER_LEN];
         frame(s).encode(&mut good);
-        let cases: Vec<(&str, Box<dyn Fn(&mut [u8; 60])>, u32)> = vec![
-            ("magic", Box::new(|b| b[0] = b'X'), 108),
-            ("version", Box::new(|b| b[4] = 9), 108),
-            ("kind", Box::new(|b| b[6] = 77), 108),
-            ("format", Box::new(|b| b[20] = 99), 108),
-            ("width 0", Box::new(|b| b[8..12].fill(0)), 108),
-            ("stride < width", Box::new(|b| b[16..20].copy_from_slice(&3u32.to_le_bytes())), 108),
-            ("pixel bytes", Box::new(|b| b[48..52].copy_from_slice(&1u32.to_le_bytes())), 108),
-            ("huge", Box::new(|b| b[8..20].fill(0xFF)), 108),
-            ("payload short", Box::new(|_| {}), 100),
+        let cases: Vec<(&str, Box<dyn Fn(&mut [u8; FRAME_HEADER_LEN])>, u32)> = vec![
+            ("magic", Box::new(|b| b[0] = b'X'), 156),
+            ("version", Box::new(|b| b[4] = 9), 156),
+            ("kind", Box::new(|b| b[6] = 77), 156),
+            ("format", Box::new(|b| b[20] = 99), 156),
+            ("width 0", Box::new(|b| b[8..12].fill(0)), 156),
+            ("stride < width", Box::new(|b| b[16..20].copy_from_slice(&3u32.to_le_bytes())), 156),
+            ("pixel bytes", Box::new(|b| b[48..52].copy_from_slice(&1u32.to_le_bytes())), 156),
+            ("huge", Box::new(|b| b[8..20].fill(0xFF)), 156),
+            ("payload short", Box::new(|_| {}), 150),
         ];
         for (what, poke, len) in cases {
             let mut b = good;
             poke(&mut b);
             assert!(FrameHeader::decode(&b, len).is_err(), "{what} accepted");
         }
-        assert!(FrameHeader::decode(&good, 108).is_ok());
+        assert!(FrameHeader::decode(&good, 156).is_ok());
+        assert!(FrameHeader::decode(&good[..50], 50).is_err(), "truncated frame header accepted");
+        let mut filler = [0u8; 8];
+        FrameHeader { kind: MessageKind::Filler, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 }.encode(&mut filler);
+        assert_eq!(FrameHeader::decode(&filler, 60).unwrap().kind, MessageKind::Filler);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::control::{self, Origin, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
 use crate::error::{Error, Result};
-use crate::frame::{has_magic, FrameHeader, FrameShape, MessageKind, FRAME_HEADER_LEN};
+use crate::frame::{has_magic, FrameHeader, FrameShape, MessageKind, FRAME_HEADER_LEN, FRAME_TAG_LEN};
 use crate::ring::{Consumer, Message};
 use crate::segment::Segment;
 use crate::wait::{self, Backoff};
@@ -297,6 +297,12 @@ impl Reader {
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(self.broken(att, st, e.to_string())),
             };
+            if msg.len == 0 {
+                // An empty message carries no frame (cpp_py_shmbuf's reader would hang on it):
+                // consume it and go on, the stream stays in step.
+                consume_now(att, st, &msg);
+                continue;
+            }
             match self.classify(att, st, &msg)? {
                 Some(frame) => return Ok(Some(frame)),
                 None if st.ended => return Err(Error::EndOfStream { name: self.name.clone() }),
@@ -317,7 +323,7 @@ impl Reader {
             Origin::Ours { framed } => framed,
             Origin::Foreign => {
                 let raw_exact = self.opts.raw.is_some_and(|s| s.pixel_bytes() == msg.len);
-                !raw_exact && msg.len as usize >= FRAME_HEADER_LEN && {
+                !raw_exact && msg.len as usize >= FRAME_TAG_LEN && {
                     let mut head = [0u8; 4];
                     copy_prefix(st, msg, &mut head);
                     has_magic(&head)
@@ -332,15 +338,12 @@ impl Reader {
     }
 
     fn classify_framed(&self, att: &Arc<Attachment>, st: &mut ConsumerState, msg: &Message) -> Result<Option<Frame>> {
-        if (msg.len as usize) < FRAME_HEADER_LEN {
-            let d = format!("a {}-byte message is too short for a frame header", msg.len);
-            return Err(self.broken(att, st, d));
-        }
         // Copy the header out once: another process could change the shared bytes, so what we
         // validate must be what we use.
         let mut hb = [0u8; FRAME_HEADER_LEN];
-        copy_prefix(st, msg, &mut hb);
-        let header = match FrameHeader::decode(&hb, msg.len) {
+        let hb = &mut hb[..(msg.len as usize).min(FRAME_HEADER_LEN)];
+        copy_prefix(st, msg, hb);
+        let header = match FrameHeader::decode(hb, msg.len) {
             Ok(h) => h,
             Err(d) => return Err(self.broken(att, st, d)),
         };

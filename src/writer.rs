@@ -174,22 +174,28 @@ impl Writer {
                 Err(e) => return Err(map_err(e)),
             }
         } else {
-            let msg = shape.framed_message_len();
-            if self.producer.bytes_to_end() < msg {
-                let seq = self.seq;
-                self.producer
-                    .append_pad_to_end(|p| {
-                        FrameHeader { kind: MessageKind::Filler, shape: None, seq, capture_ns: 0, publish_ns: 0 }
-                            .encode(p)
-                    })
-                    .map_err(map_err)?;
-            }
-            let payload = self.producer.append_in_place(msg - ring::PREFIX_LEN).map_err(map_err)?;
-            FrameHeader { kind: MessageKind::Frame, shape: Some(shape), seq: self.seq, capture_ns: 0, publish_ns: 0 }
-                .encode(payload);
+            let header =
+                FrameHeader { kind: MessageKind::Frame, shape: Some(shape), seq: self.seq, capture_ns: 0, publish_ns: 0 };
+            let payload = self.append_framed(shape.pixel_bytes(), &header)?;
             (payload.as_mut_ptr(), payload.len())
         };
         Ok(Some(FrameSlot { writer: self, ptr, len, capture_ns: None }))
+    }
+
+    /// Appends (uncommitted) a framed message with `pixel_bytes` of pixels and its header, first
+    /// padding to the end of the data area if it would not lie there contiguously. The caller
+    /// has checked the room (`has_room`, or a free-space check for end of stream).
+    fn append_framed(&mut self, pixel_bytes: u32, header: &FrameHeader) -> Result<&mut [u8]> {
+        let msg = crate::frame::framed_message_len(pixel_bytes);
+        let name = self.seg.name().to_owned();
+        let map_err = |e: RingPushError| Error::Protocol { name: name.clone(), detail: e.to_string() };
+        if self.producer.bytes_to_end() < msg {
+            let filler = FrameHeader { kind: MessageKind::Filler, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 };
+            self.producer.append_pad_to_end(|p| filler.encode(p)).map_err(map_err)?;
+        }
+        let payload = self.producer.append_in_place(msg - ring::PREFIX_LEN).map_err(map_err)?;
+        header.encode(payload);
+        Ok(payload)
     }
 
     /// Like [`try_frame`](Writer::try_frame), but waits (asleep, woken by the reader) up to
@@ -256,27 +262,20 @@ impl Writer {
         }
         self.closed = true;
         if !self.opts.raw {
-            let eos_len = FRAME_ALIGN - ring::PREFIX_LEN;
-            // Framed messages keep the write index 64-aligned, so the 64-byte end-of-stream
-            // message never needs a filler before it.
-            let fits = self.producer.refresh_free().map_err(|e| self.protocol(e))? >= FRAME_ALIGN;
-            if fits {
-                let seq = self.seq;
-                let header = |p: &mut [u8]| {
-                    FrameHeader {
-                        kind: MessageKind::EndOfStream,
-                        shape: None,
-                        seq,
-                        capture_ns: 0,
-                        publish_ns: sys::monotonic_ns(),
-                    }
-                    .encode(p)
+            let msg = crate::frame::framed_message_len(0);
+            let needed = if self.producer.bytes_to_end() < msg { self.producer.bytes_to_end() + msg } else { msg };
+            if self.producer.refresh_free().map_err(|e| self.protocol(e))? >= needed {
+                let eos = FrameHeader {
+                    kind: MessageKind::EndOfStream,
+                    shape: None,
+                    seq: self.seq,
+                    capture_ns: 0,
+                    publish_ns: sys::monotonic_ns(),
                 };
-                if let Ok(p) = self.producer.append_in_place(eos_len) {
-                    header(p);
-                    self.producer.commit();
-                }
+                self.append_framed(0, &eos)?;
+                self.producer.commit();
             }
+            // Else the ring is full: the CLOSED flag below still ends the stream.
         }
         control::close(self.producer.memory().reserved());
         self.wake_reader();

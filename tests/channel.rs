@@ -1,0 +1,395 @@
+//! Writer and Reader in one process: frames, leases, latest, end of stream, exclusivity,
+//! ownership of names, follow mode.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Channel;
+use shmframes::{Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Writer, WriterOptions};
+
+const T: Option<Duration> = Some(Duration::from_secs(5));
+
+fn opts(w: u32, h: u32, f: PixelFormat, frames: u32) -> WriterOptions {
+    let mut o = WriterOptions::new(w, h, f).unwrap();
+    o.buffer_frames = frames;
+    o
+}
+
+fn reader(name: &str) -> Reader {
+    Reader::open(name, &ReaderOptions::default()).unwrap()
+}
+
+fn publish(w: &mut Writer, value: u8) -> u64 {
+    let mut slot = w.try_frame().unwrap().expect("room for a frame");
+    slot.pixels().fill(value);
+    slot.publish()
+}
+
+#[test]
+fn frames_carry_metadata_and_pixels() {
+    let ch = Channel::new("meta");
+    for f in PixelFormat::ALL {
+        let mut w = Writer::create(&ch, &opts(33, 7, f, 3)).unwrap();
+        let mut r = reader(&ch);
+        let before = shmframes::monotonic_ns();
+        let mut slot = w.try_frame().unwrap().unwrap();
+        assert_eq!(slot.pixels().len(), 33 * 7 * f.bytes_per_pixel() as usize);
+        for (i, b) in slot.pixels().iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        slot.set_capture_ns(before);
+        assert_eq!(slot.publish(), 0);
+        let fr = r.read(T).unwrap().unwrap();
+        assert_eq!(fr.shape(), FrameShape::packed(33, 7, f).unwrap());
+        assert_eq!(fr.seq(), 0);
+        assert_eq!(fr.capture_ns(), before);
+        assert!(fr.publish_ns() >= before && fr.publish_ns() <= shmframes::monotonic_ns());
+        assert!(fr.is_zero_copy() && !fr.is_raw());
+        assert_eq!(fr.pixels().as_ptr() as usize % 64, 0, "pixels are 64-byte aligned");
+        assert!(fr.pixels().iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        drop(fr);
+        drop(r);
+        w.close().unwrap();
+    }
+}
+
+#[test]
+fn capacity_holds_requested_frames_wherever_the_end_falls() {
+    let ch = Channel::new("cap");
+    // 100x10 gray: 1000 pixel bytes, 1088-byte messages that never divide the capacity.
+    let mut w = Writer::create(&ch, &opts(100, 10, PixelFormat::Gray8, 5)).unwrap();
+    let mut r = reader(&ch);
+    let mut seq = 0u64;
+    for _lap in 0..50 {
+        // Fill with 5 frames (they must all fit while none is released), then read them all.
+        for i in 0..5 {
+            assert_eq!(publish(&mut w, (seq + i) as u8), seq + i);
+        }
+        let held: Vec<_> = (0..5).map(|_| r.try_read().unwrap().expect("frame")).collect();
+        for (i, f) in held.iter().enumerate() {
+            assert_eq!(f.seq(), seq + i as u64);
+            assert!(f.pixels().iter().all(|&b| b == (seq + i as u64) as u8));
+        }
+        drop(held);
+        // A step of one frame moves the wrap point each lap.
+        publish(&mut w, 0);
+        r.try_read().unwrap().unwrap();
+        seq += 6;
+    }
+}
+
+#[test]
+fn full_ring_drops_and_held_frames_are_never_overwritten() {
+    let ch = Channel::new("lease");
+    let mut w = Writer::create(&ch, &opts(64, 64, PixelFormat::Gray8, 2)).unwrap();
+    let mut r = reader(&ch);
+    let mut held = Vec::new();
+    let mut published = 0u32;
+    for v in 0..50u8 {
+        if let Some(mut s) = w.try_frame().unwrap() {
+            s.pixels().fill(v);
+            s.publish();
+            published += 1;
+        }
+        if let Ok(Some(f)) = r.try_read() {
+            held.push((v, f));
+        }
+    }
+    // The ring held everything we held; further frames were refused, not written over ours.
+    assert!(published < 50, "the producer never saw a full ring");
+    assert!(!held.is_empty());
+    for (_, f) in &held {
+        let first = f.pixels()[0];
+        assert!(f.pixels().iter().all(|&b| b == first), "frame {} was overwritten", f.seq());
+    }
+    // Release out of order: the last first. Space only returns when the oldest goes.
+    let n = held.len();
+    assert_eq!(r.frames_held(), n);
+    let oldest = held.remove(0);
+    while let Some((_, f)) = held.pop() {
+        drop(f);
+    }
+    assert!(w.try_frame().unwrap().is_none() || n == 1, "space freed while the oldest is held");
+    drop(oldest);
+    assert!(w.try_frame().unwrap().is_some(), "space not freed after releasing everything");
+}
+
+#[test]
+fn frames_outlive_the_reader() {
+    let ch = Channel::new("outlive");
+    let mut w = Writer::create(&ch, &opts(16, 16, PixelFormat::Rgb24, 2)).unwrap();
+    let mut r = reader(&ch);
+    publish(&mut w, 9);
+    let f = r.read(T).unwrap().unwrap();
+    drop(r);
+    // The consumer role stays taken while a frame is held (so nobody can free its bytes)...
+    assert!(matches!(Reader::open(&ch, &ReaderOptions::default()), Err(Error::ChannelBusy { .. })));
+    assert!(f.pixels().iter().all(|&b| b == 9));
+    drop(f);
+    // ...and is free once the last frame is gone.
+    let _r2 = reader(&ch);
+}
+
+#[test]
+fn latest_skips_and_releases_the_backlog() {
+    let ch = Channel::new("latest");
+    let mut w = Writer::create(&ch, &opts(8, 8, PixelFormat::Bgra32, 8)).unwrap();
+    let mut r = reader(&ch);
+    for v in 0..6 {
+        publish(&mut w, v);
+    }
+    let f = r.latest(T).unwrap().unwrap();
+    assert_eq!(f.seq(), 5);
+    assert_eq!(r.frames_held(), 1);
+    drop(f);
+    assert_eq!(w.backlog_bytes().unwrap(), 0, "skipped frames were not released");
+    assert!(r.latest(Some(Duration::from_millis(20))).unwrap().is_none());
+    publish(&mut w, 7);
+    assert_eq!(r.latest(T).unwrap().unwrap().seq(), 6);
+}
+
+#[test]
+fn end_of_stream_after_the_last_frame() {
+    let ch = Channel::new("eos");
+    let mut w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
+    let mut r = reader(&ch);
+    publish(&mut w, 1);
+    publish(&mut w, 2);
+    w.close().unwrap();
+    assert!(!ch.exists(), "closing the writer removes the name");
+    assert_eq!(r.read(T).unwrap().unwrap().seq(), 0);
+    assert_eq!(r.read(T).unwrap().unwrap().seq(), 1);
+    assert!(matches!(r.read(T), Err(Error::EndOfStream { .. })));
+    assert_eq!(r.producer_state(), ProducerState::Ended);
+    assert!(matches!(r.read(T), Err(Error::EndOfStream { .. })), "end of stream is sticky");
+}
+
+#[test]
+fn end_of_stream_even_when_the_ring_is_full() {
+    let ch = Channel::new("eosfull");
+    let mut w = Writer::create(&ch, &opts(64, 64, PixelFormat::Gray8, 1)).unwrap();
+    let mut r = reader(&ch);
+    while w.try_frame().unwrap().is_some_and(|s| {
+        s.publish();
+        true
+    }) {}
+    w.close().unwrap();
+    let mut frames = 0;
+    let err = loop {
+        match r.read(T) {
+            Ok(Some(_)) => frames += 1,
+            Ok(None) => panic!("timed out instead of ending"),
+            Err(e) => break e,
+        }
+    };
+    assert!(frames >= 1);
+    assert!(matches!(err, Error::EndOfStream { .. }), "{err}");
+}
+
+#[test]
+fn blocking_read_is_woken_by_publish() {
+    let ch = Channel::new("wake");
+    let mut w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
+    let name = ch.0.clone();
+    let t = std::thread::spawn(move || {
+        let mut r = reader(&name);
+        let start = Instant::now();
+        let f = r.read(Some(Duration::from_secs(20))).unwrap().expect("woken with a frame");
+        (f.seq(), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    publish(&mut w, 3);
+    let (seq, waited) = t.join().unwrap();
+    assert_eq!(seq, 0);
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+}
+
+#[test]
+fn writer_waits_for_room_when_asked() {
+    let ch = Channel::new("wait");
+    let mut w = Writer::create(&ch, &opts(32, 32, PixelFormat::Gray8, 1)).unwrap();
+    let name = ch.0.clone();
+    let reader_thread = std::thread::spawn(move || {
+        let mut r = reader(&name);
+        let mut seqs = Vec::new();
+        while let Ok(Some(f)) = r.read(T) {
+            assert!(f.pixels().iter().all(|&b| b == f.seq() as u8));
+            seqs.push(f.seq());
+        }
+        seqs
+    });
+    let pix = |v: u8| vec![v; 32 * 32];
+    for i in 0..200u64 {
+        assert!(w.write(&pix(i as u8), None, None).unwrap(), "lossless write timed out");
+    }
+    w.close().unwrap();
+    let seqs = reader_thread.join().unwrap();
+    assert_eq!(seqs, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn write_times_out_when_nobody_reads() {
+    let ch = Channel::new("wto");
+    let mut w = Writer::create(&ch, &opts(32, 32, PixelFormat::Gray8, 1)).unwrap();
+    let px = vec![0u8; 1024];
+    while w.write(&px, None, Some(Duration::ZERO)).unwrap() {}
+    assert!(!w.write(&px, None, Some(Duration::from_millis(30))).unwrap());
+    assert!(matches!(w.write(&px[1..], None, None), Err(Error::Config(_))));
+}
+
+#[test]
+fn second_consumer_gets_channel_busy() {
+    let ch = Channel::new("busy");
+    let _w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
+    let r1 = reader(&ch);
+    let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::ChannelBusy { .. }), "{e}");
+    assert!(e.to_string().contains("single-consumer"), "{e}");
+    drop(r1);
+    let _r2 = reader(&ch);
+}
+
+#[test]
+fn live_name_is_never_taken_over_and_stale_is_replaced() {
+    let ch = Channel::new("own");
+    let w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
+    let e = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap_err();
+    assert!(matches!(e, Error::ProducerAlive { .. }), "{e}");
+    // A stale leftover (a segment nobody holds: here a copy of the live one's bytes).
+    let bytes = std::fs::read(ch.path()).unwrap();
+    drop(w);
+    std::fs::write(ch.path(), &bytes).unwrap();
+    let w2 = Writer::create(&ch, &opts(4, 4, PixelFormat::Rgb24, 2)).unwrap();
+    assert_eq!(w2.shape().width, 4);
+    drop(w2);
+    assert!(!ch.exists());
+}
+
+#[test]
+fn missing_channel_is_a_clear_error_and_can_be_waited_for() {
+    let ch = Channel::new("missing");
+    let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::ChannelNotFound { .. }), "{e}");
+    assert!(e.to_string().contains("start the producer"), "{e}");
+    let name = ch.0.clone();
+    let t = std::thread::spawn(move || {
+        let o = ReaderOptions { timeout: Duration::from_secs(20), ..Default::default() };
+        Reader::open(&name, &o).map(|mut r| r.read(T).unwrap().unwrap().seq())
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let mut w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
+    publish(&mut w, 1);
+    assert_eq!(t.join().unwrap().unwrap(), 0);
+    let o = ReaderOptions { timeout: Duration::from_millis(30), ..Default::default() };
+    let e = Reader::open("shmframes-test-never-there", &o).unwrap_err();
+    assert!(e.to_string().contains("after waiting"), "{e}");
+}
+
+#[test]
+fn follow_mode_switches_to_a_restarted_producer() {
+    let ch = Channel::new("follow");
+    let mut w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
+    let o = ReaderOptions { follow: true, ..Default::default() };
+    let mut r = Reader::open(&ch, &o).unwrap();
+    publish(&mut w, 1);
+    assert_eq!(r.read(T).unwrap().unwrap().pixels()[0], 1);
+    w.close().unwrap();
+    // Ended: follow mode reports timeouts, not errors, until a new producer comes.
+    assert!(r.read(Some(Duration::from_millis(50))).unwrap().is_none());
+    assert_eq!(r.producer_state(), ProducerState::Ended);
+    let mut w2 = Writer::create(&ch, &opts(8, 8, PixelFormat::Rgb24, 2)).unwrap();
+    publish(&mut w2, 2);
+    let f = r.read(T).unwrap().expect("frame from the restarted producer");
+    assert_eq!(f.shape().format, PixelFormat::Rgb24);
+    assert_eq!(f.pixels()[0], 2);
+    assert_eq!(r.producer_state(), ProducerState::Live);
+}
+
+#[test]
+fn raw_mode_round_trip_and_split_frames() {
+    let ch = Channel::new("raw");
+    let mut o = opts(10, 10, PixelFormat::Bgr24, 3);
+    o.raw = true;
+    let mut w = Writer::create(&ch, &o).unwrap();
+    let shape = FrameShape::packed(10, 10, PixelFormat::Bgr24).unwrap();
+    let mut r = Reader::open(&ch, &ReaderOptions { raw: Some(shape), ..Default::default() }).unwrap();
+    let (mut split, mut inplace) = (0, 0);
+    for i in 0..40u8 {
+        publish(&mut w, i);
+        let f = r.read(T).unwrap().unwrap();
+        assert!(f.is_raw());
+        assert_eq!(f.seq(), i as u64);
+        assert!(f.pixels().iter().all(|&b| b == i), "frame {i}");
+        if f.is_zero_copy() {
+            inplace += 1
+        } else {
+            split += 1
+        }
+    }
+    assert!(split > 0 && inplace > 0, "split {split}, in place {inplace}");
+    // Without the shape, a raw stream is a clear error.
+    drop(r);
+    publish(&mut w, 1);
+    let mut r = reader(&ch);
+    let e = r.read(T).unwrap_err();
+    assert!(matches!(e, Error::RawWithoutShape { .. }), "{e}");
+    // With a wrong shape, a clear error naming both sizes.
+    drop(r);
+    let wrong = FrameShape::packed(10, 11, PixelFormat::Bgr24).unwrap();
+    let mut r = Reader::open(&ch, &ReaderOptions { raw: Some(wrong), ..Default::default() }).unwrap();
+    let e = r.read(T).unwrap_err();
+    assert!(matches!(e, Error::RawSizeMismatch { got: 300, expected: 330, .. }), "{e}");
+}
+
+/// Our raw stream, read by an independent, minimal reader of the cpp_py_shmbuf layout (what
+/// their C++ and Python consumers do): header fields by offset, `[len][payload]` messages.
+#[test]
+fn raw_stream_reads_with_a_plain_cpp_layout_reader() {
+    let ch = Channel::new("plain");
+    let mut o = opts(7, 5, PixelFormat::Bgr24, 3);
+    o.raw = true;
+    let mut w = Writer::create(&ch, &o).unwrap();
+    for i in 0..3u8 {
+        publish(&mut w, 10 + i);
+    }
+    let seg = std::fs::read(ch.path()).unwrap();
+    let u32_at = |o: usize| u32::from_le_bytes(seg[o..o + 4].try_into().unwrap());
+    let (head, mut tail, cap) = (u32_at(0), u32_at(4), u32_at(8));
+    assert_eq!(seg.len(), 16 + cap as usize);
+    let byte = |i: u32| seg[16 + (i & (cap - 1)) as usize];
+    let mut payloads = Vec::new();
+    while tail != head {
+        let len = u32::from_le_bytes([byte(tail), byte(tail + 1), byte(tail + 2), byte(tail + 3)]);
+        let p: Vec<u8> = (0..len).map(|k| byte(tail + 4 + k)).collect();
+        tail += 4 + len;
+        payloads.push(p);
+    }
+    assert_eq!(payloads.len(), 3);
+    for (i, p) in payloads.iter().enumerate() {
+        assert_eq!(p.len(), 7 * 5 * 3, "their consumers expect exactly w*h*3 bytes");
+        assert!(p.iter().all(|&b| b == 10 + i as u8));
+    }
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    assert!(WriterOptions::new(0, 10, PixelFormat::Bgr24).is_err());
+    let mut o = WriterOptions::new(1920, 1080, PixelFormat::Rgba32).unwrap();
+    o.buffer_frames = 1000;
+    let e = Writer::create("shmframes-test-too-big", &o).unwrap_err();
+    assert!(e.to_string().contains("buffer fewer frames"), "{e}");
+    o.buffer_frames = 0;
+    assert!(Writer::create("shmframes-test-zero", &o).is_err());
+    let e = Writer::create("a/b", &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::InvalidName { .. }), "{e}");
+}
+
+#[test]
+fn segments_are_private_to_their_user_by_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let ch = Channel::new("mode");
+    let _w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 1)).unwrap();
+    let mode = std::fs::metadata(ch.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

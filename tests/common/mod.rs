@@ -1,0 +1,131 @@
+//! Helpers shared by the integration tests: unique channel names that clean up after
+//! themselves, and child processes that never outlive a test.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A channel name unique to this process and call, removed from /dev/shm on drop (pass or fail).
+pub struct Channel(pub String);
+
+impl Channel {
+    pub fn new(tag: &str) -> Channel {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("shmframes-test-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let c = Channel(name);
+        let _ = std::fs::remove_file(c.path());
+        c
+    }
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/dev/shm").join(&self.0)
+    }
+    pub fn exists(&self) -> bool {
+        self.path().exists()
+    }
+}
+
+impl std::ops::Deref for Channel {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.path());
+    }
+}
+
+/// A child process killed and reaped on drop.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.0.take().unwrap().wait().unwrap()
+    }
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+    pub fn kill9(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+        self.0 = None;
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs the named test of this same test binary in a child process, with `SHMFRAMES_CHILD`
+/// set to `role` and `SHMFRAMES_CHANNEL` to `channel`. The test function checks the variable
+/// and plays the child's part.
+pub fn spawn_child(test_name: &str, role: &str, channel: &str, extra_env: &[(&str, String)]) -> ChildGuard {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("SHMFRAMES_CHILD", role)
+        .env("SHMFRAMES_CHANNEL", channel);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    ChildGuard(Some(cmd.spawn().expect("spawn child test process")))
+}
+
+/// The role this process plays, if it was started by `spawn_child`.
+pub fn child_role() -> Option<(String, String)> {
+    let role = std::env::var("SHMFRAMES_CHILD").ok()?;
+    let channel = std::env::var("SHMFRAMES_CHANNEL").ok()?;
+    Some((role, channel))
+}
+
+/// Waits until `cond` holds, polling every few ms, for at most `secs` seconds.
+pub fn wait_until(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// A 64-bit mixing function (splitmix64) for reproducible test data and checksums.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Fills `buf` with data derived from `seed` (8 bytes at a time).
+pub fn fill(buf: &mut [u8], seed: u64) {
+    let mut chunks = buf.chunks_exact_mut(8);
+    let mut s = mix(seed);
+    for c in &mut chunks {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        c.copy_from_slice(&s.to_le_bytes());
+    }
+    for b in chunks.into_remainder() {
+        *b = s as u8;
+    }
+}
+
+/// Checks that `buf` is exactly what `fill(buf, seed)` writes.
+pub fn check(buf: &[u8], seed: u64) -> bool {
+    let mut chunks = buf.chunks_exact(8);
+    let mut s = mix(seed);
+    for c in &mut chunks {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        if c != s.to_le_bytes() {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| b == s as u8)
+}
