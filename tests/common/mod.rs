@@ -70,7 +70,8 @@ pub fn spawn_child(test_name: &str, role: &str, channel: &str, extra_env: &[(&st
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env("SHMFRAMES_CHILD", role)
-        .env("SHMFRAMES_CHANNEL", channel);
+        .env("SHMFRAMES_CHANNEL", channel)
+        .stdout(std::process::Stdio::null());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }

@@ -1,0 +1,173 @@
+//! Hostile and broken segments: every field read from shared memory is validated. Bad bytes
+//! give a clear error, never a crash, an out-of-bounds read or a hang. These are the failures
+//! measured in cpp_py_shmbuf's consumers, each shown absent here.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Channel;
+use proptest::prelude::*;
+use shmframes::{Error, FrameShape, PixelFormat, Reader, ReaderOptions};
+
+fn segment(head: u32, tail: u32, capacity: u32, reserved: u32, size: usize) -> Vec<u8> {
+    let mut b = vec![0u8; size];
+    b[0..4].copy_from_slice(&head.to_le_bytes());
+    b[4..8].copy_from_slice(&tail.to_le_bytes());
+    b[8..12].copy_from_slice(&capacity.to_le_bytes());
+    b[12..16].copy_from_slice(&reserved.to_le_bytes());
+    b
+}
+
+fn raw_opts() -> ReaderOptions {
+    ReaderOptions { raw: Some(FrameShape::packed(4, 1, PixelFormat::Gray8).unwrap()), ..Default::default() }
+}
+
+fn open(bytes: &[u8], opts: &ReaderOptions) -> (Channel, Result<Reader, Error>) {
+    let ch = Channel::new("hostile");
+    std::fs::write(ch.path(), bytes).unwrap();
+    let r = Reader::open(&ch, opts);
+    (ch, r)
+}
+
+#[test]
+fn bad_capacities_are_refused_at_open() {
+    let cases = [
+        ("capacity 0", segment(0, 0, 0, 0, 80)),
+        ("capacity not a power of two", segment(0, 0, 48, 0, 80)),
+        ("capacity larger than the segment", segment(0, 0, 128, 0, 80)),
+        ("capacity 2^32 - 2^31 + ...", segment(0, 0, 0x8000_0000, 0, 80)),
+        ("segment smaller than the header", vec![0u8; 10]),
+        ("empty segment", vec![]),
+    ];
+    for (what, bytes) in cases {
+        let (_ch, r) = open(&bytes, &raw_opts());
+        let e = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
+        assert!(matches!(e, Error::Protocol { .. }), "{what}: {e}");
+        assert!(e.to_string().contains("protocol"), "{what}: {e}");
+    }
+}
+
+fn with_message(len_prefix: u32, head: u32) -> Vec<u8> {
+    let mut b = segment(head, 0, 64, 0, 80);
+    b[16..20].copy_from_slice(&len_prefix.to_le_bytes());
+    b
+}
+
+#[test]
+fn hostile_length_prefixes_error_at_once_instead_of_hanging() {
+    for bad in [0x7FFF_FFFFu32, 0xFFFF_FFFE, 0xFFFF_FFFF, 61] {
+        let (_ch, r) = open(&with_message(bad, 64), &raw_opts());
+        let mut r = r.unwrap();
+        let t = Instant::now();
+        let e = r.read(Some(Duration::from_secs(30))).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "length {bad:#x}: took {:?}", t.elapsed());
+        assert!(matches!(e, Error::Protocol { .. }), "length {bad:#x}: {e}");
+        // Sticky: the stream cannot be resynchronised, so it stays an error.
+        assert!(matches!(r.read(Some(Duration::ZERO)), Err(Error::Protocol { .. })));
+    }
+}
+
+#[test]
+fn zero_length_message_is_skipped_not_a_stall() {
+    // cpp_py_shmbuf's reader treats a zero length as "no message yet" and never advances.
+    let mut b = segment(12, 0, 64, 0, 80);
+    b[16..20].copy_from_slice(&0u32.to_le_bytes()); // empty message
+    b[20..24].copy_from_slice(&4u32.to_le_bytes()); // then a 4-byte frame
+    b[24..28].copy_from_slice(b"abcd");
+    let (_ch, r) = open(&b, &raw_opts());
+    let f = r.unwrap().read(Some(Duration::from_secs(5))).unwrap().expect("the frame after the empty message");
+    assert_eq!(f.pixels(), b"abcd");
+}
+
+#[test]
+fn impossible_head_and_tail_are_errors() {
+    for (what, head, tail) in [("head far ahead", 1000u32, 0u32), ("tail after head", 0, 8), ("partial prefix", 2, 0)] {
+        let (_ch, r) = open(&segment(head, tail, 64, 0, 80), &raw_opts());
+        let e = r.unwrap().read(Some(Duration::from_secs(5))).unwrap_err();
+        assert!(matches!(e, Error::Protocol { .. }), "{what}: {e}");
+    }
+}
+
+/// Frame headers that do not add up are refused, in a segment marked as ours.
+#[test]
+fn inconsistent_frame_headers_are_refused() {
+    let reserved = shmframes::control::initial(true);
+    let mut frame = vec![0u8; 108 + 16];
+    let shape = FrameShape::packed(4, 4, PixelFormat::Gray8).unwrap();
+    shmframes::frame::FrameHeader {
+        kind: shmframes::frame::MessageKind::Frame,
+        shape: Some(shape),
+        seq: 0,
+        capture_ns: 0,
+        publish_ns: 0,
+    }
+    .encode(&mut frame);
+    let pokes: [(&str, usize, u32); 4] =
+        [("width", 8, 1000), ("pixel bytes", 48, 17), ("format", 20, 42), ("magic", 0, 0x1234_5678)];
+    for (what, off, val) in pokes {
+        let mut f = frame.clone();
+        f[off..off + 4].copy_from_slice(&val.to_le_bytes());
+        let mut b = segment(4 + f.len() as u32, 0, 256, reserved, 16 + 256);
+        b[16..20].copy_from_slice(&(f.len() as u32).to_le_bytes());
+        b[20..20 + f.len()].copy_from_slice(&f);
+        let (_ch, r) = open(&b, &ReaderOptions::default());
+        let mut r = r.unwrap();
+        let e = r.read(Some(Duration::from_secs(5))).unwrap_err();
+        assert!(matches!(e, Error::Protocol { .. }), "{what}: {e}");
+    }
+}
+
+#[test]
+fn unknown_extension_version_is_a_clear_error() {
+    let reserved = (0x5346 << 16) | (9 << 8);
+    let (_ch, r) = open(&segment(0, 0, 64, reserved, 80), &ReaderOptions::default());
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("version 9"), "{e}");
+}
+
+#[test]
+fn symlinks_are_not_followed() {
+    let ch = Channel::new("link");
+    let target = std::env::temp_dir().join(format!("shmframes-link-target-{}", std::process::id()));
+    std::fs::write(&target, segment(0, 0, 64, 0, 80)).unwrap();
+    std::os::unix::fs::symlink(&target, ch.path()).unwrap();
+    let e = Reader::open(&ch, &raw_opts()).unwrap_err();
+    let _ = std::fs::remove_file(&target);
+    assert!(!matches!(e, Error::ChannelNotFound { .. }), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes as a segment: opening and reading never panics or hangs.
+    #[test]
+    fn arbitrary_segments_never_crash_or_hang(
+        bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        mark in any::<bool>(),
+        cap_log in 3u32..9,
+    ) {
+        let mut b = bytes;
+        if b.len() >= 16 {
+            // Make most cases get past the capacity check, so the messages are exercised too.
+            let cap = (1u32 << cap_log).min(b.len() as u32 - 16).max(8);
+            if cap.is_power_of_two() && 16 + cap as usize <= b.len() {
+                b[8..12].copy_from_slice(&cap.to_le_bytes());
+            }
+            if mark {
+                b[12..16].copy_from_slice(&shmframes::control::initial(true).to_le_bytes());
+            }
+        }
+        let (_ch, r) = open(&b, &raw_opts());
+        if let Ok(mut r) = r {
+            let t = Instant::now();
+            for _ in 0..20 {
+                match r.read(Some(Duration::ZERO)) {
+                    Ok(Some(f)) => { let _ = f.pixels().iter().map(|&x| x as u64).sum::<u64>(); }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            prop_assert!(t.elapsed() < Duration::from_secs(5));
+        }
+    }
+}
