@@ -15,7 +15,7 @@
 //!
 //! Liveness and exclusivity do not live here (a dead process could never clear a bit): they are
 //! byte-range locks on the segment file that the kernel drops when the holder dies, see
-//! [`crate::segment`].
+//! the `segment` module (and the README).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

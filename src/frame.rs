@@ -347,7 +347,7 @@ mod tests {
         let s = FrameShape::packed(1920, 1080, PixelFormat::Bgr24).unwrap();
         let m = s.framed_message_len();
         assert_eq!(m % FRAME_ALIGN, 0);
-        assert!(m >= 112 + 6_220_800 && m < 112 + 6_220_800 + 64);
+        assert!((112 + 6_220_800..112 + 6_220_800 + 64).contains(&m));
     }
 
     #[test]
@@ -355,7 +355,8 @@ mod tests {
         let s = FrameShape::packed(4, 4, PixelFormat::Rgb24).unwrap();
         let mut good = [0u8; FRAME_HEADER_LEN];
         frame(s).encode(&mut good);
-        let cases: Vec<(&str, Box<dyn Fn(&mut [u8; FRAME_HEADER_LEN])>, u32)> = vec![
+        type Poke = Box<dyn Fn(&mut [u8; FRAME_HEADER_LEN])>;
+        let cases: Vec<(&str, Poke, u32)> = vec![
             ("magic", Box::new(|b| b[0] = b'X'), 156),
             ("version", Box::new(|b| b[4] = 9), 156),
             ("kind", Box::new(|b| b[6] = 77), 156),

@@ -8,8 +8,8 @@
 //! on top without breaking it: a frame header with shape, format, sequence number and
 //! timestamps, frames laid out contiguously so readers view them in place ([`frame`]); futex
 //! wake-ups and flags in the header's reserved word ([`control`], [`wait`]); liveness and
-//! single-consumer exclusivity through locks the kernel drops when a process dies
-//! ([`segment`](crate::Writer::create)).
+//! single-consumer exclusivity through locks the kernel drops when a process dies (see
+//! [`Writer::create`] and [`Reader::open`]; the README has the full protocol).
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -441,7 +441,7 @@ impl Producer {
 
     /// Appends a message whose payload (`len` bytes) lies contiguously in the data area and
     /// returns it for the caller to fill in place. Fails with `Full` if the payload would split
-    /// at the ring's end (see [`contiguous_free`](Producer::contiguous_free) and
+    /// at the ring's end (see [`bytes_to_end`](Producer::bytes_to_end) and
     /// [`append_pad_to_end`](Producer::append_pad_to_end)). Not visible until `commit`.
     pub fn append_in_place(&mut self, len: u32) -> Result<&mut [u8], RingPushError> {
         let needed = PREFIX_LEN as u64 + len as u64;

@@ -35,7 +35,6 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 struct Model {
-    capacity: u32,
     /// Committed, unread messages.
     ready: VecDeque<Vec<u8>>,
     /// Appended, uncommitted.
@@ -74,7 +73,7 @@ proptest! {
             let mem = RingMemory::init(base, 16 + capacity as usize, capacity, start, 0).unwrap();
             (Producer::new(mem).unwrap(), Consumer::new(mem))
         };
-        let mut m = Model { capacity, ready: VecDeque::new(), pending: Vec::new(), used: 0, pending_bytes: 0, held: VecDeque::new(), write: start as u64 };
+        let mut m = Model { ready: VecDeque::new(), pending: Vec::new(), used: 0, pending_bytes: 0, held: VecDeque::new(), write: start as u64 };
         let mut counter = 0u8;
         let mut held_msgs: VecDeque<Message> = VecDeque::new();
         let mut out = Vec::new();

@@ -1,10 +1,11 @@
-//! Linux: `/dev/shm` files, futexes on shared words, OFD byte-range locks, CLOCK_MONOTONIC.
+//! Linux: `/dev/shm` files, futexes on shared words, OFD byte-range locks.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use super::unix::{flock_at, LockState};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -15,30 +16,6 @@ pub fn shm_path(name: &str) -> PathBuf {
 
 /// Longest name accepted (NAME_MAX is 255; we keep room for our temporary names).
 pub const MAX_NAME_LEN: usize = 200;
-
-/// Opens an existing object read-write, never following a symlink.
-pub fn open_existing(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-}
-
-/// Creates a new object that must not exist yet, with permission bits `mode` (applied exactly,
-/// regardless of the umask), never following a symlink.
-pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
-    use std::os::unix::fs::PermissionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    Ok(f)
-}
 
 /// Sizes the object to `len` bytes and allocates its pages now, so that a full `/dev/shm`
 /// fails here (ENOSPC) and not later as a SIGBUS on first touch (tmpfs allocates lazily).
@@ -52,32 +29,6 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
         libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len),
         e => Err(io::Error::from_raw_os_error(e)),
     }
-}
-
-/// Effective user id of this process.
-pub fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail and has no preconditions.
-    unsafe { libc::geteuid() }
-}
-
-/// What a lock probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockState {
-    /// Nobody holds the lock.
-    Free,
-    /// Somebody holds it; the pid when the kernel reports one.
-    Held(Option<u32>),
-}
-
-fn flock_at(byte: u64, kind: libc::c_short) -> libc::flock {
-    // SAFETY: `flock` is a plain C struct for which all-zero is a valid value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = byte as libc::off_t;
-    fl.l_len = 1;
-    fl.l_pid = 0; // required to be 0 for OFD locks
-    fl
 }
 
 /// Takes an exclusive open-file-description lock on one byte, without blocking. The kernel
@@ -146,22 +97,3 @@ pub fn futex_wake(word: &AtomicU32) {
     }
 }
 
-/// Nanoseconds of CLOCK_MONOTONIC: comparable between processes on one machine.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the timespec we own; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Identity of a file, to tell whether a name still refers to the object we hold.
-pub fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
-}
-
-/// Owner uid of a file.
-pub fn file_uid(meta: &std::fs::Metadata) -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    meta.uid()
-}

@@ -1,13 +1,17 @@
 //! Platform code, chosen by `cfg`: everything that talks to the operating system lives here.
 //!
-//! Each platform module offers the same functions: where a named segment lives, exclusive
-//! creation and opening, page reservation, byte-range locks the kernel drops when a process dies,
-//! waiting on and waking a 32-bit word shared between processes, and a clock comparable between
-//! processes.
+//! Each platform module offers the same functions: where a named segment lives, page
+//! reservation, byte-range locks the kernel drops when a process dies, and waiting on and waking
+//! a 32-bit word shared between processes. `unix.rs` holds what all Unix systems share (opening
+//! without following symlinks, CLOCK_MONOTONIC, file identities).
 //!
 //! - Linux (`linux.rs`): `/dev/shm`, futexes without `FUTEX_PRIVATE_FLAG`, OFD locks.
-//! - Other Unix (`other_unix.rs`): files in a shared-memory directory, classic `fcntl` locks,
-//!   and bounded timed waits instead of futex wake-ups (correct, slower to react).
+//! - Other Unix (`other_unix.rs`): segment files in `$TMPDIR/shmframes`, classic `fcntl` locks,
+//!   bounded timed waits instead of futex wake-ups (correct, slower to react). It is also
+//!   compiled and unit-tested on Linux, so it cannot rot unnoticed.
+
+mod unix;
+pub use unix::*;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -18,6 +22,10 @@ pub use linux::*;
 mod other_unix;
 #[cfg(all(unix, not(target_os = "linux")))]
 pub use other_unix::*;
+
+#[cfg(all(test, target_os = "linux"))]
+#[allow(dead_code)]
+mod other_unix;
 
 #[cfg(not(unix))]
 compile_error!(
