@@ -46,8 +46,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod control;
+#[cfg(feature = "convert")]
+pub mod convert;
 mod error;
 pub mod frame;
+pub mod pattern;
 mod reader;
 pub mod ring;
 mod segment;

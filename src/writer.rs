@@ -84,7 +84,10 @@ pub struct Writer {
     seg: Segment,
     producer: Producer,
     opts: WriterOptions,
-    seq: u64,
+    /// Sequence number of the next frame unless the slot sets its own.
+    next_seq: u64,
+    /// Frames published so far.
+    published: u64,
     /// Raw mode only: a frame that would split at the ring's end is drawn here first.
     staging: Vec<u8>,
     closed: bool,
@@ -102,7 +105,7 @@ impl Writer {
         // SAFETY: we created the segment and hold its producer lock, so we are its only producer.
         let producer = unsafe { Producer::new(*seg.ring()) }
             .map_err(|e| Error::Protocol { name: seg.name().to_owned(), detail: e.to_string() })?;
-        Ok(Writer { seg, producer, opts: opts.clone(), seq: 0, staging: Vec::new(), closed: false })
+        Ok(Writer { seg, producer, opts: opts.clone(), next_seq: 0, published: 0, staging: Vec::new(), closed: false })
     }
 
     /// The channel name.
@@ -120,9 +123,9 @@ impl Writer {
         self.producer.memory().capacity()
     }
 
-    /// Frames published so far (the next frame's sequence number).
+    /// Frames published so far.
     pub fn frames_published(&self) -> u64 {
-        self.seq
+        self.published
     }
 
     /// Whether a consumer is attached (a system call; call it about once a second, not per frame).
@@ -133,6 +136,12 @@ impl Writer {
     /// Bytes published but not yet released by the consumer.
     pub fn backlog_bytes(&mut self) -> Result<u32> {
         self.producer.backlog().map_err(|e| self.protocol(e))
+    }
+
+    /// Frames published but not yet released by the consumer (rounded up).
+    pub fn backlog_frames(&mut self) -> Result<u32> {
+        let msg = self.opts.message_len() as u32;
+        Ok(self.backlog_bytes()?.div_ceil(msg))
     }
 
     fn protocol(&self, e: impl ToString) -> Error {
@@ -175,11 +184,11 @@ impl Writer {
             }
         } else {
             let header =
-                FrameHeader { kind: MessageKind::Frame, shape: Some(shape), seq: self.seq, capture_ns: 0, publish_ns: 0 };
+                FrameHeader { kind: MessageKind::Frame, shape: Some(shape), seq: self.next_seq, capture_ns: 0, publish_ns: 0 };
             let payload = self.append_framed(shape.pixel_bytes(), &header)?;
             (payload.as_mut_ptr(), payload.len())
         };
-        Ok(Some(FrameSlot { writer: self, ptr, len, capture_ns: None }))
+        Ok(Some(FrameSlot { writer: self, ptr, len, capture_ns: None, seq: None }))
     }
 
     /// Appends (uncommitted) a framed message with `pixel_bytes` of pixels and its header, first
@@ -201,18 +210,28 @@ impl Writer {
     /// Like [`try_frame`](Writer::try_frame), but waits (asleep, woken by the reader) up to
     /// `timeout` for room (`None`: forever). `Ok(None)` means it timed out.
     pub fn frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameSlot<'_>>> {
+        if self.wait_for_room(timeout)? {
+            self.try_frame()
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Waits (asleep, woken by the reader) up to `timeout` (`None`: forever) until a frame fits.
+    /// Returns whether it does.
+    pub fn wait_for_room(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let start = Instant::now();
         loop {
             // Read the tail *before* checking for room: if the reader releases in between, the
             // futex sees a changed value and does not sleep.
             let seen = self.producer.memory().tail_word().load(std::sync::atomic::Ordering::Acquire);
             if self.has_room()? {
-                return self.try_frame();
+                return Ok(true);
             }
             let left = match timeout {
                 Some(t) => match t.checked_sub(start.elapsed()) {
                     Some(left) if !left.is_zero() => left,
-                    _ => return Ok(None),
+                    _ => return Ok(false),
                 },
                 None => Duration::from_secs(1),
             };
@@ -268,7 +287,7 @@ impl Writer {
                 let eos = FrameHeader {
                     kind: MessageKind::EndOfStream,
                     shape: None,
-                    seq: self.seq,
+                    seq: self.published,
                     capture_ns: 0,
                     publish_ns: sys::monotonic_ns(),
                 };
@@ -300,6 +319,7 @@ pub struct FrameSlot<'w> {
     ptr: *mut u8,
     len: usize,
     capture_ns: Option<u64>,
+    seq: Option<u64>,
 }
 
 impl FrameSlot<'_> {
@@ -318,9 +338,15 @@ impl FrameSlot<'_> {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(skip), n) }
     }
 
-    /// Sequence number this frame will carry.
+    /// Sequence number this frame will carry: one more than the previous frame's, unless set.
     pub fn seq(&self) -> u64 {
-        self.writer.seq
+        self.seq.unwrap_or(self.writer.next_seq)
+    }
+
+    /// Sets the sequence number, e.g. the source's frame counter, so that frames this channel
+    /// dropped show as gaps to the reader.
+    pub fn set_seq(&mut self, seq: u64) {
+        self.seq = Some(seq);
     }
 
     /// Stamps the capture time (CLOCK_MONOTONIC ns, see [`crate::monotonic_ns`]); default:
@@ -333,6 +359,7 @@ impl FrameSlot<'_> {
     /// number.
     pub fn publish(self) -> u64 {
         let now = sys::monotonic_ns();
+        let seq = self.seq();
         let w = &mut *self.writer;
         if w.opts.raw {
             if self.ptr.is_null() {
@@ -345,13 +372,14 @@ impl FrameSlot<'_> {
             // SAFETY: the first FRAME_HEADER_LEN bytes of our uncommitted payload (see `pixels`).
             let header = unsafe { std::slice::from_raw_parts_mut(self.ptr, FRAME_HEADER_LEN) };
             let capture = self.capture_ns.unwrap_or(now);
+            header[24..32].copy_from_slice(&seq.to_le_bytes());
             header[32..40].copy_from_slice(&capture.to_le_bytes());
             FrameHeader::stamp_publish(header, now);
         }
         w.producer.commit();
         w.wake_reader();
-        let seq = w.seq;
-        w.seq += 1;
+        w.next_seq = seq.wrapping_add(1);
+        w.published += 1;
         std::mem::forget(self);
         seq
     }
