@@ -45,7 +45,7 @@ struct Opts {
     size: (u32, u32),
 
     /// Frames per second; fractional allowed (0.1 = one frame every 10 s); 0 = as fast as possible.
-    #[arg(long, value_name = "F", default_value_t = 30.0, value_parser = parse_fps)]
+    #[arg(long, value_name = "F", default_value_t = 30.0, value_parser = parse_fps, allow_negative_numbers = true)]
     fps: f64,
 
     /// Pixel format of the published frames.
