@@ -21,7 +21,7 @@ use crate::wait::{self, Backoff};
 
 /// How often a waiting reader checks that our producer is still alive (the liveness promise is
 /// "noticed within 100 ms").
-const LIVENESS_PERIOD: Duration = Duration::from_millis(50);
+const LIVENESS_PERIOD: Duration = Duration::from_millis(80);
 
 /// How to attach.
 #[derive(Clone, Debug, Default)]

@@ -59,11 +59,10 @@ fn reorder(rgb: &[u8], f: PixelFormat) -> Vec<u8> {
 fn mjpeg_frame_decodes_like_nokhwa_in_every_format() {
     let jpeg = sample_jpeg();
     let reference = nokhwa_rgb(&jpeg);
-    let mut scratch = Vec::new();
     for f in PixelFormat::ALL {
         let shape = FrameShape::packed(W, H, f).unwrap();
         let mut ours = vec![0u8; shape.pixel_bytes() as usize];
-        convert::jpeg_to(&shape, &jpeg, &mut ours, &mut scratch).unwrap();
+        convert::jpeg_to(&shape, &jpeg, &mut ours).unwrap();
         let (mad, psnr) = compare(&ours, &reorder(&reference, f));
         eprintln!("MJPEG -> {f}: mean |diff| {mad:.3}, PSNR {psnr:.1} dB vs nokhwa");
         // Two JPEG decoders differ only in IDCT and upsampling rounding.
@@ -76,18 +75,28 @@ fn mjpeg_with_row_padding_and_wrong_size() {
     let jpeg = sample_jpeg();
     let shape = FrameShape { width: W, height: H, stride: W * 3 + 64, format: PixelFormat::Bgr24 };
     let mut out = vec![0u8; shape.pixel_bytes() as usize];
-    let mut scratch = Vec::new();
-    convert::jpeg_to(&shape, &jpeg, &mut out, &mut scratch).unwrap();
+    convert::jpeg_to(&shape, &jpeg, &mut out).unwrap();
     let packed = FrameShape::packed(W, H, PixelFormat::Bgr24).unwrap();
     let mut tight = vec![0u8; packed.pixel_bytes() as usize];
-    convert::jpeg_to(&packed, &jpeg, &mut tight, &mut scratch).unwrap();
+    convert::jpeg_to(&packed, &jpeg, &mut tight).unwrap();
     for y in [0usize, 500, 1079] {
         assert_eq!(&out[y * shape.stride as usize..][..(W * 3) as usize], &tight[y * (W * 3) as usize..][..(W * 3) as usize]);
     }
     let small = FrameShape::packed(640, 480, PixelFormat::Bgr24).unwrap();
-    let e = convert::jpeg_to(&small, &jpeg, &mut out, &mut scratch).unwrap_err();
+    let e = convert::jpeg_to(&small, &jpeg, &mut out).unwrap_err();
     assert!(e.to_string().contains("1920x1080"), "{e}");
-    assert!(convert::jpeg_to(&packed, &jpeg[..1000], &mut tight, &mut scratch).is_err());
+    assert!(convert::jpeg_to(&packed, &jpeg[..1000], &mut tight).is_err());
+    // Corrupt data that still ends with an end-of-image marker: an error or pixels, never a
+    // panic or a crash.
+    for cut in [2usize, 20, 300, 5000] {
+        let mut broken = jpeg[..cut].to_vec();
+        broken.extend_from_slice(&[0xFF, 0xD9]);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| convert::jpeg_to(&packed, &broken, &mut tight)));
+        assert!(r.is_ok(), "decoder panicked on a {cut}-byte corrupt frame");
+    }
+    let mut garbage = vec![0x5Au8; 4000];
+    garbage.extend_from_slice(&[0xFF, 0xD9]);
+    assert!(convert::jpeg_to(&packed, &garbage, &mut tight).is_err());
 }
 
 #[test]

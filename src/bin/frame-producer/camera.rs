@@ -94,7 +94,7 @@ impl CameraSource {
 pub fn decode(shape: &FrameShape, from: FrameFormat, data: &[u8], out: &mut [u8], scratch: &mut Vec<u8>) -> anyhow::Result<()> {
     use shmframes::convert;
     match from {
-        FrameFormat::MJPEG => convert::jpeg_to(shape, data, out, scratch)?,
+        FrameFormat::MJPEG => convert::jpeg_to(shape, data, out)?,
         FrameFormat::YUYV => convert::yuyv_to(shape, data, out)?,
         FrameFormat::RAWRGB => convert::rgb_to(shape, data, out)?,
         FrameFormat::GRAY => {

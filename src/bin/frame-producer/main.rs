@@ -146,6 +146,7 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 fn main() -> ExitCode {
+    quiet_decoder_panics();
     match run(Opts::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -251,6 +252,19 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         w.close()?;
     }
     Ok(())
+}
+
+/// libjpeg reports a corrupt MJPEG frame as a panic, which `convert::jpeg_to` catches and turns
+/// into an error (the frame is skipped and reported once). Keep the default panic message for
+/// every other panic.
+fn quiet_decoder_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let from_jpeg = info.location().is_some_and(|l| l.file().contains("mozjpeg"));
+        if !from_jpeg {
+            default(info);
+        }
+    }));
 }
 
 /// A slot in `w`, waiting for room if `wait` (until stopped), else `None` when full.

@@ -1,0 +1,119 @@
+//! Cross-process, end to end: `frame-producer` (synthetic 1080p BGR) into the Rust `Reader`.
+//!
+//! `cargo bench --bench pipeline` prints:
+//! - lossless throughput: frames/s and GB/s with `--fps 0 --when-full wait`, every frame read
+//!   and checked for order;
+//! - delivery latency at 30 fps: publish (stamped by the producer just before the head store)
+//!   to the reader holding the frame, p50 / p99 / p99.9;
+//! - CPU used by a reader waiting on an idle channel.
+//!
+//! Environment: `PIPELINE_FRAMES` (default 3000), `PIPELINE_LATENCY_FRAMES` (default 300).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shmframes::{Error, Reader, ReaderOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_frame-producer");
+
+fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Producer(std::process::Child, String);
+
+impl Producer {
+    fn start(tag: &str, args: &[&str]) -> Producer {
+        let name = format!("shmframes-bench-{}-{tag}", std::process::id());
+        let mut full = vec!["--name", &name, "--quiet", "--size", "1920x1080"];
+        full.extend_from_slice(args);
+        let child = Command::new(BIN).args(&full).stdin(Stdio::null()).spawn().expect("run frame-producer");
+        Producer(child, name)
+    }
+    fn reader(&self) -> Reader {
+        Reader::open(&self.1, &ReaderOptions { timeout: Duration::from_secs(30), ..Default::default() }).unwrap()
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_file(format!("/dev/shm/{}", self.1));
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF always exists.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benches: nothing to list here
+    }
+    let frames = env_or("PIPELINE_FRAMES", 3000);
+    let frames_s = frames.to_string();
+    let p = Producer::start("tput", &["--fps", "0", "--when-full", "wait", "--frames", &frames_s, "--buffer-frames", "4"]);
+    let mut r = p.reader();
+    let first = r.read(Some(Duration::from_secs(30))).unwrap().expect("first frame");
+    let bytes = first.pixels().len() as u64;
+    drop(first);
+    let start = Instant::now();
+    let mut n = 1u64;
+    let mut sum = 0u64;
+    loop {
+        match r.read(Some(Duration::from_secs(30))) {
+            Ok(Some(f)) => {
+                assert_eq!(f.seq(), n, "frame lost or out of order");
+                sum = sum.wrapping_add(f.pixels()[f.pixels().len() / 2] as u64);
+                n += 1;
+            }
+            Err(Error::EndOfStream { .. }) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let fps = (n - 1) as f64 / secs;
+    println!("lossless 1080p BGR, producer -> Rust Reader: {} frames, {fps:.0} frames/s, {:.2} GB/s (checksum {sum})", n, fps * bytes as f64 / 1e9);
+    drop(r);
+    drop(p);
+
+    let lat_frames = env_or("PIPELINE_LATENCY_FRAMES", 300);
+    let lat_s = lat_frames.to_string();
+    let p = Producer::start("lat", &["--fps", "30", "--frames", &lat_s]);
+    let mut r = p.reader();
+    let mut lat = Vec::new();
+    while let Ok(Some(f)) = r.read(Some(Duration::from_secs(30))) {
+        lat.push(shmframes::monotonic_ns() - f.publish_ns());
+    }
+    lat.sort_unstable();
+    println!(
+        "delivery latency at 30 fps (publish -> reader holds the frame), {} frames: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        percentile(&lat, 0.999),
+        *lat.last().unwrap() as f64 / 1000.0
+    );
+    drop(r);
+    drop(p);
+
+    let p = Producer::start("idle", &["--fps", "0.001"]); // one frame at start, then idle
+    let mut r = p.reader();
+    let _ = r.read(Some(Duration::from_secs(30)));
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    let got = r.read(Some(Duration::from_secs(10))).unwrap();
+    assert!(got.is_none());
+    let cpu = (cpu_seconds() - c0) / t0.elapsed().as_secs_f64() * 100.0;
+    println!("idle reader waiting 10 s on a live channel: {cpu:.3} % of one core");
+}
