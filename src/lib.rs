@@ -51,6 +51,8 @@ pub mod convert;
 mod error;
 pub mod frame;
 pub mod pattern;
+#[cfg(feature = "python")]
+mod python;
 mod reader;
 pub mod ring;
 mod segment;

@@ -1,0 +1,54 @@
+"""shmframes: live video frames from shared memory as zero-copy numpy arrays.
+
+Read frames from a channel (a producer such as ``frame-producer`` publishes them)::
+
+    import shmframes
+
+    with shmframes.Reader("shm_video", timeout=5.0) as reader:  # waits up to 5 s for the channel
+        for frame in reader:                   # blocks with the GIL released; ends at end of stream
+            img = frame.array                  # numpy uint8 (H, W, 3), read-only, no copy
+            print(frame.seq, frame.width, frame.height, frame.format, frame.age_ns)
+
+A frame's bytes stay untouched while the ``Frame`` or any array derived from ``frame.array``
+lives; release frames you are done with (``with frame:``, ``frame.release()``, or just drop
+them) so the producer can reuse the space, and take ``frame.copy()`` to keep pixels for long.
+
+Publish frames from Python (to our viewer, a Python reader, or cpp_py_shmbuf consumers with
+``raw=True``)::
+
+    with shmframes.Writer("out", width=1920, height=1080, format="bgr") as writer:
+        writer.write(image)                    # numpy uint8 (1080, 1920, 3)
+
+Errors are ``shmframes.Error`` or one of its subclasses: ``ChannelNotFound``, ``ProducerGone``,
+``ChannelBusy``, ``ProtocolError``, ``EndOfStream``, ``ProducerAlive``.
+"""
+
+from ._shmframes import (
+    ChannelBusy,
+    ChannelNotFound,
+    EndOfStream,
+    Error,
+    Frame,
+    ProducerAlive,
+    ProducerGone,
+    ProtocolError,
+    Reader,
+    Writer,
+    __version__,
+    monotonic_ns,
+)
+
+__all__ = [
+    "ChannelBusy",
+    "ChannelNotFound",
+    "EndOfStream",
+    "Error",
+    "Frame",
+    "ProducerAlive",
+    "ProducerGone",
+    "ProtocolError",
+    "Reader",
+    "Writer",
+    "__version__",
+    "monotonic_ns",
+]

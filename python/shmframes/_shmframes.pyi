@@ -1,0 +1,158 @@
+"""Type stubs for the native module shmframes._shmframes (checked with mypy.stubtest)."""
+
+from types import TracebackType
+from typing import Literal, Optional, Tuple, Type, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+PixelFormat = Literal["bgr", "rgb", "gray", "rgba", "bgra"]
+
+class Error(Exception):
+    """Base class of every shmframes error."""
+
+class ChannelNotFound(Error):
+    """No channel of that name exists (or none appeared in time)."""
+
+class ProducerGone(Error):
+    """The producer died without ending the stream."""
+
+class ChannelBusy(Error):
+    """Another consumer is attached; a channel has one consumer."""
+
+class ProtocolError(Error):
+    """Bytes in the segment break the protocol."""
+
+class EndOfStream(Error):
+    """The producer ended the stream."""
+
+class ProducerAlive(Error):
+    """A live producer already owns the channel name."""
+
+def monotonic_ns() -> int:
+    """Nanoseconds of CLOCK_MONOTONIC, the clock of Frame.capture_ns and Frame.publish_ns."""
+
+class Frame:
+    """One frame: metadata and a zero-copy, read-only numpy view of its pixels.
+
+    The bytes stay leased (never overwritten) while this object or any array derived from
+    ``array`` lives. ``release()`` or leaving ``with frame:`` gives up this object's hold early.
+    """
+
+    @property
+    def array(self) -> npt.NDArray[np.uint8]:
+        """Pixels, (H, W, C) or (H, W) for gray; read-only; no copy."""
+    def copy(self) -> npt.NDArray[np.uint8]:
+        """An owned, writable copy of the pixels."""
+    def release(self) -> None:
+        """Gives up this object's hold on the frame now (arrays still alive keep theirs)."""
+    @property
+    def released(self) -> bool:
+        """Whether release() was called."""
+    @property
+    def seq(self) -> int:
+        """Sequence number (the producer's frame counter: gaps are dropped frames)."""
+    @property
+    def capture_ns(self) -> int:
+        """Capture time, CLOCK_MONOTONIC ns (0 for raw frames)."""
+    @property
+    def publish_ns(self) -> int:
+        """Publish time, CLOCK_MONOTONIC ns (0 for raw frames)."""
+    @property
+    def raw(self) -> bool:
+        """Whether the frame came without a header (e.g. from cpp_py_shmbuf's producer)."""
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def stride(self) -> int:
+        """Bytes per row."""
+    @property
+    def format(self) -> PixelFormat: ...
+    @property
+    def age_ns(self) -> Optional[int]:
+        """Nanoseconds since publish (None for raw frames)."""
+    def __enter__(self) -> "Frame": ...
+    def __exit__(
+        self,
+        *_args: Union[Optional[Type[BaseException]], Optional[BaseException], Optional[TracebackType]],
+    ) -> bool: ...
+
+class Reader:
+    """The consumer end of a channel (one consumer per channel).
+
+    ``timeout``: seconds to wait for the channel to appear (0: fail at once).
+    ``raw``: ``(height, width, format)`` of header-less frames (cpp_py_shmbuf's producer).
+    ``follow``: survive the producer: switch to the next one started under the same name.
+    """
+
+    def __init__(
+        self,
+        name: str = "shm_video",
+        timeout: float = 0.0,
+        raw: Optional[Tuple[int, int, PixelFormat]] = None,
+        follow: bool = False,
+    ) -> None: ...
+    def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
+        """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout."""
+    def latest(self, timeout: Optional[float] = None) -> Optional[Frame]:
+        """The newest frame, skipping (and releasing) older ones; waits like read()."""
+    def __iter__(self) -> "Reader": ...
+    def __next__(self) -> Frame: ...
+    def close(self) -> None:
+        """Stops reading; frames still alive stay valid."""
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def producer_state(self) -> Literal["live", "unknown", "ended", "gone"]: ...
+    @property
+    def frames_held(self) -> int: ...
+    def __enter__(self) -> "Reader": ...
+    def __exit__(
+        self,
+        *_args: Union[Optional[Type[BaseException]], Optional[BaseException], Optional[TracebackType]],
+    ) -> bool: ...
+
+class Writer:
+    """The producer end of a channel; creating it creates the channel."""
+
+    def __init__(
+        self,
+        name: str,
+        width: int,
+        height: int,
+        format: PixelFormat = "bgr",
+        buffer_frames: int = 4,
+        raw: bool = False,
+        mode: int = 0o600,
+    ) -> None: ...
+    def write(
+        self,
+        array: npt.NDArray[np.uint8],
+        timeout: Optional[float] = None,
+        capture_ns: Optional[int] = None,
+    ) -> bool:
+        """Publishes one frame; waits up to ``timeout`` s for room (None: forever, 0: drop if
+        full). Returns whether it was published."""
+    def close(self) -> None:
+        """Ends the stream and removes the channel name."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> list[int]: ...
+    @property
+    def format(self) -> PixelFormat: ...
+    @property
+    def frames_published(self) -> int: ...
+    @property
+    def reader_attached(self) -> bool: ...
+    def __enter__(self) -> "Writer": ...
+    def __exit__(
+        self,
+        *_args: Union[Optional[Type[BaseException]], Optional[BaseException], Optional[TracebackType]],
+    ) -> bool: ...
