@@ -1,16 +1,39 @@
-# The README's commands. Each one installs what it needs first (.ci/setup is idempotent).
-.PHONY: setup test test-rust lint
+# The README's commands. Each installs what it needs first (.ci/setup is idempotent).
+#
+#   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
+#   make test    the whole test suite: Rust and Python
+.PHONY: setup build demo test test-rust test-python lint
+
+VENV := .venv
+PY := $(VENV)/bin/python
 
 setup:
 	@bash .ci/setup
 
-## Whole test suite, on the release profile (one build shared with the binaries and benches).
-test: setup test-rust lint
+## Release binaries and the Python package (installed into .venv, editable).
+build: setup
+	cargo build --release --bins
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --quiet
+
+## Producer + consumer. With a display (and OpenCV) the consumer is a window, else it prints
+## stats. Stop with Ctrl+C. DEMO_ARGS are passed to frame-producer (e.g. DEMO_ARGS="--fps 60").
+demo: build
+	@$(PY) -c 'import cv2' 2>/dev/null || { [ -z "$$DISPLAY" ] || $(VENV)/bin/pip install -q "opencv-python>=4.5"; }
+	@if ls /dev/video* >/dev/null 2>&1; then src="--camera 0"; else src="--synthetic"; echo "demo: no camera here, using the test pattern"; fi; \
+	./target/release/frame-producer $$src --name shm_video $(DEMO_ARGS) & producer=$$!; \
+	trap 'kill $$producer 2>/dev/null; wait $$producer 2>/dev/null' EXIT INT TERM; \
+	$(PY) -m shmframes.view shm_video --timeout 10
+
+test: build test-rust test-python lint
 
 test-rust:
 	cargo test --release --all-targets
 	cargo test --release --doc
 
+test-python:
+	$(PY) -m pytest -q tests/python
+
 lint:
 	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release --no-default-features --features python -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet

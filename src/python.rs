@@ -255,8 +255,8 @@ impl PyReader {
 #[pymethods]
 impl PyReader {
     #[new]
-    #[pyo3(signature = (name = "shm_video".to_owned(), timeout = 0.0, raw = None, follow = false))]
-    fn new(py: Python<'_>, name: String, timeout: f64, raw: Option<(u32, u32, String)>, follow: bool) -> PyResult<Self> {
+    #[pyo3(signature = (name = "shm_video", timeout = 0.0, raw = None, follow = false))]
+    fn new(py: Python<'_>, name: &str, timeout: f64, raw: Option<(u32, u32, String)>, follow: bool) -> PyResult<Self> {
         let opts = ReaderOptions { timeout: Duration::ZERO, raw: raw_shape(raw)?, follow };
         let total = duration(timeout, "timeout")?;
         // Wait for the channel in slices, so that Ctrl+C works while waiting.
@@ -264,7 +264,7 @@ impl PyReader {
         let reader = loop {
             let slice = total.saturating_sub(start.elapsed()).min(SIGNAL_STEP);
             let o = ReaderOptions { timeout: slice, ..opts.clone() };
-            match py.detach(|| Reader::open(&name, &o)) {
+            match py.detach(|| Reader::open(name, &o)) {
                 Ok(r) => break r,
                 Err(Error::ChannelNotFound { .. }) if start.elapsed() < total => py.check_signals()?,
                 Err(Error::ChannelNotFound { name, path, .. }) if !total.is_zero() => {
@@ -361,13 +361,13 @@ struct PyWriter {
 #[pymethods]
 impl PyWriter {
     #[new]
-    #[pyo3(signature = (name, width, height, format = "bgr".to_owned(), buffer_frames = 4, raw = false, mode = 0o600))]
-    fn new(name: String, width: u32, height: u32, format: String, buffer_frames: u32, raw: bool, mode: u32) -> PyResult<Self> {
-        let mut opts = WriterOptions::new(width, height, parse_format(&format)?).map_err(to_py)?;
+    #[pyo3(signature = (name, width, height, format = "bgr", buffer_frames = 4, raw = false, mode = 0o600))]
+    fn new(name: &str, width: u32, height: u32, format: &str, buffer_frames: u32, raw: bool, mode: u32) -> PyResult<Self> {
+        let mut opts = WriterOptions::new(width, height, parse_format(format)?).map_err(to_py)?;
         opts.buffer_frames = buffer_frames;
         opts.raw = raw;
         opts.mode = mode;
-        let w = Writer::create(&name, &opts).map_err(to_py)?;
+        let w = Writer::create(name, &opts).map_err(to_py)?;
         Ok(PyWriter { name: w.name().to_owned(), shape: opts.shape, inner: Mutex::new(Some(w)) })
     }
 

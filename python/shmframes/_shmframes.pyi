@@ -1,14 +1,29 @@
 """Type stubs for the native module shmframes._shmframes (checked with mypy.stubtest)."""
 
 from types import TracebackType
-from typing import Literal, Optional, Tuple, Type, Union
+from typing import Literal, Optional, Tuple, Type, Union, final
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
 
-PixelFormat = Literal["bgr", "rgb", "gray", "rgba", "bgra"]
+_PixelFormat = Literal["bgr", "rgb", "gray", "rgba", "bgra"]
+
+__all__ = [
+    "ChannelBusy",
+    "ChannelNotFound",
+    "EndOfStream",
+    "Error",
+    "Frame",
+    "ProducerAlive",
+    "ProducerGone",
+    "ProtocolError",
+    "Reader",
+    "Writer",
+    "__version__",
+    "monotonic_ns",
+]
 
 class Error(Exception):
     """Base class of every shmframes error."""
@@ -34,6 +49,7 @@ class ProducerAlive(Error):
 def monotonic_ns() -> int:
     """Nanoseconds of CLOCK_MONOTONIC, the clock of Frame.capture_ns and Frame.publish_ns."""
 
+@final
 class Frame:
     """One frame: metadata and a zero-copy, read-only numpy view of its pixels.
 
@@ -71,7 +87,7 @@ class Frame:
     def stride(self) -> int:
         """Bytes per row."""
     @property
-    def format(self) -> PixelFormat: ...
+    def format(self) -> _PixelFormat: ...
     @property
     def age_ns(self) -> Optional[int]:
         """Nanoseconds since publish (None for raw frames)."""
@@ -81,6 +97,7 @@ class Frame:
         *_args: Union[Optional[Type[BaseException]], Optional[BaseException], Optional[TracebackType]],
     ) -> bool: ...
 
+@final
 class Reader:
     """The consumer end of a channel (one consumer per channel).
 
@@ -89,13 +106,13 @@ class Reader:
     ``follow``: survive the producer: switch to the next one started under the same name.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str = "shm_video",
         timeout: float = 0.0,
-        raw: Optional[Tuple[int, int, PixelFormat]] = None,
+        raw: Optional[Tuple[int, int, _PixelFormat]] = None,
         follow: bool = False,
-    ) -> None: ...
+    ) -> "Reader": ...
     def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout."""
     def latest(self, timeout: Optional[float] = None) -> Optional[Frame]:
@@ -118,19 +135,20 @@ class Reader:
         *_args: Union[Optional[Type[BaseException]], Optional[BaseException], Optional[TracebackType]],
     ) -> bool: ...
 
+@final
 class Writer:
     """The producer end of a channel; creating it creates the channel."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str,
         width: int,
         height: int,
-        format: PixelFormat = "bgr",
+        format: _PixelFormat = "bgr",
         buffer_frames: int = 4,
         raw: bool = False,
         mode: int = 0o600,
-    ) -> None: ...
+    ) -> "Writer": ...
     def write(
         self,
         array: npt.NDArray[np.uint8],
@@ -146,7 +164,7 @@ class Writer:
     @property
     def shape(self) -> list[int]: ...
     @property
-    def format(self) -> PixelFormat: ...
+    def format(self) -> _PixelFormat: ...
     @property
     def frames_published(self) -> int: ...
     @property

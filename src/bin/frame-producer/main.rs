@@ -285,3 +285,37 @@ fn acquire<'w>(w: &'w mut Writer, wait: bool, stop: &AtomicBool) -> anyhow::Resu
 fn shape_of(width: u32, height: u32, format: PixelFormat) -> anyhow::Result<FrameShape> {
     FrameShape::packed(width, height, format).map_err(anyhow::Error::msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Opts::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1920x1080"), Ok((1920, 1080)));
+        assert_eq!(parse_size("33X17"), Ok((33, 17)));
+        for bad in ["0x0", "10x0", "1920", "x", "axb", "-1x5", "20000x10"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates_and_modes() {
+        assert_eq!(parse_fps("0"), Ok(0.0));
+        assert_eq!(parse_fps("0.1"), Ok(0.1));
+        for bad in ["-1", "nan", "inf", "0.0001", "fast"] {
+            assert!(parse_fps(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0o660"), Ok(0o660));
+        for bad in ["99", "400", "1777", "rw"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+    }
+}

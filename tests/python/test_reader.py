@@ -1,0 +1,304 @@
+"""The Python package against the real frame-producer, across processes."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+import shmframes
+from conftest import binary, exists, kill9, wait_until
+
+# 75 % colour bars of the synthetic pattern, RGB (README, "The test pattern").
+BARS = [(191, 191, 191), (191, 191, 0), (0, 191, 191), (0, 191, 0), (191, 0, 191), (191, 0, 0), (0, 0, 191)]
+
+
+def open_reader(name: str, **kw) -> shmframes.Reader:  # type: ignore[no-untyped-def]
+    return shmframes.Reader(name, timeout=20.0, **kw)
+
+
+def test_all_frames_arrive_in_order_with_pixels_and_metadata(procs, channel):
+    p = procs.producer(channel, "--size", "640x360", "--fps", "0", "--frames", "120", "--when-full", "wait")
+    seqs = []
+    with open_reader(channel) as reader:
+        for frame in reader:
+            a = frame.array
+            assert a.shape == (360, 640, 3) and a.dtype == np.uint8
+            assert not a.flags.writeable, "frames are read-only views of shared memory"
+            assert frame.format == "bgr" and (frame.width, frame.height) == (640, 360)
+            assert 0 < frame.capture_ns <= frame.publish_ns <= shmframes.monotonic_ns()
+            for i, rgb in enumerate(BARS):
+                x = (2 * i + 1) * 640 // 14
+                assert tuple(a[120, x][::-1]) == rgb, f"bar {i} of frame {frame.seq}"
+            seqs.append(frame.seq)
+    assert seqs == list(range(120))
+    assert p.wait(20) == 0
+    assert not exists(channel)
+
+
+def test_zero_copy_view_is_the_shared_memory(procs, channel):
+    procs.producer(channel, "--size", "64x64", "--fps", "0", "--frames", "8", "--when-full", "wait")
+    with open_reader(channel) as reader:
+        f = reader.read(timeout=20)
+        a = f.array
+        assert a.base is not None, "the array is a view, not a copy"
+        assert f.array is a, "repeated access returns the same view"
+        assert a.ctypes.data % 64 == 0, "pixels are 64-byte aligned"
+        c = f.copy()
+        assert c.flags.writeable and c.base is None or c.base is not a
+        assert np.array_equal(c, a)
+        del a
+        f.release()  # held, it would stop the (lossless) producer from finishing
+        assert sum(1 for _ in reader) == 7
+
+
+def test_latest_skips_the_backlog(procs, channel):
+    procs.producer(channel, "--size", "64x64", "--fps", "0", "--when-full", "wait", "--buffer-frames", "8")
+    with open_reader(channel) as reader:
+        first = reader.read(timeout=20)
+        assert first is not None and first.seq == 0
+        first.release()
+        # The producer fills the ring while we wait; latest() jumps over everything queued.
+        assert wait_until(lambda: reader.frames_held == 0)
+        time.sleep(0.3)
+        newest = reader.latest(timeout=20)
+        assert newest is not None and newest.seq > 3, f"latest() returned frame {newest.seq}"
+        nxt = reader.read(timeout=20)
+        assert nxt is not None and nxt.seq > newest.seq
+
+
+def test_held_frames_stay_intact_while_the_producer_keeps_writing(procs, channel):
+    procs.producer(channel, "--size", "160x120", "--fps", "0", "--buffer-frames", "4")  # drop mode
+    with open_reader(channel) as reader:
+        held = [reader.read(timeout=20) for _ in range(3)]
+        arrays = [f.array for f in held]
+        copies = [a.copy() for a in arrays]
+        time.sleep(0.5)  # the producer keeps writing (and dropping) meanwhile
+        for f, a, c in zip(held, arrays, copies):
+            assert np.array_equal(a, c), f"frame {f.seq} changed while held"
+        # Release out of order: last, first, middle (the arrays hold leases too: drop them).
+        del arrays, a
+        for i in (2, 0, 1):
+            held[i].release()
+            assert reader.frames_held == (0 if i == 1 else 3 - [2, 0, 1].index(i) - 1)
+        assert reader.frames_held == 0
+        more = reader.read(timeout=20)
+        assert more is not None and more.seq > held[2].seq
+
+
+def test_arrays_keep_the_lease_after_release_and_close(procs, channel):
+    procs.producer(channel, "--size", "160x120", "--fps", "0", "--buffer-frames", "2")
+    reader = open_reader(channel)
+    f = reader.read(timeout=20)
+    a = f.array
+    snapshot = a.copy()
+    with f:
+        pass  # leaving the block releases the frame object's hold...
+    assert f.released
+    with pytest.raises(shmframes.Error, match="released"):
+        _ = f.array
+    reader.close()  # ...but the array keeps the bytes leased and mapped
+    assert reader.closed
+    with pytest.raises(shmframes.Error, match="closed"):
+        reader.read(timeout=0)
+    time.sleep(0.3)
+    assert np.array_equal(a, snapshot)
+    # While the array lives, the consumer role stays taken; once it is gone, it is free.
+    with pytest.raises(shmframes.ChannelBusy):
+        shmframes.Reader(channel)
+    del a
+    gc.collect()
+    with shmframes.Reader(channel) as again:
+        assert again.read(timeout=20) is not None
+
+
+def test_channel_not_found(channel):
+    with pytest.raises(shmframes.ChannelNotFound, match="start the producer"):
+        shmframes.Reader(channel)
+    t = time.monotonic()
+    with pytest.raises(shmframes.ChannelNotFound, match="after waiting"):
+        shmframes.Reader(channel, timeout=0.3)
+    assert time.monotonic() - t >= 0.3
+
+
+def test_producer_gone_after_sigkill(procs, channel):
+    p = procs.producer(channel, "--size", "64x64", "--fps", "100")
+    with open_reader(channel) as reader:
+        assert reader.read(timeout=20) is not None
+        assert reader.producer_state == "live"
+        kill9(p)
+        t = time.monotonic()
+        with pytest.raises(shmframes.ProducerGone, match="gone"):
+            while True:
+                reader.read(timeout=5)
+        assert time.monotonic() - t < 2.0
+        assert reader.producer_state == "gone"
+
+
+def test_channel_busy(procs, channel):
+    procs.producer(channel, "--size", "64x64", "--fps", "10")
+    with open_reader(channel):
+        with pytest.raises(shmframes.ChannelBusy, match="single-consumer"):
+            shmframes.Reader(channel)
+
+
+def test_protocol_error_on_corrupt_segment(channel):
+    header = struct.pack("<IIII", 0, 0, 48, 0)  # capacity 48: not a power of two
+    with open(f"/dev/shm/{channel}", "wb") as f:
+        f.write(header + bytes(64))
+    with pytest.raises(shmframes.ProtocolError, match="power of two"):
+        shmframes.Reader(channel)
+    with open(f"/dev/shm/{channel}", "wb") as f:
+        f.write(struct.pack("<IIII", 64, 0, 64, 0) + struct.pack("<I", 0x7FFFFFFF) + bytes(60))
+    with shmframes.Reader(channel, raw=(1, 4, "gray")) as r:
+        with pytest.raises(shmframes.ProtocolError, match="length prefix"):
+            r.read(timeout=5)
+
+
+def test_end_of_stream_ends_iteration_and_read_raises(procs, channel):
+    procs.producer(channel, "--size", "64x64", "--fps", "0", "--frames", "10", "--when-full", "wait")
+    with open_reader(channel) as reader:
+        assert sum(1 for _ in reader) == 10  # (a list would hold every frame: more than the ring)
+        with pytest.raises(shmframes.EndOfStream):
+            reader.read(timeout=1)
+        assert reader.producer_state == "ended"
+
+
+def test_producer_alive_for_a_second_writer(channel):
+    with shmframes.Writer(channel, 32, 32) as w:
+        with pytest.raises(shmframes.ProducerAlive, match="live producer"):
+            shmframes.Writer(channel, 32, 32)
+        assert w.name == channel
+    assert not exists(channel)
+
+
+def test_reads_a_raw_stream(procs, channel):
+    procs.producer(channel, "--size", "320x200", "--fps", "0", "--frames", "30", "--raw", "--when-full", "wait", "--buffer-frames", "3")
+    n = 0
+    with open_reader(channel, raw=(200, 320, "bgr")) as reader:
+        for frame in reader:
+            assert frame.raw and frame.array.shape == (200, 320, 3)
+            assert tuple(frame.array[50, 320 // 14][::-1]) == BARS[0]
+            n += 1
+            if n == 30:
+                break
+    assert n == 30
+
+
+def test_writer_read_back_by_the_rust_reader(procs, channel):
+    stats = procs.start(
+        [binary("frame-stats"), channel, "--json", "--frames", "20", "--timeout", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    rng = np.random.default_rng(7)
+    sent = []
+    with shmframes.Writer(channel, width=96, height=64, format="rgb", buffer_frames=4) as w:
+        assert w.shape == [64, 96, 3]
+        for i in range(20):
+            img = rng.integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
+            if i % 2:
+                img = np.ascontiguousarray(img[:, ::-1])[:, ::-1]  # a strided view, copied right
+            assert w.write(img, timeout=20, capture_ns=1000 + i)
+            sent.append(zlib.crc32(np.ascontiguousarray(img).tobytes()))
+    out, err = stats.communicate(timeout=30)
+    assert stats.returncode == 0, err
+    got = [json.loads(line) for line in out.decode().splitlines()]
+    assert [g["seq"] for g in got] == list(range(20))
+    assert [g["crc32"] for g in got] == sent
+    assert all(g["format"] == "rgb" and g["width"] == 96 and g["capture_ns"] == 1000 + g["seq"] for g in got)
+
+
+def test_writer_rejects_bad_arrays(channel):
+    with shmframes.Writer(channel, 8, 4, format="gray") as w:
+        with pytest.raises(ValueError, match="shape"):
+            w.write(np.zeros((4, 8, 3), np.uint8))
+        with pytest.raises(ValueError, match="uint8"):
+            w.write(np.zeros((4, 8), np.float32))
+        assert w.write(np.zeros((4, 8), np.uint8), timeout=0)
+        assert w.write(np.zeros((4, 8, 1), np.uint8), timeout=0)
+    with pytest.raises(ValueError, match="unknown pixel format"):
+        shmframes.Writer(channel, 8, 4, format="yuv")
+    with pytest.raises(shmframes.Error, match="empty"):
+        shmframes.Writer(channel, 0, 4)
+
+
+def test_waits_release_the_gil_and_ctrl_c_interrupts_promptly(channel):
+    with shmframes.Writer(channel, 8, 8):
+        code = (
+            "import sys, time, shmframes\n"
+            "r = shmframes.Reader(sys.argv[1])\n"
+            "print('waiting', flush=True)\n"
+            "try:\n"
+            "    r.read()\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted', flush=True)\n"
+        )
+        p = subprocess.Popen([sys.executable, "-c", code, channel], stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout is not None and p.stdout.readline().strip() == "waiting"
+            time.sleep(0.2)
+            t = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            out, _ = p.communicate(timeout=10)
+            assert "interrupted" in out
+            assert time.monotonic() - t < 2.0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_other_threads_run_while_a_read_waits(channel):
+    import threading
+
+    with shmframes.Writer(channel, 8, 8) as w, shmframes.Reader(channel) as r:
+        result = []
+        t = threading.Thread(target=lambda: result.append(r.read(timeout=10)))
+        t.start()
+        time.sleep(0.2)  # if read() held the GIL, this thread could not run to publish
+        w.write(np.full((8, 8, 3), 5, np.uint8))
+        t.join(10)
+        assert result and result[0] is not None and int(result[0].array[0, 0, 0]) == 5
+
+
+def test_view_headless(procs, channel):
+    procs.producer(channel, "--size", "320x240", "--fps", "100", "--frames", "1000")
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "shmframes.view", channel, "--headless", "--frames", "50", "--timeout", "20"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "total: 50 frames" in out.stdout
+    assert "latency p50" in out.stdout
+
+
+def test_view_without_a_display_falls_back_to_stats(procs, channel):
+    procs.producer(channel, "--size", "64x64", "--fps", "0", "--frames", "30", "--when-full", "wait")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    out = subprocess.run([sys.executable, "-m", "shmframes.view", channel, "--timeout", "20"], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "no display" in out.stderr and "ended the stream" in out.stderr
+    assert "total: 30 frames" in out.stdout
+
+
+def test_view_errors_are_one_clear_line(channel):
+    out = subprocess.run([sys.executable, "-m", "shmframes.view", channel, "--headless", "--timeout", "0.1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and "no channel named" in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
