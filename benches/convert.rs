@@ -74,6 +74,29 @@ fn bench(c: &mut Criterion) {
         b.iter(|| nokhwa::utils::buf_mjpeg_to_rgb(black_box(&jpeg), &mut rgb, false).unwrap())
     });
     g.finish();
+
+    // frame-viewer's conversion: a 1080p frame into an RGBA surface, 1:1 and scaled to 1280x720.
+    let mut g = c.benchmark_group("display_1080p_to_rgba");
+    g.sample_size(30);
+    let frame = {
+        let mut f = vec![0u8; n];
+        pattern.render(1, 0, &mut f);
+        f
+    };
+    let mut scaler = shmframes::display::Scaler::new();
+    let mut surface = vec![0u8; (W * H * 4) as usize];
+    g.throughput(Throughput::Bytes(n as u64));
+    g.bench_function("bgr 1920x1080 -> rgba 1920x1080", |b| {
+        b.iter(|| scaler.render(black_box(&frame), &bgr, &mut surface, W, H))
+    });
+    g.bench_function("bgr 1920x1080 -> rgba 1280x720 (scaled)", |b| {
+        b.iter(|| scaler.render(black_box(&frame), &bgr, &mut surface, 1280, 720))
+    });
+    let gray = FrameShape::packed(W, H, PixelFormat::Gray8).unwrap();
+    g.bench_function("gray 1920x1080 -> rgba 1920x1080", |b| {
+        b.iter(|| scaler.render(black_box(&frame[..gray.pixel_bytes() as usize]), &gray, &mut surface, W, H))
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

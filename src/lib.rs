@@ -46,6 +46,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod control;
+pub mod display;
 #[cfg(feature = "convert")]
 pub mod convert;
 mod error;

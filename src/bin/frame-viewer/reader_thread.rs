@@ -1,0 +1,135 @@
+//! The reader thread: attaches (and re-attaches across producer restarts), keeps only the newest
+//! frame, and wakes the window thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use shmframes::{Error, Frame, FrameShape, ProducerState, Reader, ReaderOptions};
+use winit::event_loop::EventLoopProxy;
+
+/// Why the reader thread woke the window thread.
+#[derive(Debug, Clone, Copy)]
+pub enum Wake {
+    /// A new frame is waiting.
+    Frame,
+    /// The status (attached, producer state) changed, or a periodic tick.
+    Status,
+    /// The reader thread stopped on an error (see `Status::error`).
+    Fatal,
+}
+
+/// What the window shows about the channel.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub attached: bool,
+    pub state: Option<ProducerState>,
+    pub dropped: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    newest: Option<Frame>,
+    status: Status,
+    last_seq: Option<u64>,
+}
+
+/// State shared between the reader thread and the window.
+#[derive(Default)]
+pub struct Shared {
+    inner: Mutex<Inner>,
+    pub quit: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest frame, if one came since the last call.
+    pub fn take_newest(&self) -> Option<Frame> {
+        self.lock().newest.take()
+    }
+
+    pub fn status(&self) -> Status {
+        self.lock().status.clone()
+    }
+}
+
+/// Starts the reader thread.
+pub fn spawn(name: String, raw: Option<FrameShape>, proxy: EventLoopProxy<Wake>) -> Arc<Shared> {
+    let shared = Arc::new(Shared::default());
+    let s = shared.clone();
+    std::thread::Builder::new()
+        .name("frame-viewer reader".into())
+        .spawn(move || {
+            if let Err(e) = read_loop(&name, raw, &s, &proxy) {
+                s.lock().status.error = Some(e.to_string());
+                let _ = proxy.send_event(Wake::Fatal);
+            }
+        })
+        .expect("spawn the reader thread");
+    shared
+}
+
+fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Shared, proxy: &EventLoopProxy<Wake>) -> Result<(), Error> {
+    let step = Duration::from_millis(100);
+    // Wait for the channel, re-checking `quit` between tries.
+    let mut reader = loop {
+        if shared.quit.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let opts = ReaderOptions { timeout: step, raw, follow: true };
+        match Reader::open(name, &opts) {
+            Ok(r) => break r,
+            Err(Error::ChannelNotFound { .. }) => {
+                let _ = proxy.send_event(Wake::Status); // lets the window check its timeout
+            }
+            Err(Error::ChannelBusy { .. }) => {
+                let mut g = shared.lock();
+                g.status.error = Some("another reader is attached; waiting for it to go".into());
+                drop(g);
+                let _ = proxy.send_event(Wake::Status);
+                std::thread::sleep(step);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    {
+        let mut g = shared.lock();
+        g.status.attached = true;
+        g.status.error = None;
+        g.status.state = Some(reader.producer_state());
+    }
+    let _ = proxy.send_event(Wake::Status);
+    while !shared.quit.load(Ordering::Relaxed) {
+        let got = reader.read(Some(step))?;
+        let state = reader.producer_state();
+        let mut g = shared.lock();
+        let changed = g.status.state != Some(state);
+        g.status.state = Some(state);
+        if let Some(f) = got {
+            if let Some(last) = g.last_seq {
+                // A restarted producer counts from 0 again: only forward gaps are drops.
+                g.status.dropped += f.seq().saturating_sub(last + 1);
+            }
+            g.last_seq = Some(f.seq());
+            // Replacing the previous newest frame releases it: a slow window skips frames.
+            g.newest = Some(f);
+            drop(g);
+            if proxy.send_event(Wake::Frame).is_err() {
+                return Ok(()); // the window is gone
+            }
+        } else {
+            if changed && matches!(state, ProducerState::Ended | ProducerState::Gone) {
+                g.last_seq = None;
+            }
+            drop(g);
+            if proxy.send_event(Wake::Status).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
