@@ -50,9 +50,17 @@ pub enum Origin {
     },
 }
 
+/// Whether a `reserved` value carries our producer's mark (of any extension version).
+pub fn is_marked(v: u32) -> bool {
+    v & MARK_MASK == MARK
+}
+
 /// Reads the mark. An unknown extension version is reported as `Err(version)`.
 pub fn origin(reserved: &AtomicU32) -> Result<Origin, u32> {
-    let v = reserved.load(Ordering::Acquire);
+    decode(reserved.load(Ordering::Acquire))
+}
+
+fn decode(v: u32) -> Result<Origin, u32> {
     if v & MARK_MASK != MARK {
         return Ok(Origin::Foreign);
     }

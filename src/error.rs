@@ -43,6 +43,20 @@ pub enum Error {
         pid: Option<u32>,
     },
 
+    /// The name holds a segment that is not ours (no shmframes mark): perhaps a live
+    /// cpp_py_shmbuf producer, which announces no liveness, so we never replace it.
+    #[error(
+        "channel {name:?} ({path}) exists but was not made by a shmframes producer (it may be a \
+         live cpp_py_shmbuf producer, which cannot be told from a leftover): stop that producer, \
+         or remove the file if it is a leftover, or choose another name"
+    )]
+    NameTaken {
+        /// The channel name.
+        name: String,
+        /// The segment's path.
+        path: PathBuf,
+    },
+
     /// Another consumer is attached; the ring has exactly one consumer.
     #[error(
         "channel {name:?} is busy: another consumer{pid} is already reading it, and the ring is \

@@ -138,8 +138,9 @@ impl PyFrame {
     /// The pixels as a read-only numpy uint8 array, (H, W, C) or (H, W) for gray; no copy.
     #[getter]
     fn array(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let mut cached = lock(&self.array);
-        if let Some(a) = cached.as_ref() {
+        // No Rust lock is held while Python code runs (allocation can run the garbage collector
+        // and switch threads): look, build unlocked, then store unless another thread won.
+        if let Some(a) = lock(&self.array).as_ref() {
             return Ok(a.clone_ref(py));
         }
         let frame = self.leased()?;
@@ -163,9 +164,8 @@ impl PyFrame {
         let kwargs = pyo3::types::PyDict::new(py);
         kwargs.set_item("write", false)?;
         array.call_method("setflags", (), Some(&kwargs))?;
-        let array = array.unbind();
-        *cached = Some(array.clone_ref(py));
-        Ok(array)
+        let mut cached = lock(&self.array);
+        Ok(cached.get_or_insert_with(|| array.unbind()).clone_ref(py))
     }
 
     /// An owned, writable copy of the pixels (safe to keep after releasing the frame).
@@ -266,7 +266,8 @@ impl PyReader {
             let o = ReaderOptions { timeout: slice, ..opts.clone() };
             match py.detach(|| Reader::open(name, &o)) {
                 Ok(r) => break r,
-                Err(Error::ChannelNotFound { .. }) if start.elapsed() < total => py.check_signals()?,
+                // Not there yet, or a foreign producer still setting it up: retry while time remains.
+                Err(Error::ChannelNotFound { .. } | Error::Protocol { .. }) if start.elapsed() < total => py.check_signals()?,
                 Err(Error::ChannelNotFound { name, path, .. }) if !total.is_zero() => {
                     return Err(to_py(Error::ChannelNotFound { name, path, waited: Some(total) }))
                 }
@@ -392,23 +393,30 @@ impl PyWriter {
             return Err(PyValueError::new_err(format!("this writer takes arrays of shape {expect:?} ({}), not {got:?}", s)));
         }
         // Wait for room with the GIL released, then copy while holding it (the array is a
-        // Python object that other threads could otherwise change or free mid-copy).
-        let room = if timeout == Some(0.0) {
-            true
-        } else {
-            wait_loop(py, timeout, |slice| {
-                match lock(&self.inner).as_mut() {
+        // Python object that other threads could otherwise change or free mid-copy). Another
+        // Python thread writing to the same Writer may take the room first: then wait again.
+        let start = Instant::now();
+        let mut guard = loop {
+            let left = timeout.map(|t| (t - start.elapsed().as_secs_f64()).max(0.0));
+            if timeout != Some(0.0) {
+                let room = wait_loop(py, left, |slice| match lock(&self.inner).as_mut() {
                     Some(w) => w.wait_for_room(Some(slice)).map(|ok| ok.then_some(())),
                     None => Err(Error::Config("writer is closed".into())),
+                })?;
+                if room.is_none() {
+                    return Ok(false);
                 }
-            })?
-            .is_some()
+            }
+            let mut guard = lock(&self.inner);
+            let w = guard.as_mut().ok_or_else(|| ShmError::new_err("writer is closed"))?;
+            if w.wait_for_room(Some(Duration::ZERO)).map_err(to_py)? {
+                break guard;
+            }
+            if timeout == Some(0.0) || left.is_some_and(|l| l <= 0.0) {
+                return Ok(false);
+            }
         };
-        if !room {
-            return Ok(false);
-        }
-        let mut guard = lock(&self.inner);
-        let w = guard.as_mut().ok_or_else(|| ShmError::new_err("writer is closed"))?;
+        let w = guard.as_mut().expect("checked above");
         let Some(mut slot) = w.try_frame().map_err(to_py)? else { return Ok(false) };
         let row = s.width as usize * c;
         let dst = slot.pixels();

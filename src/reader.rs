@@ -197,11 +197,12 @@ impl Frame {
     pub fn is_zero_copy(&self) -> bool {
         matches!(self.pixels, Pixels::Shared(..))
     }
-    /// Row `y` without its padding.
+    /// Row `y` without its padding. Panics if `y >= height`.
     pub fn row(&self, y: u32) -> &[u8] {
         let s = self.shape;
-        let start = (y * s.stride) as usize;
-        &self.pixels()[start..start + (s.width * s.format.bytes_per_pixel()) as usize]
+        assert!(y < s.height, "row {y} of a frame {} rows high", s.height);
+        let start = y as usize * s.stride as usize;
+        &self.pixels()[start..start + s.width as usize * s.format.bytes_per_pixel() as usize]
     }
 }
 
@@ -238,6 +239,9 @@ pub struct Reader {
 impl Reader {
     /// Attaches to channel `name` as its consumer, waiting up to `opts.timeout` for it to exist.
     pub fn open(name: &str, opts: &ReaderOptions) -> Result<Reader> {
+        if let Some(raw) = opts.raw {
+            raw.validate().map_err(|e| Error::Config(format!("raw frame shape: {e}")))?;
+        }
         let seg = Segment::open_waiting(name, opts.timeout)?;
         let att = Arc::new(Attachment::open(seg)?);
         let state = if att.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
@@ -291,13 +295,21 @@ impl Reader {
         if st.ended {
             return Err(Error::EndOfStream { name: self.name.clone() });
         }
+        // Bounded: a producer flooding empty or filler messages cannot keep us here (and
+        // keep the caller from checking its timeout or Ctrl+C).
+        let mut skipped = 0u64;
+        let limit = st.consumer.memory().capacity() as u64;
         loop {
+            if skipped > limit {
+                return Ok(None);
+            }
             let msg = match st.consumer.peek() {
                 Ok(Some(m)) => m,
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(self.broken(att, st, e.to_string())),
             };
-            if msg.len == 0 {
+            skipped += 4 + msg.len() as u64;
+            if msg.is_empty() {
                 // An empty message carries no frame (cpp_py_shmbuf's reader would hang on it):
                 // consume it and go on, the stream stays in step.
                 consume_now(att, st, &msg);
@@ -322,8 +334,8 @@ impl Reader {
         let framed = match att.origin {
             Origin::Ours { framed } => framed,
             Origin::Foreign => {
-                let raw_exact = self.opts.raw.is_some_and(|s| s.pixel_bytes() == msg.len);
-                !raw_exact && msg.len as usize >= FRAME_TAG_LEN && {
+                let raw_exact = self.opts.raw.is_some_and(|s| s.pixel_bytes() == msg.len());
+                !raw_exact && msg.len() as usize >= FRAME_TAG_LEN && {
                     let mut head = [0u8; 4];
                     copy_prefix(st, msg, &mut head);
                     has_magic(&head)
@@ -341,9 +353,9 @@ impl Reader {
         // Copy the header out once: another process could change the shared bytes, so what we
         // validate must be what we use.
         let mut hb = [0u8; FRAME_HEADER_LEN];
-        let hb = &mut hb[..(msg.len as usize).min(FRAME_HEADER_LEN)];
+        let hb = &mut hb[..(msg.len() as usize).min(FRAME_HEADER_LEN)];
         copy_prefix(st, msg, hb);
-        let header = match FrameHeader::decode(hb, msg.len) {
+        let header = match FrameHeader::decode(hb, msg.len()) {
             Ok(h) => h,
             Err(d) => return Err(self.broken(att, st, d)),
         };
@@ -356,9 +368,9 @@ impl Reader {
             MessageKind::Frame => {
                 let shape = header.shape.expect("frames carry a shape");
                 let n = shape.pixel_bytes() as usize;
-                let pixels = match st.consumer.memory().contiguous_ptr(msg) {
+                let pixels = match st.consumer.payload_ptr(msg) {
                     // SAFETY: the payload is contiguous and at least FRAME_HEADER_LEN + n bytes
-                    // long (validated by `decode` against `msg.len`).
+                    // long (validated by `decode` against `msg.len()`).
                     Some(p) => Pixels::Shared(unsafe { NonNull::new_unchecked(p.as_ptr().add(FRAME_HEADER_LEN)) }, n),
                     None => {
                         // Only a foreign producer can split a framed payload: copy it.
@@ -379,16 +391,16 @@ impl Reader {
         let Some(shape) = self.opts.raw else {
             return Err(Error::RawWithoutShape { name: self.name.clone() });
         };
-        if msg.len != shape.pixel_bytes() {
+        if msg.len() != shape.pixel_bytes() {
             return Err(Error::RawSizeMismatch {
                 name: self.name.clone(),
-                got: msg.len,
+                got: msg.len(),
                 expected: shape.pixel_bytes() as u64,
                 shape: shape.to_string(),
             });
         }
-        let pixels = match st.consumer.memory().contiguous_ptr(msg) {
-            Some(p) => Pixels::Shared(p, msg.len as usize),
+        let pixels = match st.consumer.payload_ptr(msg) {
+            Some(p) => Pixels::Shared(p, msg.len() as usize),
             None => {
                 let mut v = Vec::new();
                 st.consumer.copy_payload(msg, &mut v);
@@ -418,8 +430,8 @@ impl Reader {
             None
         } else {
             st.consumer.advance(msg);
-            st.leases.push_back(Lease { start: msg.start, end: msg.end(), released: false });
-            Some(msg.start)
+            st.leases.push_back(Lease { start: msg.start(), end: msg.end(), released: false });
+            Some(msg.start())
         };
         Frame { att: att.clone(), lease, pixels, shape, seq, capture_ns, publish_ns, raw }
     }
@@ -508,7 +520,10 @@ impl Reader {
     /// Follow mode: attaches to a new segment under the name, if one with a live producer is
     /// there. Returns whether it switched.
     fn try_switch(&mut self) -> Result<bool> {
-        if self.att.seg.name_points_here() && !matches!(self.state, ProducerState::Gone | ProducerState::Ended) {
+        // Only a new file under the name is a new producer. (Not even opening the old one again:
+        // on systems with process-owned record locks, closing that second descriptor would drop
+        // our consumer lock.)
+        if self.att.seg.name_points_here() {
             return Ok(false);
         }
         let seg = match Segment::open(&self.name) {
@@ -516,9 +531,6 @@ impl Reader {
             Err(Error::ChannelNotFound { .. } | Error::Protocol { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        if seg.name_points_here() && self.att.seg.name_points_here() {
-            return Ok(false); // still the old segment
-        }
         let att = match Attachment::open(seg) {
             Ok(a) => a,
             Err(Error::ChannelBusy { .. }) => return Ok(false),
@@ -537,7 +549,7 @@ impl Reader {
         match self.state {
             ProducerState::Live => {
                 let t = left.min(LIVENESS_PERIOD);
-                wait::sleep_announced(mem.head_word(), seen, mem.reserved(), CONSUMER_SLEEPING, t);
+                wait::sleep_announced(mem.head_word(), seen, mem.reserved(), CONSUMER_SLEEPING, control::CLOSED, t);
             }
             ProducerState::Unknown => wait::sleep_unannounced(mem.head_word(), seen, &mut self.backoff, left),
             // Following a dead or ended producer: look for its successor a few times a second.
@@ -587,6 +599,6 @@ fn copy_prefix(st: &ConsumerState, msg: &Message, out: &mut [u8]) {
 /// Consumes a message that needs no lease (filler, end of stream, copied frames).
 fn consume_now(att: &Attachment, st: &mut ConsumerState, msg: &Message) {
     st.consumer.advance(msg);
-    st.leases.push_back(Lease { start: msg.start, end: msg.end(), released: true });
+    st.leases.push_back(Lease { start: msg.start(), end: msg.end(), released: true });
     att.publish_tail(st);
 }

@@ -257,9 +257,15 @@ impl RingMemory {
     /// # Safety
     /// The caller must own the bytes `index..index + src.len()` (producer side, free space) and
     /// `src.len() <= capacity`.
+    #[inline]
     unsafe fn copy_in(&self, index: u32, src: &[u8]) {
         let off = (index & self.mask()) as usize;
-        let first = src.len().min(self.capacity as usize - off);
+        if src.len() <= self.capacity as usize - off {
+            // SAFETY: contiguous: `off + len <= capacity`; the caller owns the range.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.at(index), src.len()) };
+            return;
+        }
+        let first = self.capacity as usize - off;
         // SAFETY: `first` bytes fit before the end of the data area; the rest (< capacity) fits
         // from its start; the caller owns both ranges, and `src` cannot overlap them (it is a
         // Rust slice the caller holds while we hold exclusive access to the range).
@@ -274,9 +280,15 @@ impl RingMemory {
     /// # Safety
     /// The caller must own the bytes `index..index + dst.len()` (consumer side, published and not
     /// yet released) and `dst.len() <= capacity`.
+    #[inline]
     unsafe fn copy_out(&self, index: u32, dst: &mut [u8]) {
         let off = (index & self.mask()) as usize;
-        let first = dst.len().min(self.capacity as usize - off);
+        if dst.len() <= self.capacity as usize - off {
+            // SAFETY: contiguous: `off + len <= capacity`; the caller owns the range.
+            unsafe { std::ptr::copy_nonoverlapping(self.at(index), dst.as_mut_ptr(), dst.len()) };
+            return;
+        }
+        let first = self.capacity as usize - off;
         // SAFETY: mirror of `copy_in`.
         unsafe {
             std::ptr::copy_nonoverlapping(self.at(index), dst.as_mut_ptr(), first);
@@ -324,16 +336,28 @@ pub fn capacity_rounded_down(segment_size: usize) -> Option<u32> {
     Some(1u32 << (usize::BITS - 1 - avail.leading_zeros()))
 }
 
-/// A message found by [`Consumer::peek`]: where it is, not its bytes.
+/// A message found by [`Consumer::peek`]: where it is, not its bytes. Only `peek` makes them,
+/// and the consumer checks every message it is handed against what it has read and not yet
+/// released, so a stale or foreign `Message` is a panic, never an out-of-bounds access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message {
-    /// Ring index of the length prefix.
-    pub start: u32,
-    /// Payload length in bytes.
-    pub len: u32,
+    start: u32,
+    len: u32,
 }
 
 impl Message {
+    /// Ring index of the length prefix.
+    pub fn start(&self) -> u32 {
+        self.start
+    }
+    /// Payload length in bytes.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
     /// Ring index of the first payload byte.
     pub fn payload_start(&self) -> u32 {
         self.start.wrapping_add(PREFIX_LEN)
@@ -410,6 +434,12 @@ impl Producer {
         let used = self.check_used(tail)?;
         self.cached_tail = tail;
         Ok(self.mem.capacity - used)
+    }
+
+    /// Whether `needed` bytes are free, reloading the shared tail only if the cached one says
+    /// they are not.
+    pub fn has_free(&mut self, needed: u32) -> Result<bool, RingError> {
+        Ok(self.free_cached() >= needed || self.refresh_free()? >= needed)
     }
 
     /// Ensures `needed` free bytes, reloading the tail only if the cache says there are not.
@@ -626,6 +656,7 @@ impl Consumer {
         let mut prefix = [0u8; 4];
         // SAFETY: the 4 bytes at `read` are published (readable >= 4) and not released.
         unsafe { self.mem.copy_out(self.read, &mut prefix) };
+        // Read once into a local: from here on `len` is ours, whatever the producer does.
         let len = u32::from_le_bytes(prefix);
         if len > readable - PREFIX_LEN {
             return Err(RingError::Corrupt(format!(
@@ -637,23 +668,37 @@ impl Consumer {
         Ok(Some(Message { start: self.read, len }))
     }
 
-    /// Moves the read index past `msg` (which must be the message `peek` just returned).
+    /// Moves the read index past `msg`, the message `peek` just returned.
+    ///
+    /// Panics if `msg` is not the message at the read index.
     pub fn advance(&mut self, msg: &Message) {
-        debug_assert_eq!(msg.start, self.read);
+        assert_eq!(msg.start, self.read, "advance() takes the message peek() returned");
         self.read = msg.end();
+    }
+
+    /// Panics unless `msg` lies in what this consumer may read: published, not released.
+    /// This is what makes the accessors below safe with any `Message` value.
+    #[inline]
+    fn check_owned(&self, msg: &Message) {
+        let cached = self.cached_head.wrapping_sub(self.tail);
+        let start = msg.start.wrapping_sub(self.tail);
+        let owned = start <= cached && msg.len <= cached - start && PREFIX_LEN <= cached - start - msg.len;
+        assert!(owned, "message {msg:?} is not in this consumer's unreleased window");
     }
 
     /// Copies a message's payload out (joining a split payload).
     pub fn copy_payload(&self, msg: &Message, dst: &mut Vec<u8>) {
+        self.check_owned(msg);
         dst.clear();
         dst.resize(msg.len as usize, 0);
-        // SAFETY: `msg` came from `peek` on this consumer, so its bytes are published; they
-        // stay ours until `release_to` passes them, which needs `&mut self`.
+        // SAFETY: `check_owned` proved the bytes are published and not released; they stay
+        // ours until `release_to` passes them, which needs `&mut self`.
         unsafe { self.mem.copy_out(msg.payload_start(), dst) };
     }
 
     /// Copies the first `out.len()` payload bytes (at most the payload's length) out.
     pub fn copy_payload_prefix(&self, msg: &Message, out: &mut [u8]) {
+        self.check_owned(msg);
         assert!(out.len() <= msg.len as usize, "prefix longer than the payload");
         // SAFETY: as in `copy_payload`, for a prefix of the payload.
         unsafe { self.mem.copy_out(msg.payload_start(), out) };
@@ -661,16 +706,29 @@ impl Consumer {
 
     /// The payload as one slice if it does not wrap, else `None`.
     pub fn payload(&self, msg: &Message) -> Option<&[u8]> {
+        self.check_owned(msg);
         let ptr = self.mem.contiguous_ptr(msg)?;
-        // SAFETY: contiguous, published, unreleased (see `copy_payload`); the borrow of `self`
+        // SAFETY: contiguous, published, unreleased (`check_owned`); the borrow of `self`
         // prevents `release_to` while the slice lives.
         Some(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), msg.len as usize) })
     }
 
+    /// Raw pointer to a contiguous payload, for callers that manage the lease themselves.
+    pub(crate) fn payload_ptr(&self, msg: &Message) -> Option<NonNull<u8>> {
+        self.check_owned(msg);
+        self.mem.contiguous_ptr(msg)
+    }
+
     /// Publishes `index` as the new tail: every byte before it may now be overwritten.
-    /// `index` must lie between the current tail and the read index.
+    ///
+    /// Panics unless `index` lies between the current tail and the read index.
     pub fn release_to(&mut self, index: u32) {
-        debug_assert!(index.wrapping_sub(self.tail) <= self.read.wrapping_sub(self.tail));
+        assert!(
+            index.wrapping_sub(self.tail) <= self.read.wrapping_sub(self.tail),
+            "release_to({index}) outside tail {}..read {}",
+            self.tail,
+            self.read
+        );
         if index != self.tail {
             // SYNC POINT: tail (Release; pairs with the producer's Acquire load in
             // `refresh_free`): our reads of the bytes before `index` happen before the producer
@@ -808,6 +866,26 @@ mod tests {
             unsafe { (b.ptr().as_ptr().add(16) as *mut u32).write_unaligned(bad.to_le()) };
             assert!(matches!(c.peek(), Err(RingError::Corrupt(_))), "length {bad:#x} not rejected");
         }
+    }
+
+    #[test]
+    fn stale_or_foreign_messages_panic_instead_of_reading_out_of_bounds() {
+        let mut b = Buf::new(16 + 64);
+        let (mut p, mut c) = ring(&mut b, 64, 0);
+        p.push(&[1; 10]).unwrap();
+        let m = c.peek().unwrap().unwrap();
+        c.advance(&m);
+        c.release_to(m.end());
+        let stale = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.payload(&m).map(|s| s.len())));
+        assert!(stale.is_err(), "a released message was readable");
+        let mut b2 = Buf::new(16 + 64);
+        let (mut p2, mut c2) = ring(&mut b2, 64, 0);
+        p2.push(&[2; 50]).unwrap();
+        let big = c2.peek().unwrap().unwrap();
+        // `big` belongs to another ring: ours has nothing published.
+        let foreign = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.copy_payload(&big, &mut Vec::new())));
+        assert!(foreign.is_err(), "a foreign message was readable");
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.release_to(1000))).is_err());
     }
 
     #[test]

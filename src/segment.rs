@@ -98,11 +98,14 @@ impl Segment {
         let dir = path.parent().map(PathBuf::from).unwrap_or_default();
         let len = HEADER_LEN as u64 + capacity as u64;
 
+        // Unique even across PID namespaces sharing /dev/shm (containers): pid, a counter and
+        // the clock.
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let temp = dir.join(format!(
-            "{TEMP_PREFIX}{}-{}-{name}",
+            "{TEMP_PREFIX}{}-{}-{:x}-{name}",
             std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            sys::monotonic_ns() ^ (&COUNTER as *const AtomicU64 as u64).rotate_left(32)
         ));
         let file = sys::create_new(&temp, mode).map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: dir.clone() },
@@ -145,6 +148,11 @@ impl Segment {
             let old_meta = old.metadata().map_err(|e| Error::io("cannot stat the existing segment", e))?;
             if sys::file_uid(&old_meta) != sys::euid() {
                 return Err(Error::ForeignSegment { name, path, uid: sys::file_uid(&old_meta) });
+            }
+            // Only a segment our producer made can be proven dead by its lock; anything else
+            // (cpp_py_shmbuf's producer takes no lock) might be live: never replace it.
+            if !has_our_mark(&old) {
+                return Err(Error::NameTaken { name, path });
             }
             if !sys::try_lock_byte(&old, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the existing segment", e))? {
                 let pid = match sys::probe_lock_byte(&old, PRODUCER_LOCK_BYTE) {
@@ -260,6 +268,14 @@ impl Segment {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Whether the segment's `reserved` word carries our producer's mark.
+fn has_our_mark(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut header, 0).is_ok()
+        && crate::control::is_marked(u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")))
 }
 
 /// Removes a temporary segment name unless creation succeeded.

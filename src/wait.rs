@@ -30,12 +30,14 @@ use std::time::Duration;
 use crate::sys;
 
 /// Sleeps on `word` while it equals `seen`, announcing the sleep with `flag` in `reserved`.
+/// Does not sleep if any bit of `stop` is set in `reserved` (e.g. `CLOSED`: a producer that
+/// closes sets it with an RMW, which is ordered with ours, so one of us sees the other).
 /// Returns after a wake-up, a change, a signal or `timeout`; the caller re-checks.
-pub(crate) fn sleep_announced(word: &AtomicU32, seen: u32, reserved: &AtomicU32, flag: u32, timeout: Duration) {
-    reserved.fetch_or(flag, Ordering::Relaxed);
+pub(crate) fn sleep_announced(word: &AtomicU32, seen: u32, reserved: &AtomicU32, flag: u32, stop: u32, timeout: Duration) {
+    let before = reserved.fetch_or(flag, Ordering::Relaxed);
     // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `wake_if_sleeping`).
     fence(Ordering::SeqCst);
-    if word.load(Ordering::Relaxed) == seen {
+    if before & stop == 0 && word.load(Ordering::Relaxed) == seen {
         sys::futex_wait(word, seen, timeout);
     }
     reserved.fetch_and(!flag, Ordering::Relaxed);
@@ -97,7 +99,7 @@ mod tests {
         let sleeper = std::thread::spawn(move || {
             let start = Instant::now();
             while w[0].load(Ordering::Acquire) == 0 {
-                sleep_announced(&w[0], 0, &w[1], 1, Duration::from_secs(10));
+                sleep_announced(&w[0], 0, &w[1], 1, 0, Duration::from_secs(10));
             }
             start.elapsed()
         });
@@ -125,7 +127,10 @@ mod tests {
         let word = AtomicU32::new(7);
         let reserved = AtomicU32::new(0);
         let t = Instant::now();
-        sleep_announced(&word, 6, &reserved, 1, Duration::from_secs(30));
+        sleep_announced(&word, 6, &reserved, 1, 0, Duration::from_secs(30));
+        // A stop bit already set: no sleep even though the word did not change.
+        let stopped = AtomicU32::new(2);
+        sleep_announced(&word, 7, &stopped, 1, 2, Duration::from_secs(30));
         let mut b = Backoff::new();
         sleep_unannounced(&word, 6, &mut b, Duration::from_secs(30));
         assert!(t.elapsed() < Duration::from_secs(10));

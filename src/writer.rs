@@ -90,6 +90,8 @@ pub struct Writer {
     published: u64,
     /// Raw mode only: a frame that would split at the ring's end is drawn here first.
     staging: Vec<u8>,
+    /// Back-off of timed waits for room when no wake-up can come.
+    backoff: wait::Backoff,
     closed: bool,
 }
 
@@ -105,7 +107,16 @@ impl Writer {
         // SAFETY: we created the segment and hold its producer lock, so we are its only producer.
         let producer = unsafe { Producer::new(*seg.ring()) }
             .map_err(|e| Error::Protocol { name: seg.name().to_owned(), detail: e.to_string() })?;
-        Ok(Writer { seg, producer, opts: opts.clone(), next_seq: 0, published: 0, staging: Vec::new(), closed: false })
+        Ok(Writer {
+            seg,
+            producer,
+            opts: opts.clone(),
+            next_seq: 0,
+            published: 0,
+            staging: Vec::new(),
+            backoff: wait::Backoff::new(),
+            closed: false,
+        })
     }
 
     /// The channel name.
@@ -156,7 +167,7 @@ impl Writer {
         } else {
             self.producer.bytes_to_end() + msg // filler first
         };
-        Ok(self.producer.refresh_free().map_err(|e| self.protocol(e))? >= needed)
+        self.producer.has_free(needed).map_err(|e| self.protocol(e))
     }
 
     /// A slot for the next frame, or `None` if the ring is full right now (a live source drops
@@ -226,6 +237,7 @@ impl Writer {
             // futex sees a changed value and does not sleep.
             let seen = self.producer.memory().tail_word().load(std::sync::atomic::Ordering::Acquire);
             if self.has_room()? {
+                self.backoff.reset();
                 return Ok(true);
             }
             let left = match timeout {
@@ -236,7 +248,14 @@ impl Writer {
                 None => Duration::from_secs(1),
             };
             let mem = *self.producer.memory();
-            wait::sleep_announced(mem.tail_word(), seen, mem.reserved(), PRODUCER_SLEEPING, left);
+            if self.seg.consumer_attached() {
+                // Our reader: it wakes us when it releases.
+                wait::sleep_announced(mem.tail_word(), seen, mem.reserved(), PRODUCER_SLEEPING, 0, left);
+            } else {
+                // No reader, or one that knows nothing of wake-ups (cpp_py_shmbuf's): poll with
+                // a bounded back-off so that room is noticed within milliseconds.
+                wait::sleep_unannounced(mem.tail_word(), seen, &mut self.backoff, left);
+            }
         }
     }
 

@@ -266,6 +266,57 @@ fn live_name_is_never_taken_over_and_stale_is_replaced() {
     assert!(!ch.exists());
 }
 
+/// cpp_py_shmbuf's producer takes no lock, so a segment without our mark might be live: it is
+/// never replaced, and the error says what to do.
+#[test]
+fn a_segment_we_did_not_make_is_never_replaced() {
+    let ch = Channel::new("foreign");
+    let mut foreign = vec![0u8; 16 + 64];
+    foreign[8..12].copy_from_slice(&64u32.to_le_bytes());
+    std::fs::write(ch.path(), &foreign).unwrap();
+    let e = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 1)).unwrap_err();
+    assert!(matches!(e, Error::NameTaken { .. }), "{e}");
+    assert!(e.to_string().contains("cpp_py_shmbuf"), "{e}");
+    assert_eq!(std::fs::read(ch.path()).unwrap(), foreign, "the foreign segment was touched");
+}
+
+/// A consumer that knows nothing of wake-ups (cpp_py_shmbuf's) frees room without waking us:
+/// a lossless writer must notice by polling, within milliseconds, not sleep for seconds.
+#[test]
+fn lossless_writer_keeps_pace_with_a_consumer_that_never_wakes_it() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let ch = Channel::new("plainwait");
+    let mut o = opts(32, 8, PixelFormat::Bgr24, 1);
+    o.raw = true;
+    let mut w = Writer::create(&ch, &o).unwrap();
+    let path = ch.path();
+    let consumer = std::thread::spawn(move || {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        // SAFETY: the test maps the segment to play a foreign consumer; the map outlives use.
+        let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        // SAFETY: 4-aligned u32 words at offsets 0 and 4 of the page-aligned mapping.
+        let (head, tail) = unsafe { (&*(map.as_ptr() as *const AtomicU32), &*(map.as_ptr().add(4) as *const AtomicU32)) };
+        let mut n = 0;
+        while n < 30 {
+            let t = tail.load(Ordering::Relaxed);
+            if head.load(Ordering::Acquire) != t {
+                std::thread::sleep(Duration::from_millis(2)); // a slow-ish plain consumer
+                tail.store(t.wrapping_add(4 + 32 * 8 * 3), Ordering::Release);
+                n += 1;
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    });
+    let start = Instant::now();
+    for i in 0..30u8 {
+        assert!(w.write(&vec![i; 32 * 8 * 3], None, Some(Duration::from_secs(20))).unwrap());
+    }
+    consumer.join().unwrap();
+    // 30 frames at ~2 ms each; the bug this guards against slept a second per frame.
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+}
+
 #[test]
 fn missing_channel_is_a_clear_error_and_can_be_waited_for() {
     let ch = Channel::new("missing");
