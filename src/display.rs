@@ -116,6 +116,10 @@ impl Scaler {
         }
         let f = self.fit.expect("prepared");
         paint_borders(dst, dst_w, dst_h, f);
+        #[cfg(feature = "convert")]
+        if f.w == shape.width && f.h == shape.height && simd_unscaled(pixels, shape, dst, dst_w, f) {
+            return;
+        }
         match shape.format {
             PixelFormat::Bgr24 => self.draw::<Bgr>(pixels, shape, dst, dst_w),
             PixelFormat::Rgb24 => self.draw::<Rgb>(pixels, shape, dst, dst_w),
@@ -155,6 +159,25 @@ impl Scaler {
             }
         }
     }
+}
+
+/// 1:1 conversion with the `yuv` crate's SIMD channel shuffles (7x faster than the portable
+/// loop here for BGR: 0.22 ms against 1.5 ms a 1080p frame; see `benches/convert.rs`).
+/// Returns `false` for the formats it does not cover (gray; four-channel input, whose alpha the
+/// portable loop forces opaque).
+#[cfg(feature = "convert")]
+fn simd_unscaled(src: &[u8], shape: &FrameShape, dst: &mut [u8], dst_w: u32, f: Fit) -> bool {
+    let dst_stride = dst_w * 4;
+    let start = (f.y * dst_stride + f.x * 4) as usize;
+    let out = &mut dst[start..];
+    let (w, h, s) = (shape.width, shape.height, shape.stride);
+    let src = &src[..shape.pixel_bytes() as usize];
+    let r = match shape.format {
+        PixelFormat::Bgr24 => yuv::bgr_to_rgba(src, s, out, dst_stride, w, h),
+        PixelFormat::Rgb24 => yuv::rgb_to_rgba(src, s, out, dst_stride, w, h),
+        _ => return false,
+    };
+    r.is_ok()
 }
 
 /// Paints everything outside `f` black (opaque).

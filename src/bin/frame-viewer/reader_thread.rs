@@ -40,6 +40,9 @@ struct Inner {
 pub struct Shared {
     inner: Mutex<Inner>,
     pub quit: AtomicBool,
+    /// A `Wake::Frame` is on its way and the window has not taken the frame yet: do not send
+    /// another (a fast producer would flood the event loop and starve its redraws).
+    frame_wake_pending: AtomicBool,
 }
 
 impl Shared {
@@ -49,7 +52,9 @@ impl Shared {
 
     /// The newest frame, if one came since the last call.
     pub fn take_newest(&self) -> Option<Frame> {
-        self.lock().newest.take()
+        let f = self.lock().newest.take();
+        self.frame_wake_pending.store(false, Ordering::Release);
+        f
     }
 
     pub fn status(&self) -> Status {
@@ -118,7 +123,7 @@ fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Shared, proxy: &Event
             // Replacing the previous newest frame releases it: a slow window skips frames.
             g.newest = Some(f);
             drop(g);
-            if proxy.send_event(Wake::Frame).is_err() {
+            if !shared.frame_wake_pending.swap(true, Ordering::AcqRel) && proxy.send_event(Wake::Frame).is_err() {
                 return Ok(()); // the window is gone
             }
         } else {
