@@ -5,7 +5,7 @@
 //! frame's bytes stay leased (never overwritten) as long as the `Frame` object or any array
 //! derived from it lives, and the mapping stays valid even after the reader is closed.
 //!
-//! Every wait releases the GIL and wakes at least every 100 ms to let Ctrl+C through.
+//! Every wait releases the GIL and wakes at least every 80 ms to let Ctrl+C through.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -35,8 +35,9 @@ mod exc {
 use exc::{ChannelBusy, ChannelNotFound, EndOfStream, ProducerAlive, ProducerGone, ProtocolError};
 use exc::Error as ShmError;
 
-/// How long a wait may hold off Python's signal handlers (Ctrl+C).
-const SIGNAL_STEP: Duration = Duration::from_millis(100);
+/// How long a wait may hold off Python's signal handlers (Ctrl+C). Equal to the reader's
+/// liveness period, so an idle wait wakes once per slice, not twice.
+const SIGNAL_STEP: Duration = Duration::from_millis(80);
 
 fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
