@@ -116,113 +116,74 @@ fn write_read(c: &mut Criterion) {
     g.finish();
 }
 
+/// Moves `iters` messages of `size` bytes from a producer thread to a consumer thread.
+/// Unbatched: every message is committed and released on its own. Batched: the producer
+/// commits every 256 messages (or when full), the consumer releases after draining.
+fn cross_thread_run(size: usize, iters: u64, batched: bool) -> std::time::Duration {
+    let (buf, cap) = Buf::for_message(size);
+    let (mut p, mut cons) = buf.ring(cap);
+    let msg = vec![0x33u8; size];
+    let batch = if batched { 256 } else { 1 };
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut got = 0u64;
+            while got < iters {
+                let mut end = None;
+                while let Some(m) = cons.peek().unwrap() {
+                    black_box(cons.payload(&m).map_or(0, |s| s[0]));
+                    cons.advance(&m);
+                    got += 1;
+                    end = Some(m.end());
+                    if !batched {
+                        break; // release this one message at once
+                    }
+                }
+                match end {
+                    Some(e) => cons.release_to(e),
+                    None => std::hint::spin_loop(),
+                }
+            }
+        });
+        let mut pending = 0u32;
+        for _ in 0..iters {
+            loop {
+                match p.append(&msg) {
+                    Ok(()) => break,
+                    Err(RingPushError::Push(PushError::Full)) => {
+                        p.commit();
+                        pending = 0;
+                        std::hint::spin_loop();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            pending += 1;
+            if pending == batch {
+                p.commit();
+                pending = 0;
+            }
+        }
+        p.commit();
+    });
+    let t = start.elapsed();
+    drop(buf);
+    t
+}
+
 fn cross_thread(c: &mut Criterion) {
-    let mut g = c.benchmark_group("cross_thread");
-    for (size, label) in SIZES {
-        g.throughput(Throughput::Bytes(size as u64));
-        if size > 1 << 20 {
-            g.sample_size(20);
+    for (group, batched) in [("cross_thread", false), ("cross_thread_batched", true)] {
+        let mut g = c.benchmark_group(group);
+        for (size, label) in SIZES {
+            g.throughput(Throughput::Bytes(size as u64));
+            if size > 1 << 20 {
+                g.sample_size(20);
+            }
+            g.bench_function(BenchmarkId::from_parameter(label), |b| b.iter_custom(|iters| cross_thread_run(size, iters, batched)));
         }
-        g.bench_function(BenchmarkId::from_parameter(label), |b| {
-            b.iter_custom(|iters| {
-                let (buf, cap) = Buf::for_message(size);
-                let (mut p, mut cons) = buf.ring(cap);
-                let msg = vec![0x33u8; size];
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    s.spawn(move || {
-                        let mut got = 0u64;
-                        while got < iters {
-                            match cons.peek().unwrap() {
-                                Some(m) => {
-                                    let first = cons.payload(&m).map_or(0, |s| s[0]);
-                                    black_box(first);
-                                    cons.advance(&m);
-                                    cons.release_to(m.end());
-                                    got += 1;
-                                }
-                                None => std::hint::spin_loop(),
-                            }
-                        }
-                    });
-                    for _ in 0..iters {
-                        loop {
-                            match p.push(&msg) {
-                                Ok(()) => break,
-                                Err(RingPushError::Push(PushError::Full)) => std::hint::spin_loop(),
-                                Err(e) => panic!("{e}"),
-                            }
-                        }
-                    }
-                });
-                let t = start.elapsed();
-                drop(buf);
-                t
-            })
-        });
+        g.finish();
     }
-    g.finish();
 }
 
-fn cross_thread_batched(c: &mut Criterion) {
-    let mut g = c.benchmark_group("cross_thread_batched");
-    for (size, label) in SIZES {
-        g.throughput(Throughput::Bytes(size as u64));
-        if size > 1 << 20 {
-            g.sample_size(20);
-        }
-        g.bench_function(BenchmarkId::from_parameter(label), |b| {
-            b.iter_custom(|iters| {
-                let (buf, cap) = Buf::for_message(size);
-                let (mut p, mut cons) = buf.ring(cap);
-                let msg = vec![0x33u8; size];
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    s.spawn(move || {
-                        let mut got = 0u64;
-                        while got < iters {
-                            let mut end = None;
-                            while let Some(m) = cons.peek().unwrap() {
-                                black_box(cons.payload(&m).map_or(0, |s| s[0]));
-                                cons.advance(&m);
-                                end = Some(m.end());
-                                got += 1;
-                            }
-                            match end {
-                                Some(e) => cons.release_to(e),
-                                None => std::hint::spin_loop(),
-                            }
-                        }
-                    });
-                    let mut pending = 0u32;
-                    for _ in 0..iters {
-                        loop {
-                            match p.append(&msg) {
-                                Ok(()) => break,
-                                Err(RingPushError::Push(PushError::Full)) => {
-                                    p.commit();
-                                    pending = 0;
-                                    std::hint::spin_loop();
-                                }
-                                Err(e) => panic!("{e}"),
-                            }
-                        }
-                        pending += 1;
-                        if pending == 256 {
-                            p.commit();
-                            pending = 0;
-                        }
-                    }
-                    p.commit();
-                });
-                let t = start.elapsed();
-                drop(buf);
-                t
-            })
-        });
-    }
-    g.finish();
-}
-
-criterion_group!(benches, write_read, cross_thread, cross_thread_batched);
+criterion_group!(benches, write_read, cross_thread);
 criterion_main!(benches);

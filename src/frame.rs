@@ -129,6 +129,21 @@ impl FromStr for PixelFormat {
     }
 }
 
+/// Parses a frame size written `WIDTHxHEIGHT` (e.g. `1920x1080`), as the command-line tools
+/// take it: whole numbers from 1 to 16384.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT (e.g. 1920x1080)"))?;
+    let w: u32 = w.trim().parse().map_err(|_| format!("width {w:?} is not a whole number"))?;
+    let h: u32 = h.trim().parse().map_err(|_| format!("height {h:?} is not a whole number"))?;
+    if w == 0 || h == 0 {
+        return Err(format!("{w}x{h} is empty: width and height must be at least 1"));
+    }
+    if w > 16384 || h > 16384 {
+        return Err(format!("{w}x{h} is larger than 16384x16384"));
+    }
+    Ok((w, h))
+}
+
 /// Width, height, stride and format of a frame: everything needed to interpret its pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FrameShape {
@@ -377,6 +392,15 @@ mod tests {
         let mut filler = [0u8; 8];
         FrameHeader { kind: MessageKind::Filler, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 }.encode(&mut filler);
         assert_eq!(FrameHeader::decode(&filler, 60).unwrap().kind, MessageKind::Filler);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1920x1080"), Ok((1920, 1080)));
+        assert_eq!(parse_size("33X17"), Ok((33, 17)));
+        for bad in ["0x0", "10x0", "1920", "x", "axb", "-1x5", "20000x10"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

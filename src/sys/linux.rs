@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::unix::{flock_at, LockState};
+use super::unix::{get_lock, set_lock, LockState};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -35,32 +35,12 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
 /// releases it when the last descriptor of this open file is closed, including when the
 /// process dies by SIGKILL. Returns `false` if someone else holds it.
 pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
-    let fl = flock_at(byte, libc::F_WRLCK as libc::c_short);
-    // SAFETY: fcntl with a valid fd and a pointer to a live, initialised flock struct.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-        _ => Err(err),
-    }
+    set_lock(file, byte, libc::F_OFD_SETLK)
 }
 
 /// Asks whether anybody other than this open file description holds the byte's lock.
 pub fn probe_lock_byte(file: &File, byte: u64) -> io::Result<LockState> {
-    let mut fl = flock_at(byte, libc::F_WRLCK as libc::c_short);
-    // SAFETY: fcntl with a valid fd and a pointer to a live, writable flock struct.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(if fl.l_type == libc::F_UNLCK as libc::c_short {
-        LockState::Free
-    } else {
-        LockState::Held(u32::try_from(fl.l_pid).ok().filter(|&p| p > 0))
-    })
+    get_lock(file, byte, libc::F_OFD_GETLK)
 }
 
 /// Sleeps while `*word == expected`, for at most `timeout`. Returns early on a wake-up, a

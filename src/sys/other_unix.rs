@@ -9,12 +9,11 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::unix::{flock_at, LockState};
+use super::unix::{get_lock, set_lock, LockState};
 
 /// Where segments live on this platform.
 pub fn shm_path(name: &str) -> PathBuf {
@@ -39,32 +38,12 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
 
 /// Takes a process-owned record lock on one byte, without blocking.
 pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
-    let fl = flock_at(byte, libc::F_WRLCK as libc::c_short);
-    // SAFETY: fcntl with a valid fd and a pointer to a live, initialised flock struct.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-        _ => Err(err),
-    }
+    set_lock(file, byte, libc::F_SETLK)
 }
 
 /// Asks whether another process holds the byte's lock.
 pub fn probe_lock_byte(file: &File, byte: u64) -> io::Result<LockState> {
-    let mut fl = flock_at(byte, libc::F_WRLCK as libc::c_short);
-    // SAFETY: fcntl with a valid fd and a pointer to a live, writable flock struct.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(if fl.l_type == libc::F_UNLCK as libc::c_short {
-        LockState::Free
-    } else {
-        LockState::Held(u32::try_from(fl.l_pid).ok().filter(|&p| p > 0))
-    })
+    get_lock(file, byte, libc::F_GETLK)
 }
 
 /// No futex: sleeps at most 2 ms (or `timeout`) unless the word already changed.

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -64,14 +65,45 @@ pub fn file_uid(meta: &std::fs::Metadata) -> u32 {
     meta.uid()
 }
 
-/// A `flock` record for one byte at offset `byte`.
-pub(super) fn flock_at(byte: u64, kind: libc::c_short) -> libc::flock {
+/// A `flock` record for a write lock on the one byte at offset `byte`.
+fn flock_at(byte: u64) -> libc::flock {
     // SAFETY: `flock` is a plain C struct for which all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind;
+    fl.l_type = libc::F_WRLCK as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl.l_start = byte as libc::off_t;
     fl.l_len = 1;
     fl.l_pid = 0; // required to be 0 for OFD locks
     fl
+}
+
+/// Takes the byte's write lock with `cmd` (a non-blocking set: `F_OFD_SETLK` or `F_SETLK`).
+/// `Ok(false)` if someone else holds it.
+pub(super) fn set_lock(file: &File, byte: u64, cmd: libc::c_int) -> io::Result<bool> {
+    let fl = flock_at(byte);
+    // SAFETY: fcntl with a valid fd and a pointer to a live, initialised flock struct.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &fl) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// Probes the byte's write lock with `cmd` (`F_OFD_GETLK` or `F_GETLK`).
+pub(super) fn get_lock(file: &File, byte: u64, cmd: libc::c_int) -> io::Result<LockState> {
+    let mut fl = flock_at(byte);
+    // SAFETY: fcntl with a valid fd and a pointer to a live, writable flock struct.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(if fl.l_type == libc::F_UNLCK as libc::c_short {
+        LockState::Free
+    } else {
+        LockState::Held(u32::try_from(fl.l_pid).ok().filter(|&p| p > 0))
+    })
 }

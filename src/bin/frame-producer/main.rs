@@ -41,7 +41,7 @@ struct Opts {
     names: Vec<String>,
 
     /// Frame size, WIDTHxHEIGHT (a camera uses its closest supported size).
-    #[arg(long, value_name = "WxH", default_value = "1920x1080", value_parser = parse_size)]
+    #[arg(long, value_name = "WxH", default_value = "1920x1080", value_parser = shmframes::frame::parse_size)]
     size: (u32, u32),
 
     /// Frames per second; fractional allowed (0.1 = one frame every 10 s); 0 = as fast as possible.
@@ -109,21 +109,6 @@ enum WhenFull {
     Drop,
     /// Block until the reader frees room: nothing is lost.
     Wait,
-}
-
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT (e.g. 1920x1080)"))?;
-    let w: u32 = w.trim().parse().map_err(|_| format!("width {w:?} is not a whole number"))?;
-    let h: u32 = h.trim().parse().map_err(|_| format!("height {h:?} is not a whole number"))?;
-    if w == 0 || h == 0 {
-        return Err(format!("{w}x{h} is empty: width and height must be at least 1"));
-    }
-    if w > 16384 || h > 16384 {
-        return Err(format!("{w}x{h} is larger than 16384x16384"));
-    }
-    Ok((w, h))
 }
 
 fn parse_fps(s: &str) -> Result<f64, String> {
@@ -294,15 +279,6 @@ mod tests {
     #[test]
     fn command_line_is_well_formed() {
         Opts::command().debug_assert();
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1920x1080"), Ok((1920, 1080)));
-        assert_eq!(parse_size("33X17"), Ok((33, 17)));
-        for bad in ["0x0", "10x0", "1920", "x", "axb", "-1x5", "20000x10"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

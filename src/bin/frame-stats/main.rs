@@ -22,11 +22,11 @@ struct Opts {
     #[arg(long, value_name = "S", default_value_t = 10.0)]
     timeout: f64,
     /// Header-less frames of this size (cpp_py_shmbuf's producer), WIDTHxHEIGHT.
-    #[arg(long, value_name = "WxH")]
-    raw: Option<String>,
+    #[arg(long, value_name = "WxH", value_parser = shmframes::frame::parse_size)]
+    raw: Option<(u32, u32)>,
     /// Pixel format of --raw frames.
-    #[arg(long, default_value = "bgr")]
-    raw_format: String,
+    #[arg(long, default_value = "bgr", value_parser = |s: &str| s.parse::<PixelFormat>())]
+    raw_format: PixelFormat,
     /// One JSON object per frame on stdout: seq, size, format, latency, CRC-32 of the pixels.
     #[arg(long)]
     json: bool,
@@ -44,12 +44,8 @@ fn main() -> ExitCode {
 
 fn run(o: Opts) -> anyhow::Result<()> {
     let timeout = Duration::try_from_secs_f64(o.timeout).context("--timeout must be a number of seconds >= 0")?;
-    let raw = match &o.raw {
-        Some(s) => {
-            let (w, h) = s.split_once(['x', 'X']).context("--raw takes WIDTHxHEIGHT, e.g. 1920x1080")?;
-            let f: PixelFormat = o.raw_format.parse().map_err(anyhow::Error::msg)?;
-            Some(FrameShape::packed(w.parse()?, h.parse()?, f).map_err(anyhow::Error::msg)?)
-        }
+    let raw = match o.raw {
+        Some((w, h)) => Some(FrameShape::packed(w, h, o.raw_format).map_err(anyhow::Error::msg)?),
         None => None,
     };
     let mut reader = Reader::open(&o.name, &ReaderOptions { timeout, raw, follow: false })?;

@@ -37,7 +37,7 @@ struct Opts {
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
     /// Header-less frames of this size (cpp_py_shmbuf's producer), WIDTHxHEIGHT.
-    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    #[arg(long, value_name = "WxH", value_parser = shmframes::frame::parse_size)]
     raw: Option<(u32, u32)>,
     /// Pixel format of --raw frames.
     #[arg(long, default_value = "bgr", value_parser = parse_format)]
@@ -46,14 +46,6 @@ struct Opts {
     /// window says what it waits for).
     #[arg(long, value_name = "S", value_parser = parse_secs, allow_negative_numbers = true)]
     timeout: Option<Duration>,
-}
-
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT (e.g. 1920x1080)"))?;
-    match (w.parse::<u32>(), h.parse::<u32>()) {
-        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
-        _ => Err(format!("{s:?}: width and height must be whole numbers of at least 1")),
-    }
 }
 
 fn parse_format(s: &str) -> Result<PixelFormat, String> {
