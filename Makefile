@@ -1,8 +1,10 @@
+SHELL := /bin/bash
+
 # The README's commands. Each installs what it needs first (.ci/setup is idempotent).
 #
 #   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
 #   make test    the whole test suite: Rust and Python
-.PHONY: setup build demo test test-rust test-python lint
+.PHONY: setup build demo test test-rust test-python lint fuzz-smoke fuzz soak
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -24,7 +26,7 @@ demo: build
 	trap 'kill $$producer 2>/dev/null; wait $$producer 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m shmframes.view shm_video --timeout 10
 
-test: build test-rust test-python lint
+test: build test-rust test-python lint fuzz-smoke
 
 test-rust:
 	cargo test --release --all-targets
@@ -37,3 +39,22 @@ lint:
 	cargo clippy --release --all-targets -- -D warnings
 	cargo clippy --release --no-default-features --features python -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
+## The fuzz targets, briefly (CI): 20 s each from the corpus in tests/fuzz/corpus. Needs the
+## nightly toolchain (cargo-fuzz builds with sanitizers); .ci/setup installs cargo-fuzz.
+FUZZ_SECS ?= 20
+fuzz-smoke:
+	@if ! rustup toolchain list | grep -q '^nightly'; then echo "fuzz-smoke: SKIPPED: no nightly toolchain (cargo-fuzz needs it)"; exit 0; fi; \
+	for t in segment messages; do \
+		cargo +nightly fuzz run --fuzz-dir tests/fuzz $$t tests/fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" ; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+## A long fuzz run of one target: make fuzz TARGET=segment FUZZ_SECS=600
+fuzz:
+	cargo +nightly fuzz run --fuzz-dir tests/fuzz $(TARGET) tests/fuzz/corpus/$(TARGET) -- -max_total_time=$(FUZZ_SECS)
+
+## The 10-minute soak (SOAK_SECS to change): checksummed frames at full rate between two processes.
+SOAK_SECS ?= 600
+soak: build
+	SHMFRAMES_SOAK_SECS=$(SOAK_SECS) cargo test --release --test cross_process soak -- --ignored --nocapture

@@ -1,0 +1,156 @@
+//! Races and permissions: who wins when two readers or two producers race for one channel,
+//! and what users without the right permissions get.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::{child_role, Channel};
+use shmframes::{Error, PixelFormat, Reader, ReaderOptions, Writer, WriterOptions};
+
+fn opts() -> WriterOptions {
+    let mut o = WriterOptions::new(16, 16, PixelFormat::Gray8).unwrap();
+    o.buffer_frames = 2;
+    o
+}
+
+/// Runs `f` on `n` threads released together by a barrier; returns their results.
+fn race<T: Send + 'static>(n: usize, f: impl Fn() -> T + Send + Sync + 'static) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (b, f) = (barrier.clone(), f.clone());
+            std::thread::spawn(move || {
+                b.wait();
+                f()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn readers_racing_to_attach_exactly_one_wins() {
+    for round in 0..20 {
+        let ch = Channel::new("rr");
+        let _w = Writer::create(&ch, &opts()).unwrap();
+        let name = ch.0.clone();
+        let results = race(6, move || Reader::open(&name, &ReaderOptions::default()));
+        let winners = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(winners, 1, "round {round}: {winners} readers attached at once");
+        for r in &results {
+            if let Err(e) = r {
+                assert!(matches!(e, Error::ChannelBusy { .. }), "round {round}: {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn producers_racing_to_create_exactly_one_wins() {
+    for stale in [false, true] {
+        for round in 0..10 {
+            let ch = Channel::new("pr");
+            if stale {
+                // A leftover of a dead producer of ours: marked, lock free.
+                let w = Writer::create(&ch, &opts()).unwrap();
+                let bytes = std::fs::read(ch.path()).unwrap();
+                drop(w);
+                std::fs::write(ch.path(), bytes).unwrap();
+            }
+            let name = ch.0.clone();
+            let results = race(6, move || Writer::create(&name, &opts()));
+            let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+            assert_eq!(winners.len(), 1, "stale={stale} round {round}: {} producers won", winners.len());
+            for r in &results {
+                if let Err(e) = r {
+                    assert!(matches!(e, Error::ProducerAlive { .. }), "stale={stale} round {round}: {e}");
+                    assert!(e.to_string().contains("live producer"), "{e}");
+                }
+            }
+            // The winner's segment is the one under the name, and it works.
+            let mut r = Reader::open(&ch, &ReaderOptions::default()).unwrap();
+            let w = results.into_iter().find_map(Result::ok).unwrap();
+            drop(w);
+            assert!(matches!(r.read(Some(Duration::from_secs(5))), Err(Error::EndOfStream { .. })));
+            // No temporary files were left behind by the losers.
+            let leftovers = std::fs::read_dir("/dev/shm")
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(&ch.0) && e.file_name() != ch.0.as_str())
+                .count();
+            assert_eq!(leftovers, 0, "temporary segments left in /dev/shm");
+        }
+    }
+}
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The child side of the permission tests: runs as user `nobody`.
+#[test]
+fn child_entry() {
+    let Some((role, ch)) = child_role() else { return };
+    let code = match role.as_str() {
+        "open_as_other_user" => match Reader::open(&ch, &ReaderOptions::default()) {
+            Err(Error::PermissionDenied { .. }) => 0,
+            other => {
+                eprintln!("expected PermissionDenied, got {other:?}");
+                1
+            }
+        },
+        other => panic!("unknown role {other}"),
+    };
+    std::process::exit(code);
+}
+
+#[test]
+fn a_reader_without_permission_gets_a_clear_error() {
+    assert!(is_root(), "this test switches to user nobody and needs root (CI runs as root)");
+    let ch = Channel::new("perm");
+    let _w = Writer::create(&ch, &opts()).unwrap(); // mode 0600, owned by root
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SHMFRAMES_CHILD", "open_as_other_user")
+        .env("SHMFRAMES_CHANNEL", &ch.0)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "a user without permission did not get PermissionDenied");
+    // The error text says what to do.
+    let e = Error::PermissionDenied { name: ch.0.clone(), path: ch.path() };
+    assert!(e.to_string().contains("run as the producer's user"), "{e}");
+}
+
+#[test]
+fn another_users_leftover_is_never_reused() {
+    assert!(is_root(), "this test changes a file's owner and needs root (CI runs as root)");
+    let ch = Channel::new("owner");
+    let w = Writer::create(&ch, &opts()).unwrap();
+    let bytes = std::fs::read(ch.path()).unwrap();
+    drop(w);
+    std::fs::write(ch.path(), &bytes).unwrap();
+    std::os::unix::fs::chown(ch.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let e = Writer::create(&ch, &opts()).unwrap_err();
+    assert!(matches!(e, Error::ForeignSegment { uid: NOBODY, .. }), "{e}");
+    assert_eq!(std::fs::read(ch.path()).unwrap(), bytes, "the other user's file was touched");
+}
+
+#[test]
+fn wider_modes_are_applied_exactly() {
+    use std::os::unix::fs::PermissionsExt;
+    let ch = Channel::new("mode660");
+    let mut o = opts();
+    o.mode = 0o660;
+    let _w = Writer::create(&ch, &o).unwrap();
+    assert_eq!(std::fs::metadata(ch.path()).unwrap().permissions().mode() & 0o777, 0o660);
+}
