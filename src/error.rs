@@ -33,14 +33,14 @@ pub enum Error {
 
     /// A live producer already owns this name.
     #[error(
-        "channel {name:?} already has a live producer{pid}: stop that producer or choose another name",
-        pid = match pid { Some(p) => format!(" (pid {p})"), None => String::new() }
+        "channel {name:?} already has a live producer{users}: stop that producer or choose another name",
+        users = users_of(users)
     )]
     ProducerAlive {
         /// The channel name.
         name: String,
-        /// The owner's pid when the kernel reports it.
-        pid: Option<u32>,
+        /// Processes that have the segment open (the producer among them): `(pid, name)`.
+        users: Vec<(u32, String)>,
     },
 
     /// The name holds a segment that is not ours (no shmframes mark): perhaps a live
@@ -62,13 +62,13 @@ pub enum Error {
         "channel {name:?} is busy: another consumer{pid} is already reading it, and the ring is \
          single-consumer (two readers would corrupt each other's stream); stop that reader, or \
          have the producer publish a second channel (frame-producer --name A --name B)",
-        pid = match pid { Some(p) => format!(" (pid {p})"), None => String::new() }
+        pid = users_of(users)
     )]
     ChannelBusy {
         /// The channel name.
         name: String,
-        /// The other consumer's pid when the kernel reports it.
-        pid: Option<u32>,
+        /// Processes that have the segment open (the other consumer among them): `(pid, name)`.
+        users: Vec<(u32, String)>,
     },
 
     /// The producer died (or dropped its segment) without ending the stream.
@@ -133,7 +133,7 @@ pub enum Error {
 
     /// `/dev/shm` (or its quota) cannot hold the segment.
     #[error(
-        "cannot reserve {bytes} bytes for channel {name:?} in {dir}: {source}; free space there \
+        "cannot reserve {bytes} bytes for channel {name:?} in {dir}: {cause}; free space there \
          or enlarge it (Docker: `--shm-size=1g`; Linux: `mount -o remount,size=2G /dev/shm`), or \
          ask for fewer buffered frames"
     )]
@@ -144,8 +144,9 @@ pub enum Error {
         bytes: u64,
         /// The shared-memory directory.
         dir: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (part of the message, not a separate `source`, so that error chains do
+        /// not print it twice).
+        cause: std::io::Error,
     },
 
     /// The segment exists but we may not use it.
@@ -176,18 +177,27 @@ pub enum Error {
     },
 
     /// Any other operating-system error, with what we were doing.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What we were doing.
         context: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message; see `NoSpace`).
+        cause: std::io::Error,
     },
 }
 
+/// " (open in frame-producer[1234], python3[99])", or nothing when unknown.
+fn users_of(users: &[(u32, String)]) -> String {
+    if users.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = users.iter().map(|(pid, name)| format!("{name}[{pid}]")).collect();
+    format!(" (the segment is open in {})", list.join(", "))
+}
+
 impl Error {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+    pub(crate) fn io(context: impl Into<String>, cause: std::io::Error) -> Error {
+        Error::Io { context: context.into(), cause }
     }
 }
 

@@ -115,7 +115,7 @@ impl Segment {
         let cleanup = TempGuard(Some(temp.clone()));
         sys::allocate(&file, len).map_err(|source| match source.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) | Some(libc::EDQUOT) => {
-                Error::NoSpace { name: name.clone(), bytes: len, dir: dir.clone(), source }
+                Error::NoSpace { name: name.clone(), bytes: len, dir: dir.clone(), cause: source }
             }
             _ => Error::io(format!("cannot size segment {} to {len} bytes", temp.display()), source),
         })?;
@@ -155,11 +155,8 @@ impl Segment {
                 return Err(Error::NameTaken { name, path });
             }
             if !sys::try_lock_byte(&old, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the existing segment", e))? {
-                let pid = match sys::probe_lock_byte(&old, PRODUCER_LOCK_BYTE) {
-                    Ok(LockState::Held(pid)) => pid,
-                    _ => None,
-                };
-                return Err(Error::ProducerAlive { name, pid });
+                drop(old); // so that we do not list ourselves
+                return Err(Error::ProducerAlive { users: sys::processes_using(&path), name });
             }
             // Stale. Is the name still this file? (Another producer may have replaced it.)
             match std::fs::symlink_metadata(&path) {
@@ -238,11 +235,11 @@ impl Segment {
         if sys::try_lock_byte(&self.file, CONSUMER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the segment", e))? {
             return Ok(());
         }
-        let pid = match sys::probe_lock_byte(&self.file, CONSUMER_LOCK_BYTE) {
-            Ok(LockState::Held(pid)) => pid,
-            _ => None,
-        };
-        Err(Error::ChannelBusy { name: self.name.clone(), pid })
+        // The kernel does not say who holds an OFD lock: name the processes that have the
+        // segment open instead (other than us).
+        let me = std::process::id();
+        let users = sys::processes_using(&self.path).into_iter().filter(|(pid, _)| *pid != me).collect();
+        Err(Error::ChannelBusy { name: self.name.clone(), users })
     }
 
     /// Whether a producer holds the producer lock (the kernel drops it when it dies).

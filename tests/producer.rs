@@ -217,6 +217,7 @@ fn a_second_producer_on_a_live_name_is_refused() {
     let (code, err) = wait_exit(producer(&["--name", &ch, "--size", "32x32", "--quiet"]));
     assert_ne!(code, 0);
     assert!(err.contains("already has a live producer"), "{err}");
+    assert!(err.contains(&format!("frame-producer[{}]", first.pid())), "the owner is not named: {err}");
     drop(first);
 }
 

@@ -77,3 +77,21 @@ pub fn futex_wake(word: &AtomicU32) {
     }
 }
 
+
+/// Processes that have the file at `path` open, as `(pid, command name)`, from `/proc/*/fd`
+/// (only those this user may inspect), matched by inode: a producer opened its segment under a
+/// temporary name. For error messages: the kernel does not tell who holds an OFD lock.
+pub fn processes_using(path: &Path) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(target) = std::fs::metadata(path).map(|m| super::file_id(&m)) else { return found };
+    let Ok(procs) = std::fs::read_dir("/proc") else { return found };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
+        if fds.flatten().any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| super::file_id(&m) == target)) {
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            found.push((pid, comm.trim().to_owned()));
+        }
+    }
+    found
+}
