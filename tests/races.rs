@@ -146,6 +146,20 @@ fn another_users_leftover_is_never_reused() {
 }
 
 #[test]
+fn creation_never_follows_a_symlink() {
+    let ch = Channel::new("symlink");
+    let target = std::env::temp_dir().join(format!("shmframes-symlink-target-{}", std::process::id()));
+    std::fs::write(&target, b"not a segment").unwrap();
+    std::os::unix::fs::symlink(&target, ch.path()).unwrap();
+    let e = Writer::create(&ch, &opts()).unwrap_err();
+    let untouched = std::fs::read(&target).unwrap();
+    let still_a_link = std::fs::symlink_metadata(ch.path()).unwrap().file_type().is_symlink();
+    let _ = std::fs::remove_file(&target);
+    assert_eq!(untouched, b"not a segment", "the symlink's target was written: {e}");
+    assert!(still_a_link, "the symlink was replaced: {e}");
+}
+
+#[test]
 fn wider_modes_are_applied_exactly() {
     use std::os::unix::fs::PermissionsExt;
     let ch = Channel::new("mode660");
