@@ -206,7 +206,7 @@ fn run(opts: Opts) -> anyhow::Result<()> {
             break;
         }
         let rendered = match slots.split_first_mut() {
-            Some(((_, first), rest)) => source.render(&captured, seq, start, first.pixels()).map(|()| {
+            Some(((_, first), rest)) => source.render(seq, start, first.pixels()).map(|()| {
                 for (_, other) in rest.iter_mut() {
                     other.pixels().copy_from_slice(first.pixels());
                 }

@@ -67,8 +67,8 @@ impl Source {
         Ok(Some(Captured { capture_ns: shmframes::monotonic_ns() }))
     }
 
-    /// Renders (draws, copies or decodes) the captured frame into `out`, the ring slot.
-    pub fn render(&mut self, _captured: &Captured, seq: u64, start: Instant, out: &mut [u8]) -> anyhow::Result<()> {
+    /// Renders (draws, copies or decodes) the frame last captured into `out`, the ring slot.
+    pub fn render(&mut self, seq: u64, start: Instant, out: &mut [u8]) -> anyhow::Result<()> {
         match self {
             Source::Synthetic(p) => {
                 p.render(seq, start.elapsed().as_millis() as u64, out);
