@@ -337,7 +337,7 @@ impl Reader {
                 let raw_exact = self.opts.raw.is_some_and(|s| s.pixel_bytes() == msg.len());
                 !raw_exact && msg.len() as usize >= FRAME_TAG_LEN && {
                     let mut head = [0u8; 4];
-                    copy_prefix(st, msg, &mut head);
+                    st.consumer.copy_payload_prefix(msg, &mut head);
                     has_magic(&head)
                 }
             }
@@ -354,7 +354,7 @@ impl Reader {
         // validate must be what we use.
         let mut hb = [0u8; FRAME_HEADER_LEN];
         let hb = &mut hb[..(msg.len() as usize).min(FRAME_HEADER_LEN)];
-        copy_prefix(st, msg, hb);
+        st.consumer.copy_payload_prefix(msg, hb);
         let header = match FrameHeader::decode(hb, msg.len()) {
             Ok(h) => h,
             Err(d) => return Err(self.broken(att, st, d)),
@@ -589,11 +589,6 @@ impl Reader {
         }
         Ok(newest)
     }
-}
-
-/// Copies the first `out.len()` payload bytes of `msg` (which may wrap).
-fn copy_prefix(st: &ConsumerState, msg: &Message, out: &mut [u8]) {
-    st.consumer.copy_payload_prefix(msg, out);
 }
 
 /// Consumes a message that needs no lease (filler, end of stream, copied frames).
