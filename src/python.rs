@@ -418,13 +418,16 @@ impl PyWriter {
             }
         };
         let w = guard.as_mut().expect("checked above");
-        let Some(mut slot) = w.try_frame().map_err(to_py)? else { return Ok(false) };
+        let next = if timeout == Some(0.0) { w.try_frame() } else { w.try_frame_waiting() };
+        let Some(mut slot) = next.map_err(to_py)? else { return Ok(false) };
         let row = s.width as usize * c;
         let dst = slot.pixels();
         let a = array.cast::<numpy::PyArrayDyn<u8>>().map_err(|_| PyValueError::new_err("frames are uint8 arrays"))?;
         let ro = a.readonly();
         let view = ro.as_array();
-        if let Some(contiguous) = view.as_slice() {
+        if let (Some(contiguous), true) = (view.as_slice(), s.stride as usize == row) {
+            dst[..contiguous.len()].copy_from_slice(contiguous); // one memcpy: no row padding
+        } else if let Some(contiguous) = view.as_slice() {
             for (y, src) in contiguous.chunks_exact(row).enumerate() {
                 dst[y * s.stride as usize..][..row].copy_from_slice(src);
             }
