@@ -162,9 +162,13 @@ impl PyFrame {
             }
         };
         // Read-only: the bytes are the producer's ring; writing them would corrupt the stream.
-        let kwargs = pyo3::types::PyDict::new(py);
-        kwargs.set_item("write", false)?;
-        array.call_method("setflags", (), Some(&kwargs))?;
+        // SAFETY: `array` is the ndarray created just above (so the pointer is a live
+        // PyArrayObject) and no other code has seen it yet; clearing the flag bit is what numpy's
+        // own PyArray_CLEARFLAGS does, and saves a Python method call on every frame.
+        unsafe {
+            let raw = array.as_ptr() as *mut numpy::npyffi::PyArrayObject;
+            (*raw).fields.flags &= !numpy::npyffi::flags::NPY_ARRAY_WRITEABLE;
+        }
         let mut cached = lock(&self.array);
         Ok(cached.get_or_insert_with(|| array.unbind()).clone_ref(py))
     }
