@@ -250,6 +250,19 @@ def run_pair(system: str, frames: int, fps: float, idle: float) -> dict:
             pub.wait(30)
 
 
+def copy_limit(frames: int, slots: int) -> float:
+    """Frames/s of the publisher's copy alone, no IPC: numpy copies of the same source frames
+    into `slots` destinations in turn (1: one cache-hot slot; 2: two alternating slots)."""
+    src = source_frames()
+    dst = [np.empty_like(src[0]) for _ in range(slots)]
+    for i in range(20):  # warm up: fault the pages in
+        np.copyto(dst[i % slots], src[i & 1])
+    start = time.perf_counter()
+    for i in range(frames):
+        np.copyto(dst[i % slots], src[i & 1])
+    return frames / (time.perf_counter() - start)
+
+
 def pct(v: list, p: float) -> float:
     s = sorted(v)
     return s[min(len(s) - 1, round((len(s) - 1) * p))]
@@ -283,7 +296,10 @@ def main() -> None:
     lat = {s: [] for s in systems}
     late = {s: 0 for s in systems}
     idle = {s: [] for s in systems}
+    limit = {1: [], 2: []}
     for rnd in range(a.rounds):
+        for slots in limit:
+            limit[slots].append(copy_limit(a.frames, slots))
         order = systems if rnd % 2 == 0 else systems[::-1]
         for s in order:
             tput[s].append(run_pair(s, a.frames, 0, 0)["fps"])
@@ -303,6 +319,10 @@ def main() -> None:
     row("latency at 30 fps p99.9 (us)", lambda s: f"{pct(lat[s], 0.999):.1f}")
     row("  frames counted (published while waiting)", lambda s: f"{len(lat[s])} of {len(lat[s]) + late[s]}")
     row("idle subscriber CPU (% of a core, median)", lambda s: f"{statistics.median(idle[s]):.3f}")
+    print(
+        "limit: the publisher's copy alone, no IPC (frames/s, median): "
+        f"{statistics.median(limit[1]):.0f} into one cache-hot slot, {statistics.median(limit[2]):.0f} into two alternating slots"
+    )
     ratio = statistics.median(tput["shmframes"]) / statistics.median(tput["iceoryx2"])
     print(f"throughput ratio shmframes / iceoryx2: {ratio:.2f}x")
     if a.quick:

@@ -218,10 +218,12 @@ impl RingMemory {
     }
 
     /// The data area's size in bytes.
+    #[inline]
     pub fn capacity(&self) -> u32 {
         self.capacity
     }
 
+    #[inline]
     pub(crate) fn header(&self) -> &RingHeader {
         // SAFETY: validated in `attach`; the constructor's caller keeps the memory alive.
         unsafe { self.header.as_ref() }
@@ -242,11 +244,13 @@ impl RingMemory {
         &self.header().tail
     }
 
+    #[inline]
     fn mask(&self) -> u32 {
         self.capacity - 1
     }
 
     /// Pointer to the data byte at ring index `index`.
+    #[inline]
     fn at(&self, index: u32) -> *mut u8 {
         // SAFETY: the offset is masked into 0..capacity, inside the data area.
         unsafe { self.data.as_ptr().add((index & self.mask()) as usize) }
@@ -297,6 +301,7 @@ impl RingMemory {
     }
 
     /// Raw pointer to the contiguous bytes of a message payload that does not wrap.
+    #[inline]
     pub(crate) fn contiguous_ptr(&self, msg: &Message) -> Option<NonNull<u8>> {
         if msg.is_contiguous(self.capacity) {
             NonNull::new(self.at(msg.payload_start()))
@@ -347,10 +352,12 @@ pub struct Message {
 
 impl Message {
     /// Ring index of the length prefix.
+    #[inline]
     pub fn start(&self) -> u32 {
         self.start
     }
     /// Payload length in bytes.
+    #[inline]
     pub fn len(&self) -> u32 {
         self.len
     }
@@ -359,14 +366,17 @@ impl Message {
         self.len == 0
     }
     /// Ring index of the first payload byte.
+    #[inline]
     pub fn payload_start(&self) -> u32 {
         self.start.wrapping_add(PREFIX_LEN)
     }
     /// Ring index just past the message.
+    #[inline]
     pub fn end(&self) -> u32 {
         self.payload_start().wrapping_add(self.len)
     }
     /// Whether the payload lies in one piece in a ring of `capacity` bytes.
+    #[inline]
     pub fn is_contiguous(&self, capacity: u32) -> bool {
         let off = self.payload_start() & (capacity - 1);
         self.len <= capacity - off
@@ -410,6 +420,7 @@ impl Producer {
         &self.mem
     }
 
+    #[inline]
     fn check_used(&self, tail: u32) -> Result<u32, RingError> {
         let used = self.write.wrapping_sub(tail);
         if used > self.mem.capacity {
@@ -422,11 +433,13 @@ impl Producer {
     }
 
     /// Free bytes, trusting the cached tail (may under-estimate, never over-estimate).
+    #[inline]
     fn free_cached(&self) -> u32 {
         self.mem.capacity - self.write.wrapping_sub(self.cached_tail)
     }
 
     /// Free bytes after reloading the shared tail.
+    #[inline]
     pub fn refresh_free(&mut self) -> Result<u32, RingError> {
         // SYNC POINT: tail (Acquire; pairs with the consumer's Release store in `release_to`):
         // the consumer has finished reading every byte before this tail.
@@ -443,6 +456,7 @@ impl Producer {
     }
 
     /// Ensures `needed` free bytes, reloading the tail only if the cache says there are not.
+    #[inline]
     fn ensure_free(&mut self, needed: u64) -> Result<(), RingPushError> {
         if needed > self.mem.capacity as u64 {
             return Err(RingPushError::Push(PushError::TooLarge { needed, capacity: self.mem.capacity }));
@@ -455,6 +469,7 @@ impl Producer {
 
     /// Appends one message (prefix and payload may split at the ring's end, as in
     /// cpp_py_shmbuf). Not visible until [`commit`](Producer::commit).
+    #[inline]
     pub fn append(&mut self, payload: &[u8]) -> Result<(), RingPushError> {
         let needed = PREFIX_LEN as u64 + payload.len() as u64;
         self.ensure_free(needed)?;
@@ -510,6 +525,7 @@ impl Producer {
     }
 
     /// Publishes everything appended so far. Returns the new head.
+    #[inline]
     pub fn commit(&mut self) -> u32 {
         if self.write != self.head {
             // SYNC POINT: head (Release; pairs with the consumer's Acquire load in `peek`):
@@ -613,6 +629,7 @@ impl Consumer {
 
     /// Readable bytes from the read index, after reloading the shared head if the cache says
     /// the ring is empty. Validates the head against the capacity.
+    #[inline]
     fn readable(&mut self) -> Result<u32, RingError> {
         if self.cached_head != self.read {
             return Ok(self.cached_head.wrapping_sub(self.read));
@@ -642,6 +659,7 @@ impl Consumer {
     ///
     /// The length prefix is validated against what is published: a prefix claiming more bytes
     /// than the producer published is a protocol error (it can never complete), not "wait".
+    #[inline]
     pub fn peek(&mut self) -> Result<Option<Message>, RingError> {
         let readable = self.readable()?;
         if readable == 0 {
@@ -671,6 +689,7 @@ impl Consumer {
     /// Moves the read index past `msg`, the message `peek` just returned.
     ///
     /// Panics if `msg` is not the message at the read index.
+    #[inline]
     pub fn advance(&mut self, msg: &Message) {
         assert_eq!(msg.start, self.read, "advance() takes the message peek() returned");
         self.read = msg.end();
@@ -705,6 +724,7 @@ impl Consumer {
     }
 
     /// The payload as one slice if it does not wrap, else `None`.
+    #[inline]
     pub fn payload(&self, msg: &Message) -> Option<&[u8]> {
         self.check_owned(msg);
         let ptr = self.mem.contiguous_ptr(msg)?;
@@ -722,6 +742,7 @@ impl Consumer {
     /// Publishes `index` as the new tail: every byte before it may now be overwritten.
     ///
     /// Panics unless `index` lies between the current tail and the read index.
+    #[inline]
     pub fn release_to(&mut self, index: u32) {
         assert!(
             index.wrapping_sub(self.tail) <= self.read.wrapping_sub(self.tail),
