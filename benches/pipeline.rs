@@ -52,6 +52,54 @@ fn cpu_seconds() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// The limit for delivery latency: one process stamps the time, stores a counter and wakes
+/// another process asleep on it (a futex in shared memory, no other work), `n` times at
+/// `fps`. Returns the wake-to-running latencies in ns.
+fn bare_wake_latencies(n: u32, fps: f64) -> Vec<u64> {
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    // SAFETY: an anonymous shared mapping of one page, checked below; unmapped at the end.
+    let page = unsafe {
+        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    // SAFETY: the zeroed page holds an aligned u32 at 0 and an aligned u64 at 8, used only as
+    // atomics, in both processes, while mapped.
+    let (word, stamp) = unsafe { (&*(page as *const AtomicU32), &*((page as *const u8).add(8) as *const AtomicU64)) };
+    let futex = |op: i32, val: u32, timeout: *const libc::timespec| {
+        // SAFETY: a shared (not private) futex on the aligned word of the shared page.
+        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, val, timeout, 0usize, 0u32) };
+    };
+    // SAFETY: the child only sleeps, reads the clock, stores to the page, makes the futex system
+    // call and exits: nothing that needs state the other threads of this process hold.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        std::thread::sleep(Duration::from_millis(200)); // let the parent fall asleep
+        for i in 1..=n {
+            std::thread::sleep(Duration::from_secs_f64(1.0 / fps));
+            stamp.store(shmframes::monotonic_ns(), Ordering::Relaxed);
+            word.store(i, Ordering::Release);
+            futex(libc::FUTEX_WAKE, 1, std::ptr::null());
+        }
+        // SAFETY: ends the child without running the parent's exit handlers twice.
+        unsafe { libc::_exit(0) };
+    }
+    let ts = libc::timespec { tv_sec: 5, tv_nsec: 0 };
+    let mut lat = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        while word.load(Ordering::Acquire) < i {
+            futex(libc::FUTEX_WAIT, i - 1, &ts);
+        }
+        lat.push(shmframes::monotonic_ns() - stamp.load(Ordering::Relaxed));
+    }
+    // SAFETY: reaps our child; then the page is no longer used by anyone.
+    unsafe {
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        libc::munmap(page, 4096);
+    }
+    lat
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i] as f64 / 1000.0
@@ -112,6 +160,16 @@ fn main() {
     );
     drop(r);
     drop(p);
+
+    let mut bare = bare_wake_latencies(lat_frames as u32, 30.0);
+    bare.sort_unstable();
+    println!(
+        "limit: a bare futex wake between two processes at 30 Hz, {} wakes: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us",
+        bare.len(),
+        percentile(&bare, 0.5),
+        percentile(&bare, 0.99),
+        percentile(&bare, 0.999)
+    );
 
     let p = Producer::start("idle", &["--fps", "0.001"]); // one frame at start, then idle
     let mut r = p.reader();
