@@ -4,7 +4,7 @@ SHELL := /bin/bash
 #
 #   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
 #   make test    the whole test suite: Rust and Python
-.PHONY: setup build demo test test-rust test-python lint fuzz-smoke fuzz soak
+.PHONY: setup build demo test test-rust test-python lint fuzz-smoke fuzz soak bench bench-deps
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -58,3 +58,16 @@ fuzz:
 SOAK_SECS ?= 600
 soak: build
 	SHMFRAMES_SOAK_SECS=$(SOAK_SECS) cargo test --release --test cross_process soak -- --ignored --nocapture
+
+## The benchmarks behind the README's performance table (about 15 minutes; run on a quiet
+## machine). iceoryx2 is installed into .venv for the side-by-side run only: it is never a
+## dependency of shmframes.
+bench-deps: setup
+	@$(PY) -c 'import iceoryx2' 2>/dev/null || $(VENV)/bin/pip install -q --disable-pip-version-check "iceoryx2==0.10.*"
+
+bench: build bench-deps
+	cargo bench --bench ring --bench convert
+	cargo bench --bench cross_thread
+	cargo bench --bench pipeline
+	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_pipeline.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benches/side_by_side.py
