@@ -45,9 +45,11 @@ fn main() {
         for batched in [false, true] {
             let mut rates = [vec![], vec![], vec![]];
             let mut ratios = vec![];
-            for _ in 0..rounds {
+            for r in 0..rounds {
                 let mut round = [0.0; 3];
-                for (i, (_, ring)) in rings.iter().enumerate() {
+                for k in 0..rings.len() {
+                    let i = (k + r) % rings.len(); // each variant runs first in turn
+                    let ring = &rings[i].1;
                     let t = cross::run(*ring, size, n, batched);
                     round[i] = n as f64 / t.as_secs_f64() / 1e6;
                     rates[i].push(round[i]);

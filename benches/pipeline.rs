@@ -89,6 +89,9 @@ fn bare_wake_latencies(n: u32, fps: f64) -> Vec<u64> {
     for i in 1..=n {
         while word.load(Ordering::Acquire) < i {
             futex(libc::FUTEX_WAIT, i - 1, &ts);
+            // SAFETY: polls our own child without blocking.
+            let gone = word.load(Ordering::Acquire) < i && unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == pid;
+            assert!(!gone, "the waking process died");
         }
         lat.push(shmframes::monotonic_ns() - stamp.load(Ordering::Relaxed));
     }

@@ -70,7 +70,7 @@ fn write_read(c: &mut Criterion) {
     let mut g = c.benchmark_group("memcpy_ring_footprint");
     for (size, label) in SIZES {
         let src = vec![0x5Au8; size];
-        let cap = Buf::for_message(size).cap;
+        let cap = cross::capacity_for_message(size);
         let mut dst = vec![0u8; cap as usize + size];
         let mut off = 0usize;
         g.throughput(Throughput::Bytes(size as u64));

@@ -505,6 +505,12 @@ impl Producer {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.mem.at(payload_index), len as usize) })
     }
 
+    /// Local write index: where the next message goes (before `commit`, ahead of `head`).
+    #[inline]
+    pub fn write_index(&self) -> u32 {
+        self.write
+    }
+
     /// Bytes from the write index to the end of the data area.
     pub fn bytes_to_end(&self) -> u32 {
         self.mem.capacity - (self.write & self.mem.mask())

@@ -14,8 +14,11 @@ use crate::{sys, wait};
 pub struct WriterOptions {
     /// Shape of every frame.
     pub shape: FrameShape,
-    /// How many frames the ring must be able to hold at once (at least 1). The capacity is
-    /// rounded UP to a power of two, so it may hold more.
+    /// How many frames the ring must be able to hold at once (at least 1): a reader may fall
+    /// this many frames behind before the writer drops or waits. The capacity is rounded up to
+    /// a power of two; while the reader keeps up, frames cycle through the first
+    /// `buffer_frames` slots (cache-hot: 2 is fastest for big frames), and the rest of the ring
+    /// is slack a lagging reader may also use.
     pub buffer_frames: u32,
     /// Send header-less payloads (pixels only), exactly like cpp_py_shmbuf's producer, so that
     /// its consumers read the stream unchanged. Requires a packed stride.
@@ -93,6 +96,9 @@ pub struct Writer {
     /// Back-off of timed waits for room when no wake-up can come.
     backoff: wait::Backoff,
     closed: bool,
+    /// Ring index and length (prefix included) of the last filler appended: a reader that has
+    /// not passed it yet is not behind by the frames its bytes would hold.
+    last_filler: Option<(u32, u32)>,
 }
 
 impl Writer {
@@ -116,6 +122,7 @@ impl Writer {
             staging: Vec::new(),
             backoff: wait::Backoff::new(),
             closed: false,
+            last_filler: None,
         })
     }
 
@@ -149,10 +156,19 @@ impl Writer {
         self.producer.backlog().map_err(|e| self.protocol(e))
     }
 
-    /// Frames published but not yet released by the consumer (rounded up).
+    /// Frames published but not yet released by the consumer (rounded up; an end-of-stream
+    /// message counts as one).
     pub fn backlog_frames(&mut self) -> Result<u32> {
         let msg = self.opts.message_len() as u32;
-        Ok(self.backlog_bytes()?.div_ceil(msg))
+        let mut bytes = self.backlog_bytes()?;
+        if let Some((start, len)) = self.last_filler {
+            // Unreleased (and published) if it starts in [tail, head) = the backlog's bytes.
+            let tail = self.producer.write_index().wrapping_sub(bytes);
+            if start.wrapping_sub(tail) < bytes {
+                bytes -= len.min(bytes);
+            }
+        }
+        Ok(bytes.div_ceil(msg))
     }
 
     fn protocol(&self, e: impl ToString) -> Error {
@@ -172,26 +188,7 @@ impl Writer {
 
     /// A slot for the next frame, or `None` if the ring is full right now (a live source drops
     /// the frame). Nothing is visible to the reader until [`FrameSlot::publish`].
-    ///
-    /// The ring keeps room for `buffer_frames` frames at all times; see
-    /// [`try_frame_waiting`](Writer::try_frame_waiting) for a writer that waits instead of dropping.
     pub fn try_frame(&mut self) -> Result<Option<FrameSlot<'_>>> {
-        self.next_slot(false)
-    }
-
-    /// Like [`try_frame`](Writer::try_frame), for a writer that waits for room rather than drop
-    /// frames (after [`wait_for_room`](Writer::wait_for_room); [`frame`](Writer::frame) and
-    /// [`write`](Writer::write) with a timeout use it). When the reader keeps up (at most the
-    /// frame it is on unreleased), frames alternate between the first two slots of the ring,
-    /// which stay in the CPU cache, instead of walking through all of it: at 1080p this makes
-    /// the producer's copy about 1.5 times as fast. The price is that right after such a
-    /// reuse, fewer frames fit until the reader moves on, so a writer that drops frames when
-    /// full would drop more: that is why this is a separate call.
-    pub fn try_frame_waiting(&mut self) -> Result<Option<FrameSlot<'_>>> {
-        self.next_slot(true)
-    }
-
-    fn next_slot(&mut self, waiting: bool) -> Result<Option<FrameSlot<'_>>> {
         if self.closed {
             return Err(Error::Config("the writer is closed".into()));
         }
@@ -215,7 +212,7 @@ impl Writer {
         } else {
             let header =
                 FrameHeader { kind: MessageKind::Frame, shape: Some(shape), seq: self.next_seq, capture_ns: 0, publish_ns: 0 };
-            self.wrap_early(waiting).map_err(map_err)?;
+            self.wrap_early().map_err(map_err)?;
             let payload = self.append_framed(shape.pixel_bytes(), &header)?;
             (payload.as_mut_ptr(), payload.len())
         };
@@ -223,16 +220,15 @@ impl Writer {
     }
 
     /// Keeps frames in few, cache-hot bytes: pads to the end of the ring and puts the next
-    /// frame at offset 0 when that fits now and leaves room for enough frames:
-    /// - a waiting writer (`waiting`): room for this one. With a reader on the frame before,
-    ///   frames then alternate between the first two slots (12 MB at 1080p BGR, which stays in
-    ///   the L3 cache) instead of cycling through all 32 MiB;
-    /// - a dropping writer: room for `buffer_frames` frames counting the unread ones, so the
-    ///   buffer a reader's hiccup may use is never smaller than without this.
+    /// frame at offset 0 when the room before the unread frames then still holds every frame
+    /// the buffer promises (`buffer_frames`, counting the unread ones), so the promise holds
+    /// whatever the reader does next. With a reader that keeps up, frames then cycle through
+    /// the first `buffer_frames` slots of the ring instead of all of it: with 2, through two
+    /// slots (12 MB at 1080p BGR) that stay in the CPU cache.
     ///
     /// The pad only takes room that is free now. Framed mode only (the filler is ours; raw
     /// peers would read it as a frame).
-    fn wrap_early(&mut self, waiting: bool) -> Result<(), RingPushError> {
+    fn wrap_early(&mut self) -> Result<(), RingPushError> {
         let msg = self.opts.message_len() as u32;
         let capacity = self.producer.memory().capacity();
         let to_end = self.producer.bytes_to_end();
@@ -247,11 +243,20 @@ impl Writer {
         // Unread messages are all frames of `msg` bytes (a filler always ends the ring).
         let room_at_start = (free - to_end) as u64;
         let unread = (capacity - free) / msg;
-        let keep = if waiting { 1 } else { self.opts.buffer_frames.saturating_sub(unread).max(1) };
+        let keep = self.opts.buffer_frames.saturating_sub(unread).max(1);
         if room_at_start >= keep as u64 * msg as u64 {
-            let filler = FrameHeader { kind: MessageKind::Filler, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 };
-            self.producer.append_pad_to_end(|p| filler.encode(p))?;
+            self.append_filler()?;
         }
+        Ok(())
+    }
+
+    /// Appends (uncommitted) a filler message over the rest of the data area.
+    fn append_filler(&mut self) -> Result<(), RingPushError> {
+        let start = self.producer.write_index();
+        let len = self.producer.bytes_to_end();
+        let filler = FrameHeader { kind: MessageKind::Filler, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 };
+        self.producer.append_pad_to_end(|p| filler.encode(p))?;
+        self.last_filler = Some((start, len));
         Ok(())
     }
 
@@ -263,8 +268,7 @@ impl Writer {
         let name = self.seg.name().to_owned();
         let map_err = |e: RingPushError| Error::Protocol { name: name.clone(), detail: e.to_string() };
         if self.producer.bytes_to_end() < msg {
-            let filler = FrameHeader { kind: MessageKind::Filler, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 };
-            self.producer.append_pad_to_end(|p| filler.encode(p)).map_err(map_err)?;
+            self.append_filler().map_err(map_err)?;
         }
         let payload = self.producer.append_in_place(msg - ring::PREFIX_LEN).map_err(map_err)?;
         header.encode(payload);
@@ -275,7 +279,7 @@ impl Writer {
     /// `timeout` for room (`None`: forever). `Ok(None)` means it timed out.
     pub fn frame(&mut self, timeout: Option<Duration>) -> Result<Option<FrameSlot<'_>>> {
         if self.wait_for_room(timeout)? {
-            self.try_frame_waiting()
+            self.try_frame()
         } else {
             Ok(None)
         }

@@ -445,52 +445,91 @@ fn segments_are_private_to_their_user_by_default() {
     assert_eq!(mode, 0o600);
 }
 
-/// A reader that keeps up, holding only the frame it is on: a waiting writer reuses two slots
-/// (cache-hot); a dropping writer keeps its whole buffer at every step.
+/// A reader that keeps up, holding only the frame it is on: frames cycle through the first
+/// `buffer_frames` slots (two: cache-hot) instead of the whole ring.
 #[test]
-fn waiting_writer_reuses_two_slots() {
-    let ch = Channel::new("hot");
-    // 1000x100 gray, 4 buffered: 100,160-byte messages in a 512 KiB ring (5.2 per lap).
-    let mut w = Writer::create(&ch, &opts(1000, 100, PixelFormat::Gray8, 4)).unwrap();
-    let mut r = reader(&ch);
-    let mut addresses = std::collections::BTreeSet::new();
-    let mut held = None;
-    for i in 0..60u64 {
-        let mut slot = w.try_frame_waiting().unwrap().expect("room");
-        slot.pixels().fill(i as u8);
-        slot.publish();
-        let f = r.read(T).unwrap().unwrap();
-        assert_eq!(f.seq(), i);
-        assert!(f.pixels().iter().all(|&b| b == i as u8), "frame {i} torn");
-        addresses.insert(f.pixels().as_ptr() as usize);
-        held = Some(f); // releases the frame before: the reader is on one frame
+fn frames_reuse_the_first_slots_while_the_reader_keeps_up() {
+    for (buffer, holds) in [(2u32, true), (2, false), (3, true), (1, false)] {
+        let ch = Channel::new("hot");
+        // 1000x100 gray: 100,160-byte messages; the ring is rounded up to hold 5 or more.
+        let mut w = Writer::create(&ch, &opts(1000, 100, PixelFormat::Gray8, buffer)).unwrap();
+        let mut r = reader(&ch);
+        let mut addresses = std::collections::BTreeSet::new();
+        let mut held = None;
+        for i in 0..60u64 {
+            let mut slot = w.frame(T).unwrap().expect("room");
+            slot.pixels().fill(i as u8);
+            slot.publish();
+            let f = r.read(T).unwrap().unwrap();
+            assert_eq!(f.seq(), i);
+            assert!(f.pixels().iter().all(|&b| b == i as u8), "frame {i} torn");
+            addresses.insert(f.pixels().as_ptr() as usize);
+            if holds {
+                held = Some(f); // releases the frame before: the reader is on one frame
+            }
+        }
+        drop(held);
+        // Holding one, the writer needs one more slot than the frames it may queue... at most
+        // `buffer` slots either way (and 1 slot suffices when the reader releases each frame).
+        let expect = if holds { buffer.max(2) } else { buffer.min(2) };
+        assert!(
+            addresses.len() as u32 <= expect && !addresses.is_empty(),
+            "buffer {buffer}, holding {holds}: frames used {} slots",
+            addresses.len()
+        );
+        assert!(w.capacity() / 100_160 > expect, "the ring has room for more slots than were used");
     }
-    assert!(held.unwrap().pixels().iter().all(|&b| b == 59));
-    assert_eq!(addresses.len(), 2, "a waiting writer cycled through {} slots", addresses.len());
 }
 
+/// Wherever the reader stalls, the writer still has room for `buffer_frames` frames.
 #[test]
-fn dropping_writer_keeps_room_for_its_buffer_at_every_step() {
-    let ch = Channel::new("keep");
-    let mut w = Writer::create(&ch, &opts(1000, 100, PixelFormat::Gray8, 4)).unwrap();
-    let mut r = reader(&ch);
-    let mut held = None;
-    let mut seq = 0u64;
-    for step in 0..40 {
-        // The reader, on one frame, stalls: the other 3 of the 4 buffered frames must fit.
-        // Bursts of 1 to 3 frames move where in the ring the next stall starts.
-        let burst = if step % 4 == 0 { 1 } else { 3 - step % 3 };
-        for _ in 0..burst {
-            let mut slot = w.try_frame().unwrap().unwrap_or_else(|| panic!("step {step}: buffer room lost"));
-            slot.pixels().fill(seq as u8);
-            slot.publish();
-            seq += 1;
+fn the_buffer_promise_holds_at_every_step() {
+    for buffer in 1..=4u32 {
+        let ch = Channel::new("keep");
+        let mut w = Writer::create(&ch, &opts(1000, 100, PixelFormat::Gray8, buffer)).unwrap();
+        let mut r = reader(&ch);
+        let mut held: Option<shmframes::Frame> = None;
+        let mut seq = 0u64;
+        for step in 0..60u32 {
+            // The reader (on `held`, if any) stalls: all the buffer's other frames must fit.
+            // Holding or not in turn moves where in the ring the next stall starts.
+            let room = buffer - u32::from(held.is_some());
+            for _ in 0..room {
+                let mut slot = w.try_frame().unwrap().unwrap_or_else(|| panic!("buffer {buffer}, step {step}: room lost"));
+                slot.pixels().fill(seq as u8);
+                slot.publish();
+                seq += 1;
+            }
+            while let Some(f) = r.try_read().unwrap() {
+                assert!(f.pixels().iter().all(|&b| b == f.seq() as u8), "frame {} torn", f.seq());
+                held = if step % 3 == 0 { None } else { Some(f) };
+            }
+            assert_eq!(r.frames_held(), usize::from(held.is_some()));
         }
-        for _ in 0..burst {
-            let f = r.read(T).unwrap().unwrap();
-            assert!(f.pixels().iter().all(|&b| b == f.seq() as u8), "frame {} torn", f.seq());
-            held = Some(f);
-        }
+        assert_eq!(w.backlog_frames().unwrap(), u32::from(held.is_some()), "buffer {buffer}");
     }
-    assert_eq!(held.unwrap().seq(), seq - 1);
+}
+
+/// A filler that ends the ring early is not counted as frames the reader is behind.
+#[test]
+fn backlog_counts_frames_not_filler() {
+    let ch = Channel::new("backlog");
+    let mut w = Writer::create(&ch, &opts(1000, 100, PixelFormat::Gray8, 2)).unwrap();
+    let mut r = reader(&ch);
+    publish(&mut w, 0);
+    let f0 = r.read(T).unwrap().unwrap();
+    publish(&mut w, 1);
+    let f1 = r.read(T).unwrap().unwrap();
+    drop(f0);
+    publish(&mut w, 2); // goes to offset 0, after a filler over the rest of the ring
+    let f2 = r.try_read().unwrap().unwrap();
+    assert_eq!(w.backlog_frames().unwrap(), 2, "frames 1 and 2 are held; the filler between them is no frame");
+    drop(f2);
+    // Frame 1 still holds the tail, so frame 2's bytes are not free yet either.
+    assert_eq!(w.backlog_frames().unwrap(), 2);
+    drop(f1);
+    assert_eq!(w.backlog_frames().unwrap(), 0);
+    publish(&mut w, 3);
+    assert_eq!(r.read(T).unwrap().unwrap().seq(), 3);
+    assert_eq!(w.backlog_frames().unwrap(), 0);
 }

@@ -24,16 +24,18 @@ pub enum Ring {
     /// The limit for a header layout: the same wire format (u32 length prefix, wrapping u32
     /// indices, messages split at the ring's end) with nothing but the two atomics, the
     /// cached indices and the copies. `tail_at` is the byte offset of `tail` from `head`: 4 in
-    /// the protocol's header (one cache line holds both), 128 in a padded layout the protocol
-    /// does not allow, to show what sharing the line costs.
+    /// the protocol's header (head, tail and the first data bytes share a cache line), 128 in
+    /// a padded layout the protocol does not allow (data at 256), to show what sharing costs.
     Bare { tail_at: usize },
 }
 
-/// A page-aligned, zeroed heap buffer: a 256-byte header area, then the data area.
+/// A page-aligned, zeroed heap buffer: the ring's 16-byte header, then its data area (at 16,
+/// as in the protocol, or at 256 for the padded layout).
 pub struct Buf {
     ptr: NonNull<u8>,
     layout: std::alloc::Layout,
     pub cap: u32,
+    data_at: usize,
 }
 
 // SAFETY: plain memory; the threads that share it coordinate through atomics in it.
@@ -41,16 +43,23 @@ unsafe impl Send for Buf {}
 // SAFETY: as above.
 unsafe impl Sync for Buf {}
 
-const DATA_AT: usize = 256;
+/// The data capacity used for messages of `size` bytes: room for four (and at least 64 KiB).
+pub fn capacity_for_message(size: usize) -> u32 {
+    shmframes::ring::capacity_for((4 * (size + 4)).max(64 * 1024) as u64).unwrap()
+}
 
 impl Buf {
-    /// Room for four messages of `size` bytes (and at least 64 KiB).
+    /// A ring for messages of `size` bytes in the protocol's layout (data at offset 16).
     pub fn for_message(size: usize) -> Buf {
-        let cap = shmframes::ring::capacity_for((4 * (size + 4)).max(64 * 1024) as u64).unwrap();
-        let layout = std::alloc::Layout::from_size_align(DATA_AT + cap as usize, 4096).unwrap();
+        Buf::with_data_at(size, 16)
+    }
+
+    fn with_data_at(size: usize, data_at: usize) -> Buf {
+        let cap = capacity_for_message(size);
+        let layout = std::alloc::Layout::from_size_align(data_at + cap as usize, 4096).unwrap();
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).unwrap();
-        Buf { ptr, layout, cap }
+        Buf { ptr, layout, cap, data_at }
     }
 
     /// shmframes' roles on the buffer (its 16-byte header at the start, data right after).
@@ -63,7 +72,7 @@ impl Buf {
     }
 
     fn word(&self, at: usize) -> &AtomicU32 {
-        assert!(at + 4 <= DATA_AT && at % 4 == 0);
+        assert!(at + 4 <= self.data_at && at % 4 == 0);
         // SAFETY: in the zeroed header area, aligned, used only as an atomic while `self` lives.
         unsafe { &*(self.ptr.as_ptr().add(at) as *const AtomicU32) }
     }
@@ -77,8 +86,8 @@ impl Buf {
     }
 
     fn data(&self) -> *mut u8 {
-        // SAFETY: DATA_AT is inside the allocation.
-        unsafe { self.ptr.as_ptr().add(DATA_AT) }
+        // SAFETY: `data_at` is inside the allocation.
+        unsafe { self.ptr.as_ptr().add(self.data_at) }
     }
 }
 
@@ -93,7 +102,10 @@ impl Drop for Buf {
 /// producer publishes every [`BATCH`] messages (or when full), the consumer releases after
 /// draining what it sees. Returns the time from start until the consumer has every message.
 pub fn run(ring: Ring, size: usize, iters: u64, batched: bool) -> Duration {
-    let buf = Buf::for_message(size);
+    let buf = match ring {
+        Ring::Bare { tail_at } if tail_at >= 16 => Buf::with_data_at(size, 256),
+        _ => Buf::for_message(size),
+    };
     let msg = vec![0x33u8; size];
     let (buf, msg) = (&buf, &msg[..]);
     let start = Instant::now();

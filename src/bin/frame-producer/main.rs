@@ -260,7 +260,7 @@ fn acquire<'w>(w: &'w mut Writer, wait: bool, stop: &AtomicBool) -> anyhow::Resu
     // Wait in short steps so that Ctrl+C is honoured promptly.
     while !stop.load(Ordering::Relaxed) {
         if w.wait_for_room(Some(Duration::from_millis(100)))? {
-            return Ok(w.try_frame_waiting()?);
+            return Ok(w.try_frame()?);
         }
     }
     Ok(None)
