@@ -55,12 +55,16 @@ def throughput(frames: int) -> None:
 
 def latency(frames: int) -> None:
     name = f"pybench-lat-{os.getpid()}"
-    p = producer(name, "--fps", "30", "--frames", str(frames))
+    # One frame more than measured: the producer's last frame waits for its process to exit when
+    # the woken reader shares its CPU (a shut-down effect, not delivery).
+    p = producer(name, "--fps", "30", "--frames", str(frames + 1))
     lat, late = [], 0
     try:
         with shmframes.Reader(name, timeout=30) as r:
             attached = shmframes.monotonic_ns()
-            for f in r:
+            for _ in range(frames):
+                f = r.read(timeout=30)
+                assert f is not None, "no frame within 30 s"
                 _ = f.array
                 # Frames published before the reader attached measure its start-up, not delivery.
                 if f.publish_ns >= attached:
