@@ -6,7 +6,7 @@
 //! - `write_read/<size>`: one thread writes a message (one copy into the ring) and reads it in
 //!   place (no copy: the payload slice is touched, then released). Time per message.
 //! - `frame_write_read/1080p_bgr_6220800B`: the same through `Writer::write` and
-//!   `Reader::try_read` (2 buffered frames: two cache-hot slots while the reader keeps up).
+//!   `Reader::try_read` (1 buffered frame, all this loop needs: one cache-hot slot).
 //! - `memcpy/<size>`: copying the same bytes once into the same destination (cache-hot).
 //! - `memcpy_ring_footprint/<size>`: copying them into successive places of a buffer as large as
 //!   the ring (the same memory traffic as the ring's writes: the honest limit for big frames).
@@ -89,13 +89,13 @@ fn write_read(c: &mut Criterion) {
 
 /// The product's path in one process at 1080p: `Writer::write` (one copy into the ring) and
 /// `Reader::try_read` (in place: first and last byte touched), the frame released before the
-/// next write, as by a reader that keeps up. With 2 buffered frames the writer then cycles
-/// through two cache-hot slots.
+/// next write, as by a reader that keeps up. One buffered frame is all this loop ever has in
+/// flight; the writer then reuses one cache-hot slot.
 fn frame_write_read(c: &mut Criterion) {
     use shmframes::{PixelFormat, Reader, ReaderOptions, Writer, WriterOptions};
     let name = format!("shmframes-bench-ring-{}", std::process::id());
     let mut opts = WriterOptions::new(1920, 1080, PixelFormat::Bgr24).unwrap();
-    opts.buffer_frames = 2; // frames then cycle through two cache-hot slots
+    opts.buffer_frames = 1; // this loop never has more than one frame in flight
     let mut w = Writer::create(&name, &opts).unwrap(); // removed from /dev/shm when dropped
     let mut r = Reader::open(&name, &ReaderOptions::default()).unwrap();
     let frame = vec![0x5Au8; 6_220_800];
