@@ -2,9 +2,10 @@
 
 Run: .venv/bin/python benches/python_pipeline.py   (after `make build`)
 
-Prints lossless throughput (every frame read, its numpy array touched), delivery latency at
-30 fps (publish -> the Python loop holds `frame.array`), and the CPU use of a Python reader
-waiting on an idle channel.
+Prints lossless throughput (every frame read, its numpy array touched), the Python `Writer`'s
+lossless throughput into a Rust reader with 2 and 4 buffered frames, delivery latency at 30 fps
+(publish -> the Python loop holds `frame.array`), and the CPU use of a Python reader waiting on
+an idle channel.
 """
 
 from __future__ import annotations
@@ -80,6 +81,34 @@ def latency(frames: int) -> None:
     )
 
 
+def writer_throughput(frames: int, buffer_frames: int) -> None:
+    """The Python `Writer` at full speed into a Rust reader (`frame-stats`), lossless."""
+    import numpy as np
+
+    name = f"pybench-writer-{os.getpid()}-{buffer_frames}"
+    rng = np.random.default_rng(1)
+    src = [rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8) for _ in range(2)]
+    times = []
+    with shmframes.Writer(name, 1920, 1080, "bgr", buffer_frames=buffer_frames) as w:
+        stats = ROOT / "target" / "release" / "frame-stats"
+        reader = subprocess.Popen([str(stats), name, "--frames", str(frames)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while not w.reader_attached:
+                time.sleep(0.001)
+            start = time.perf_counter()
+            for i in range(frames):
+                t = time.perf_counter()
+                w.write(src[i & 1])
+                times.append(time.perf_counter() - t)
+            secs = time.perf_counter() - start
+        finally:
+            reader.wait(30)
+    print(
+        f"Python Writer (buffer_frames={buffer_frames}) -> Rust reader, lossless 1080p BGR: {frames / secs:.0f} frames/s, "
+        f"write() p50 {pct(times, 0.5) * 1e3:.3f} ms"
+    )
+
+
 def idle_cpu(secs: float) -> None:
     name = f"pybench-idle-{os.getpid()}"
     p = producer(name, "--fps", "0.001")
@@ -101,5 +130,7 @@ def idle_cpu(secs: float) -> None:
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     throughput(60 if quick else 3000)
+    for buffer_frames in (2, 4):
+        writer_throughput(60 if quick else 2000, buffer_frames)
     latency(30 if quick else 600)
     idle_cpu(1 if quick else 10)

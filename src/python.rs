@@ -360,9 +360,9 @@ impl PyReader {
 ///
 /// `buffer_frames` (default 2) is how far the reader may fall behind before `write` waits (or,
 /// with `timeout=0`, drops). While the reader keeps up, frames cycle through that many slots
-/// at the start of the ring, which stay in the CPU cache: 2 makes the copy of a 1080p frame
-/// about 1.5 times as fast as 4. A `write` that waits loses nothing by a small buffer; raise it
-/// for a dropping writer whose reader has hiccups.
+/// at the start of the ring, which stay in the CPU cache: with 2, `write` of a 1080p frame
+/// takes 0.29-0.40 ms here, with 4 0.35-0.54 ms. A `write` that waits loses nothing by a small
+/// buffer; raise it for a dropping writer whose reader has hiccups.
 #[pyclass(module = "shmframes", name = "Writer", frozen)]
 struct PyWriter {
     inner: Mutex<Option<Writer>>,

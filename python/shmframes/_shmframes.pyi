@@ -141,8 +141,9 @@ class Writer:
 
     ``buffer_frames`` (default 2) is how far the reader may fall behind before ``write`` waits
     (or, with ``timeout=0``, drops). While the reader keeps up, frames cycle through that many
-    slots at the start of the ring, which stay in the CPU cache: 2 makes the copy of a 1080p
-    frame about 1.5 times as fast as 4. Raise it for a dropping writer whose reader has hiccups.
+    slots at the start of the ring, which stay in the CPU cache: with 2, ``write`` of a 1080p
+    frame takes 0.29-0.40 ms here, with 4 0.35-0.54 ms. Raise it for a dropping writer whose
+    reader has hiccups.
     """
 
     def __new__(
