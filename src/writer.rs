@@ -17,8 +17,8 @@ pub struct WriterOptions {
     /// How many frames the ring must be able to hold at once (at least 1): a reader may fall
     /// this many frames behind before the writer drops or waits. The capacity is rounded up to
     /// a power of two; while the reader keeps up, frames cycle through the first
-    /// `buffer_frames` slots (cache-hot: 2 is fastest for big frames), and the rest of the ring
-    /// is slack a lagging reader may also use.
+    /// `buffer_frames` slots (so few, 1 or 2, keep big frames in the CPU cache), and the rest
+    /// of the ring is slack a lagging reader may also use.
     pub buffer_frames: u32,
     /// Send header-less payloads (pixels only), exactly like cpp_py_shmbuf's producer, so that
     /// its consumers read the stream unchanged. Requires a packed stride.
