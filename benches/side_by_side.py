@@ -19,7 +19,9 @@ Measured, each in its own pair of fresh processes:
   frame published after the subscriber started reading;
 - CPU of a subscriber blocked on an idle channel.
 
-iceoryx2 is a benchmark-only dependency; shmframes never imports it.
+iceoryx2 is a benchmark-only dependency; shmframes never imports it. (iceoryx2 keeps a
+management file of its own in /dev/shm, `iox2_*global_mgmt`, from one run to the next: by its
+design, not a leftover of this script, which removes its channels even when a run fails.)
 """
 
 from __future__ import annotations
