@@ -14,7 +14,7 @@ setup:
 
 ## Release binaries and the Python package (installed into .venv, editable).
 build: setup
-	cargo build --release --bins
+	cargo build --release --workspace --bins
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --quiet
 
 ## Producer + consumer. With a display (and OpenCV) the consumer is a window, else it prints
@@ -29,16 +29,15 @@ demo: build
 test: build test-rust test-python lint fuzz-smoke
 
 test-rust:
-	cargo test --release --all-targets
-	cargo test --release --doc
+	cargo test --release --workspace --all-targets
+	cargo test --release --workspace --doc
 
 test-python:
 	$(PY) -m pytest -q tests/python
 
 lint:
-	cargo clippy --release --all-targets -- -D warnings
-	cargo clippy --release --no-default-features --features python -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+	cargo clippy --release --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 ## The fuzz targets, briefly (CI): 20 s each from the corpus in tests/fuzz/corpus. Needs the
 ## nightly toolchain (cargo-fuzz builds with sanitizers); .ci/setup installs cargo-fuzz.

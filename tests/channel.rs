@@ -30,18 +30,20 @@ fn publish(w: &mut Writer, value: u8) -> u64 {
 fn frames_carry_metadata_and_pixels() {
     let ch = Channel::new("meta");
     for f in PixelFormat::ALL {
-        let mut w = Writer::create(&ch, &opts(33, 7, f, 3)).unwrap();
+        // Even sizes: the YUV formats share chroma between pixel pairs and row pairs.
+        let shape = FrameShape::packed(34, 8, f).unwrap();
+        let mut w = Writer::create(&ch, &opts(34, 8, f, 3)).unwrap();
         let mut r = reader(&ch);
         let before = shmframes::monotonic_ns();
         let mut slot = w.try_frame().unwrap().unwrap();
-        assert_eq!(slot.pixels().len(), 33 * 7 * f.bytes_per_pixel() as usize);
+        assert_eq!(slot.pixels().len(), shape.pixel_bytes() as usize);
         for (i, b) in slot.pixels().iter_mut().enumerate() {
             *b = (i % 251) as u8;
         }
         slot.set_capture_ns(before);
         assert_eq!(slot.publish(), 0);
         let fr = r.read(T).unwrap().unwrap();
-        assert_eq!(fr.shape(), FrameShape::packed(33, 7, f).unwrap());
+        assert_eq!(fr.shape(), shape);
         assert_eq!(fr.seq(), 0);
         assert_eq!(fr.capture_ns(), before);
         assert!(fr.publish_ns() >= before && fr.publish_ns() <= shmframes::monotonic_ns());
@@ -235,7 +237,7 @@ fn write_times_out_when_nobody_reads() {
     let px = vec![0u8; 1024];
     while w.write(&px, None, Some(Duration::ZERO)).unwrap() {}
     assert!(!w.write(&px, None, Some(Duration::from_millis(30))).unwrap());
-    assert!(matches!(w.write(&px[1..], None, None), Err(Error::Config(_))));
+    assert!(matches!(w.write(&px[1..], None, None), Err(Error::WrongFrameSize { .. })));
 }
 
 #[test]

@@ -19,36 +19,53 @@ Publish frames from Python (to our viewer, a Python reader, or cpp_py_shmbuf con
     with shmframes.Writer("out", width=1920, height=1080, format="bgr") as writer:
         writer.write(image)                    # numpy uint8 (1080, 1920, 3)
 
-Errors are ``shmframes.Error`` or one of its subclasses: ``ChannelNotFound``, ``ProducerGone``,
-``ChannelBusy``, ``ProtocolError``, ``EndOfStream``, ``ProducerAlive``.
+Errors are ``shmframes.Error`` subclasses that are also the builtin exception that fits (see
+``shmframes.errors``): ``ChannelNotFound`` (a ``FileNotFoundError``), ``PermissionDenied``,
+``NameTaken`` and ``ProducerAlive``, ``ChannelBusy``, ``ProducerGone``, ``EndOfStream`` (an
+``EOFError``), ``ProtocolError`` (a ``ValueError``), ``NoSpace``, ``Closed``. Bad arguments raise
+``ValueError`` or ``TypeError``.
 """
 
 from ._shmframes import (
-    ChannelBusy,
-    ChannelNotFound,
-    EndOfStream,
-    Error,
     Frame,
-    ProducerAlive,
-    ProducerGone,
-    ProtocolError,
     Reader,
+    Stats,
     Writer,
     __version__,
     monotonic_ns,
+    pixel_formats,
+)
+from .errors import (
+    ChannelBusy,
+    ChannelNotFound,
+    Closed,
+    EndOfStream,
+    Error,
+    NameTaken,
+    NoSpace,
+    PermissionDenied,
+    ProducerAlive,
+    ProducerGone,
+    ProtocolError,
 )
 
 __all__ = [
     "ChannelBusy",
     "ChannelNotFound",
+    "Closed",
     "EndOfStream",
     "Error",
     "Frame",
+    "NameTaken",
+    "NoSpace",
+    "PermissionDenied",
     "ProducerAlive",
     "ProducerGone",
     "ProtocolError",
     "Reader",
+    "Stats",
     "Writer",
     "__version__",
     "monotonic_ns",
+    "pixel_formats",
 ]

@@ -1,50 +1,27 @@
 """Type stubs for the native module shmframes._shmframes (checked with mypy.stubtest)."""
 
 from types import TracebackType
-from typing import Literal, Optional, Tuple, Type, Union, final
+from typing import Any, Dict, Literal, Optional, Tuple, Type, Union, final
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
 
-_PixelFormat = Literal["bgr", "rgb", "gray", "rgba", "bgra"]
+_PixelFormat = Literal["bgr", "rgb", "gray", "rgba", "bgra", "nv12", "i420", "yuyv"]
 
 __all__ = [
-    "ChannelBusy",
-    "ChannelNotFound",
-    "EndOfStream",
-    "Error",
     "Frame",
-    "ProducerAlive",
-    "ProducerGone",
-    "ProtocolError",
     "Reader",
+    "Stats",
     "Writer",
     "__version__",
     "monotonic_ns",
+    "pixel_formats",
 ]
 
-class Error(Exception):
-    """Base class of every shmframes error."""
-
-class ChannelNotFound(Error):
-    """No channel of that name exists (or none appeared in time)."""
-
-class ProducerGone(Error):
-    """The producer died without ending the stream."""
-
-class ChannelBusy(Error):
-    """Another consumer is attached; a channel has one consumer."""
-
-class ProtocolError(Error):
-    """Bytes in the segment break the protocol."""
-
-class EndOfStream(Error):
-    """The producer ended the stream."""
-
-class ProducerAlive(Error):
-    """A live producer already owns the channel name."""
+def pixel_formats() -> Dict[str, Dict[str, Any]]:
+    """Every pixel format: name -> {code, aliases, gstreamer, opencv_to_bgr, rgb_family}."""
 
 def monotonic_ns() -> int:
     """Nanoseconds of CLOCK_MONOTONIC, the clock of Frame.capture_ns and Frame.publish_ns."""
@@ -59,7 +36,8 @@ class Frame:
 
     @property
     def array(self) -> npt.NDArray[np.uint8]:
-        """Pixels, (H, W, C) or (H, W) for gray; read-only; no copy."""
+        """Pixels, read-only, no copy: (H, W, C), (H, W) for gray, (H + H/2, W) for NV12 and
+        I420, (H, W, 2) for YUYV."""
     def copy(self) -> npt.NDArray[np.uint8]:
         """An owned, writable copy of the pixels."""
     def release(self) -> None:
@@ -101,7 +79,7 @@ class Frame:
 class Reader:
     """The consumer end of a channel (one consumer per channel).
 
-    ``timeout``: seconds to wait for the channel to appear (0: fail at once).
+    ``timeout``: seconds to wait for the channel to appear (0: fail at once; None: for ever).
     ``raw``: ``(height, width, format)`` of header-less frames (cpp_py_shmbuf's producer).
     ``follow``: survive the producer: switch to the next one started under the same name.
     """
@@ -109,7 +87,7 @@ class Reader:
     def __new__(
         cls,
         name: str = "shm_video",
-        timeout: float = 0.0,
+        timeout: Optional[float] = 0.0,
         raw: Optional[Tuple[int, int, _PixelFormat]] = None,
         follow: bool = False,
     ) -> "Reader": ...
@@ -169,7 +147,8 @@ class Writer:
     @property
     def name(self) -> str: ...
     @property
-    def shape(self) -> list[int]: ...
+    def shape(self) -> list[int]:
+        """The numpy shape ``write`` takes."""
     @property
     def format(self) -> _PixelFormat: ...
     @property
@@ -181,3 +160,26 @@ class Writer:
         self,
         *_args: Union[Optional[Type[BaseException]], Optional[BaseException], Optional[TracebackType]],
     ) -> bool: ...
+
+@final
+class Stats:
+    """Frame rate, delivery latency percentiles and dropped frames (what frame-stats,
+    frame-viewer and ``python -m shmframes.view`` report)."""
+
+    def __new__(cls) -> "Stats": ...
+    def record(self, frame: Frame, now_ns: Optional[int] = None) -> None:
+        """Counts a frame read now (or at ``now_ns``, CLOCK_MONOTONIC)."""
+    def restart(self) -> None:
+        """Forgets the last sequence number (a new producer counts from 0)."""
+    @property
+    def window_due(self) -> bool:
+        """Whether a second has passed since the last take_window()."""
+    @property
+    def frames(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    def take_window(self) -> Dict[str, Any]:
+        """This window's frames, fps, latency_p50_ms, latency_p99_ms, latency_max_ms,
+        dropped, total and text; starts a new window."""
+    def summary(self) -> str:
+        """The whole run in one line."""

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import List, Optional, Tuple
 
-from . import EndOfStream, Error, Frame, Reader
+from . import EndOfStream, Error, Frame, Reader, Stats, pixel_formats
 
-_FORMATS = ("bgr", "rgb", "gray", "rgba", "bgra")
+_FORMATS = tuple(pixel_formats())
 
 
 def _parse_raw(text: str) -> Tuple[int, int]:
@@ -84,64 +83,6 @@ def _display_available() -> Tuple[bool, str]:
     return True, ""
 
 
-class Stats:
-    """Frame rate, delivery latency percentiles and drops over a one-second window."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.all_latencies_us: List[float] = []
-        self.window_start = self.start
-        self.count = 0
-        self.total = 0
-        self.latencies_us: List[float] = []
-        self.last_seq: Optional[int] = None
-        self.dropped = 0
-        self.fps = 0.0
-        self.p50 = self.p99 = self.max = 0.0
-
-    def add(self, frame: Frame) -> None:
-        self.count += 1
-        self.total += 1
-        age = frame.age_ns
-        if age is not None:
-            self.latencies_us.append(age / 1000.0)
-            if len(self.all_latencies_us) < 1_000_000:
-                self.all_latencies_us.append(age / 1000.0)
-        if self.last_seq is not None and frame.seq > self.last_seq + 1:
-            self.dropped += frame.seq - self.last_seq - 1
-        self.last_seq = frame.seq
-
-    def roll(self) -> bool:
-        """Closes the window once a second; returns whether it did."""
-        now = time.monotonic()
-        dt = now - self.window_start
-        if dt < 1.0:
-            return False
-        self.fps = self.count / dt
-        lat = sorted(self.latencies_us)
-        if lat:
-            self.p50 = lat[len(lat) // 2]
-            self.p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-            self.max = lat[-1]
-        self.window_start, self.count, self.latencies_us = now, 0, []
-        return True
-
-    def summary(self, name: str) -> str:
-        elapsed = max(time.monotonic() - self.start, 1e-9)
-        lat = sorted(self.all_latencies_us)
-        pct = ""
-        if lat:
-            q = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] / 1000  # noqa: E731
-            pct = f"  latency p50 {q(0.5):.3f} ms  p99 {q(0.99):.3f} ms  p99.9 {q(0.999):.3f} ms"
-        return f"[{name}] total: {self.total} frames in {elapsed:.1f} s ({self.total / elapsed:.1f} fps){pct}  dropped {self.dropped}"
-
-    def line(self, name: str) -> str:
-        return (
-            f"[{name}] {self.fps:7.1f} fps  latency p50 {self.p50 / 1000:6.3f} ms  p99 {self.p99 / 1000:6.3f} ms"
-            f"  max {self.max / 1000:6.3f} ms  dropped {self.dropped}  frames {self.total}"
-        )
-
-
 def _overlay(img, text: str):  # type: ignore[no-untyped-def]
     import cv2
 
@@ -154,9 +95,8 @@ def _overlay(img, text: str):  # type: ignore[no-untyped-def]
 def _to_bgr(frame: Frame):  # type: ignore[no-untyped-def]
     import cv2
 
-    a = frame.array
-    conv = {"rgb": cv2.COLOR_RGB2BGR, "rgba": cv2.COLOR_RGBA2BGR, "bgra": cv2.COLOR_BGRA2BGR, "gray": cv2.COLOR_GRAY2BGR}
-    return cv2.cvtColor(a, conv[frame.format]) if frame.format in conv else a
+    conversion = pixel_formats()[frame.format]["opencv_to_bgr"]
+    return frame.array if conversion is None else cv2.cvtColor(frame.array, getattr(cv2, conversion))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     raw = (args.raw[1], args.raw[0], args.raw_format) if args.raw else None
     reader = Reader(args.name, timeout=args.timeout, raw=raw, follow=args.follow)
     stats = Stats()
+    shown: dict = {}  # the last window's figures, for the overlay
     if not window:
         print(f"shmframes.view: reading {args.name!r} headless ({why}); Ctrl+C to stop", file=sys.stderr)
     else:
@@ -172,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         title = f"shmframes: {args.name}"
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
     with reader:
-        while args.frames is None or stats.total < args.frames:
+        while args.frames is None or stats.frames < args.frames:
             # A window shows the newest frame (a slow display skips); headless reads every
             # frame so that drops and latency describe the stream.
             try:
@@ -186,19 +127,25 @@ def run(args: argparse.Namespace) -> int:
                 print(f"shmframes.view: no frame for {args.timeout:g} s on {args.name!r}; giving up", file=sys.stderr)
                 return 1
             with frame:
-                stats.add(frame)
+                stats.record(frame)
                 if window:
                     import cv2
 
-                    text = f"{frame.width}x{frame.height} {frame.format}  {stats.fps:.1f} fps  latency {stats.p50 / 1000:.2f} ms  dropped {stats.dropped}"
+                    latency = shown.get("latency_p50_ms")
+                    text = (
+                        f"{frame.width}x{frame.height} {frame.format}  {shown.get('fps', 0.0):.1f} fps"
+                        f"  latency {'-' if latency is None else f'{latency:.2f} ms'}  dropped {stats.dropped}"
+                    )
                     cv2.imshow(title, _overlay(_to_bgr(frame), text))
-            if stats.roll() and not window:
-                print(stats.line(args.name), flush=True)
+            if stats.window_due:
+                shown = stats.take_window()
+                if not window:
+                    print(f"[{args.name}] {shown['text']}", flush=True)
             if window:
                 key = cv2.waitKey(1) & 0xFF
                 if key in (ord("q"), 27) or cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
                     break
-        print(stats.summary(args.name), flush=True)
+        print(f"[{args.name}] {stats.summary()}", flush=True)
     if window:
         import cv2
 

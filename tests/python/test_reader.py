@@ -228,7 +228,7 @@ def test_writer_rejects_bad_arrays(channel):
         assert w.write(np.zeros((4, 8, 1), np.uint8), timeout=0)
     with pytest.raises(ValueError, match="unknown pixel format"):
         shmframes.Writer(channel, 8, 4, format="yuv")
-    with pytest.raises(shmframes.Error, match="empty"):
+    with pytest.raises(ValueError, match="empty"):  # a bad argument, like the format above
         shmframes.Writer(channel, 0, 4)
 
 
@@ -302,3 +302,58 @@ def test_view_errors_are_one_clear_line(channel):
     lines = [line for line in out.stderr.splitlines() if "error" in line]
     assert len(lines) == 1 and "no channel named" in lines[0], out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_errors_are_also_the_builtin_that_fits(channel):
+    for cls, builtin in [
+        (shmframes.ChannelNotFound, FileNotFoundError),
+        (shmframes.PermissionDenied, PermissionError),
+        (shmframes.NameTaken, FileExistsError),
+        (shmframes.ProducerAlive, FileExistsError),
+        (shmframes.ChannelBusy, BlockingIOError),
+        (shmframes.ProducerGone, ConnectionError),
+        (shmframes.EndOfStream, EOFError),
+        (shmframes.ProtocolError, ValueError),
+        (shmframes.NoSpace, OSError),
+        (shmframes.Closed, ValueError),
+    ]:
+        assert issubclass(cls, shmframes.Error) and issubclass(cls, builtin), cls
+    with pytest.raises(FileNotFoundError, match="start the producer"):
+        shmframes.Reader(channel + "-missing")
+    with shmframes.Writer(channel, 8, 8):
+        with pytest.raises(FileExistsError, match="live producer"):
+            shmframes.Writer(channel, 8, 8)
+        r = shmframes.Reader(channel)
+        r.close()
+        with pytest.raises(shmframes.Closed, match="closed"):
+            r.read(timeout=0)
+    # What the caller passed wrongly: ValueError, whatever the argument.
+    for bad in [lambda: shmframes.Reader("a/b"), lambda: shmframes.Reader(channel, raw=(0, 4, "bgr")),
+                lambda: shmframes.Writer(channel, 7, 4, format="nv12"), lambda: shmframes.Reader(channel, timeout=-1)]:
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_yuv_frames_pass_through_in_opencv_shapes(channel):
+    with shmframes.Writer(channel, 64, 32, format="nv12") as w, shmframes.Reader(channel) as r:
+        assert w.shape == [48, 64]
+        src = (np.arange(48 * 64) % 251).astype(np.uint8).reshape(48, 64)
+        assert w.write(src, timeout=0)
+        f = r.read(timeout=5)
+        assert f.format == "nv12" and f.array.shape == (48, 64)
+        assert np.array_equal(f.array, src)
+    assert shmframes.pixel_formats()["yuyv"]["opencv_to_bgr"] == "COLOR_YUV2BGR_YUYV"
+
+
+def test_stats_count_frames_drops_and_latency(channel):
+    with shmframes.Writer(channel, 8, 8, buffer_frames=4) as w, shmframes.Reader(channel) as r:
+        stats = shmframes.Stats()
+        for _ in range(3):
+            assert w.write(np.zeros((8, 8, 3), np.uint8), timeout=0)
+        for _ in range(3):
+            with r.read(timeout=5) as f:
+                stats.record(f)
+        window = stats.take_window()
+        assert window["frames"] == 3 and window["latency_p50_ms"] is not None
+        assert stats.dropped == 0 and stats.frames == 3
+        assert "total: 3 frames" in stats.summary()

@@ -1,0 +1,602 @@
+//! The Python extension module `shmframes._shmframes` (feature `python`, built by maturin).
+//!
+//! Frames reach Python as read-only numpy arrays viewing shared memory in place. Each array's
+//! numpy *base* is a small [`Lease`] object that owns a reference to the Rust [`Frame`], so the
+//! frame's bytes stay leased (never overwritten) as long as the `Frame` object or any array
+//! derived from it lives, and the mapping stays valid even after the reader is closed.
+//!
+//! Every wait releases the GIL and wakes at least every 80 ms to let Ctrl+C through.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use numpy::ndarray::{ArrayViewD, IxDyn, ShapeBuilder};
+use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+
+use shmframes::stats::Stats;
+use shmframes::{Cancel, Deadline, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Writer, WriterOptions};
+
+/// How long a wait may hold off Python's signal handlers (Ctrl+C): the period of the check
+/// every wait runs (equal to the reader's liveness period, so an idle wait wakes once per
+/// period, not twice).
+const SIGNAL_PERIOD: Duration = Duration::from_millis(80);
+
+/// The exception class for an error: one per kind users catch, defined in
+/// `shmframes/errors.py` (each also a subclass of the builtin that fits, which only a Python
+/// class statement can express), or a builtin for what the caller passed wrongly.
+fn to_py(py: Python<'_>, e: Error) -> PyErr {
+    let msg = e.full_message();
+    let class = match e {
+        Error::ChannelNotFound { .. } => "ChannelNotFound",
+        Error::PermissionDenied { .. } => "PermissionDenied",
+        Error::NameTaken { .. } | Error::ForeignSegment { .. } => "NameTaken",
+        Error::ProducerAlive { .. } => "ProducerAlive",
+        Error::ChannelBusy { .. } => "ChannelBusy",
+        Error::ProducerGone { .. } => "ProducerGone",
+        Error::EndOfStream { .. } => "EndOfStream",
+        Error::Protocol { .. } | Error::RawSizeMismatch { .. } | Error::RawWithoutShape { .. } => "ProtocolError",
+        Error::NoSpace { .. } => "NoSpace",
+        Error::Closed { .. } => "Closed",
+        Error::InvalidName { .. }
+        | Error::Shape(_)
+        | Error::NoBufferFrames
+        | Error::RingTooLarge { .. }
+        | Error::RawNeedsPackedRows { .. }
+        | Error::WrongFrameSize { .. } => return PyValueError::new_err(msg),
+        _ => "Error",
+    };
+    match error_class(py, class) {
+        Ok(cls) => PyErr::from_type(cls, msg),
+        Err(import_failed) => import_failed,
+    }
+}
+
+fn error_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    let module = ERRORS.get_or_try_init(py, || py.import("shmframes.errors").map(Bound::unbind))?;
+    Ok(module.bind(py).getattr(name)?.cast_into::<PyType>()?)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse_format(s: &str) -> PyResult<PixelFormat> {
+    s.parse::<PixelFormat>().map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// A timeout in seconds as Python callers write it: `None` or `inf` wait for ever.
+fn deadline(timeout: Option<f64>, what: &str) -> PyResult<Deadline> {
+    match timeout {
+        None => Ok(Deadline::NEVER),
+        Some(t) if t == f64::INFINITY => Ok(Deadline::NEVER),
+        Some(t) => Duration::try_from_secs_f64(t)
+            .map(Deadline::from)
+            .map_err(|_| PyValueError::new_err(format!("{what} must be a number of seconds >= 0 (or None: for ever), not {t}"))),
+    }
+}
+
+/// Lets Ctrl+C (and any signal handler that raises) end a wait: the core runs the check every
+/// [`SIGNAL_PERIOD`] while it waits; the exception the handler raised is kept here and raised
+/// when the core returns [`Error::Interrupted`].
+#[derive(Clone, Default)]
+struct Signals {
+    raised: Arc<Mutex<Option<PyErr>>>,
+}
+
+impl Signals {
+    fn cancel(&self) -> Cancel {
+        let raised = self.raised.clone();
+        Cancel::with_check(SIGNAL_PERIOD, move || {
+            Python::attach(|py| match py.check_signals() {
+                Ok(()) => false,
+                Err(e) => {
+                    *lock(&raised) = Some(e);
+                    true
+                }
+            })
+        })
+    }
+
+    /// The Python exception for a core error: the handler's exception for an interrupt.
+    fn to_py(&self, py: Python<'_>, e: Error) -> PyErr {
+        if let Error::Interrupted { .. } = e {
+            if let Some(raised) = lock(&self.raised).take() {
+                return raised;
+            }
+        }
+        to_py(py, e)
+    }
+}
+
+/// The numpy base of frame arrays: holds the frame's lease.
+#[pyclass(module = "shmframes", frozen)]
+struct Lease {
+    _frame: Arc<Frame>,
+}
+
+/// One frame: metadata and a zero-copy, read-only numpy view of its pixels.
+///
+/// The frame's bytes are leased while this object or any array derived from `array` lives.
+/// `release()` (or leaving a `with frame:` block) gives up this object's hold early; arrays
+/// still alive keep theirs.
+#[pyclass(module = "shmframes", name = "Frame", frozen)]
+struct PyFrame {
+    lease: Mutex<Option<Arc<Frame>>>,
+    array: Mutex<Option<Py<PyAny>>>,
+    shape: FrameShape,
+    #[pyo3(get)]
+    seq: u64,
+    #[pyo3(get)]
+    capture_ns: u64,
+    #[pyo3(get)]
+    publish_ns: u64,
+    #[pyo3(get)]
+    raw: bool,
+}
+
+impl PyFrame {
+    fn new(f: Frame) -> PyFrame {
+        PyFrame {
+            shape: f.shape(),
+            seq: f.seq(),
+            capture_ns: f.capture_ns(),
+            publish_ns: f.publish_ns(),
+            raw: f.is_raw(),
+            lease: Mutex::new(Some(Arc::new(f))),
+            array: Mutex::new(None),
+        }
+    }
+
+    fn leased(&self, py: Python<'_>) -> PyResult<Arc<Frame>> {
+        lock(&self.lease).clone().ok_or_else(|| match error_class(py, "Closed") {
+            Ok(cls) => PyErr::from_type(cls, "this frame was released; keep it (or call frame.copy()) before releasing it"),
+            Err(e) => e,
+        })
+    }
+}
+
+#[pymethods]
+impl PyFrame {
+    /// The pixels as a read-only numpy uint8 array, (H, W, C) or (H, W) for gray; no copy.
+    #[getter]
+    fn array(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        // No Rust lock is held while Python code runs (allocation can run the garbage collector
+        // and switch threads): look, build unlocked, then store unless another thread won.
+        if let Some(a) = lock(&self.array).as_ref() {
+            return Ok(a.clone_ref(py));
+        }
+        let frame = self.leased(py)?;
+        let (dims, strides) = self.shape.array_layout();
+        let ptr = frame.pixels().as_ptr();
+        let base = Bound::new(py, Lease { _frame: frame })?.into_any();
+        // SAFETY: `ptr` points at the frame's pixel bytes, leased and immutable, kept alive
+        // (mapping and lease) by `base`, which numpy stores as the array's base object;
+        // `array_layout` gives dimensions and strides that stay inside those bytes for a
+        // validated shape (checked when the frame was read).
+        let array: Bound<'_, PyAny> = unsafe {
+            let view = ArrayViewD::from_shape_ptr(IxDyn(&dims).strides(IxDyn(&strides)), ptr);
+            PyArrayDyn::borrow_from_array(&view, base).into_any()
+        };
+        // Read-only: the bytes are the producer's ring; writing them would corrupt the stream.
+        // SAFETY: `array` is the ndarray created just above (so the pointer is a live
+        // PyArrayObject) and no other code has seen it yet; clearing the flag bit is what numpy's
+        // own PyArray_CLEARFLAGS does, and saves a Python method call on every frame.
+        unsafe {
+            let raw = array.as_ptr() as *mut numpy::npyffi::PyArrayObject;
+            (*raw).fields.flags &= !numpy::npyffi::flags::NPY_ARRAY_WRITEABLE;
+        }
+        let mut cached = lock(&self.array);
+        Ok(cached.get_or_insert_with(|| array.unbind()).clone_ref(py))
+    }
+
+    /// An owned, writable copy of the pixels (safe to keep after releasing the frame).
+    fn copy(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let a = self.array(py)?;
+        Ok(a.bind(py).call_method0("copy")?.unbind())
+    }
+
+    /// Gives up this object's hold on the frame now (arrays still alive keep theirs).
+    fn release(&self) {
+        lock(&self.array).take();
+        lock(&self.lease).take();
+    }
+
+    /// Whether `release()` was called.
+    #[getter]
+    fn released(&self) -> bool {
+        lock(&self.lease).is_none()
+    }
+
+    #[getter]
+    fn width(&self) -> u32 {
+        self.shape.width
+    }
+    #[getter]
+    fn height(&self) -> u32 {
+        self.shape.height
+    }
+    #[getter]
+    fn stride(&self) -> u32 {
+        self.shape.stride
+    }
+    /// Pixel format name (see `shmframes.pixel_formats()`).
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.shape.format.name()
+    }
+    /// Nanoseconds from publish until now (CLOCK_MONOTONIC), or None for raw frames.
+    #[getter]
+    fn age_ns(&self) -> Option<u64> {
+        (self.publish_ns != 0).then(|| shmframes::monotonic_ns().saturating_sub(self.publish_ns))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
+        self.release();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shmframes.Frame #{} {}x{} {}{}{}>",
+            self.seq,
+            self.shape.width,
+            self.shape.height,
+            self.shape.format,
+            if self.raw { " raw" } else { "" },
+            if self.released() { " released" } else { "" }
+        )
+    }
+}
+
+/// A raw shape as Python callers give it: `(height, width, format)`, numpy's order.
+fn raw_shape(raw: Option<(u32, u32, String)>) -> PyResult<Option<FrameShape>> {
+    raw.map(|(h, w, f)| FrameShape::packed(w, h, parse_format(&f)?).map_err(|e| PyValueError::new_err(format!("raw frame shape: {e}"))))
+        .transpose()
+}
+
+/// The consumer end of a channel. See the module docs in `shmframes/__init__.py`.
+#[pyclass(module = "shmframes", name = "Reader", frozen)]
+struct PyReader {
+    inner: Mutex<Option<Reader>>,
+    name: String,
+    signals: Signals,
+}
+
+impl PyReader {
+    /// Runs `f` on the reader with the GIL released: waiting for the lock too, since a wait in
+    /// another thread holds it and needs the GIL for its signal checks.
+    fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Reader) -> Result<T, Error> + Send) -> PyResult<T> {
+        let r = py.detach(|| match lock(&self.inner).as_mut() {
+            Some(r) => f(r),
+            None => Err(Error::Closed { role: shmframes::Role::Reader, name: self.name.clone() }),
+        });
+        r.map_err(|e| self.signals.to_py(py, e))
+    }
+}
+
+#[pymethods]
+impl PyReader {
+    #[new]
+    #[pyo3(signature = (name = "shm_video", timeout = 0.0, raw = None, follow = false))]
+    fn new(py: Python<'_>, name: &str, timeout: Option<f64>, raw: Option<(u32, u32, String)>, follow: bool) -> PyResult<Self> {
+        let signals = Signals::default();
+        let timeout = match deadline(timeout, "timeout")?.remaining() {
+            Some(t) => t,
+            None => Duration::MAX,
+        };
+        let opts = ReaderOptions { timeout, raw: raw_shape(raw)?, follow, cancel: Some(signals.cancel()) };
+        let reader = py.detach(|| Reader::open(name, &opts)).map_err(|e| signals.to_py(py, e))?;
+        Ok(PyReader { name: reader.name().to_owned(), inner: Mutex::new(Some(reader)), signals })
+    }
+
+    /// The next frame, waiting up to `timeout` seconds (None: forever); None on timeout.
+    /// Raises EndOfStream after the last frame, ProducerGone if the producer died.
+    #[pyo3(signature = (timeout = None))]
+    fn read(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyFrame>> {
+        let d = deadline(timeout, "timeout")?;
+        Ok(self.call(py, |r| r.read(d))?.map(PyFrame::new))
+    }
+
+    /// The newest frame, skipping (and releasing) every older one; waits like `read`.
+    #[pyo3(signature = (timeout = None))]
+    fn latest(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyFrame>> {
+        let d = deadline(timeout, "timeout")?;
+        Ok(self.call(py, |r| r.latest(d))?.map(PyFrame::new))
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Blocks for the next frame; the iteration ends at end of stream.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyFrame>> {
+        match self.read(py, None) {
+            Err(e) if e.is_instance(py, error_class(py, "EndOfStream")?.as_any()) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Stops reading. Frames still alive stay valid (they keep the channel's consumer role
+    /// until they are released).
+    fn close(&self, py: Python<'_>) {
+        let reader = py.detach(|| lock(&self.inner).take());
+        drop(reader);
+    }
+
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> bool {
+        py.detach(|| lock(&self.inner).is_none())
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// "live", "unknown" (a producer that does not announce liveness), "ended" or "gone".
+    #[getter]
+    fn producer_state(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let s = self.call(py, |r| Ok(r.producer_state()))?;
+        Ok(match s {
+            ProducerState::Live => "live",
+            ProducerState::Unknown => "unknown",
+            ProducerState::Ended => "ended",
+            ProducerState::Gone => "gone",
+        })
+    }
+
+    /// Frames currently held by this reader's frames (and arrays).
+    #[getter]
+    fn frames_held(&self, py: Python<'_>) -> PyResult<usize> {
+        self.call(py, |r| Ok(r.frames_held()))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("<shmframes.Reader {:?}{}>", self.name, if self.closed(py) { " closed" } else { "" })
+    }
+}
+
+/// The producer end of a channel.
+///
+/// `buffer_frames` (default 2) is how far the reader may fall behind before `write` waits (or,
+/// with `timeout=0`, drops). While the reader keeps up, frames cycle through that many slots
+/// at the start of the ring, which stay in the CPU cache: with 2, `write` of a 1080p frame
+/// takes 0.29-0.40 ms here, with 4 0.35-0.54 ms. A `write` that waits loses nothing by a small
+/// buffer; raise it for a dropping writer whose reader has hiccups.
+#[pyclass(module = "shmframes", name = "Writer", frozen)]
+struct PyWriter {
+    inner: Mutex<Option<Writer>>,
+    name: String,
+    shape: FrameShape,
+    signals: Signals,
+}
+
+impl PyWriter {
+    /// As [`PyReader::call`].
+    fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Writer) -> Result<T, Error> + Send) -> PyResult<T> {
+        let r = py.detach(|| match lock(&self.inner).as_mut() {
+            Some(w) => f(w),
+            None => Err(Error::Closed { role: shmframes::Role::Writer, name: self.name.clone() }),
+        });
+        r.map_err(|e| self.signals.to_py(py, e))
+    }
+}
+
+#[pymethods]
+impl PyWriter {
+    #[new]
+    #[pyo3(signature = (name, width, height, format = "bgr", buffer_frames = 2, raw = false, mode = 0o600))]
+    fn new(py: Python<'_>, name: &str, width: u32, height: u32, format: &str, buffer_frames: u32, raw: bool, mode: u32) -> PyResult<Self> {
+        let signals = Signals::default();
+        let mut opts = WriterOptions::new(width, height, parse_format(format)?).map_err(|e| to_py(py, e))?;
+        opts.buffer_frames = buffer_frames;
+        opts.raw = raw;
+        opts.mode = mode;
+        opts.cancel = Some(signals.cancel());
+        let w = py.detach(|| Writer::create(name, &opts)).map_err(|e| to_py(py, e))?;
+        Ok(PyWriter { name: w.name().to_owned(), shape: opts.shape, inner: Mutex::new(Some(w)), signals })
+    }
+
+    /// Publishes one frame: a uint8 array of the channel's shape (`Writer.shape`; for gray,
+    /// (height, width, 1) too). Waits up to `timeout` seconds for room (None: forever, 0: drop
+    /// at once if full). Returns whether the frame was published.
+    #[pyo3(signature = (array, timeout = None, capture_ns = None))]
+    fn write(&self, py: Python<'_>, array: &Bound<'_, PyAny>, timeout: Option<f64>, capture_ns: Option<u64>) -> PyResult<bool> {
+        let d = deadline(timeout, "timeout")?;
+        let (expect, _) = self.shape.array_layout();
+        let arr = array.cast::<numpy::PyUntypedArray>().map_err(|_| PyTypeError::new_err("write() takes a numpy array"))?;
+        if !arr.dtype().is_equiv_to(&numpy::dtype::<u8>(py)) {
+            return Err(PyValueError::new_err(format!("frames are uint8, not {}", arr.dtype())));
+        }
+        let got = arr.shape();
+        let gray_3d = expect.len() == 2 && got.len() == 3 && got[..2] == expect[..] && got[2] == 1;
+        if got != expect.as_slice() && !gray_3d {
+            return Err(PyValueError::new_err(format!("this writer takes arrays of shape {expect:?} ({}), not {got:?}", self.shape)));
+        }
+        // Writers are packed, so a C-contiguous array is the frame's bytes in order: one copy,
+        // with the GIL released (as numpy's own copies do). A strided view is made contiguous
+        // first.
+        let array = if arr.is_c_contiguous() {
+            array.clone()
+        } else {
+            py.import("numpy")?.call_method1("ascontiguousarray", (array,))?
+        };
+        let typed = array.cast::<PyArrayDyn<u8>>().map_err(|_| PyTypeError::new_err("frames are uint8 arrays"))?;
+        let ro = typed.readonly();
+        let pixels = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        self.call(py, |w| w.write(pixels, capture_ns, d))
+    }
+
+    /// Ends the stream (readers get EndOfStream after the last frame) and removes the name.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let writer = py.detach(|| lock(&self.inner).take());
+        if let Some(w) = writer {
+            w.close().map_err(|e| to_py(py, e))?;
+        }
+        Ok(())
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The numpy shape `write` takes: (height, width, channels), (height, width) for gray,
+    /// (height * 3 / 2, width) for NV12 and I420, (height, width, 2) for YUYV.
+    #[getter]
+    fn shape(&self) -> Vec<usize> {
+        self.shape.array_layout().0
+    }
+
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.shape.format.name()
+    }
+
+    #[getter]
+    fn frames_published(&self, py: Python<'_>) -> u64 {
+        py.detach(|| lock(&self.inner).as_ref().map_or(0, |w| w.frames_published()))
+    }
+
+    #[getter]
+    fn reader_attached(&self, py: Python<'_>) -> bool {
+        py.detach(|| lock(&self.inner).as_ref().is_some_and(|w| w.reader_attached()))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<shmframes.Writer {:?} {}>", self.name, self.shape)
+    }
+}
+
+/// Frame rate, delivery latency percentiles and dropped frames: the statistics
+/// `python -m shmframes.view`, `frame-stats` and `frame-viewer` print (one implementation).
+#[pyclass(module = "shmframes", name = "Stats")]
+struct PyStats {
+    inner: Stats,
+}
+
+fn window_dict<'py>(py: Python<'py>, w: &shmframes::stats::Window) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let ms = |v: Option<u64>| v.map(|ns| ns as f64 / 1e6);
+    d.set_item("frames", w.frames)?;
+    d.set_item("fps", w.fps)?;
+    d.set_item("latency_p50_ms", ms(w.latency_p50_ns))?;
+    d.set_item("latency_p99_ms", ms(w.latency_p99_ns))?;
+    d.set_item("latency_max_ms", ms(w.latency_max_ns))?;
+    d.set_item("dropped", w.dropped)?;
+    d.set_item("total", w.total)?;
+    d.set_item("text", w.to_string())?;
+    Ok(d)
+}
+
+#[pymethods]
+impl PyStats {
+    #[new]
+    fn new() -> Self {
+        PyStats { inner: Stats::new() }
+    }
+
+    /// Counts a frame read now (or at `now_ns`, CLOCK_MONOTONIC).
+    #[pyo3(signature = (frame, now_ns = None))]
+    fn record(&mut self, frame: &PyFrame, now_ns: Option<u64>) {
+        self.inner.record(frame.seq, frame.publish_ns, now_ns.unwrap_or_else(shmframes::monotonic_ns));
+    }
+
+    /// Forgets the last sequence number (a new producer starts counting at 0).
+    fn restart(&mut self) {
+        self.inner.restart();
+    }
+
+    /// Whether a second has passed since the last `take_window()`.
+    #[getter]
+    fn window_due(&self) -> bool {
+        self.inner.window_due()
+    }
+
+    #[getter]
+    fn frames(&self) -> u64 {
+        self.inner.frames()
+    }
+
+    #[getter]
+    fn dropped(&self) -> u64 {
+        self.inner.dropped()
+    }
+
+    /// The window's figures (frames, fps, latency_p50_ms, latency_p99_ms, latency_max_ms,
+    /// dropped, total, text) and starts a new window.
+    fn take_window<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let w = self.inner.take_window();
+        window_dict(py, &w)
+    }
+
+    /// The whole run in one line: frames, seconds, fps, dropped, latency percentiles.
+    fn summary(&self) -> String {
+        self.inner.summary().to_string()
+    }
+}
+
+/// Every pixel format: name -> {code, aliases, gstreamer, opencv_to_bgr, rgb_family}.
+#[pyfunction]
+fn pixel_formats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let all = PyDict::new(py);
+    for info in shmframes::format::FORMATS {
+        let d = PyDict::new(py);
+        d.set_item("code", info.code)?;
+        d.set_item("aliases", info.aliases.to_vec())?;
+        d.set_item("gstreamer", info.gstreamer)?;
+        d.set_item("opencv_to_bgr", info.opencv_to_bgr)?;
+        d.set_item("rgb_family", info.rgb_family)?;
+        all.set_item(info.name, d)?;
+    }
+    Ok(all)
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC, the clock of `Frame.capture_ns` and `Frame.publish_ns`
+/// (the same clock as `time.monotonic_ns()` on Linux).
+#[pyfunction]
+fn monotonic_ns() -> u64 {
+    shmframes::monotonic_ns()
+}
+
+#[pymodule]
+fn _shmframes(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyReader>()?;
+    m.add_class::<PyWriter>()?;
+    m.add_class::<PyFrame>()?;
+    m.add_class::<PyStats>()?;
+    m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(pixel_formats, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

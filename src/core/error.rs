@@ -1,0 +1,348 @@
+//! The crate's one error type. Every message says what happened and what to do about it; every
+//! variant carries its facts as data (shapes, fields, the OS error as `source()`), so callers
+//! match on what went wrong instead of parsing text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::format::{FrameShape, ShapeError};
+use crate::frame::HeaderError;
+use crate::ring::{PushError, RingError, RingPushError};
+use crate::segment::NameProblem;
+
+/// Which end of a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The producer's [`crate::Writer`].
+    Writer,
+    /// A consumer's [`crate::Reader`].
+    Reader,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+        })
+    }
+}
+
+/// How the bytes of a segment break the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Violation {
+    /// The ring header or a length prefix.
+    #[error(transparent)]
+    Ring(#[from] RingError),
+    /// A frame header.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// An append the ring refused although room was checked (a peer moved an index).
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// Our mark with an extension version this code does not know.
+    #[error("shmframes extension version {found} is not understood by this version: use matching shmframes versions")]
+    ExtensionVersion {
+        /// The version found in the `reserved` word.
+        found: u32,
+    },
+    /// Something other than a regular file under the name.
+    #[error("{} is not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A segment larger than this process can map.
+    #[error("segment size {len} does not fit in memory")]
+    TooBigToMap {
+        /// The file's size.
+        len: u64,
+    },
+}
+
+impl From<RingPushError> for Violation {
+    fn from(e: RingPushError) -> Violation {
+        match e {
+            RingPushError::Ring(r) => Violation::Ring(r),
+            RingPushError::Push(p) => Violation::Push(p),
+        }
+    }
+}
+
+/// Everything that can go wrong in shmframes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A channel name that cannot name a shared-memory object.
+    #[error("invalid channel name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: NameProblem,
+    },
+
+    /// No segment exists under this name (or none appeared in time).
+    #[error(
+        "no channel named {name:?} (looked for {path}){waited}: start the producer first \
+         (e.g. `frame-producer --name {name}`), check the name, or wait longer for it",
+        waited = match waited { Some(d) => format!(" after waiting {:.1} s", d.as_secs_f64()), None => String::new() }
+    )]
+    ChannelNotFound {
+        /// The channel name.
+        name: String,
+        /// Where the segment was looked for.
+        path: PathBuf,
+        /// How long we waited for it to appear, if we did.
+        waited: Option<Duration>,
+    },
+
+    /// A live producer already owns this name.
+    #[error(
+        "channel {name:?} already has a live producer{users}: stop that producer or choose another name",
+        users = users_of(users)
+    )]
+    ProducerAlive {
+        /// The channel name.
+        name: String,
+        /// Processes that have the segment open (the producer among them): `(pid, name)`.
+        users: Vec<(u32, String)>,
+    },
+
+    /// The name holds a segment that is not ours (no shmframes mark): perhaps a live
+    /// cpp_py_shmbuf producer, which announces no liveness, so we never replace it.
+    #[error(
+        "channel {name:?} ({path}) exists but was not made by a shmframes producer (it may be a \
+         live cpp_py_shmbuf producer, which cannot be told from a leftover): stop that producer, \
+         or remove the file if it is a leftover, or choose another name"
+    )]
+    NameTaken {
+        /// The channel name.
+        name: String,
+        /// The segment's path.
+        path: PathBuf,
+    },
+
+    /// Another consumer is attached; the ring has exactly one consumer.
+    #[error(
+        "channel {name:?} is busy: another consumer{pid} is already reading it, and the ring is \
+         single-consumer (two readers would corrupt each other's stream); stop that reader, or \
+         have the producer publish a second channel (frame-producer --name A --name B)",
+        pid = users_of(users)
+    )]
+    ChannelBusy {
+        /// The channel name.
+        name: String,
+        /// Processes that have the segment open (the other consumer among them): `(pid, name)`.
+        users: Vec<(u32, String)>,
+    },
+
+    /// The producer died (or dropped its segment) without ending the stream.
+    #[error(
+        "the producer of channel {name:?} is gone (it exited without ending the stream, or was \
+         killed); restart it, or open the reader in follow mode to switch to the next producer \
+         automatically"
+    )]
+    ProducerGone {
+        /// The channel name.
+        name: String,
+    },
+
+    /// The producer ended the stream.
+    #[error("the producer of channel {name:?} ended the stream")]
+    EndOfStream {
+        /// The channel name.
+        name: String,
+    },
+
+    /// Bytes in the segment break the protocol; reading cannot continue safely.
+    #[error(
+        "channel {name:?} breaks the shared-memory protocol: {detail}; the segment is corrupt or \
+         was written by an incompatible program: restart the producer"
+    )]
+    Protocol {
+        /// The channel name.
+        name: String,
+        /// What exactly is wrong.
+        detail: Violation,
+    },
+
+    /// A stream of header-less frames whose size does not match what the reader was told.
+    #[error(
+        "channel {name:?} sent a {got}-byte raw frame, but {expected} bytes were expected for \
+         {shape}: pass the producer's real size and pixel format"
+    )]
+    RawSizeMismatch {
+        /// The channel name.
+        name: String,
+        /// Payload bytes received.
+        got: u32,
+        /// Bytes expected from the configured shape.
+        expected: u64,
+        /// The configured shape.
+        shape: FrameShape,
+    },
+
+    /// A stream of header-less frames read without being told their shape.
+    #[error(
+        "channel {name:?} sends raw frames without a shmframes header (e.g. cpp_py_shmbuf's \
+         producer): tell the reader their size and pixel format (raw mode)"
+    )]
+    RawWithoutShape {
+        /// The channel name.
+        name: String,
+    },
+
+    /// A frame shape that cannot be used (as given to a writer, or as a raw reader's shape).
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+
+    /// `buffer_frames` of 0.
+    #[error("buffer_frames must be at least 1 (a ring must hold a frame)")]
+    NoBufferFrames,
+
+    /// The ring the options ask for is larger than the protocol allows.
+    #[error(
+        "{frames} buffered {shape} frames need {needed} bytes, more than the ring's limit of \
+         {limit} bytes: buffer fewer frames or use a smaller size"
+    )]
+    RingTooLarge {
+        /// `buffer_frames` asked for.
+        frames: u32,
+        /// The frame shape.
+        shape: FrameShape,
+        /// Bytes needed.
+        needed: u64,
+        /// The limit.
+        limit: u32,
+    },
+
+    /// Raw frames (cpp_py_shmbuf's) have no stride: rows must be packed.
+    #[error("raw frames must be packed: {shape} has stride {stride}, not {packed}", stride = shape.stride, packed = shape.row_bytes())]
+    RawNeedsPackedRows {
+        /// The shape given.
+        shape: FrameShape,
+    },
+
+    /// Pixels handed to [`crate::Writer::write`] that are not one frame.
+    #[error("frame has {got} bytes, but a {shape} frame with stride {stride} has {expected}", stride = shape.stride)]
+    WrongFrameSize {
+        /// Bytes given.
+        got: usize,
+        /// Bytes of one frame.
+        expected: usize,
+        /// The writer's shape.
+        shape: FrameShape,
+    },
+
+    /// The handle was closed; nothing more can be done with it.
+    #[error("the {role} of channel {name:?} is closed")]
+    Closed {
+        /// Which end.
+        role: Role,
+        /// The channel name.
+        name: String,
+    },
+
+    /// A wait ended because its [`crate::Cancel`] was cancelled (or its check said stop).
+    #[error("the wait on channel {name:?} was interrupted")]
+    Interrupted {
+        /// The channel name.
+        name: String,
+    },
+
+    /// `/dev/shm` (or its quota) cannot hold the segment.
+    #[error(
+        "cannot reserve {bytes} bytes for channel {name:?} in {dir}: free space there or enlarge \
+         it (Docker: `--shm-size=1g`; Linux: `mount -o remount,size=2G /dev/shm`), or ask for \
+         fewer buffered frames"
+    )]
+    NoSpace {
+        /// The channel name.
+        name: String,
+        /// Bytes requested.
+        bytes: u64,
+        /// The shared-memory directory.
+        dir: PathBuf,
+        /// The OS error.
+        #[source]
+        cause: std::io::Error,
+    },
+
+    /// The segment exists but we may not use it.
+    #[error(
+        "permission denied for channel {name:?} ({path}): it belongs to another user or is not \
+         readable and writable by you; run as the producer's user, or have the producer create it \
+         with a wider mode"
+    )]
+    PermissionDenied {
+        /// The channel name.
+        name: String,
+        /// The segment's path.
+        path: PathBuf,
+    },
+
+    /// A leftover segment of another user blocks the name.
+    #[error(
+        "channel {name:?} ({path}) is a leftover of user id {uid}, not yours: refusing to reuse \
+         it; remove it as that user (or root), or choose another name"
+    )]
+    ForeignSegment {
+        /// The channel name.
+        name: String,
+        /// The segment's path.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
+
+    /// Any other operating-system error, with what we were doing.
+    #[error("{context}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The OS error.
+        #[source]
+        cause: std::io::Error,
+    },
+}
+
+/// " (open in frame-producer[1234], python3[99])", or nothing when unknown.
+fn users_of(users: &[(u32, String)]) -> String {
+    if users.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = users.iter().map(|(pid, name)| format!("{name}[{pid}]")).collect();
+    format!(" (the segment is open in {})", list.join(", "))
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, cause: std::io::Error) -> Error {
+        Error::Io { context: context.into(), cause }
+    }
+
+    pub(crate) fn protocol(name: &str, detail: impl Into<Violation>) -> Error {
+        Error::Protocol { name: name.to_owned(), detail: detail.into() }
+    }
+
+    /// The message with every `source()` appended (`what: cause: cause`; a cause the message
+    /// already quotes is not repeated), for callers that print one line and have no
+    /// error-chain printer (`anyhow`'s `{:#}` does the same).
+    pub fn full_message(&self) -> String {
+        let mut s = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !s.contains(&text) {
+                s.push_str(": ");
+                s.push_str(&text);
+            }
+            cause = c.source();
+        }
+        s
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,71 @@
+//! # shmframes
+//!
+//! Live video frames between processes on one machine, through a lock-free single-producer /
+//! single-consumer ring in POSIX shared memory.
+//!
+//! The ring speaks cpp_py_shmbuf's protocol byte for byte ([`ring`]), so its C++ producer and its
+//! C++ and Python consumers interoperate with ours in both directions. Everything new is layered
+//! on top without breaking it: a frame header with shape, format, sequence number and
+//! timestamps, frames laid out contiguously so readers view them in place ([`frame`]); futex
+//! wake-ups and flags in the header's reserved word ([`control`], [`wait`]); liveness and
+//! single-consumer exclusivity through locks the kernel drops when a process dies (see
+//! [`Writer::create`] and [`Reader::open`]; the README has the full protocol).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use shmframes::{PixelFormat, Reader, ReaderOptions, Writer, WriterOptions};
+//!
+//! // Producer process
+//! let mut writer = Writer::create("cam", &WriterOptions::new(1920, 1080, PixelFormat::Bgr24)?)?;
+//! if let Some(mut slot) = writer.try_frame()? {
+//!     slot.pixels().fill(0x80);     // render or decode straight into shared memory
+//!     slot.publish();
+//! }
+//!
+//! // Consumer process
+//! let mut reader = Reader::open("cam", &ReaderOptions { timeout: Duration::from_secs(5), ..Default::default() })?;
+//! if let Some(frame) = reader.read(Some(Duration::from_millis(500)))? {
+//!     let (w, h) = (frame.shape().width, frame.shape().height);
+//!     let bgr: &[u8] = frame.pixels(); // in place; the producer cannot overwrite it while held
+//!     println!("#{} {w}x{h}, {} bytes", frame.seq(), bgr.len());
+//! }
+//! # Ok::<(), shmframes::Error>(())
+//! ```
+//!
+//! # Trust and safety
+//!
+//! The unsafe code is confined to [`ring`] (raw memory), `segment` (the mapping) and `sys`
+//! (system calls), each block with a `// SAFETY:` reason. Everything read from shared memory is
+//! copied into a local and validated before it is used, so a buggy or hostile peer can produce
+//! errors or wrong pixel values, never out-of-bounds accesses, crashes or hangs. Pixels handed
+//! out in place are shared memory: a peer that breaks the protocol could change them while you
+//! read them; a conforming producer never does.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod control;
+mod error;
+pub mod format;
+pub mod frame;
+mod reader;
+pub mod ring;
+mod segment;
+pub mod stats;
+mod sys;
+pub mod wait;
+mod writer;
+
+pub use error::{Error, Result, Role, Violation};
+pub use format::{FrameShape, PixelFormat};
+pub use reader::{Frame, ProducerState, Reader, ReaderOptions};
+pub use segment::{validate_name, NameProblem, MAX_NAME_LEN};
+pub use wait::{Cancel, Deadline};
+pub use writer::{FrameSlot, Writer, WriterOptions};
+
+/// Nanoseconds of CLOCK_MONOTONIC, the clock of every timestamp in frame headers: comparable
+/// between processes on one machine (latency = reader's `monotonic_ns()` - `publish_ns`).
+pub fn monotonic_ns() -> u64 {
+    sys::monotonic_ns()
+}

@@ -1,0 +1,689 @@
+//! The consumer end: [`Reader`] attaches to a channel and hands out [`Frame`]s in place.
+//!
+//! # Leases
+//!
+//! A [`Frame`] is a lease on its bytes in the ring: while it lives, the producer cannot
+//! overwrite them. Frames may be held several at a time and dropped in any order, from any
+//! thread; the reader publishes a new `tail` only up to the oldest frame still held. Each frame
+//! keeps the mapping (and the consumer lock) alive, so a frame outliving its reader stays valid.
+
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::control::{self, Origin, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
+use crate::error::{Error, Result, Violation};
+use crate::format::FrameShape;
+use crate::frame::{has_magic, FrameHeader, MessageKind, FRAME_HEADER_LEN, FRAME_TAG_LEN};
+use crate::ring::{Consumer, Message};
+use crate::segment::Segment;
+use crate::wait::{self, Backoff, Cancel, Deadline, Waitable};
+
+/// How often a waiting reader checks that our producer is still alive (the liveness promise is
+/// "noticed within 100 ms").
+const LIVENESS_PERIOD: Duration = Duration::from_millis(80);
+
+/// How to attach.
+#[derive(Clone, Debug, Default)]
+pub struct ReaderOptions {
+    /// How long to wait for the channel to appear (`ZERO`: fail at once if it does not exist).
+    pub timeout: Duration,
+    /// Shape of header-less (raw) frames, e.g. from cpp_py_shmbuf's producer. Framed streams
+    /// describe themselves and ignore this.
+    pub raw: Option<FrameShape>,
+    /// Survive the producer: on end of stream or its death, wait for a new producer under the
+    /// same name and continue with it (reads report a timeout meanwhile, see
+    /// [`Reader::producer_state`]).
+    pub follow: bool,
+    /// Ends any of this reader's waits early (opening included) with [`Error::Interrupted`];
+    /// see [`Cancel`].
+    pub cancel: Option<Cancel>,
+}
+
+/// What the reader knows of its producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProducerState {
+    /// Our producer, holding its lock.
+    Live,
+    /// A producer that does not announce liveness (cpp_py_shmbuf's): cannot tell.
+    Unknown,
+    /// The stream ended normally.
+    Ended,
+    /// The producer died without ending the stream.
+    Gone,
+}
+
+/// One attachment to one segment: the mapping, the consumer role and its leases.
+#[derive(Debug)]
+struct Attachment {
+    seg: Segment,
+    origin: Origin,
+    state: Mutex<ConsumerState>,
+}
+
+#[derive(Debug)]
+struct ConsumerState {
+    consumer: Consumer,
+    /// Messages handed out and not yet given back to the producer, in ring order.
+    leases: VecDeque<Lease>,
+    /// Set once the stream broke the protocol: nothing more is read from it.
+    broken: Option<Violation>,
+    /// An end-of-stream message was read.
+    ended: bool,
+    /// Frames read so far (used as the sequence number of raw frames).
+    frames: u64,
+}
+
+#[derive(Debug)]
+struct Lease {
+    start: u32,
+    end: u32,
+    released: bool,
+}
+
+impl Attachment {
+    fn open(seg: Segment) -> Result<Attachment> {
+        let origin = control::origin(seg.ring().reserved())
+            .map_err(|found| Error::protocol(seg.name(), Violation::ExtensionVersion { found }))?;
+        seg.lock_consumer()?;
+        // SAFETY: we hold the consumer lock, so no other shmframes consumer exists for this ring
+        // (foreign consumers that ignore the lock are outside what we can prevent).
+        let consumer = unsafe { Consumer::new(*seg.ring()) };
+        let state = ConsumerState { consumer, leases: VecDeque::new(), broken: None, ended: false, frames: 0 };
+        Ok(Attachment { seg, origin, state: Mutex::new(state) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ConsumerState> {
+        // A panic while holding the lock cannot leave the ring state inconsistent (every update
+        // is a single assignment), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_ours(&self) -> bool {
+        matches!(self.origin, Origin::Ours { .. })
+    }
+
+    /// Gives back the message starting at `start`; publishes the tail up to the oldest held.
+    fn release(&self, start: u32) {
+        let mut st = self.lock();
+        if let Some(l) = st.leases.iter_mut().find(|l| l.start == start) {
+            l.released = true;
+        }
+        self.publish_tail(&mut st);
+    }
+
+    fn publish_tail(&self, st: &mut ConsumerState) {
+        let mut new_tail = None;
+        while st.leases.front().is_some_and(|l| l.released) {
+            new_tail = st.leases.pop_front().map(|l| l.end);
+        }
+        if let Some(t) = new_tail {
+            st.consumer.release_to(t);
+            if self.is_ours() {
+                let mem = st.consumer.memory();
+                wait::wake_if_sleeping(mem.tail_word(), mem.reserved(), PRODUCER_SLEEPING);
+            }
+        }
+    }
+
+    fn protocol(&self, detail: impl Into<Violation>) -> Error {
+        Error::protocol(self.seg.name(), detail)
+    }
+}
+
+/// Where a frame's pixels are.
+#[derive(Debug)]
+enum Pixels {
+    /// In place, in the ring (kept valid by the lease).
+    Shared(NonNull<u8>, usize),
+    /// Copied out (a raw payload split at the ring's end).
+    Owned(Vec<u8>),
+}
+
+/// A frame: its metadata and its pixels, in place in shared memory.
+///
+/// Holding a `Frame` holds its bytes: the producer cannot overwrite them until it is dropped.
+/// Hold as few as you need: a producer with a full ring drops (or waits for) new frames.
+#[derive(Debug)]
+pub struct Frame {
+    att: Arc<Attachment>,
+    lease: Option<u32>,
+    pixels: Pixels,
+    shape: FrameShape,
+    seq: u64,
+    capture_ns: u64,
+    publish_ns: u64,
+    raw: bool,
+}
+
+// SAFETY: the pixel pointer refers to the mapping owned by `att` (kept alive by the Arc); the
+// bytes are immutable while the lease is held; releasing goes through the attachment's mutex.
+unsafe impl Send for Frame {}
+// SAFETY: `&Frame` only gives shared reads of immutable bytes.
+unsafe impl Sync for Frame {}
+
+impl Frame {
+    /// The pixel bytes: `stride * height`, rows top to bottom.
+    pub fn pixels(&self) -> &[u8] {
+        match &self.pixels {
+            // SAFETY: the lease keeps these published bytes from being overwritten by a
+            // conforming producer, and `att` keeps the mapping alive; bounds were validated
+            // against the message length when the frame was read.
+            Pixels::Shared(p, n) => unsafe { std::slice::from_raw_parts(p.as_ptr(), *n) },
+            Pixels::Owned(v) => v,
+        }
+    }
+
+    /// Width, height, stride and format.
+    pub fn shape(&self) -> FrameShape {
+        self.shape
+    }
+    /// Sequence number (for raw frames: the reader's own count).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// Capture time, CLOCK_MONOTONIC ns (0 for raw frames: unknown).
+    pub fn capture_ns(&self) -> u64 {
+        self.capture_ns
+    }
+    /// Publish time, CLOCK_MONOTONIC ns (0 for raw frames: unknown).
+    pub fn publish_ns(&self) -> u64 {
+        self.publish_ns
+    }
+    /// Whether the frame came without a header.
+    pub fn is_raw(&self) -> bool {
+        self.raw
+    }
+    /// Whether the pixels are viewed in place (not copied).
+    pub fn is_zero_copy(&self) -> bool {
+        matches!(self.pixels, Pixels::Shared(..))
+    }
+    /// Row `y` of the first plane (all of a packed frame), without its padding. Panics if
+    /// `y >= height`.
+    pub fn row(&self, y: u32) -> &[u8] {
+        let s = self.shape;
+        assert!(y < s.height, "row {y} of a frame {} rows high", s.height);
+        let start = y as usize * s.stride as usize;
+        &self.pixels()[start..start + s.row_bytes() as usize]
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        if let Some(start) = self.lease {
+            self.att.release(start);
+        }
+    }
+}
+
+/// The consumer end of a channel: one per channel (a second gets [`Error::ChannelBusy`]).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use shmframes::{Reader, ReaderOptions};
+/// let opts = ReaderOptions { timeout: Duration::from_secs(5), ..Default::default() };
+/// let mut reader = Reader::open("shm_video", &opts)?;
+/// while let Some(frame) = reader.read(Some(Duration::from_secs(1)))? {
+///     println!("frame {} {} ({} bytes)", frame.seq(), frame.shape(), frame.pixels().len());
+/// }   // ends with Err(EndOfStream) or Err(ProducerGone), or Ok(None) after a 1 s silence
+/// # Ok::<(), shmframes::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Reader {
+    name: String,
+    opts: ReaderOptions,
+    att: Arc<Attachment>,
+    backoff: Backoff,
+    last_liveness: Instant,
+    state: ProducerState,
+}
+
+impl Reader {
+    /// Attaches to channel `name` as its consumer, waiting up to `opts.timeout` for it to exist.
+    ///
+    /// # Errors
+    /// [`Error::ChannelNotFound`] when no channel appeared in time, [`Error::ChannelBusy`],
+    /// [`Error::PermissionDenied`], [`Error::Protocol`] for a segment that is not a valid ring,
+    /// [`Error::Interrupted`] when `opts.cancel` fired, [`Error::InvalidName`], [`Error::Shape`]
+    /// for a bad `opts.raw`.
+    pub fn open(name: &str, opts: &ReaderOptions) -> Result<Reader> {
+        if let Some(raw) = opts.raw {
+            raw.validate()?;
+        }
+        crate::segment::validate_name(name)?;
+        let mut opening = Opening { name, last: None, pause: Opening::FIRST_PAUSE };
+        let seg = match wait::wait_for(&mut opening, Deadline::after(opts.timeout), opts.cancel.as_ref())? {
+            Some(seg) => seg,
+            None => return Err(opening.gave_up(opts.timeout)),
+        };
+        let att = Arc::new(Attachment::open(seg)?);
+        let state = if att.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
+        Ok(Reader {
+            name: att.seg.name().to_owned(),
+            opts: opts.clone(),
+            att,
+            backoff: Backoff::new(),
+            last_liveness: Instant::now(),
+            state,
+        })
+    }
+
+    /// The channel name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the reader last learned about the producer.
+    pub fn producer_state(&self) -> ProducerState {
+        self.state
+    }
+
+    /// Data-area capacity of the current segment.
+    pub fn capacity(&self) -> u32 {
+        self.att.seg.ring().capacity()
+    }
+
+    /// Frames currently held (leased) by this reader's frames.
+    pub fn frames_held(&self) -> usize {
+        self.att.lock().leases.iter().filter(|l| !l.released).count()
+    }
+
+    /// The next frame if one is published, without waiting.
+    ///
+    /// `Err(EndOfStream)` once the producer ended the stream and every frame was read.
+    pub fn try_read(&mut self) -> Result<Option<Frame>> {
+        let att = self.att.clone();
+        let mut st = att.lock();
+        let r = self.next_frame(&att, &mut st);
+        if let Err(Error::EndOfStream { .. }) = r {
+            self.state = ProducerState::Ended;
+        }
+        r
+    }
+
+    fn next_frame(&self, att: &Arc<Attachment>, st: &mut ConsumerState) -> Result<Option<Frame>> {
+        if let Some(detail) = &st.broken {
+            return Err(att.protocol(detail.clone()));
+        }
+        if st.ended {
+            return Err(Error::EndOfStream { name: self.name.clone() });
+        }
+        // Bounded: a producer flooding empty or filler messages cannot keep us here (and
+        // keep the caller from checking its timeout or Ctrl+C).
+        let mut skipped = 0u64;
+        let limit = st.consumer.memory().capacity() as u64;
+        loop {
+            if skipped > limit {
+                return Ok(None);
+            }
+            let msg = match st.consumer.peek() {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(self.broken(att, st, e)),
+            };
+            skipped += 4 + msg.len() as u64;
+            if msg.is_empty() {
+                // An empty message carries no frame (cpp_py_shmbuf's reader would hang on it):
+                // consume it and go on, the stream stays in step.
+                consume_now(att, st, &msg);
+                continue;
+            }
+            match self.classify(att, st, &msg)? {
+                Some(frame) => return Ok(Some(frame)),
+                None if st.ended => return Err(Error::EndOfStream { name: self.name.clone() }),
+                None => continue, // filler
+            }
+        }
+    }
+
+    fn broken(&self, att: &Attachment, st: &mut ConsumerState, detail: impl Into<Violation>) -> Error {
+        let detail = detail.into();
+        st.broken = Some(detail.clone());
+        att.protocol(detail)
+    }
+
+    /// Turns the message at the read index into a frame, or consumes it (filler, end of
+    /// stream) and returns `None`.
+    fn classify(&self, att: &Arc<Attachment>, st: &mut ConsumerState, msg: &Message) -> Result<Option<Frame>> {
+        let framed = match att.origin {
+            Origin::Ours { framed } => framed,
+            Origin::Foreign => {
+                let raw_exact = self.opts.raw.is_some_and(|s| s.pixel_bytes() == msg.len());
+                !raw_exact && msg.len() as usize >= FRAME_TAG_LEN && {
+                    let mut head = [0u8; 4];
+                    st.consumer.copy_payload_prefix(msg, &mut head);
+                    has_magic(&head)
+                }
+            }
+        };
+        if framed {
+            self.classify_framed(att, st, msg)
+        } else {
+            self.classify_raw(att, st, msg).map(Some)
+        }
+    }
+
+    fn classify_framed(&self, att: &Arc<Attachment>, st: &mut ConsumerState, msg: &Message) -> Result<Option<Frame>> {
+        // Copy the header out once: another process could change the shared bytes, so what we
+        // validate must be what we use.
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        let hb = &mut hb[..(msg.len() as usize).min(FRAME_HEADER_LEN)];
+        st.consumer.copy_payload_prefix(msg, hb);
+        let header = match FrameHeader::decode(hb, msg.len()) {
+            Ok(h) => h,
+            Err(d) => return Err(self.broken(att, st, d)),
+        };
+        match header.kind {
+            MessageKind::Filler | MessageKind::EndOfStream => {
+                st.ended |= header.kind == MessageKind::EndOfStream;
+                consume_now(att, st, msg);
+                Ok(None)
+            }
+            MessageKind::Frame => {
+                let shape = header.shape.expect("frames carry a shape");
+                let n = shape.pixel_bytes() as usize;
+                let pixels = match st.consumer.payload_ptr(msg) {
+                    // SAFETY: the payload is contiguous and at least FRAME_HEADER_LEN + n bytes
+                    // long (validated by `decode` against `msg.len()`).
+                    Some(p) => Pixels::Shared(unsafe { NonNull::new_unchecked(p.as_ptr().add(FRAME_HEADER_LEN)) }, n),
+                    None => {
+                        // Only a foreign producer can split a framed payload: copy it.
+                        let mut v = Vec::new();
+                        st.consumer.copy_payload(msg, &mut v);
+                        v.drain(..FRAME_HEADER_LEN);
+                        v.truncate(n);
+                        Pixels::Owned(v)
+                    }
+                };
+                st.frames += 1;
+                Ok(Some(self.hand_out(att, st, msg, pixels, shape, header.seq, header.capture_ns, header.publish_ns, false)))
+            }
+        }
+    }
+
+    fn classify_raw(&self, att: &Arc<Attachment>, st: &mut ConsumerState, msg: &Message) -> Result<Frame> {
+        let Some(shape) = self.opts.raw else {
+            return Err(Error::RawWithoutShape { name: self.name.clone() });
+        };
+        if msg.len() != shape.pixel_bytes() {
+            return Err(Error::RawSizeMismatch {
+                name: self.name.clone(),
+                got: msg.len(),
+                expected: shape.pixel_bytes() as u64,
+                shape,
+            });
+        }
+        let pixels = match st.consumer.payload_ptr(msg) {
+            Some(p) => Pixels::Shared(p, msg.len() as usize),
+            None => {
+                let mut v = Vec::new();
+                st.consumer.copy_payload(msg, &mut v);
+                Pixels::Owned(v)
+            }
+        };
+        let seq = st.frames;
+        st.frames += 1;
+        Ok(self.hand_out(att, st, msg, pixels, shape, seq, 0, 0, true))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn hand_out(
+        &self,
+        att: &Arc<Attachment>,
+        st: &mut ConsumerState,
+        msg: &Message,
+        pixels: Pixels,
+        shape: FrameShape,
+        seq: u64,
+        capture_ns: u64,
+        publish_ns: u64,
+        raw: bool,
+    ) -> Frame {
+        let lease = if matches!(pixels, Pixels::Owned(_)) {
+            consume_now(att, st, msg);
+            None
+        } else {
+            st.consumer.advance(msg);
+            st.leases.push_back(Lease { start: msg.start(), end: msg.end(), released: false });
+            Some(msg.start())
+        };
+        Frame { att: att.clone(), lease, pixels, shape, seq, capture_ns, publish_ns, raw }
+    }
+
+    /// The next frame, waiting (asleep) until `deadline` (`None`: for ever, a `Duration`, an
+    /// `Instant`). `Ok(None)` when the deadline passes first.
+    ///
+    /// # Errors
+    /// [`Error::EndOfStream`] after the last frame of a stream the producer ended,
+    /// [`Error::ProducerGone`] within 100 ms of the producer's death (unless following),
+    /// [`Error::Protocol`] when the stream breaks the protocol, [`Error::Interrupted`] when the
+    /// options' [`Cancel`] fired.
+    pub fn read(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Frame>> {
+        let cancel = self.opts.cancel.clone();
+        wait::wait_for(&mut NextFrame(self), deadline.into(), cancel.as_ref())
+    }
+
+    /// One attempt of [`read`](Reader::read): a frame if one is published, else updates what we
+    /// know of the producer (and switches to a new one when following).
+    fn attempt_read(&mut self) -> Result<Option<Frame>> {
+        loop {
+            match self.try_read() {
+                Ok(Some(f)) => {
+                    self.backoff.reset();
+                    return Ok(Some(f));
+                }
+                Ok(None) => {}
+                // Following survives the end of a producer, nothing else: a protocol error is
+                // the stream's bug, which waiting cannot fix.
+                Err(e @ (Error::EndOfStream { .. } | Error::ProducerGone { .. })) if !self.opts.follow => return Err(e),
+                Err(Error::EndOfStream { .. } | Error::ProducerGone { .. }) => {}
+                Err(e @ Error::Protocol { .. }) if !self.opts.follow => return Err(e),
+                Err(Error::Protocol { .. }) => self.state = ProducerState::Gone,
+                Err(e) => return Err(e),
+            }
+            // Nothing to read. Has the producer ended or died?
+            if matches!(self.state, ProducerState::Live) {
+                self.check_producer()?;
+            }
+            if self.opts.follow && matches!(self.state, ProducerState::Ended | ProducerState::Gone) && self.try_switch()? {
+                continue;
+            }
+            return Ok(None);
+        }
+    }
+
+    /// Updates `state` from the CLOSED flag and the producer lock (rate-limited), and returns the
+    /// matching error when the stream cannot continue.
+    fn check_producer(&mut self) -> Result<()> {
+        let reserved = self.att.seg.ring().reserved();
+        if control::is_closed(reserved) {
+            return self.drained_end();
+        }
+        if self.last_liveness.elapsed() >= LIVENESS_PERIOD {
+            self.last_liveness = Instant::now();
+            if !self.att.seg.producer_alive() {
+                if control::is_closed(reserved) {
+                    return self.drained_end();
+                }
+                // The producer may have published its last frames just before dying.
+                if self.peek_nonempty() {
+                    return Ok(());
+                }
+                self.state = ProducerState::Gone;
+                if !self.opts.follow {
+                    return Err(Error::ProducerGone { name: self.name.clone() });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After seeing CLOSED: end of stream once every published frame is read.
+    fn drained_end(&mut self) -> Result<()> {
+        if self.peek_nonempty() {
+            return Ok(()); // frames published before closing: read them first
+        }
+        self.state = ProducerState::Ended;
+        self.att.lock().ended = true;
+        if self.opts.follow {
+            Ok(())
+        } else {
+            Err(Error::EndOfStream { name: self.name.clone() })
+        }
+    }
+
+    fn peek_nonempty(&self) -> bool {
+        matches!(self.att.lock().consumer.peek(), Ok(Some(_)) | Err(_))
+    }
+
+    /// Follow mode: attaches to a new segment under the name, if one with a live producer is
+    /// there. Returns whether it switched.
+    fn try_switch(&mut self) -> Result<bool> {
+        // Only a new file under the name is a new producer. (Not even opening the old one again:
+        // on systems with process-owned record locks, closing that second descriptor would drop
+        // our consumer lock.)
+        if self.att.seg.name_points_here() {
+            return Ok(false);
+        }
+        let seg = match Segment::open(&self.name) {
+            Ok(s) => s,
+            Err(e) if retry_open(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let att = match Attachment::open(seg) {
+            Ok(a) => a,
+            Err(Error::ChannelBusy { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        self.state = if att.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
+        self.att = Arc::new(att);
+        self.last_liveness = Instant::now();
+        self.backoff.reset();
+        Ok(true)
+    }
+
+    fn sleep(&mut self, left: Duration) {
+        // `left` is bounded by the caller's deadline and cancel period (see `wait::wait_for`).
+        let mem = *self.att.seg.ring();
+        let seen = self.att.lock().consumer.read_index();
+        match self.state {
+            ProducerState::Live => {
+                let t = left.min(LIVENESS_PERIOD);
+                wait::sleep_announced(mem.head_word(), seen, mem.reserved(), CONSUMER_SLEEPING, control::CLOSED, t);
+            }
+            ProducerState::Unknown => wait::sleep_unannounced(mem.head_word(), seen, &mut self.backoff, left),
+            // Following a dead or ended producer: look for its successor a few times a second.
+            ProducerState::Gone | ProducerState::Ended => {
+                std::thread::sleep(left.min(Duration::from_millis(20)));
+            }
+        }
+    }
+
+    /// The newest frame, skipping (and releasing) every older one already published; waits
+    /// until `deadline` if none is. Errors as [`read`](Reader::read).
+    pub fn latest(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Frame>> {
+        if let Some(f) = self.newest_published(None)? {
+            return Ok(Some(f));
+        }
+        match self.read(deadline)? {
+            Some(first) => self.newest_published(Some(first)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads what is published, keeping only the newest frame (dropping older ones releases
+    /// them). Bounded to one lap of the ring, so a fast producer cannot keep us here.
+    fn newest_published(&mut self, mut newest: Option<Frame>) -> Result<Option<Frame>> {
+        let capacity = self.capacity() as u64;
+        let mut skipped = 0u64;
+        while skipped <= capacity {
+            match self.try_read() {
+                Ok(Some(f)) => {
+                    skipped += f.shape.pixel_bytes() as u64 + 64;
+                    newest = Some(f);
+                }
+                Ok(None) => break,
+                Err(e) if newest.is_none() => return Err(e),
+                Err(_) => break, // delivered with the next call; hand out what we have
+            }
+        }
+        Ok(newest)
+    }
+}
+
+/// Consumes a message that needs no lease (filler, end of stream, copied frames).
+fn consume_now(att: &Attachment, st: &mut ConsumerState, msg: &Message) {
+    st.consumer.advance(msg);
+    st.leases.push_back(Lease { start: msg.start(), end: msg.end(), released: true });
+    att.publish_tail(st);
+}
+
+/// [`Reader::read`] as a [`Waitable`].
+struct NextFrame<'r>(&'r mut Reader);
+
+impl Waitable for NextFrame<'_> {
+    type Output = Frame;
+    fn attempt(&mut self) -> Result<Option<Frame>> {
+        self.0.attempt_read()
+    }
+    fn sleep(&mut self, max: Duration) {
+        self.0.sleep(max)
+    }
+    fn channel(&self) -> &str {
+        &self.0.name
+    }
+}
+
+/// The one retry policy for attaching: a channel that does not exist yet may appear, and a
+/// segment that fails validation may be one a producer is still setting up (a foreign producer
+/// takes no lock, so it cannot be told from a broken one until time has passed). Nothing else
+/// changes by waiting.
+pub(crate) fn retry_open(e: &Error) -> bool {
+    matches!(e, Error::ChannelNotFound { .. } | Error::Protocol { .. })
+}
+
+/// [`Reader::open`]'s wait for the segment, as a [`Waitable`].
+struct Opening<'n> {
+    name: &'n str,
+    /// The last error worth retrying, reported if time runs out.
+    last: Option<Error>,
+    pause: Duration,
+}
+
+impl Opening<'_> {
+    const FIRST_PAUSE: Duration = Duration::from_millis(1);
+    const MAX_PAUSE: Duration = Duration::from_millis(20);
+
+    /// The error for a deadline that passed.
+    fn gave_up(self, timeout: Duration) -> Error {
+        match self.last {
+            Some(Error::ChannelNotFound { name, path, .. }) if !timeout.is_zero() => {
+                Error::ChannelNotFound { name, path, waited: Some(timeout) }
+            }
+            Some(e) => e,
+            None => unreachable!("the wait loop makes an attempt before giving up"),
+        }
+    }
+}
+
+impl Waitable for Opening<'_> {
+    type Output = Segment;
+    fn attempt(&mut self) -> Result<Option<Segment>> {
+        match Segment::open(self.name) {
+            Ok(seg) => Ok(Some(seg)),
+            Err(e) if retry_open(&e) => {
+                self.last = Some(e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    fn sleep(&mut self, max: Duration) {
+        std::thread::sleep(self.pause.min(max));
+        self.pause = (self.pause * 2).min(Self::MAX_PAUSE);
+    }
+    fn channel(&self) -> &str {
+        self.name
+    }
+}

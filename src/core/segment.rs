@@ -1,0 +1,326 @@
+//! Named shared-memory segments: create, open, validate, lock, unlink.
+//!
+//! A channel named `cam` is the POSIX shared-memory object `/cam`, on Linux the file
+//! `/dev/shm/cam`: exactly what cpp_py_shmbuf's `shm_open("/cam")` and Python's
+//! `multiprocessing.shared_memory.SharedMemory("cam")` use.
+//!
+//! # Ownership, liveness and exclusivity: kernel-released locks
+//!
+//! Nothing a process writes into shared memory can say "I died". So roles are held as
+//! open-file-description locks on single bytes of the segment file (advisory: they never touch
+//! the data), which the kernel drops when the holder's last descriptor closes, SIGKILL included:
+//!
+//! | lock byte | held by | meaning |
+//! |---|---|---|
+//! | 0 | the producer, for its whole life | "a live producer writes this segment" |
+//! | 1 | the consumer, while attached | "this ring has its one consumer" |
+//!
+//! # Creating without races
+//!
+//! A producer never exposes a half-made segment and never replaces a live one:
+//! 1. it creates a hidden temporary object (`O_EXCL`, `O_NOFOLLOW`, mode 0600 by default),
+//!    reserves its pages (a full `/dev/shm` fails here, not later with SIGBUS), writes the
+//!    header and takes the producer lock;
+//! 2. it hard-links the temporary under the channel name, which fails if the name exists;
+//! 3. if the name exists: a locked producer byte means a live owner (error); an unlocked one is
+//!    a stale leftover, which we lock, check it is still the one under the name and ours, and
+//!    atomically replace by renaming our temporary over it. Holding the stale segment's lock
+//!    during the check and the rename keeps a second racing producer out.
+//!
+//! A reader that follows producer restarts sees the name point at a new file.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result, Violation};
+use crate::ring::{RingError, RingMemory, HEADER_LEN, RESERVED_OFFSET};
+use crate::sys::{self, LockState};
+
+const PRODUCER_LOCK_BYTE: u64 = 0;
+const CONSUMER_LOCK_BYTE: u64 = 1;
+const TEMP_PREFIX: &str = ".shmframes-tmp-";
+
+/// Longest channel name accepted, in bytes (NAME_MAX is 255; we keep room for our temporary
+/// names, which add a prefix).
+pub const MAX_NAME_LEN: usize = 200;
+
+/// What is wrong with a channel name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameProblem {
+    /// Nothing (or only `/`).
+    #[error("it is empty; use a name such as \"shm_video\"")]
+    Empty,
+    /// A `/` after the optional leading one.
+    #[error("it contains '/' (only one leading '/' is allowed, as in shm_open)")]
+    Slash,
+    /// A NUL byte.
+    #[error("it contains a NUL byte")]
+    Nul,
+    /// `.` or `..`.
+    #[error("\".\" and \"..\" are not object names")]
+    Dot,
+    /// Our temporary files' prefix.
+    #[error("names starting with {TEMP_PREFIX:?} are reserved for temporary files")]
+    Reserved,
+    /// Longer than [`MAX_NAME_LEN`].
+    #[error("it is {len} bytes long, more than the {MAX_NAME_LEN} allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+}
+
+/// Checks a channel name and returns it without its optional leading `/`.
+///
+/// # Errors
+/// [`Error::InvalidName`] with the [`NameProblem`].
+pub fn validate_name(name: &str) -> Result<&str> {
+    let bad = |reason| Err(Error::InvalidName { name: name.to_owned(), reason });
+    let n = name.strip_prefix('/').unwrap_or(name);
+    if n.is_empty() {
+        return bad(NameProblem::Empty);
+    }
+    if n.contains('/') {
+        return bad(NameProblem::Slash);
+    }
+    if n.contains('\0') {
+        return bad(NameProblem::Nul);
+    }
+    if n == "." || n == ".." {
+        return bad(NameProblem::Dot);
+    }
+    if n.starts_with(TEMP_PREFIX) {
+        return bad(NameProblem::Reserved);
+    }
+    if n.len() > MAX_NAME_LEN {
+        return bad(NameProblem::TooLong { len: n.len() });
+    }
+    Ok(n)
+}
+
+/// A mapped, validated segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    name: String,
+    path: PathBuf,
+    file: File,
+    // Keeps the mapping alive; `ring` points into it.
+    _map: memmap2::MmapRaw,
+    ring: RingMemory,
+    id: (u64, u64),
+}
+
+fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull<u8>)> {
+    let map = memmap2::MmapOptions::new()
+        .len(len)
+        .map_raw(file)
+        .map_err(|e| Error::io(format!("cannot map {what}"), e))?;
+    let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
+    Ok((map, base))
+}
+
+impl Segment {
+    /// Creates the segment as its producer (see the module docs): a data area of `capacity`
+    /// bytes, header `reserved` word as given, permission bits `mode`.
+    pub(crate) fn create(name: &str, capacity: u32, reserved: u32, mode: u32) -> Result<Segment> {
+        let name = validate_name(name)?.to_owned();
+        let path = sys::shm_path(&name);
+        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        let len = HEADER_LEN as u64 + capacity as u64;
+
+        // Unique even across PID namespaces sharing /dev/shm (containers): pid, a counter and
+        // the clock.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let temp = dir.join(format!(
+            "{TEMP_PREFIX}{}-{}-{:x}-{name}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            sys::monotonic_ns() ^ (&COUNTER as *const AtomicU64 as u64).rotate_left(32)
+        ));
+        let file = sys::create_new(&temp, mode).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: dir.clone() },
+            _ => Error::io(format!("cannot create a segment in {}", dir.display()), e),
+        })?;
+        // From here on, remove the temporary name on any failure.
+        let cleanup = TempGuard(Some(temp.clone()));
+        sys::allocate(&file, len).map_err(|source| match source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) | Some(libc::EDQUOT) => {
+                Error::NoSpace { name: name.clone(), bytes: len, dir: dir.clone(), cause: source }
+            }
+            _ => Error::io(format!("cannot size segment {} to {len} bytes", temp.display()), source),
+        })?;
+        let (map, base) = map(&file, len as usize, "the new segment")?;
+        // SAFETY: the mapping is `len` bytes, page-aligned, ours alone (the temporary name is
+        // unique and O_EXCL-created), and `map` lives in the returned Segment with `ring`.
+        let ring = unsafe { RingMemory::init(base, len as usize, capacity, 0, reserved) }
+            .map_err(|e| Error::protocol(&name, e))?;
+        if !sys::try_lock_byte(&file, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the new segment", e))? {
+            let cause = std::io::Error::new(std::io::ErrorKind::WouldBlock, "locked by another process");
+            return Err(Error::io(format!("cannot lock the fresh temporary segment {}", temp.display()), cause));
+        }
+        let meta = file.metadata().map_err(|e| Error::io("cannot stat the new segment", e))?;
+        let id = sys::file_id(&meta);
+
+        loop {
+            match std::fs::hard_link(&temp, &path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(format!("cannot publish segment {}", path.display()), e)),
+            }
+            // The name exists: live owner, or a leftover we may replace?
+            let old = match sys::open_existing(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // gone meanwhile
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(Error::PermissionDenied { name, path })
+                }
+                Err(e) => return Err(Error::io(format!("cannot open existing {}", path.display()), e)),
+            };
+            let old_meta = old.metadata().map_err(|e| Error::io("cannot stat the existing segment", e))?;
+            if sys::file_uid(&old_meta) != sys::euid() {
+                return Err(Error::ForeignSegment { name, path, uid: sys::file_uid(&old_meta) });
+            }
+            // Only a segment our producer made can be proven dead by its lock; anything else
+            // (cpp_py_shmbuf's producer takes no lock) might be live: never replace it.
+            if !has_our_mark(&old) {
+                return Err(Error::NameTaken { name, path });
+            }
+            if !sys::try_lock_byte(&old, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the existing segment", e))? {
+                drop(old); // so that we do not list ourselves
+                return Err(Error::ProducerAlive { users: sys::processes_using(&path), name });
+            }
+            // Stale. Is the name still this file? (Another producer may have replaced it.)
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if sys::file_id(&m) == sys::file_id(&old_meta) => {}
+                _ => continue,
+            }
+            std::fs::rename(&temp, &path)
+                .map_err(|e| Error::io(format!("cannot replace stale segment {}", path.display()), e))?;
+            break;
+        }
+        cleanup.disarm_after_link(&temp);
+        Ok(Segment { name, path, file, _map: map, ring, id })
+    }
+
+    /// Opens an existing segment and validates its header. Does not take any role.
+    pub(crate) fn open(name: &str) -> Result<Segment> {
+        let name = validate_name(name)?.to_owned();
+        let path = sys::shm_path(&name);
+        let file = sys::open_existing(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ChannelNotFound { name: name.clone(), path: path.clone(), waited: None },
+            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: path.clone() },
+            _ => Error::io(format!("cannot open {}", path.display()), e),
+        })?;
+        let meta = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+        if !meta.is_file() {
+            return Err(Error::protocol(&name, Violation::NotAFile { path }));
+        }
+        let len = meta.len();
+        if len < HEADER_LEN as u64 {
+            return Err(Error::protocol(&name, RingError::TooSmall { len: len as usize }));
+        }
+        let len = usize::try_from(len).map_err(|_| Error::protocol(&name, Violation::TooBigToMap { len }))?;
+        let (map, base) = map(&file, len, "the segment")?;
+        // SAFETY: the mapping is `len` bytes and lives in the returned Segment with `ring`;
+        // `attach` validates the capacity against `len` before any data access. The file size
+        // cannot shrink under us without the producer breaking the protocol (ftruncate on a
+        // live segment); see the crate docs on trust.
+        let ring = unsafe { RingMemory::attach(base, len) }.map_err(|e| Error::protocol(&name, e))?;
+        let id = sys::file_id(&meta);
+        Ok(Segment { name, path, file, _map: map, ring, id })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn ring(&self) -> &RingMemory {
+        &self.ring
+    }
+
+    /// Takes the consumer role's lock; `Err(ChannelBusy)` if another consumer has it.
+    pub(crate) fn lock_consumer(&self) -> Result<()> {
+        if sys::try_lock_byte(&self.file, CONSUMER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the segment", e))? {
+            return Ok(());
+        }
+        // The kernel does not say who holds an OFD lock: name the processes that have the
+        // segment open instead (other than us).
+        let me = std::process::id();
+        let users = sys::processes_using(&self.path).into_iter().filter(|(pid, _)| *pid != me).collect();
+        Err(Error::ChannelBusy { name: self.name.clone(), users })
+    }
+
+    /// Whether a producer holds the producer lock (the kernel drops it when it dies).
+    pub(crate) fn producer_alive(&self) -> bool {
+        // An error from the probe is treated as "alive": never report a death we did not see.
+        !matches!(sys::probe_lock_byte(&self.file, PRODUCER_LOCK_BYTE), Ok(LockState::Free))
+    }
+
+    /// Whether a consumer holds the consumer lock.
+    pub(crate) fn consumer_attached(&self) -> bool {
+        matches!(sys::probe_lock_byte(&self.file, CONSUMER_LOCK_BYTE), Ok(LockState::Held(_)))
+    }
+
+    /// Whether the channel name still refers to this very segment.
+    pub(crate) fn name_points_here(&self) -> bool {
+        matches!(std::fs::symlink_metadata(&self.path), Ok(m) if sys::file_id(&m) == self.id)
+    }
+
+    /// Removes the name if it still refers to this segment (a producer's clean exit). Readers
+    /// never unlink: the name belongs to the producer.
+    pub(crate) fn unlink_if_ours(&self) {
+        if self.name_points_here() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether the segment's `reserved` word carries our producer's mark.
+fn has_our_mark(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut header, 0).is_ok()
+        && crate::control::is_marked(u32::from_le_bytes(
+            header[RESERVED_OFFSET..RESERVED_OFFSET + 4].try_into().expect("4 bytes"),
+        ))
+}
+
+/// Removes a temporary segment name unless creation succeeded.
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn disarm_after_link(mut self, temp: &std::path::Path) {
+        // After a hard link the temporary name is a second name: drop it. After a rename it is
+        // gone already, and the removal fails harmlessly.
+        let _ = std::fs::remove_file(temp);
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(validate_name("/shm_video").unwrap(), "shm_video");
+        assert_eq!(validate_name("cam0").unwrap(), "cam0");
+        for bad in ["", "/", "a/b", "//x", ".", "..", "x\0y", ".shmframes-tmp-1"] {
+            let e = validate_name(bad).unwrap_err();
+            assert!(matches!(e, Error::InvalidName { .. }), "{bad:?}: {e}");
+        }
+        assert!(matches!(validate_name(&"n".repeat(201)), Err(Error::InvalidName { reason: NameProblem::TooLong { len: 201 }, .. })));
+        assert!(validate_name(&"n".repeat(200)).is_ok());
+    }
+}

@@ -1,0 +1,80 @@
+//! Other Unix systems (macOS, the BSDs): correct, slower to react.
+//!
+//! - Segments are files in `$TMPDIR/shmframes/` mapped shared (macOS has no `/dev/shm`, and
+//!   `shm_open` objects cannot be linked or renamed, which race-free creation needs). They are
+//!   therefore not visible to cpp_py_shmbuf's `shm_open` on these systems yet.
+//! - Locks are classic `fcntl` record locks: the kernel still drops them when a process dies,
+//!   but they belong to the process, so two roles inside one process do not exclude each other.
+//! - There is no futex: waits are bounded timed sleeps (at most 2 ms), wake-ups are no-ops.
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::unix::{get_lock, set_lock, LockState};
+
+/// Where segments live on this platform.
+pub fn shm_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("shmframes");
+    if !dir.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::create_dir_all(&dir).is_ok() {
+            // Shared between users like /dev/shm: sticky, world-writable.
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+        }
+    }
+    dir.join(name)
+}
+
+/// Sizes the file. (No portable way to reserve pages up front here.)
+pub fn allocate(file: &File, len: u64) -> io::Result<()> {
+    file.set_len(len)
+}
+
+/// Takes a process-owned record lock on one byte, without blocking.
+pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
+    set_lock(file, byte, libc::F_SETLK)
+}
+
+/// Asks whether another process holds the byte's lock.
+pub fn probe_lock_byte(file: &File, byte: u64) -> io::Result<LockState> {
+    get_lock(file, byte, libc::F_GETLK)
+}
+
+/// Who has a file open is not portable to find out here: nobody is named.
+pub fn processes_using(_path: &std::path::Path) -> Vec<(u32, String)> {
+    Vec::new()
+}
+
+/// No futex: sleeps at most 2 ms (or `timeout`) unless the word already changed.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    if word.load(Ordering::Acquire) == expected {
+        std::thread::sleep(timeout.min(Duration::from_millis(2)));
+    }
+}
+
+/// No futex: sleepers poll, nothing to wake.
+pub fn futex_wake(_word: &AtomicU32) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_locks_and_timed_waits() {
+        let path = std::env::temp_dir().join(format!("shmframes-other-unix-{}", std::process::id()));
+        let f = File::create(&path).unwrap();
+        assert!(try_lock_byte(&f, 0).unwrap());
+        // Our own process's lock is not reported as a conflict (process-owned locks).
+        assert_eq!(probe_lock_byte(&f, 0).unwrap(), LockState::Free);
+        let _ = std::fs::remove_file(&path);
+        let w = AtomicU32::new(1);
+        let t = std::time::Instant::now();
+        futex_wait(&w, 1, Duration::from_secs(60));
+        futex_wait(&w, 0, Duration::from_secs(60));
+        futex_wake(&w);
+        assert!(t.elapsed() < Duration::from_secs(30));
+    }
+}

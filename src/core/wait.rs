@@ -1,0 +1,423 @@
+//! Waiting: deadlines, cancellation, the one wait loop every blocking call uses, and sleeping
+//! until the other side moves without burning CPU and without lost wake-ups.
+//!
+//! # Deadlines and cancellation
+//!
+//! Every blocking call of the core ([`crate::Reader::open`], [`crate::Reader::read`],
+//! [`crate::Reader::latest`], [`crate::Writer::frame`], [`crate::Writer::wait_for_room`]) takes a
+//! [`Deadline`] (anything that converts: `None` for never, a `Duration`, an `Instant`) and ends
+//! early when the [`Cancel`] given in its options is cancelled, or when the cancel's check says
+//! so (how the Python layer lets Ctrl+C through, and how the producer stops on SIGINT). They all
+//! run the same loop ([`wait_for`]): try, give up if the deadline passed or the cancel fired,
+//! sleep, try again. What counts as "try again" when opening a channel is decided in one place,
+//! [`crate::Reader::open`]'s [`retry_open`](crate::reader).
+//!
+//! A consumer with nothing to read sleeps in the kernel on the ring's `head` word; a producer
+//! with no room sleeps on `tail`. Before sleeping, a side sets its `*_SLEEPING` bit in the
+//! `reserved` word ([`crate::control`]); after publishing, the other side looks at that bit and
+//! makes the wake-up system call only if it is set. In the common case (nobody asleep) a publish
+//! costs a fence and a load, no system call.
+//!
+//! Why no wake-up is lost (a Dekker-style handshake; `SYNC POINT: sleep`):
+//!
+//! ```text
+//! sleeper                                   waker
+//! reserved |= SLEEPING                      word = new value          (the publish)
+//! fence(SeqCst)                             fence(SeqCst)
+//! if word == seen: futex_wait(word, seen)   if reserved & SLEEPING: clear it, futex_wake(word)
+//! ```
+//!
+//! The two SeqCst fences guarantee that at least one side sees the other's store: either the
+//! sleeper sees the new value and does not sleep, or the waker sees the bit and wakes. And
+//! `futex_wait` itself re-checks `word == seen` atomically in the kernel, so a wake that lands
+//! between the sleeper's check and its sleep is not lost either.
+//!
+//! Against a producer that never wakes anyone (cpp_py_shmbuf's; no mark in `reserved`) we may not
+//! touch `reserved` at all: the sleeper then uses bounded timed waits that back off from
+//! 50 µs to 4 ms, so a stream is picked up within a few milliseconds at worst.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// When a blocking call gives up: at an instant, or never.
+///
+/// Converts from `Option<Duration>` (`None`: never), `Duration` and `Instant`, so every blocking
+/// call takes `read(None)`, `read(Some(d))`, `read(d)` or `read(instant)` alike. A timeout too
+/// large to add to the clock means never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// No deadline: wait until it happens (or the wait is cancelled).
+    pub const NEVER: Deadline = Deadline(None);
+
+    /// At `at`.
+    pub fn at(at: Instant) -> Deadline {
+        Deadline(Some(at))
+    }
+
+    /// `timeout` from now.
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// The instant, if there is one.
+    pub fn instant(self) -> Option<Instant> {
+        self.0
+    }
+
+    /// Time left (`Some(ZERO)` once passed), or `None` for never.
+    pub fn remaining(self) -> Option<Duration> {
+        self.0.map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether it has passed.
+    pub fn passed(self) -> bool {
+        self.remaining() == Some(Duration::ZERO)
+    }
+}
+
+impl From<Option<Duration>> for Deadline {
+    fn from(timeout: Option<Duration>) -> Deadline {
+        timeout.map_or(Deadline::NEVER, Deadline::after)
+    }
+}
+
+impl From<Duration> for Deadline {
+    fn from(timeout: Duration) -> Deadline {
+        Deadline::after(timeout)
+    }
+}
+
+impl From<Instant> for Deadline {
+    fn from(at: Instant) -> Deadline {
+        Deadline::at(at)
+    }
+}
+
+/// A way to end blocking calls early, from another thread or from a check the waiter runs.
+///
+/// Clones share one state: give a clone to the reader or writer (`ReaderOptions::cancel`,
+/// `WriterOptions::cancel`) and keep one to call [`cancel`](Cancel::cancel). A blocking call that
+/// sees it returns [`Error::Interrupted`] within one [`period`](Cancel::period) (50 ms unless a
+/// check sets another), so a waiter with a cancel wakes once per period while it waits; without
+/// one it sleeps undisturbed.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmframes::wait::Cancel;
+/// let cancel = Cancel::new();
+/// let stopper = cancel.clone();
+/// std::thread::spawn(move || stopper.cancel()).join().unwrap();
+/// // Given to a Reader (`ReaderOptions::cancel`), a read blocked in another thread would now
+/// // end with `Error::Interrupted`; a cancellable sleep ends at once:
+/// assert!(cancel.is_cancelled());
+/// assert!(cancel.sleep_until(Duration::from_secs(10).into()).is_err());
+/// ```
+#[derive(Clone)]
+pub struct Cancel(Arc<CancelInner>);
+
+struct CancelInner {
+    cancelled: AtomicBool,
+    period: Duration,
+    check: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cancel")
+            .field("cancelled", &self.0.cancelled.load(Ordering::Relaxed))
+            .field("period", &self.0.period)
+            .field("check", &self.0.check.is_some())
+            .finish()
+    }
+}
+
+impl Default for Cancel {
+    fn default() -> Cancel {
+        Cancel::new()
+    }
+}
+
+impl Cancel {
+    /// How often a waiter with a plain cancel looks at it.
+    pub const DEFAULT_PERIOD: Duration = Duration::from_millis(50);
+
+    /// A cancel that fires when [`cancel`](Cancel::cancel) is called.
+    pub fn new() -> Cancel {
+        Cancel(Arc::new(CancelInner { cancelled: AtomicBool::new(false), period: Self::DEFAULT_PERIOD, check: None }))
+    }
+
+    /// A cancel that also fires when `check` returns `true`; waiters run `check` at least every
+    /// `period` (at most one period late), and whenever they wake. `check` runs on the waiting
+    /// thread: keep it short (a flag set by a signal handler, Python's `PyErr_CheckSignals`).
+    pub fn with_check(period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
+        let period = period.max(Duration::from_millis(1));
+        Cancel(Arc::new(CancelInner { cancelled: AtomicBool::new(false), period, check: Some(Box::new(check)) }))
+    }
+
+    /// Ends every wait using this cancel (now and later), within one period.
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::Release);
+    }
+
+    /// Whether it was cancelled, or its check says stop now. A check's answer holds for that
+    /// wait only: Python's Ctrl+C check says stop once per signal, and the reader stays usable
+    /// after the `KeyboardInterrupt` is handled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::Acquire) || self.0.check.as_ref().is_some_and(|check| check())
+    }
+
+    /// How long a waiter may sleep before looking again.
+    pub fn period(&self) -> Duration {
+        self.0.period
+    }
+
+    /// Sleeps until `deadline` unless cancelled first: `Err(())` when cancelled.
+    #[allow(clippy::result_unit_err)]
+    pub fn sleep_until(&self, deadline: Deadline) -> Result<(), ()> {
+        loop {
+            if self.is_cancelled() {
+                return Err(());
+            }
+            match deadline.remaining() {
+                Some(Duration::ZERO) => return Ok(()),
+                Some(left) => std::thread::sleep(left.min(self.period())),
+                None => std::thread::sleep(self.period()),
+            }
+        }
+    }
+}
+
+/// How long one sleep may last when nothing bounds it (no deadline, no cancel): the sleep is
+/// re-armed after this, which costs one wake-up an hour.
+const UNBOUNDED_STEP: Duration = Duration::from_secs(3600);
+
+/// Something a blocking call waits for: tried, then slept on, until it happens.
+pub(crate) trait Waitable {
+    /// What the wait yields.
+    type Output;
+    /// One attempt: `Ok(Some)` when done, `Ok(None)` to sleep and try again, `Err` to stop.
+    fn attempt(&mut self) -> Result<Option<Self::Output>>;
+    /// Sleeps at most `max` (or less, when woken); the next attempt re-checks.
+    fn sleep(&mut self, max: Duration);
+    /// The channel, for [`Error::Interrupted`].
+    fn channel(&self) -> &str;
+}
+
+/// The one wait loop: attempt; if not done, give up at the deadline (`Ok(None)`) or on
+/// cancellation (`Err(Interrupted)`); else sleep (bounded by the deadline and the cancel's
+/// period) and attempt again. An attempt that succeeds wins over a cancel seen at the same time.
+pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Option<&Cancel>) -> Result<Option<W::Output>> {
+    loop {
+        if let Some(done) = w.attempt()? {
+            return Ok(Some(done));
+        }
+        if cancel.is_some_and(Cancel::is_cancelled) {
+            return Err(Error::Interrupted { name: w.channel().to_owned() });
+        }
+        let mut max = match deadline.remaining() {
+            Some(Duration::ZERO) => return Ok(None),
+            Some(left) => left,
+            None => UNBOUNDED_STEP,
+        };
+        if let Some(c) = cancel {
+            max = max.min(c.period());
+        }
+        w.sleep(max);
+    }
+}
+
+/// Sleeps on `word` while it equals `seen`, announcing the sleep with `flag` in `reserved`.
+/// Does not sleep if any bit of `stop` is set in `reserved` (e.g. `CLOSED`: a producer that
+/// closes sets it with an RMW, which is ordered with ours, so one of us sees the other).
+/// Returns after a wake-up, a change, a signal or `timeout`; the caller re-checks.
+pub(crate) fn sleep_announced(word: &AtomicU32, seen: u32, reserved: &AtomicU32, flag: u32, stop: u32, timeout: Duration) {
+    let before = reserved.fetch_or(flag, Ordering::Relaxed);
+    // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `wake_if_sleeping`).
+    fence(Ordering::SeqCst);
+    if before & stop == 0 && word.load(Ordering::Relaxed) == seen {
+        sys::futex_wait(word, seen, timeout);
+    }
+    reserved.fetch_and(!flag, Ordering::Relaxed);
+}
+
+/// Called by the side that just published a new value of `word`: wakes the other side if its
+/// `flag` says it sleeps.
+pub(crate) fn wake_if_sleeping(word: &AtomicU32, reserved: &AtomicU32, flag: u32) {
+    // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `sleep_announced`).
+    fence(Ordering::SeqCst);
+    if reserved.load(Ordering::Relaxed) & flag != 0 {
+        reserved.fetch_and(!flag, Ordering::Relaxed);
+        sys::futex_wake(word);
+    }
+}
+
+/// Sleeps on `word` while it equals `seen`, unannounced (nobody will wake us): a bounded timed
+/// wait for peers that do not know our protocol. `backoff` grows from call to call.
+pub(crate) fn sleep_unannounced(word: &AtomicU32, seen: u32, backoff: &mut Backoff, timeout: Duration) {
+    let step = backoff.next().min(timeout);
+    if word.load(Ordering::Acquire) == seen {
+        sys::futex_wait(word, seen, step);
+    }
+}
+
+/// Exponential back-off for timed waits, reset whenever data flows.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    current: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_micros(50);
+    const MAX: Duration = Duration::from_millis(4);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { current: Self::FIRST }
+    }
+    pub(crate) fn reset(&mut self) {
+        self.current = Self::FIRST;
+    }
+    fn next(&mut self) -> Duration {
+        let d = self.current;
+        self.current = (self.current * 2).min(Self::MAX);
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    #[test]
+    fn announced_sleep_is_woken_and_flag_cleared() {
+        let words = Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+        let w = words.clone();
+        let sleeper = std::thread::spawn(move || {
+            let start = Instant::now();
+            while w[0].load(Ordering::Acquire) == 0 {
+                sleep_announced(&w[0], 0, &w[1], 1, 0, Duration::from_secs(10));
+            }
+            start.elapsed()
+        });
+        // Wait until the sleeper has announced itself, then publish and wake.
+        while words[1].load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+        words[0].store(1, Ordering::Release);
+        wake_if_sleeping(&words[0], &words[1], 1);
+        let waited = sleeper.join().unwrap();
+        assert!(waited < Duration::from_secs(5), "woken only by timeout: {waited:?}");
+        assert_eq!(words[1].load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn no_syscall_flag_means_no_wake_needed() {
+        let word = AtomicU32::new(5);
+        let reserved = AtomicU32::new(0);
+        wake_if_sleeping(&word, &reserved, 1); // must not block or fail
+        assert_eq!(reserved.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn changed_word_does_not_sleep() {
+        let word = AtomicU32::new(7);
+        let reserved = AtomicU32::new(0);
+        let t = Instant::now();
+        sleep_announced(&word, 6, &reserved, 1, 0, Duration::from_secs(30));
+        // A stop bit already set: no sleep even though the word did not change.
+        let stopped = AtomicU32::new(2);
+        sleep_announced(&word, 7, &stopped, 1, 2, Duration::from_secs(30));
+        let mut b = Backoff::new();
+        sleep_unannounced(&word, 6, &mut b, Duration::from_secs(30));
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn deadlines_convert_and_pass() {
+        assert_eq!(Deadline::from(None), Deadline::NEVER);
+        assert_eq!(Deadline::NEVER.remaining(), None);
+        assert!(!Deadline::NEVER.passed());
+        assert!(Deadline::from(Some(Duration::ZERO)).passed());
+        assert!(Deadline::from(Duration::MAX).instant().is_none(), "an unrepresentable timeout is never");
+        let d = Deadline::from(Duration::from_secs(100));
+        assert!(d.remaining().unwrap() > Duration::from_secs(50));
+    }
+
+    struct Counter {
+        attempts: u32,
+        done_at: u32,
+        slept: Vec<Duration>,
+    }
+
+    impl Waitable for Counter {
+        type Output = u32;
+        fn attempt(&mut self) -> Result<Option<u32>> {
+            self.attempts += 1;
+            Ok((self.attempts >= self.done_at).then_some(self.attempts))
+        }
+        fn sleep(&mut self, max: Duration) {
+            self.slept.push(max);
+        }
+        fn channel(&self) -> &str {
+            "test"
+        }
+    }
+
+    #[test]
+    fn the_wait_loop_attempts_sleeps_and_gives_up() {
+        let mut c = Counter { attempts: 0, done_at: 3, slept: vec![] };
+        assert_eq!(wait_for(&mut c, Deadline::NEVER, None).unwrap(), Some(3));
+        assert_eq!(c.slept, vec![UNBOUNDED_STEP; 2]);
+
+        let mut c = Counter { attempts: 0, done_at: u32::MAX, slept: vec![] };
+        assert_eq!(wait_for(&mut c, Duration::ZERO.into(), None).unwrap(), None);
+        assert_eq!(c.attempts, 1, "a passed deadline still makes one attempt");
+
+        // A cancel bounds each sleep by its period, and ends the wait once fired.
+        let cancel = Cancel::new();
+        let mut c = Counter { attempts: 0, done_at: 2, slept: vec![] };
+        assert_eq!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)).unwrap(), Some(2));
+        assert_eq!(c.slept, vec![Cancel::DEFAULT_PERIOD]);
+        cancel.cancel();
+        let mut c = Counter { attempts: 0, done_at: u32::MAX, slept: vec![] };
+        assert!(matches!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)), Err(Error::Interrupted { .. })));
+        // ... but what is ready is still handed out.
+        let mut c = Counter { attempts: 0, done_at: 1, slept: vec![] };
+        assert_eq!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)).unwrap(), Some(1));
+    }
+
+    #[test]
+    fn a_check_ends_one_wait_and_sets_the_period() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        // Says stop on its third call only (a signal that arrived once).
+        let cancel = Cancel::with_check(Duration::from_millis(7), move || seen.fetch_add(1, Ordering::Relaxed) == 2);
+        assert_eq!(cancel.period(), Duration::from_millis(7));
+        let mut c = Counter { attempts: 0, done_at: u32::MAX, slept: vec![] };
+        assert!(matches!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)), Err(Error::Interrupted { .. })));
+        assert_eq!(c.slept, vec![Duration::from_millis(7); 2]);
+        // The next wait goes on: the check said stop once.
+        let mut c = Counter { attempts: 0, done_at: 3, slept: vec![] };
+        assert_eq!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)).unwrap(), Some(3));
+        cancel.cancel();
+        assert!(cancel.sleep_until(Deadline::NEVER).is_err());
+    }
+
+    #[test]
+    fn backoff_grows_to_cap() {
+        let mut b = Backoff::new();
+        let steps: Vec<_> = (0..12).map(|_| b.next()).collect();
+        assert_eq!(steps[0], Backoff::FIRST);
+        assert!(steps.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*steps.last().unwrap(), Backoff::MAX);
+        b.reset();
+        assert_eq!(b.next(), Backoff::FIRST);
+    }
+}

@@ -1,0 +1,286 @@
+//! `frame-producer`: camera, synthetic or image frames into one or more shmframes channels.
+
+mod camera;
+mod images;
+mod source;
+mod status;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use shmframes::{Cancel, Deadline, FrameShape, FrameSlot, PixelFormat, Writer, WriterOptions};
+
+use crate::source::Source;
+use crate::status::Status;
+
+/// Publishes live video frames (camera, test pattern or images) into shared memory, where
+/// shmframes readers, cpp_py_shmbuf consumers (with --raw), `python -m shmframes.view` and
+/// `frame-viewer` pick them up.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+#[command(group = clap::ArgGroup::new("source").args(["camera", "synthetic", "image"]))]
+struct Opts {
+    /// Capture from the camera with this index (V4L2 /dev/videoN on Linux).
+    #[arg(long, value_name = "INDEX")]
+    camera: Option<u32>,
+
+    /// A moving test pattern (the default when no source is given).
+    #[arg(long)]
+    synthetic: bool,
+
+    /// A still image or a folder of images (PNG, JPEG, BMP, WebP), scaled to --size, looping.
+    #[arg(long, value_name = "PATH")]
+    image: Option<std::path::PathBuf>,
+
+    /// Channel name; repeat it to publish every frame to several channels (one reader each).
+    #[arg(long = "name", value_name = "NAME", default_value = "shm_video")]
+    names: Vec<String>,
+
+    /// Frame size, WIDTHxHEIGHT (a camera uses its closest supported size).
+    #[arg(long, value_name = "WxH", default_value = "1920x1080", value_parser = shmframes::format::parse_size)]
+    size: (u32, u32),
+
+    /// Frames per second; fractional allowed (0.1 = one frame every 10 s); 0 = as fast as possible.
+    #[arg(long, value_name = "F", default_value_t = 30.0, value_parser = parse_fps, allow_negative_numbers = true)]
+    fps: f64,
+
+    /// Pixel format of the published frames: bgr, rgb, gray, rgba or bgra.
+    #[arg(long, default_value = "bgr", value_parser = parse_rgb_format)]
+    format: PixelFormat,
+
+    /// Stop after N frames from the source and exit 0 (with --when-full wait, all N are delivered).
+    #[arg(long, value_name = "N")]
+    frames: Option<u64>,
+
+    /// Frames the ring holds at once (its size is rounded up to a power of two).
+    #[arg(long, value_name = "K", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    buffer_frames: u32,
+
+    /// What to do when a reader is too slow: drop the frame (live), or wait for room (lossless).
+    #[arg(long, value_enum, default_value_t = WhenFull::Drop)]
+    when_full: WhenFull,
+
+    /// Header-less payloads exactly as cpp_py_shmbuf's producer writes them (their consumers
+    /// expect BGR: keep --format bgr for them).
+    #[arg(long)]
+    raw: bool,
+
+    /// Permission bits of the channel, octal (default 600: only your user can attach).
+    #[arg(long, value_name = "OCTAL", default_value = "600", value_parser = parse_mode)]
+    mode: u32,
+
+    /// No status line on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+
+    /// List the cameras and exit.
+    #[arg(long)]
+    list_cameras: bool,
+}
+
+/// A format from the table that the producer's sources draw: the RGB family (the YUV formats
+/// can be published by other producers, e.g. from Python or GStreamer).
+fn parse_rgb_format(s: &str) -> Result<PixelFormat, String> {
+    let f: PixelFormat = s.parse().map_err(|e: shmframes::format::UnknownFormat| e.to_string())?;
+    if !f.is_rgb_family() {
+        let rgb: Vec<_> = PixelFormat::ALL.into_iter().filter(|f| f.is_rgb_family()).map(PixelFormat::name).collect();
+        return Err(format!("frame-producer draws RGB-family frames ({}), not {f}", rgb.join(", ")));
+    }
+    Ok(f)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WhenFull {
+    /// Count and skip the frame, as a live camera must.
+    Drop,
+    /// Block until the reader frees room: nothing is lost.
+    Wait,
+}
+
+fn parse_fps(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !f.is_finite() || f < 0.0 {
+        return Err(format!("{s} is not a frame rate: use a number >= 0 (0 = as fast as possible)"));
+    }
+    if f > 0.0 && f < 0.001 {
+        return Err(format!("{s} fps is one frame every {:.0} s; use at least 0.001", 1.0 / f));
+    }
+    Ok(f)
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let m = u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| format!("{s:?} is not an octal mode such as 600 or 660"))?;
+    if m > 0o777 || m & 0o600 != 0o600 {
+        return Err(format!("mode {s} must be within 777 and keep 600 (the owner reads and writes)"));
+    }
+    Ok(m)
+}
+
+fn main() -> ExitCode {
+    quiet_decoder_panics();
+    match run(Opts::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("frame-producer: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(opts: Opts) -> anyhow::Result<()> {
+    if opts.list_cameras {
+        return camera::list();
+    }
+    let mut names = opts.names.clone();
+    names.dedup();
+    if names.iter().enumerate().any(|(i, n)| names[..i].contains(n)) {
+        bail!("--name was given twice with the same name; each channel needs its own name");
+    }
+    for n in &names {
+        shmframes::validate_name(n)?;
+    }
+    let format = opts.format;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install the signal handler")?;
+    }
+    // Every wait (pacing, room in a ring) ends within 100 ms of Ctrl+C or SIGTERM.
+    let flag = stop.clone();
+    let cancel = Cancel::with_check(Duration::from_millis(100), move || flag.load(Ordering::Relaxed));
+
+    let mut source = Source::open(&opts, format)?;
+    let shape = source.shape();
+    let mut wopts = WriterOptions::new(shape.width, shape.height, format)?;
+    wopts.buffer_frames = opts.buffer_frames;
+    wopts.raw = opts.raw;
+    wopts.mode = opts.mode;
+    wopts.cancel = Some(cancel.clone());
+    let mut writers = Vec::new();
+    for n in &names {
+        writers.push(Writer::create(n, &wopts)?);
+    }
+    let mut status = Status::new(&writers, shape, opts.quiet);
+    if !opts.quiet {
+        eprintln!(
+            "frame-producer: {} {} at {} into {} ({} MiB ring each{}); Ctrl+C to stop",
+            source.describe(),
+            shape,
+            if opts.fps > 0.0 { format!("{} fps", opts.fps) } else { "full speed".into() },
+            names.join(", "),
+            writers[0].capacity() >> 20,
+            if opts.raw { ", raw" } else { "" },
+        );
+    }
+
+    let start = Instant::now();
+    let mut pace = source::Pacer::new(opts.fps, source.paces_itself(), cancel);
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) && opts.frames.is_none_or(|n| seq < n) {
+        if !pace.wait() {
+            break;
+        }
+        let Some(captured) = source.capture(&stop)? else { break };
+        let attached = status.attached_snapshot();
+        let mut slots: Vec<(usize, FrameSlot<'_>)> = Vec::with_capacity(writers.len());
+        let only_one = writers.len() == 1;
+        for (i, w) in writers.iter_mut().enumerate() {
+            // Lossless waiting applies to channels with a reader (or to the only channel): an
+            // absent reader on one channel never stalls the others.
+            let wait = opts.when_full == WhenFull::Wait && (only_one || attached[i]);
+            match acquire(w, wait)? {
+                Some(slot) => slots.push((i, slot)),
+                None => status.dropped(i),
+            }
+        }
+        if stop.load(Ordering::Relaxed) && slots.is_empty() {
+            break;
+        }
+        let rendered = match slots.split_first_mut() {
+            Some(((_, first), rest)) => source.render(seq, start, first.pixels()).map(|()| {
+                for (_, other) in rest.iter_mut() {
+                    other.pixels().copy_from_slice(first.pixels());
+                }
+            }),
+            None => Ok(()),
+        };
+        if let Err(e) = rendered {
+            // A corrupt camera frame (a USB glitch) is skipped; anything else is fatal.
+            if !source.paces_itself() {
+                return Err(e);
+            }
+            status.bad_frame(&e);
+            slots.clear(); // unpublished slots are discarded
+            seq += 1;
+            continue;
+        }
+        for (i, mut slot) in slots {
+            slot.set_seq(seq);
+            slot.set_capture_ns(captured.capture_ns);
+            slot.publish();
+            status.published(i);
+        }
+        seq += 1;
+        status.tick(&mut writers);
+    }
+    status.finish(seq);
+    for w in writers {
+        w.close()?;
+    }
+    Ok(())
+}
+
+/// libjpeg reports a corrupt MJPEG frame as a panic, which `convert::jpeg_to` catches and turns
+/// into an error (the frame is skipped and reported once). Keep the default panic message for
+/// every other panic.
+fn quiet_decoder_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let from_jpeg = info.location().is_some_and(|l| l.file().contains("mozjpeg"));
+        if !from_jpeg {
+            default(info);
+        }
+    }));
+}
+
+/// A slot in `w`, waiting for room if `wait` (until stopped: `None`), else `None` when full.
+fn acquire(w: &mut Writer, wait: bool) -> anyhow::Result<Option<FrameSlot<'_>>> {
+    let deadline = if wait { Deadline::NEVER } else { Deadline::from(Duration::ZERO) };
+    match w.frame(deadline) {
+        Err(shmframes::Error::Interrupted { .. }) => Ok(None),
+        other => Ok(other?),
+    }
+}
+
+/// The frame shape a source and the options give.
+fn shape_of(width: u32, height: u32, format: PixelFormat) -> anyhow::Result<FrameShape> {
+    Ok(FrameShape::packed(width, height, format)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Opts::command().debug_assert();
+    }
+
+    #[test]
+    fn rates_and_modes() {
+        assert_eq!(parse_fps("0"), Ok(0.0));
+        assert_eq!(parse_fps("0.1"), Ok(0.1));
+        for bad in ["-1", "nan", "inf", "0.0001", "fast"] {
+            assert!(parse_fps(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0o660"), Ok(0o660));
+        for bad in ["99", "400", "1777", "rw"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+    }
+}

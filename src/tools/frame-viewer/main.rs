@@ -1,0 +1,292 @@
+//! `frame-viewer`: shows a shmframes channel in a window (winit + pixels).
+//!
+//! A reader thread takes frames as they come and keeps only the newest (older ones are released
+//! at once, so a slow display skips frames and never holds the producer back). The window thread
+//! converts the newest frame to RGBA, scaled to the window with the aspect ratio kept, and
+//! presents it.
+
+mod reader_thread;
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use clap::Parser;
+use pixels::{Pixels, PixelsBuilder, SurfaceTexture};
+use shmframes_tools::display::Scaler;
+use shmframes::stats::Stats;
+use shmframes::{FrameShape, PixelFormat, ProducerState};
+use winit::application::ApplicationHandler;
+use winit::dpi::PhysicalSize;
+use winit::event::{ElementState, KeyEvent, WindowEvent};
+use winit::event_loop::{ActiveEventLoop, EventLoop};
+use winit::keyboard::{Key, NamedKey};
+use winit::window::{Fullscreen, Window, WindowId};
+
+use crate::reader_thread::{Shared, Wake};
+
+/// Shows a shmframes channel in a window. Keys: q or Esc quit, f full screen, space pause.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Opts {
+    /// Channel name.
+    #[arg(default_value = "shm_video")]
+    name: String,
+    /// Exit 0 after showing N frames.
+    #[arg(long, value_name = "N")]
+    frames: Option<u64>,
+    /// Header-less frames of this size (cpp_py_shmbuf's producer), WIDTHxHEIGHT.
+    #[arg(long, value_name = "WxH", value_parser = shmframes::format::parse_size)]
+    raw: Option<(u32, u32)>,
+    /// Pixel format of --raw frames.
+    #[arg(long, default_value = "bgr", value_parser = |s: &str| s.parse::<PixelFormat>())]
+    raw_format: PixelFormat,
+    /// Give up (exit 1) if no frame arrives for S seconds; by default wait for ever (the
+    /// window says what it waits for).
+    #[arg(long, value_name = "S", value_parser = parse_secs, allow_negative_numbers = true)]
+    timeout: Option<Duration>,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds >= 0"))
+}
+
+fn main() -> ExitCode {
+    match run(Opts::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("frame-viewer: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(opts: Opts) -> anyhow::Result<()> {
+    let raw = match opts.raw {
+        Some((w, h)) => Some(FrameShape::packed(w, h, opts.raw_format)?),
+        None => None,
+    };
+    shmframes::validate_name(&opts.name)?;
+    let event_loop = EventLoop::<Wake>::with_user_event().build().map_err(|e| {
+        anyhow!("cannot open a window: {e}; is there a display? (DISPLAY is {:?}; run it in a desktop session, or under xvfb-run)", std::env::var("DISPLAY").ok())
+    })?;
+    let shared = reader_thread::spawn(opts.name.clone(), raw, event_loop.create_proxy());
+    let mut app = App::new(opts, shared.clone());
+    let run = event_loop.run_app(&mut app);
+    shared.quit.store(true, Ordering::Relaxed);
+    run.context("the window's event loop failed")?;
+    // Frames shown, with their latency from publish to present; drops are what the producer
+    // dropped (gaps in what the reader thread read), not frames the window skipped.
+    eprintln!(
+        "frame-viewer: showed {}; dropped by the producer {}",
+        app.stats.summary(),
+        shared.status().dropped
+    );
+    match app.outcome {
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+struct App {
+    opts: Opts,
+    shared: Arc<Shared>,
+    window: Option<Arc<Window>>,
+    pixels: Option<Pixels<'static>>,
+    size: PhysicalSize<u32>,
+    scaler: Scaler,
+    paused: bool,
+    /// Frames shown, and their latency from publish to present.
+    stats: Stats,
+    last_frame: Instant,
+    current: Option<(FrameShape, u64)>,
+    outcome: Option<anyhow::Result<()>>,
+}
+
+impl App {
+    fn new(opts: Opts, shared: Arc<Shared>) -> App {
+        App {
+            opts,
+            shared,
+            window: None,
+            pixels: None,
+            size: PhysicalSize::new(0, 0),
+            scaler: Scaler::new(),
+            paused: false,
+            stats: Stats::new(),
+            last_frame: Instant::now(),
+            current: None,
+            outcome: None,
+        }
+    }
+
+    fn fail(&mut self, el: &ActiveEventLoop, e: anyhow::Error) {
+        self.outcome = Some(Err(e));
+        el.exit();
+    }
+
+    fn create(&mut self, el: &ActiveEventLoop) -> anyhow::Result<()> {
+        let attrs = Window::default_attributes()
+            .with_title(format!("{}: waiting for the channel", self.opts.name))
+            .with_inner_size(PhysicalSize::new(1280u32, 720u32));
+        let window = Arc::new(el.create_window(attrs).context("cannot create a window")?);
+        let size = window.inner_size();
+        let surface = SurfaceTexture::new(size.width.max(1), size.height.max(1), window.clone());
+        // Vulkan, Metal or DX12 (not GL, which does not work under Xvfb); WGPU_BACKEND overrides.
+        let backends = pixels::wgpu::Backends::from_env().unwrap_or(pixels::wgpu::Backends::PRIMARY);
+        let pixels = PixelsBuilder::new(size.width.max(1), size.height.max(1), surface)
+            .wgpu_backend(backends)
+            .enable_vsync(false)
+            .build()
+            .map_err(|e| {
+                anyhow!(
+                    "cannot draw in the window: {e}. No usable GPU adapter was found: install Vulkan \
+                     drivers (Debian: mesa-vulkan-drivers libvulkan1; they include a CPU renderer)"
+                )
+            })?;
+        self.size = size;
+        self.window = Some(window);
+        self.pixels = Some(pixels);
+        Ok(())
+    }
+
+    fn resize(&mut self, size: PhysicalSize<u32>) -> anyhow::Result<()> {
+        if size.width == 0 || size.height == 0 {
+            return Ok(()); // minimised
+        }
+        if let Some(p) = self.pixels.as_mut() {
+            p.resize_surface(size.width, size.height).context("cannot resize the surface")?;
+            p.resize_buffer(size.width, size.height).context("cannot resize the buffer")?;
+        }
+        self.size = size;
+        // Redraw the last frame at the new size only when a new one comes; meanwhile the
+        // buffer is black.
+        Ok(())
+    }
+
+    /// Shows the newest frame, if there is one and we are not paused.
+    fn draw(&mut self, el: &ActiveEventLoop) -> anyhow::Result<()> {
+        let Some(pixels) = self.pixels.as_mut() else { return Ok(()) };
+        let frame = if self.paused { None } else { self.shared.take_newest() };
+        if let Some(frame) = frame {
+            let (w, h) = (self.size.width, self.size.height);
+            if pixels.frame().len() == (w as usize * h as usize * 4) {
+                self.scaler.render(frame.pixels(), &frame.shape(), pixels.frame_mut(), w, h);
+            }
+            pixels.render().context("cannot present the frame")?;
+            self.stats.record(frame.seq(), frame.publish_ns(), shmframes::monotonic_ns());
+            self.current = Some((frame.shape(), frame.seq()));
+            drop(frame); // released: the producer may reuse its bytes
+            self.last_frame = Instant::now();
+            if self.opts.frames.is_some_and(|n| self.stats.frames() >= n) {
+                self.outcome = Some(Ok(()));
+                el.exit();
+            }
+        } else {
+            pixels.render().context("cannot present")?;
+        }
+        Ok(())
+    }
+
+    fn update_title(&mut self, force: bool) {
+        if !force && !self.stats.window_due() {
+            return;
+        }
+        let Some(window) = self.window.as_ref() else { return };
+        let st = self.shared.status();
+        let shown = self.stats.take_window();
+        let state = match (&st.error, st.state, st.attached) {
+            (Some(e), _, _) => format!(" - {e}"),
+            (None, _, false) => " - waiting for the channel".to_owned(),
+            (None, Some(ProducerState::Gone), _) => " - producer gone, waiting for a new one".to_owned(),
+            (None, Some(ProducerState::Ended), _) => " - stream ended, waiting for a new one".to_owned(),
+            _ => String::new(),
+        };
+        let title = match self.current {
+            Some((shape, seq)) => format!(
+                "{} - {shape} - {:.1} fps - latency {} - dropped {} - #{seq}{}{state}",
+                self.opts.name,
+                shown.fps,
+                shown.latency_p50_ns.map_or("-".to_owned(), |l| format!("{:.2} ms", l as f64 / 1e6)),
+                st.dropped,
+                if self.paused { " - paused" } else { "" },
+            ),
+            None => format!("{}{state}", self.opts.name),
+        };
+        window.set_title(&title);
+    }
+
+    fn key(&mut self, el: &ActiveEventLoop, key: &Key) {
+        match key {
+            Key::Named(NamedKey::Escape) => el.exit(),
+            Key::Character(c) if c.eq_ignore_ascii_case("q") => el.exit(),
+            Key::Character(c) if c.eq_ignore_ascii_case("f") => {
+                if let Some(w) = self.window.as_ref() {
+                    let full = w.fullscreen().is_some();
+                    w.set_fullscreen(if full { None } else { Some(Fullscreen::Borderless(None)) });
+                }
+            }
+            Key::Named(NamedKey::Space) => {
+                self.paused = !self.paused;
+                self.update_title(true);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl ApplicationHandler<Wake> for App {
+    fn resumed(&mut self, el: &ActiveEventLoop) {
+        if self.window.is_none() {
+            if let Err(e) = self.create(el) {
+                self.fail(el, e);
+            }
+        }
+    }
+
+    fn user_event(&mut self, el: &ActiveEventLoop, wake: Wake) {
+        match wake {
+            Wake::Frame => {
+                if let Some(w) = self.window.as_ref() {
+                    w.request_redraw();
+                }
+            }
+            Wake::Status => self.update_title(true),
+            Wake::Fatal => {
+                let e = self.shared.status().error.unwrap_or_else(|| "the reader stopped".to_owned());
+                self.fail(el, anyhow!(e));
+            }
+        }
+        if let Some(t) = self.opts.timeout {
+            if self.last_frame.elapsed() > t {
+                let e = anyhow!("no frame from channel {:?} for {:.1} s", self.opts.name, t.as_secs_f64());
+                self.fail(el, e);
+            }
+        }
+        self.update_title(false);
+    }
+
+    fn window_event(&mut self, el: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+        let r = match event {
+            WindowEvent::CloseRequested => {
+                el.exit();
+                Ok(())
+            }
+            WindowEvent::Resized(size) => self.resize(size),
+            WindowEvent::RedrawRequested => self.draw(el),
+            WindowEvent::KeyboardInput { event: KeyEvent { logical_key, state: ElementState::Pressed, .. }, .. } => {
+                self.key(el, &logical_key);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            self.fail(el, e);
+        }
+    }
+}

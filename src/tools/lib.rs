@@ -1,0 +1,13 @@
+//! What only the command-line tools need, on top of the `shmframes` core: pixel conversions from
+//! camera formats ([`convert`]), display scaling ([`display`]) and the test pattern
+//! ([`pattern`]). The binaries are `frame-producer/`, `frame-viewer/` and `frame-stats/` beside
+//! this file.
+//!
+//! This crate has no unsafe code; the core's unsafe code is fenced in the `shmframes` crate.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod convert;
+pub mod display;
+pub mod pattern;

@@ -1,0 +1,126 @@
+//! `frame-viewer` end to end, in a real X server (Xvfb) rendering through Mesa's lavapipe
+//! Vulkan: the producer's test pattern must appear in a screenshot of the window, colour bars
+//! where they belong, and `--frames` must exit 0. `.ci/setup` installs Xvfb, the Vulkan driver
+//! and ImageMagick's `import`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Channel, ChildGuard};
+use shmframes_tools::pattern::BARS;
+
+const PRODUCER: &str = env!("CARGO_BIN_EXE_frame-producer");
+const VIEWER: &str = env!("CARGO_BIN_EXE_frame-viewer");
+
+/// An Xvfb server on a display number of its own, stopped on drop.
+struct Xvfb {
+    _server: ChildGuard,
+    display: String,
+}
+
+impl Xvfb {
+    fn start(width: u32, height: u32) -> Xvfb {
+        let n = 100 + std::process::id() % 800;
+        let display = format!(":{n}");
+        let server = Command::new("Xvfb")
+            .args([&display, "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is missing: run .ci/setup (Debian package xvfb)");
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        assert!(common::wait_until(20.0, || socket.exists()), "Xvfb did not start on {display}");
+        Xvfb { _server: ChildGuard(Some(server)), display }
+    }
+
+    /// The whole screen as RGB8.
+    fn screenshot(&self) -> image::RgbImage {
+        let path = std::env::temp_dir().join(format!("shmframes-viewer-{}.png", std::process::id()));
+        let ok = Command::new("import")
+            .args(["-display", &self.display, "-window", "root", path.to_str().unwrap()])
+            .status()
+            .expect("ImageMagick's import is missing: run .ci/setup (Debian package imagemagick)")
+            .success();
+        assert!(ok, "screenshot failed");
+        let img = image::open(&path).expect("read the screenshot").to_rgb8();
+        let _ = std::fs::remove_file(&path);
+        img
+    }
+}
+
+fn near(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b).all(|(x, y)| (*x as i32 - y as i32).abs() <= 8)
+}
+
+#[test]
+fn test_pattern_shows_in_the_window_and_frames_exits_0() {
+    let (w, h) = (1280u32, 720u32);
+    let x = Xvfb::start(w, h);
+    let ch = Channel::new("viewer");
+    let _producer = ChildGuard(Some(
+        Command::new(PRODUCER)
+            .args(["--name", &ch, "--size", &format!("{w}x{h}"), "--fps", "30", "--quiet"])
+            .spawn()
+            .unwrap(),
+    ));
+    let viewer = Command::new(VIEWER)
+        .args([&ch as &str, "--frames", "60", "--timeout", "30"])
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut viewer = ChildGuard(Some(viewer));
+    // The window is the size of the screen (no window manager): the frame fills it 1:1.
+    let start = Instant::now();
+    let mut last = None;
+    let found = loop {
+        if start.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let shot = x.screenshot();
+        let bars: Vec<[u8; 3]> = (0..7).map(|i| shot.get_pixel((2 * i + 1) * w / 14, h / 3).0).collect();
+        if bars.iter().zip(BARS.iter()).all(|(got, want)| near(*got, *want)) {
+            break true;
+        }
+        last = Some(bars);
+    };
+    assert!(found, "colour bars never appeared; last screenshot had {last:?} at the bar centres");
+    let out = viewer.0.take().unwrap().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "viewer failed: {stderr}");
+    assert!(stderr.contains("showed total: 60 frames"), "{stderr}");
+    eprintln!("{}", stderr.trim());
+    drop(viewer);
+}
+
+#[test]
+fn no_display_is_one_clear_line() {
+    let out = Command::new(VIEWER).arg("whatever").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot open a window") && err.contains("display"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    for (args, needle) in [
+        (vec!["--raw", "10"], "WIDTHxHEIGHT"),
+        (vec!["--raw", "0x5"], "at least 1"),
+        (vec!["--raw-format", "yuv"], "unknown pixel format"),
+        (vec!["--timeout", "-1"], "seconds"),
+        (vec!["a/b"], "invalid channel name"),
+    ] {
+        let out = Command::new(VIEWER).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
