@@ -4,7 +4,7 @@ SHELL := /bin/bash
 #
 #   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
 #   make test    the whole test suite: Rust and Python
-.PHONY: setup build demo test test-rust test-python lint fuzz-smoke fuzz soak bench bench-deps
+.PHONY: setup build demo test test-rust test-python lint layers miri fuzz-smoke fuzz soak bench bench-deps
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,7 +26,7 @@ demo: build
 	trap 'kill $$producer 2>/dev/null; wait $$producer 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m shmframes.view shm_video --timeout 10
 
-test: build test-rust test-python lint fuzz-smoke
+test: build test-rust test-python lint layers miri fuzz-smoke
 
 test-rust:
 	cargo test --release --workspace --all-targets
@@ -38,6 +38,19 @@ test-python:
 lint:
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+## The core crate is the channel only: no camera, window, CLI or Python crate below it.
+layers:
+	@deps=$$(cargo tree -p shmframes -e normal --prefix none --format '{p}' | cut -d' ' -f1 | sort -u); \
+	echo "layers: shmframes depends on: $$(echo $$deps | tr '\n' ' ')"; \
+	if echo "$$deps" | grep -qE '^(nokhwa|winit|pixels|wgpu|clap|anyhow|pyo3|numpy|image|mozjpeg|yuv)$$'; then \
+		echo "layers: FAILED: an app crate reached the core"; exit 1; fi
+
+## Miri runs the ring's unit tests on heap memory: undefined behaviour, alignment, data races
+## between the test threads (a few minutes). Needs the nightly toolchain with miri (.ci/setup).
+miri:
+	@if ! cargo +nightly miri --version >/dev/null 2>&1; then echo "miri: SKIPPED: no nightly toolchain with miri"; exit 0; fi; \
+	cargo +nightly miri test -p shmframes --lib ring::
 
 ## The fuzz targets, briefly (CI): 20 s each from the corpus in tests/fuzz/corpus. Needs the
 ## nightly toolchain (cargo-fuzz builds with sanitizers); .ci/setup installs cargo-fuzz.

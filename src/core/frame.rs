@@ -3,24 +3,10 @@
 //! # Framed messages
 //!
 //! In framed mode (bit `FRAMED` of the reserved word, see [`crate::control`]) every message
-//! payload starts with this 108-byte little-endian header (a filler message may stop after the
-//! first 8 bytes):
-//!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 4 | magic `b"SHMF"` |
-//! | 4 | 2 | version: 1 |
-//! | 6 | 2 | kind: 1 frame, 2 filler, 3 end of stream |
-//! | 8 | 4 | width in pixels |
-//! | 12 | 4 | height in pixels |
-//! | 16 | 4 | stride: bytes per row, `>= width * bytes_per_pixel` |
-//! | 20 | 4 | pixel format: 1 BGR24, 2 RGB24, 3 GRAY8, 4 RGBA32, 5 BGRA32 |
-//! | 24 | 8 | sequence number of the frame (0, 1, 2, ... per producer; end of stream: frames sent) |
-//! | 32 | 8 | capture time, ns of CLOCK_MONOTONIC |
-//! | 40 | 8 | publish time, ns of CLOCK_MONOTONIC (stamped just before the head is published) |
-//! | 48 | 4 | pixel bytes: `stride * height` |
-//! | 52 | 56 | reserved, 0 (room for later fields) |
-//! | 108 | pixel bytes | pixels, rows top to bottom |
+//! payload starts with a 108-byte little-endian header, laid out by [`WireHeader`] (whose field
+//! offsets are checked at compile time, and whose byte ranges [`fields`] gives every reader and
+//! writer of header bytes); the prose is in `docs/protocol.md`. A filler message may stop after
+//! the first [`FRAME_TAG_LEN`] bytes.
 //!
 //! Why 108: the data area starts 16 bytes into the (page-aligned) segment, and a message has a
 //! 4-byte prefix, so 16 + 4 + 108 = 128. Framed messages start at ring indices that are multiples

@@ -32,18 +32,30 @@
 //! # Ok::<(), shmframes::Error>(())
 //! ```
 //!
-//! # Trust and safety
+//! # Layers
 //!
-//! The unsafe code is confined to [`ring`] (raw memory), `segment` (the mapping) and `sys`
-//! (system calls), each block with a `// SAFETY:` reason. Everything read from shared memory is
-//! copied into a local and validated before it is used, so a buggy or hostile peer can produce
-//! errors or wrong pixel values, never out-of-bounds accesses, crashes or hangs. Pixels handed
-//! out in place are shared memory: a peer that breaks the protocol could change them while you
-//! read them; a conforming producer never does.
+//! This crate is the channel and nothing else (its dependencies: memmap2, libc, thiserror).
+//! The command-line tools (camera, conversions, display, test pattern) are the
+//! `shmframes-tools` crate, the Python extension `shmframes-python`; the protocol is described
+//! once, in `docs/protocol.md`.
+//!
+//! # Where the unsafe code is, and what a peer can do
+//!
+//! Unsafe code is in five modules, each block with a `// SAFETY:` reason: [`ring`] (raw memory
+//! of the ring), `segment` (the mapping), `sys` (system calls), `reader` (handing out a
+//! frame's pixels in place) and `writer` (lending a slot's pixels). The tools crate forbids
+//! unsafe code; the Python crate has two blocks (numpy views of leased pixels).
+//!
+//! Everything read from shared memory is copied into a local and validated before it is used,
+//! so a buggy or hostile peer that *writes* the segment can cause errors
+//! ([`Error::Protocol`]) or wrong pixel values, never out-of-bounds accesses or hangs. Pixels
+//! handed out in place are shared memory: a peer that breaks the protocol could change them
+//! while you read them. A peer that *truncates* the segment file (`ftruncate`, which needs
+//! write access: the same user with the default mode 0600) makes the next access to the
+//! vanished pages fault with SIGBUS, which kills the reader or the producer: this crate does
+//! not catch it. Give other users no write access to channels you depend on.
 
-#![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod control;
 mod error;
