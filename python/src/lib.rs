@@ -272,15 +272,27 @@ struct PyReader {
     signals: Signals,
 }
 
+/// Runs `f` on the open handle in `slot` with the GIL released: waiting for the lock too, since
+/// a wait in another thread holds it and needs the GIL for its signal checks. A closed handle
+/// is [`Error::Closed`].
+fn call_detached<H: Send, T: Send>(
+    py: Python<'_>,
+    slot: &Mutex<Option<H>>,
+    signals: &Signals,
+    role: shmframes::Role,
+    name: &str,
+    f: impl FnOnce(&mut H) -> Result<T, Error> + Send,
+) -> PyResult<T> {
+    let r = py.detach(|| match lock(slot).as_mut() {
+        Some(h) => f(h),
+        None => Err(Error::Closed { role, name: name.to_owned() }),
+    });
+    r.map_err(|e| signals.to_py(py, e))
+}
+
 impl PyReader {
-    /// Runs `f` on the reader with the GIL released: waiting for the lock too, since a wait in
-    /// another thread holds it and needs the GIL for its signal checks.
     fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Reader) -> Result<T, Error> + Send) -> PyResult<T> {
-        let r = py.detach(|| match lock(&self.inner).as_mut() {
-            Some(r) => f(r),
-            None => Err(Error::Closed { role: shmframes::Role::Reader, name: self.name.clone() }),
-        });
-        r.map_err(|e| self.signals.to_py(py, e))
+        call_detached(py, &self.inner, &self.signals, shmframes::Role::Reader, &self.name, f)
     }
 }
 
@@ -392,13 +404,8 @@ struct PyWriter {
 }
 
 impl PyWriter {
-    /// As [`PyReader::call`].
     fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Writer) -> Result<T, Error> + Send) -> PyResult<T> {
-        let r = py.detach(|| match lock(&self.inner).as_mut() {
-            Some(w) => f(w),
-            None => Err(Error::Closed { role: shmframes::Role::Writer, name: self.name.clone() }),
-        });
-        r.map_err(|e| self.signals.to_py(py, e))
+        call_detached(py, &self.inner, &self.signals, shmframes::Role::Writer, &self.name, f)
     }
 }
 

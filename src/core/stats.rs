@@ -7,10 +7,11 @@
 //! let mut stats = Stats::new();
 //! let now = shmframes::monotonic_ns();
 //! stats.record(0, now - 50_000, now); // frame 0, published 50 us ago
-//! stats.record(3, now - 70_000, now); // frames 1 and 2 never arrived
+//! stats.record(1, now - 60_000, now);
+//! stats.record(4, now - 70_000, now); // frames 2 and 3 never arrived
 //! let w = stats.take_window();
-//! assert_eq!((w.frames, stats.dropped()), (2, 2));
-//! assert_eq!(w.latency_p50_ns, Some(50_000));
+//! assert_eq!((w.frames, stats.dropped()), (3, 2));
+//! assert_eq!(w.latency_p50_ns, Some(60_000));
 //! ```
 
 use std::fmt;

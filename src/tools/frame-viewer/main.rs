@@ -105,6 +105,8 @@ struct App {
     stats: Stats,
     last_frame: Instant,
     current: Option<(FrameShape, u64)>,
+    /// The reader status the title shows: (attached, producer state, error).
+    title_status: Option<(bool, Option<ProducerState>, Option<String>)>,
     outcome: Option<anyhow::Result<()>>,
 }
 
@@ -121,6 +123,7 @@ impl App {
             stats: Stats::new(),
             last_frame: Instant::now(),
             current: None,
+            title_status: None,
             outcome: None,
         }
     }
@@ -193,12 +196,17 @@ impl App {
         Ok(())
     }
 
+    /// Updates the title once a second, or at once (`force`) when what the reader knows
+    /// changed.
     fn update_title(&mut self, force: bool) {
-        if !force && !self.stats.window_due() {
+        let st = self.shared.status();
+        let seen = (st.attached, st.state, st.error.clone());
+        let changed = self.title_status.as_ref() != Some(&seen);
+        if !(force && changed) && !self.stats.window_due() {
             return;
         }
+        self.title_status = Some(seen);
         let Some(window) = self.window.as_ref() else { return };
-        let st = self.shared.status();
         let shown = self.stats.take_window();
         let state = match (&st.error, st.state, st.attached) {
             (Some(e), _, _) => format!(" - {e}"),

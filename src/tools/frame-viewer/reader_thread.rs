@@ -81,11 +81,13 @@ pub fn spawn(name: String, raw: Option<FrameShape>, proxy: EventLoopProxy<Wake>)
 }
 
 fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Arc<Shared>, proxy: &EventLoopProxy<Wake>) -> Result<(), Error> {
-    // Every wait ends within 100 ms of the window closing; meanwhile the window gets a status
-    // tick (it checks its --timeout on those).
+    // Every wait ends within 100 ms of the window closing; while the channel is awaited, the
+    // window gets a status tick (it checks its --timeout on those).
     let (s, p) = (shared.clone(), proxy.clone());
     let cancel = Cancel::with_check(Duration::from_millis(100), move || {
-        let _ = p.send_event(Wake::Status);
+        if !s.lock().status.attached {
+            let _ = p.send_event(Wake::Status);
+        }
         s.quit.load(Ordering::Relaxed)
     });
     let opts = ReaderOptions { timeout: Duration::MAX, raw, follow: true, cancel: Some(cancel.clone()) };
@@ -112,7 +114,9 @@ fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Arc<Shared>, proxy: &
     }
     let _ = proxy.send_event(Wake::Status);
     loop {
-        let got = match reader.read(Deadline::NEVER) {
+        // A bounded read: a producer that ends or dies (followed, so no error) shows in the
+        // window within this time.
+        let got = match reader.read(Duration::from_millis(100)) {
             Ok(f) => f,
             Err(Error::Interrupted { .. }) => return Ok(()),
             Err(e) => return Err(e),
