@@ -413,6 +413,7 @@ impl PyWriter {
 impl PyWriter {
     #[new]
     #[pyo3(signature = (name, width, height, format = "bgr", buffer_frames = 2, raw = false, mode = 0o600))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn new(py: Python<'_>, name: &str, width: u32, height: u32, format: &str, buffer_frames: u32, raw: bool, mode: u32) -> PyResult<Self> {
         let signals = Signals::default();
         let mut opts = WriterOptions::new(width, height, parse_format(format)?).map_err(|e| to_py(py, e))?;

@@ -202,7 +202,8 @@ impl App {
         let st = self.shared.status();
         let seen = (st.attached, st.state, st.error.clone());
         let changed = self.title_status.as_ref() != Some(&seen);
-        if !(force && changed) && !self.stats.window_due() {
+        let due = (force && changed) || self.stats.window_due();
+        if !due {
             return;
         }
         self.title_status = Some(seen);
