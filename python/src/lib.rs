@@ -1,7 +1,7 @@
 //! The Python extension module `shmframes._shmframes` (feature `python`, built by maturin).
 //!
 //! Frames reach Python as read-only numpy arrays viewing shared memory in place. Each array's
-//! numpy *base* is a small [`Lease`] object that owns a reference to the Rust [`Frame`], so the
+//! numpy *base* is a small `Lease` object that owns a reference to the Rust [`Frame`], so the
 //! frame's bytes stay leased (never overwritten) as long as the `Frame` object or any array
 //! derived from it lives, and the mapping stays valid even after the reader is closed.
 //!

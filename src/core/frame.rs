@@ -27,7 +27,7 @@ use crate::format::{FrameShape, PixelFormat, ShapeError};
 /// The frame header as it lies in memory: every field a little-endian byte array, so the
 /// struct has no padding and `offset_of!` gives each field's wire offset. Nothing ever
 /// references a header in shared memory through this type: encoding and decoding copy bytes at
-/// these offsets ([`field`]), which is all the layout is for.
+/// these offsets ([`fields`]), which is all the layout is for.
 #[repr(C)]
 pub struct WireHeader {
     /// `b"SHMF"`.

@@ -8,9 +8,9 @@
 //! [`Deadline`] (anything that converts: `None` for never, a `Duration`, an `Instant`) and ends
 //! early when the [`Cancel`] given in its options is cancelled, or when the cancel's check says
 //! so (how the Python layer lets Ctrl+C through, and how the producer stops on SIGINT). They all
-//! run the same loop ([`wait_for`]): try, give up if the deadline passed or the cancel fired,
+//! run the same loop (`wait_for`): try, give up if the deadline passed or the cancel fired,
 //! sleep, try again. What counts as "try again" when opening a channel is decided in one place,
-//! [`crate::Reader::open`]'s [`retry_open`](crate::reader).
+//! [`crate::Reader::open`]'s `retry_open` (in `reader.rs`).
 //!
 //! A consumer with nothing to read sleeps in the kernel on the ring's `head` word; a producer
 //! with no room sleeps on `tail`. Before sleeping, a side sets its `*_SLEEPING` bit in the
