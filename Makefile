@@ -78,8 +78,8 @@ bench-deps: setup
 	@$(PY) -c 'import iceoryx2' 2>/dev/null || $(VENV)/bin/pip install -q --disable-pip-version-check "iceoryx2==0.10.*"
 
 bench: build bench-deps
-	cargo bench --bench ring --bench convert
-	cargo bench --bench cross_thread
-	cargo bench --bench pipeline
+	cargo bench --workspace --bench ring --bench convert
+	cargo bench -p shmframes --bench cross_thread
+	cargo bench -p shmframes-tools --bench pipeline
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_pipeline.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/side_by_side.py

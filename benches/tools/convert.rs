@@ -1,7 +1,7 @@
 //! The producer's hot path at 1080p: rendering the test pattern and converting camera frames,
 //! each candidate side by side with a plain memcpy of the same frame (the floor).
 //!
-//! `cargo bench --bench convert`
+//! `cargo bench -p shmframes-tools --bench convert`
 
 use std::hint::black_box;
 

@@ -1,6 +1,6 @@
 //! Cross-process, end to end: `frame-producer` (synthetic 1080p BGR) into the Rust `Reader`.
 //!
-//! `cargo bench --bench pipeline` prints:
+//! `cargo bench -p shmframes-tools --bench pipeline` prints:
 //! - lossless throughput: frames/s and GB/s with `--fps 0 --when-full wait`, every frame read
 //!   and checked for order;
 //! - delivery latency at 30 fps: publish (stamped by the producer just before the head store)
@@ -201,6 +201,6 @@ fn main() {
     let cpu = (cpu_seconds() - c0) / t0.elapsed().as_secs_f64() * 100.0;
     println!("idle reader waiting {:.1} s on a live channel: {cpu:.3} % of one core", idle.as_secs_f64());
     if quick {
-        println!("(smoke run: `cargo bench --bench pipeline` measures)");
+        println!("(smoke run: `cargo bench -p shmframes-tools --bench pipeline` measures)");
     }
 }

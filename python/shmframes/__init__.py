@@ -26,6 +26,7 @@ Errors are ``shmframes.Error`` subclasses that are also the builtin exception th
 ``ValueError`` or ``TypeError``.
 """
 
+from . import errors
 from ._shmframes import (
     Frame,
     Reader,
@@ -35,33 +36,10 @@ from ._shmframes import (
     monotonic_ns,
     pixel_formats,
 )
-from .errors import (
-    ChannelBusy,
-    ChannelNotFound,
-    Closed,
-    EndOfStream,
-    Error,
-    NameTaken,
-    NoSpace,
-    PermissionDenied,
-    ProducerAlive,
-    ProducerGone,
-    ProtocolError,
-)
+from .errors import *  # noqa: F403 (the exception classes, as errors.__all__ lists them)
 
 __all__ = [
-    "ChannelBusy",
-    "ChannelNotFound",
-    "Closed",
-    "EndOfStream",
-    "Error",
     "Frame",
-    "NameTaken",
-    "NoSpace",
-    "PermissionDenied",
-    "ProducerAlive",
-    "ProducerGone",
-    "ProtocolError",
     "Reader",
     "Stats",
     "Writer",
@@ -69,3 +47,4 @@ __all__ = [
     "monotonic_ns",
     "pixel_formats",
 ]
+__all__ += errors.__all__

@@ -17,7 +17,8 @@ from typing import List, Optional, Tuple
 
 from . import EndOfStream, Error, Frame, Reader, Stats, pixel_formats
 
-_FORMATS = tuple(pixel_formats())
+_FORMAT_INFO = pixel_formats()  # the one format table, read once
+_FORMATS = tuple(_FORMAT_INFO)
 
 
 def _parse_raw(text: str) -> Tuple[int, int]:
@@ -95,7 +96,7 @@ def _overlay(img, text: str):  # type: ignore[no-untyped-def]
 def _to_bgr(frame: Frame):  # type: ignore[no-untyped-def]
     import cv2
 
-    conversion = pixel_formats()[frame.format]["opencv_to_bgr"]
+    conversion = _FORMAT_INFO[frame.format]["opencv_to_bgr"]
     return frame.array if conversion is None else cv2.cvtColor(frame.array, getattr(cv2, conversion))
 
 

@@ -1,4 +1,4 @@
-//! The Python extension module `shmframes._shmframes` (feature `python`, built by maturin).
+//! The Python extension module `shmframes._shmframes` (crate `shmframes-python`, built by maturin).
 //!
 //! Frames reach Python as read-only numpy arrays viewing shared memory in place. Each array's
 //! numpy *base* is a small `Lease` object that owns a reference to the Rust [`Frame`], so the
@@ -49,6 +49,11 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         | Error::WrongFrameSize { .. } => return PyValueError::new_err(msg),
         _ => "Error",
     };
+    exception(py, class, msg)
+}
+
+/// An exception of the class named `class` in `shmframes.errors`.
+fn exception(py: Python<'_>, class: &str, msg: String) -> PyErr {
     match error_class(py, class) {
         Ok(cls) => PyErr::from_type(cls, msg),
         Err(import_failed) => import_failed,
@@ -153,16 +158,16 @@ impl PyFrame {
     }
 
     fn leased(&self, py: Python<'_>) -> PyResult<Arc<Frame>> {
-        lock(&self.lease).clone().ok_or_else(|| match error_class(py, "Closed") {
-            Ok(cls) => PyErr::from_type(cls, "this frame was released; keep it (or call frame.copy()) before releasing it"),
-            Err(e) => e,
+        lock(&self.lease).clone().ok_or_else(|| {
+            exception(py, "Closed", "this frame was released; keep it (or call frame.copy()) before releasing it".into())
         })
     }
 }
 
 #[pymethods]
 impl PyFrame {
-    /// The pixels as a read-only numpy uint8 array, (H, W, C) or (H, W) for gray; no copy.
+    /// The pixels as a read-only numpy uint8 array, no copy: (H, W, C), (H, W) for gray,
+    /// (H + H/2, W) for NV12 and I420, (H, W, 2) for YUYV.
     #[getter]
     fn array(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         // No Rust lock is held while Python code runs (allocation can run the garbage collector

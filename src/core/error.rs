@@ -326,18 +326,15 @@ impl Error {
         Error::Protocol { name: name.to_owned(), detail: detail.into() }
     }
 
-    /// The message with every `source()` appended (`what: cause: cause`; a cause the message
-    /// already quotes is not repeated), for callers that print one line and have no
-    /// error-chain printer (`anyhow`'s `{:#}` does the same).
+    /// The message with every `source()` appended (`what: cause: cause`), for callers that
+    /// print one line and have no error-chain printer (`anyhow`'s `{:#}` does the same). No
+    /// variant quotes its source in its own message, so nothing is said twice.
     pub fn full_message(&self) -> String {
         let mut s = self.to_string();
         let mut cause = std::error::Error::source(self);
         while let Some(c) = cause {
-            let text = c.to_string();
-            if !s.contains(&text) {
-                s.push_str(": ");
-                s.push_str(&text);
-            }
+            s.push_str(": ");
+            s.push_str(&c.to_string());
             cause = c.source();
         }
         s
@@ -346,3 +343,22 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_message_says_each_cause_once() {
+        let cause = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = Error::io("cannot size segment", cause);
+        let text = e.full_message();
+        assert!(text.starts_with("cannot size segment: "), "{text}");
+        assert_eq!(text.matches("space").count(), 1, "{text}");
+        let shape = crate::FrameShape::packed(0, 1, crate::PixelFormat::Gray8).unwrap_err();
+        let e = Error::Shape(shape.clone());
+        assert_eq!(e.full_message(), shape.to_string());
+        let e = Error::protocol("cam", crate::frame::HeaderError::from(shape.clone()));
+        assert_eq!(e.full_message().matches(&shape.to_string()).count(), 1);
+    }
+}

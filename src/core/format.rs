@@ -135,6 +135,17 @@ impl PixelFormat {
         &FORMATS[self as usize - 1]
     }
 
+    /// The RGB-family formats (packed red, green, blue or gray), in table order: what the
+    /// test pattern, the image and camera conversions and cpp_py_shmbuf consumers deal in.
+    pub fn rgb_family() -> impl Iterator<Item = PixelFormat> {
+        PixelFormat::ALL.into_iter().filter(|f| f.is_rgb_family())
+    }
+
+    /// The names of the RGB-family formats, comma-separated (for help texts and errors).
+    pub fn rgb_family_names() -> String {
+        Self::rgb_family().map(PixelFormat::name).collect::<Vec<_>>().join(", ")
+    }
+
     /// The canonical names, in table order (for help texts and error messages).
     pub fn names() -> Vec<&'static str> {
         FORMATS.iter().map(|f| f.name).collect()
@@ -319,6 +330,20 @@ pub struct Plane {
     pub rows: u32,
 }
 
+/// A frame's planes (one to three), as a slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planes {
+    planes: [Plane; 3],
+    len: usize,
+}
+
+impl std::ops::Deref for Planes {
+    type Target = [Plane];
+    fn deref(&self) -> &[Plane] {
+        &self.planes[..self.len]
+    }
+}
+
 /// Width, height, stride and format of a frame: everything needed to interpret its pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FrameShape {
@@ -389,20 +414,22 @@ impl FrameShape {
         self.width * self.format.row_bytes_per_pixel()
     }
 
-    /// The planes, in memory order (1 for packed formats, 2 for NV12, 3 for I420).
-    pub fn planes(&self) -> Vec<Plane> {
+    /// The planes, in memory order (1 for packed formats, 2 for NV12, 3 for I420). No
+    /// allocation: [`pixel_bytes`](FrameShape::pixel_bytes) sums them on every frame.
+    pub fn planes(&self) -> Planes {
         let (w, h, s) = (self.width, self.height, self.stride);
         let luma = Plane { offset: 0, stride: s, row_bytes: self.row_bytes(), rows: h };
         let after_luma = s as u64 * h as u64;
         match self.format.info().layout {
-            Layout::Packed { .. } | Layout::Packed422 => vec![luma],
+            Layout::Packed { .. } | Layout::Packed422 => Planes { planes: [luma; 3], len: 1 },
             Layout::SemiPlanar420 => {
-                vec![luma, Plane { offset: after_luma, stride: s, row_bytes: w.div_ceil(2) * 2, rows: h.div_ceil(2) }]
+                let uv = Plane { offset: after_luma, stride: s, row_bytes: w.div_ceil(2) * 2, rows: h.div_ceil(2) };
+                Planes { planes: [luma, uv, uv], len: 2 }
             }
             Layout::Planar420 => {
-                let chroma = Plane { offset: after_luma, stride: s / 2, row_bytes: w.div_ceil(2), rows: h.div_ceil(2) };
-                let v = Plane { offset: after_luma + (s / 2) as u64 * h.div_ceil(2) as u64, ..chroma };
-                vec![luma, chroma, v]
+                let u = Plane { offset: after_luma, stride: s / 2, row_bytes: w.div_ceil(2), rows: h.div_ceil(2) };
+                let v = Plane { offset: after_luma + (s / 2) as u64 * h.div_ceil(2) as u64, ..u };
+                Planes { planes: [luma, u, v], len: 3 }
             }
         }
     }

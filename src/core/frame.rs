@@ -177,9 +177,10 @@ pub enum HeaderError {
         /// The code found.
         found: u32,
     },
-    /// Width, height, stride and format that do not make a frame.
+    /// Width, height, stride and format that do not make a frame. (Part of the message, not
+    /// a `source()`, so that error chains say it once.)
     #[error("frame header: {0}")]
-    Shape(#[from] ShapeError),
+    Shape(ShapeError),
     /// `pixel_bytes` disagrees with the shape.
     #[error("pixel byte count {found} is not the {expected} bytes of a {shape} frame with stride {stride}", stride = shape.stride)]
     PixelBytes {
@@ -200,6 +201,12 @@ pub enum HeaderError {
         /// Bytes the message has.
         payload_len: u32,
     },
+}
+
+impl From<ShapeError> for HeaderError {
+    fn from(e: ShapeError) -> HeaderError {
+        HeaderError::Shape(e)
+    }
 }
 
 /// Whether a payload starts with the frame magic.

@@ -251,7 +251,6 @@ impl Reader {
         if let Some(raw) = opts.raw {
             raw.validate()?;
         }
-        crate::segment::validate_name(name)?;
         let mut opening = Opening { name, last: None, pause: Opening::FIRST_PAUSE };
         let seg = match wait::wait_for(&mut opening, Deadline::after(opts.timeout), opts.cancel.as_ref())? {
             Some(seg) => seg,

@@ -116,7 +116,7 @@ impl From<Instant> for Deadline {
 /// // Given to a Reader (`ReaderOptions::cancel`), a read blocked in another thread would now
 /// // end with `Error::Interrupted`; a cancellable sleep ends at once:
 /// assert!(cancel.is_cancelled());
-/// assert!(cancel.sleep_until(Duration::from_secs(10).into()).is_err());
+/// assert!(!cancel.sleep_until(Duration::from_secs(10).into()));
 /// ```
 #[derive(Clone)]
 pub struct Cancel(Arc<CancelInner>);
@@ -177,19 +177,24 @@ impl Cancel {
         self.0.period
     }
 
-    /// Sleeps until `deadline` unless cancelled first: `Err(())` when cancelled.
-    #[allow(clippy::result_unit_err)]
-    pub fn sleep_until(&self, deadline: Deadline) -> Result<(), ()> {
-        loop {
-            if self.is_cancelled() {
-                return Err(());
+    /// Sleeps until `deadline` unless cancelled first (the same loop as every blocking call,
+    /// with nothing to wait for). Returns whether the deadline was reached (`false`: cancelled).
+    pub fn sleep_until(&self, deadline: Deadline) -> bool {
+        /// Nothing ever happens: the loop only sleeps, checks the cancel and the deadline.
+        struct Nothing;
+        impl Waitable for Nothing {
+            type Output = ();
+            fn attempt(&mut self) -> Result<Option<()>> {
+                Ok(None)
             }
-            match deadline.remaining() {
-                Some(Duration::ZERO) => return Ok(()),
-                Some(left) => std::thread::sleep(left.min(self.period())),
-                None => std::thread::sleep(self.period()),
+            fn sleep(&mut self, max: Duration) {
+                std::thread::sleep(max);
+            }
+            fn channel(&self) -> &str {
+                ""
             }
         }
+        wait_for(&mut Nothing, deadline, Some(self)).is_ok()
     }
 }
 
@@ -348,6 +353,7 @@ mod tests {
         assert!(Deadline::from(Duration::MAX).instant().is_none(), "an unrepresentable timeout is never");
         let d = Deadline::from(Duration::from_secs(100));
         assert!(d.remaining().unwrap() > Duration::from_secs(50));
+        assert!(Cancel::new().sleep_until(Duration::from_millis(1).into()), "an uncancelled sleep reaches its deadline");
     }
 
     struct Counter {
@@ -407,7 +413,7 @@ mod tests {
         let mut c = Counter { attempts: 0, done_at: 3, slept: vec![] };
         assert_eq!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)).unwrap(), Some(3));
         cancel.cancel();
-        assert!(cancel.sleep_until(Deadline::NEVER).is_err());
+        assert!(!cancel.sleep_until(Deadline::NEVER));
     }
 
     #[test]

@@ -469,9 +469,6 @@ impl Waitable for Room<'_> {
     type Output = ();
     fn attempt(&mut self) -> Result<Option<()>> {
         let w = &mut *self.writer;
-        if w.closed {
-            return Err(Error::Closed { role: Role::Writer, name: w.seg.name().to_owned() });
-        }
         // Read the tail *before* checking for room: if the reader releases in between, the
         // futex sees a changed value and does not sleep.
         self.seen = w.producer.memory().tail_word().load(std::sync::atomic::Ordering::Acquire);

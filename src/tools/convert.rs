@@ -1,7 +1,7 @@
 //! Pixel conversions from what cameras and image files give into frame formats, written
-//! straight into a frame slot (feature `convert`).
+//! straight into a frame slot.
 //!
-//! Chosen by measurement (`cargo bench --bench convert`, figures in the README):
+//! Chosen by measurement (`cargo bench -p shmframes-tools --bench convert`, figures in the README):
 //! - YUYV 4:2:2 (the uncompressed format of USB cameras) to RGB/BGR/RGBA/BGRA: the `yuv` crate's
 //!   SIMD kernels, BT.601 limited range (what UVC cameras send).
 //! - MJPEG (a JPEG per frame): libjpeg-turbo through the `mozjpeg` crate (the decoder nokhwa
@@ -71,7 +71,7 @@ pub enum ConvertError {
         why: String,
     },
     /// A destination format this conversion does not produce.
-    #[error("cannot convert into {format}: use one of the RGB formats (bgr, rgb, gray, rgba, bgra)")]
+    #[error("cannot convert into {format}: use one of the RGB formats ({})", PixelFormat::rgb_family_names())]
     UnsupportedTarget {
         /// The format asked for.
         format: PixelFormat,

@@ -176,7 +176,7 @@ impl Scaler {
 }
 
 /// 1:1 conversion with the `yuv` crate's SIMD channel shuffles (7x faster than the portable
-/// loop here for BGR: 0.22 ms against 1.5 ms a 1080p frame; see `benches/convert.rs`).
+/// loop here for BGR: 0.22 ms against 1.5 ms a 1080p frame; see `benches/tools/convert.rs`).
 /// Returns `false` for the formats it does not cover (gray; four-channel input, whose alpha the
 /// portable loop forces opaque).
 fn simd_unscaled(src: &[u8], shape: &FrameShape, dst: &mut [u8], dst_w: u32, f: Fit) -> bool {
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn every_format_to_rgba_reference_values() {
-        for format in PixelFormat::ALL.into_iter().filter(|f| f.is_rgb_family()) {
+        for format in PixelFormat::rgb_family() {
             let (shape, buf) = frame(format, 5);
             let mut dst = vec![0u8; 2 * 2 * 4];
             Scaler::new().render(&buf, &shape, &mut dst, 2, 2);

@@ -59,7 +59,7 @@ fn reorder(rgb: &[u8], f: PixelFormat) -> Vec<u8> {
 fn mjpeg_frame_decodes_like_nokhwa_in_every_format() {
     let jpeg = sample_jpeg();
     let reference = nokhwa_rgb(&jpeg);
-    for f in PixelFormat::ALL.into_iter().filter(|f| f.is_rgb_family()) {
+    for f in PixelFormat::rgb_family() {
         let shape = FrameShape::packed(W, H, f).unwrap();
         let mut ours = vec![0u8; shape.pixel_bytes() as usize];
         convert::jpeg_to(&shape, &jpeg, &mut ours).unwrap();
@@ -105,7 +105,7 @@ fn yuyv_frame_decodes_to_the_picture_and_agrees_with_nokhwa() {
     let yuyv = rgb_to_yuyv(&picture);
     let mut theirs = vec![0u8; (W * H * 3) as usize];
     nokhwa::utils::buf_yuyv422_to_rgb(&yuyv, &mut theirs, false).unwrap();
-    for f in PixelFormat::ALL.into_iter().filter(|f| f.is_rgb_family()) {
+    for f in PixelFormat::rgb_family() {
         let shape = FrameShape::packed(W, H, f).unwrap();
         let mut ours = vec![0u8; shape.pixel_bytes() as usize];
         convert::yuyv_to(&shape, &yuyv, &mut ours).unwrap();

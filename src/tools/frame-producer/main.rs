@@ -48,8 +48,8 @@ struct Opts {
     #[arg(long, value_name = "F", default_value_t = 30.0, value_parser = parse_fps, allow_negative_numbers = true)]
     fps: f64,
 
-    /// Pixel format of the published frames: bgr, rgb, gray, rgba or bgra.
-    #[arg(long, default_value = "bgr", value_parser = parse_rgb_format)]
+    #[arg(long, default_value = "bgr", value_parser = parse_rgb_format,
+          help = format!("Pixel format of the published frames: {}", PixelFormat::rgb_family_names()))]
     format: PixelFormat,
 
     /// Stop after N frames from the source and exit 0 (with --when-full wait, all N are delivered).
@@ -87,8 +87,7 @@ struct Opts {
 fn parse_rgb_format(s: &str) -> Result<PixelFormat, String> {
     let f: PixelFormat = s.parse().map_err(|e: shmframes::format::UnknownFormat| e.to_string())?;
     if !f.is_rgb_family() {
-        let rgb: Vec<_> = PixelFormat::ALL.into_iter().filter(|f| f.is_rgb_family()).map(PixelFormat::name).collect();
-        return Err(format!("frame-producer draws RGB-family frames ({}), not {f}", rgb.join(", ")));
+        return Err(format!("frame-producer draws RGB-family frames ({}), not {f}", PixelFormat::rgb_family_names()));
     }
     Ok(f)
 }

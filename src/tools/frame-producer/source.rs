@@ -97,7 +97,7 @@ impl Pacer {
     /// Sleeps until the next frame is due. Returns `false` if cancelled.
     pub fn wait(&mut self) -> bool {
         let Some(period) = self.period else { return !self.cancel.is_cancelled() };
-        if self.cancel.sleep_until(Deadline::at(self.next)).is_err() {
+        if !self.cancel.sleep_until(Deadline::at(self.next)) {
             return false;
         }
         let now = Instant::now();

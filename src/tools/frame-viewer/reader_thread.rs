@@ -98,7 +98,7 @@ fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Arc<Shared>, proxy: &
                 // A UI choice, not a transport retry: show it and look again shortly.
                 shared.lock().status.error = Some("another reader is attached; waiting for it to go".into());
                 let _ = proxy.send_event(Wake::Status);
-                if cancel.sleep_until(Deadline::after(Duration::from_millis(200))).is_err() {
+                if !cancel.sleep_until(Deadline::after(Duration::from_millis(200))) {
                     return Ok(());
                 }
             }
