@@ -43,36 +43,61 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::sys;
 
-/// When a blocking call gives up: at an instant, or never.
+/// When a blocking call gives up: at an instant, after a timeout, or never.
 ///
 /// Converts from `Option<Duration>` (`None`: never), `Duration` and `Instant`, so every blocking
 /// call takes `read(None)`, `read(Some(d))`, `read(d)` or `read(instant)` alike. A timeout too
-/// large to add to the clock means never.
+/// large to add to the clock means never. A timeout is turned into an instant only when a wait
+/// actually has to sleep (its first attempt failed), so a call that succeeds at once never
+/// reads the clock: that is the hot path of every frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Deadline(Option<Instant>);
+pub struct Deadline(When);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum When {
+    Never,
+    At(Instant),
+    After(Duration),
+}
 
 impl Deadline {
     /// No deadline: wait until it happens (or the wait is cancelled).
-    pub const NEVER: Deadline = Deadline(None);
+    pub const NEVER: Deadline = Deadline(When::Never);
 
     /// At `at`.
     pub fn at(at: Instant) -> Deadline {
-        Deadline(Some(at))
+        Deadline(When::At(at))
     }
 
-    /// `timeout` from now.
+    /// `timeout` from now (counted from the first time a wait has to sleep).
     pub fn after(timeout: Duration) -> Deadline {
-        Deadline(Instant::now().checked_add(timeout))
+        Deadline(When::After(timeout))
     }
 
-    /// The instant, if there is one.
+    /// The instant, if there is one (a timeout counts from now).
     pub fn instant(self) -> Option<Instant> {
-        self.0
+        match self.0 {
+            When::Never => None,
+            When::At(at) => Some(at),
+            When::After(timeout) => Instant::now().checked_add(timeout),
+        }
+    }
+
+    /// The same deadline as an instant: a timeout starts counting now.
+    fn started(self) -> Deadline {
+        match self.instant() {
+            Some(at) => Deadline::at(at),
+            None => Deadline::NEVER,
+        }
     }
 
     /// Time left (`Some(ZERO)` once passed), or `None` for never.
     pub fn remaining(self) -> Option<Duration> {
-        self.0.map(|at| at.saturating_duration_since(Instant::now()))
+        match self.0 {
+            When::Never => None,
+            When::At(at) => Some(at.saturating_duration_since(Instant::now())),
+            When::After(timeout) => Some(timeout),
+        }
     }
 
     /// Whether it has passed.
@@ -218,6 +243,7 @@ pub(crate) trait Waitable {
 /// cancellation (`Err(Interrupted)`); else sleep (bounded by the deadline and the cancel's
 /// period) and attempt again. An attempt that succeeds wins over a cancel seen at the same time.
 pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Option<&Cancel>) -> Result<Option<W::Output>> {
+    let mut deadline = deadline;
     loop {
         if let Some(done) = w.attempt()? {
             return Ok(Some(done));
@@ -225,6 +251,7 @@ pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Optio
         if cancel.is_some_and(Cancel::is_cancelled) {
             return Err(Error::Interrupted { name: w.channel().to_owned() });
         }
+        deadline = deadline.started();
         let mut max = match deadline.remaining() {
             Some(Duration::ZERO) => return Ok(None),
             Some(left) => left,

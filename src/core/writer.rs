@@ -103,6 +103,10 @@ pub struct Writer {
     /// Back-off of timed waits for room when no wake-up can come.
     backoff: wait::Backoff,
     closed: bool,
+    /// Bytes one message takes in the ring, and a frame's pixel bytes: fixed at creation,
+    /// needed on every frame.
+    msg_len: u32,
+    pixel_bytes: u32,
     /// Ring index and length (prefix included) of the last filler appended: a reader that has
     /// not passed it yet is not behind by the frames its bytes would hold.
     last_filler: Option<(u32, u32)>,
@@ -128,6 +132,8 @@ impl Writer {
             staging: Vec::new(),
             backoff: wait::Backoff::new(),
             closed: false,
+            msg_len: opts.message_len() as u32,
+            pixel_bytes: opts.shape.pixel_bytes(),
             last_filler: None,
         })
     }
@@ -165,7 +171,7 @@ impl Writer {
     /// Frames published but not yet released by the consumer (rounded up; an end-of-stream
     /// message counts as one).
     pub fn backlog_frames(&mut self) -> Result<u32> {
-        let msg = self.opts.message_len() as u32;
+        let msg = self.msg_len;
         let mut bytes = self.backlog_bytes()?;
         if let Some((start, len)) = self.last_filler {
             // Unreleased (and published) if it starts in [tail, head) = the backlog's bytes.
@@ -183,7 +189,7 @@ impl Writer {
 
     /// Whether a frame fits now (reloads the consumer's tail only if needed).
     fn has_room(&mut self) -> Result<bool> {
-        let msg = self.opts.message_len() as u32;
+        let msg = self.msg_len;
         let needed = if self.opts.raw || self.producer.bytes_to_end() >= msg {
             msg
         } else {
@@ -235,7 +241,7 @@ impl Writer {
     /// The pad only takes room that is free now. Framed mode only (the filler is ours; raw
     /// peers would read it as a frame).
     fn wrap_early(&mut self) -> Result<(), RingPushError> {
-        let msg = self.opts.message_len() as u32;
+        let msg = self.msg_len;
         let capacity = self.producer.memory().capacity();
         let to_end = self.producer.bytes_to_end();
         if to_end == capacity || to_end < msg {
@@ -310,7 +316,7 @@ impl Writer {
     /// # Errors
     /// [`Error::WrongFrameSize`], and as [`frame`](Writer::frame).
     pub fn write(&mut self, pixels: &[u8], capture_ns: Option<u64>, deadline: impl Into<Deadline>) -> Result<bool> {
-        let expected = self.opts.shape.pixel_bytes() as usize;
+        let expected = self.pixel_bytes as usize;
         if pixels.len() != expected {
             return Err(Error::WrongFrameSize { got: pixels.len(), expected, shape: self.opts.shape });
         }
@@ -396,7 +402,7 @@ impl FrameSlot<'_> {
             return &mut self.writer.staging[..];
         }
         let skip = if self.writer.opts.raw { 0 } else { FRAME_HEADER_LEN };
-        let n = self.writer.opts.shape.pixel_bytes() as usize;
+        let n = self.writer.pixel_bytes as usize;
         assert!(skip + n <= self.len, "slot smaller than its frame");
         // SAFETY: `ptr..ptr+len` is a payload appended but not committed by our producer: free
         // ring space no one else reads or writes until `publish` commits it. The slot holds
