@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Channel;
-use shmframes::{Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Writer, WriterOptions};
+use shmframes::{Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Writer, WriterOptions};
 
 const T: Option<Duration> = Some(Duration::from_secs(5));
 
@@ -18,6 +18,11 @@ fn opts(w: u32, h: u32, f: PixelFormat, frames: u32) -> WriterOptions {
 
 fn reader(name: &str) -> Reader {
     Reader::open(name, &ReaderOptions::default()).unwrap()
+}
+
+/// A lossless reader that starts at the oldest frame still kept.
+fn lossless(name: &str) -> Reader {
+    Reader::open(name, &ReaderOptions { lossless: true, start: Start::Oldest, ..Default::default() }).unwrap()
 }
 
 fn publish(w: &mut Writer, value: u8) -> u64 {
@@ -82,9 +87,10 @@ fn capacity_holds_requested_frames_wherever_the_end_falls() {
 }
 
 #[test]
-fn full_ring_drops_and_held_frames_are_never_overwritten() {
+fn held_frames_are_never_overwritten_and_a_channel_held_full_drops() {
     let ch = Channel::new("lease");
     let mut w = Writer::create(&ch, &opts(64, 64, PixelFormat::Gray8, 2)).unwrap();
+    let slots = w.slots().unwrap() as usize;
     let mut r = reader(&ch);
     let mut held = Vec::new();
     let mut published = 0u32;
@@ -95,38 +101,42 @@ fn full_ring_drops_and_held_frames_are_never_overwritten() {
             published += 1;
         }
         if let Ok(Some(f)) = r.try_read() {
-            held.push((v, f));
+            held.push(f);
         }
     }
-    // The ring held everything we held; further frames were refused, not written over ours.
-    assert!(published < 50, "the producer never saw a full ring");
-    assert!(!held.is_empty());
-    for (_, f) in &held {
+    // The reader holds every slot: further frames were refused, not written over its frames.
+    assert_eq!(held.len(), slots);
+    assert_eq!(published as usize, slots, "the producer wrote into a held slot");
+    for f in &held {
         let first = f.pixels()[0];
         assert!(f.pixels().iter().all(|&b| b == first), "frame {} was overwritten", f.seq());
     }
-    // Release out of order: the last first. Space only returns when the oldest goes.
-    let n = held.len();
-    assert_eq!(r.frames_held(), n);
-    let oldest = held.remove(0);
-    while let Some((_, f)) = held.pop() {
-        drop(f);
-    }
-    assert!(w.try_frame().unwrap().is_none() || n == 1, "space freed while the oldest is held");
-    drop(oldest);
-    assert!(w.try_frame().unwrap().is_some(), "space not freed after releasing everything");
+    // Release in any order: each released slot is free again at once.
+    assert_eq!(r.frames_held(), slots);
+    let newest = held.pop().unwrap();
+    drop(held.remove(0));
+    assert!(w.try_frame().unwrap().is_some(), "the released oldest slot is not free");
+    drop(held);
+    assert_eq!(r.frames_held(), 1);
+    assert!(newest.pixels().iter().all(|&b| b == newest.pixels()[0]));
 }
 
 #[test]
 fn frames_outlive_the_reader() {
     let ch = Channel::new("outlive");
-    let mut w = Writer::create(&ch, &opts(16, 16, PixelFormat::Rgb24, 2)).unwrap();
+    let mut o = opts(16, 16, PixelFormat::Rgb24, 2);
+    o.max_readers = 1;
+    let mut w = Writer::create(&ch, &o).unwrap();
     let mut r = reader(&ch);
     publish(&mut w, 9);
     let f = r.read(T).unwrap().unwrap();
     drop(r);
-    // The consumer role stays taken while a frame is held (so nobody can free its bytes)...
-    assert!(matches!(Reader::open(&ch, &ReaderOptions::default()), Err(Error::ChannelBusy { .. })));
+    // The reader's place stays taken while a frame is held (so nobody can free its bytes)...
+    let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::ChannelBusy { max_readers: Some(1), .. }), "{e}");
+    for v in 10..20 {
+        publish(&mut w, v);
+    }
     assert!(f.pixels().iter().all(|&b| b == 9));
     drop(f);
     // ...and is free once the last frame is gone.
@@ -145,7 +155,8 @@ fn latest_skips_and_releases_the_backlog() {
     assert_eq!(f.seq(), 5);
     assert_eq!(r.frames_held(), 1);
     drop(f);
-    assert_eq!(w.backlog_bytes().unwrap(), 0, "skipped frames were not released");
+    assert_eq!(r.frames_held(), 0, "skipped frames are held");
+    assert_eq!(r.dropped(), 0, "frames latest() skipped are not lost frames");
     assert!(r.latest(Some(Duration::from_millis(20))).unwrap().is_none());
     publish(&mut w, 7);
     assert_eq!(r.latest(T).unwrap().unwrap().seq(), 6);
@@ -168,24 +179,24 @@ fn end_of_stream_after_the_last_frame() {
 }
 
 #[test]
-fn end_of_stream_even_when_the_ring_is_full() {
+fn end_of_stream_after_a_backlog_with_every_slot_published() {
     let ch = Channel::new("eosfull");
     let mut w = Writer::create(&ch, &opts(64, 64, PixelFormat::Gray8, 1)).unwrap();
-    let mut r = reader(&ch);
-    while w.try_frame().unwrap().is_some_and(|s| {
-        s.publish();
-        true
-    }) {}
+    let mut r = lossless(&ch);
+    while w.write(&[7; 64 * 64], None, Duration::ZERO).unwrap() {}
     w.close().unwrap();
     let mut frames = 0;
     let err = loop {
         match r.read(T) {
-            Ok(Some(_)) => frames += 1,
+            Ok(Some(f)) => {
+                assert_eq!(f.seq(), frames);
+                frames += 1
+            }
             Ok(None) => panic!("timed out instead of ending"),
             Err(e) => break e,
         }
     };
-    assert!(frames >= 1);
+    assert!(frames >= 2, "{frames} frames");
     assert!(matches!(err, Error::EndOfStream { .. }), "{err}");
 }
 
@@ -213,7 +224,7 @@ fn writer_waits_for_room_when_asked() {
     let mut w = Writer::create(&ch, &opts(32, 32, PixelFormat::Gray8, 1)).unwrap();
     let name = ch.0.clone();
     let reader_thread = std::thread::spawn(move || {
-        let mut r = reader(&name);
+        let mut r = lossless(&name);
         let mut seqs = Vec::new();
         while let Ok(Some(f)) = r.read(T) {
             assert!(f.pixels().iter().all(|&b| b == f.seq() as u8));
@@ -222,6 +233,7 @@ fn writer_waits_for_room_when_asked() {
         seqs
     });
     let pix = |v: u8| vec![v; 32 * 32];
+    assert!(common::wait_until(20.0, || w.reader_attached()));
     for i in 0..200u64 {
         assert!(w.write(&pix(i as u8), None, None).unwrap(), "lossless write timed out");
     }
@@ -231,25 +243,56 @@ fn writer_waits_for_room_when_asked() {
 }
 
 #[test]
-fn write_times_out_when_nobody_reads() {
+fn write_times_out_when_a_lossless_reader_does_not_read() {
     let ch = Channel::new("wto");
     let mut w = Writer::create(&ch, &opts(32, 32, PixelFormat::Gray8, 1)).unwrap();
     let px = vec![0u8; 1024];
+    // Nobody reads: a writer never waits for nobody.
+    for _ in 0..20 {
+        assert!(w.write(&px, None, Some(Duration::ZERO)).unwrap());
+    }
+    let r = lossless(&ch);
     while w.write(&px, None, Some(Duration::ZERO)).unwrap() {}
     assert!(!w.write(&px, None, Some(Duration::from_millis(30))).unwrap());
     assert!(matches!(w.write(&px[1..], None, None), Err(Error::WrongFrameSize { .. })));
+    // A live source (try_frame) does not wait for the lossless reader: the reader loses its
+    // oldest frame, and counts it.
+    let mut r = r;
+    let last = w.try_frame().unwrap().expect("a live source never waits for a lossless reader").publish();
+    let mut seqs = Vec::new();
+    while let Some(f) = r.try_read().unwrap() {
+        seqs.push(f.seq());
+    }
+    assert_eq!(r.dropped(), 1);
+    assert_eq!(*seqs.last().unwrap(), last);
+    assert!(seqs.windows(2).all(|p| p[1] == p[0] + 1), "{seqs:?}");
 }
 
 #[test]
-fn second_consumer_gets_channel_busy() {
+fn readers_take_places_up_to_the_limit_and_a_raw_channel_has_one() {
     let ch = Channel::new("busy");
-    let _w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
+    let mut o = opts(8, 8, PixelFormat::Gray8, 2);
+    o.max_readers = 2;
+    let _w = Writer::create(&ch, &o).unwrap();
     let r1 = reader(&ch);
+    let _r2 = reader(&ch);
     let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
-    assert!(matches!(e, Error::ChannelBusy { .. }), "{e}");
+    assert!(matches!(e, Error::ChannelBusy { max_readers: Some(2), .. }), "{e}");
+    assert!(e.to_string().contains("--max-readers"), "{e}");
+    drop(r1);
+    let _r3 = reader(&ch);
+
+    let raw = Channel::new("busyraw");
+    let mut o = opts(8, 8, PixelFormat::Bgr24, 2);
+    o.raw = true;
+    let _w = Writer::create(&raw, &o).unwrap();
+    let shape = Some(o.shape);
+    let r1 = Reader::open(&raw, &ReaderOptions { raw: shape, ..Default::default() }).unwrap();
+    let e = Reader::open(&raw, &ReaderOptions { raw: shape, ..Default::default() }).unwrap_err();
+    assert!(matches!(e, Error::ChannelBusy { max_readers: None, .. }), "{e}");
     assert!(e.to_string().contains("single-consumer"), "{e}");
     drop(r1);
-    let _r2 = reader(&ch);
+    let _r2 = Reader::open(&raw, &ReaderOptions { raw: shape, ..Default::default() }).unwrap();
 }
 
 #[test]
@@ -447,91 +490,147 @@ fn segments_are_private_to_their_user_by_default() {
     assert_eq!(mode, 0o600);
 }
 
-/// A reader that keeps up, holding only the frame it is on: frames cycle through the first
-/// `buffer_frames` slots (two: cache-hot) instead of the whole ring.
+/// A reader that keeps up, holding only the frame it is on: frames cycle through two slots
+/// (cache-hot) instead of all of them.
 #[test]
-fn frames_reuse_the_first_slots_while_the_reader_keeps_up() {
-    for (buffer, holds) in [(2u32, true), (2, false), (3, true), (1, false)] {
+fn frames_reuse_two_slots_while_readers_keep_up() {
+    for (buffer, holds, readers) in [(2u32, true, 1), (2, false, 1), (4, true, 3), (1, false, 2)] {
         let ch = Channel::new("hot");
-        // 1000x100 gray: 100,160-byte messages; the ring is rounded up to hold 5 or more.
+        // 1000x100 gray: 100,224-byte slots; the data area is rounded up to hold more.
         let mut w = Writer::create(&ch, &opts(1000, 100, PixelFormat::Gray8, buffer)).unwrap();
-        let mut r = reader(&ch);
+        let mut rs: Vec<Reader> = (0..readers).map(|_| reader(&ch)).collect();
         let mut addresses = std::collections::BTreeSet::new();
-        let mut held = None;
+        let mut held = Vec::new();
         for i in 0..60u64 {
             let mut slot = w.frame(T).unwrap().expect("room");
             slot.pixels().fill(i as u8);
             slot.publish();
-            let f = r.read(T).unwrap().unwrap();
-            assert_eq!(f.seq(), i);
-            assert!(f.pixels().iter().all(|&b| b == i as u8), "frame {i} torn");
-            addresses.insert(f.pixels().as_ptr() as usize);
             if holds {
-                held = Some(f); // releases the frame before: the reader is on one frame
+                held.clear(); // the readers move on: they hold the newest frame only
+            }
+            for r in &mut rs {
+                let f = r.read(T).unwrap().unwrap();
+                assert_eq!(f.seq(), i);
+                assert!(f.pixels().iter().all(|&b| b == i as u8), "frame {i} torn");
+                addresses.insert(f.segment_offset().expect("in place"));
+                if holds {
+                    held.push(f);
+                }
             }
         }
-        drop(held);
-        // Holding one, the writer needs one more slot than the frames it may queue... at most
-        // `buffer` slots either way (and 1 slot suffices when the reader releases each frame).
-        let expect = if holds { buffer.max(2) } else { buffer.min(2) };
-        assert!(
-            addresses.len() as u32 <= expect && !addresses.is_empty(),
-            "buffer {buffer}, holding {holds}: frames used {} slots",
-            addresses.len()
-        );
-        assert!(w.capacity() / 100_160 > expect, "the ring has room for more slots than were used");
+        assert!(addresses.len() <= 2, "buffer {buffer}, holding {holds}: frames used {} slots", addresses.len());
+        assert!(buffer < 2 || w.slots().unwrap() > 2, "the channel has more slots than were used");
+        assert!(rs.iter().all(|r| r.dropped() == 0));
     }
 }
 
-/// Wherever the reader stalls, the writer still has room for `buffer_frames` frames.
+/// Two readers view the same frame in the same bytes, and the segment does not grow with the
+/// number of readers a channel allows beyond its 64-byte entries.
 #[test]
-fn the_buffer_promise_holds_at_every_step() {
-    for buffer in 1..=4u32 {
-        let ch = Channel::new("keep");
-        let mut w = Writer::create(&ch, &opts(1000, 100, PixelFormat::Gray8, buffer)).unwrap();
-        let mut r = reader(&ch);
-        let mut held: Option<shmframes::Frame> = None;
-        let mut seq = 0u64;
-        for step in 0..60u32 {
-            // The reader (on `held`, if any) stalls: all the buffer's other frames must fit.
-            // Holding or not in turn moves where in the ring the next stall starts.
-            let room = buffer - u32::from(held.is_some());
-            for _ in 0..room {
-                let mut slot = w.try_frame().unwrap().unwrap_or_else(|| panic!("buffer {buffer}, step {step}: room lost"));
-                slot.pixels().fill(seq as u8);
-                slot.publish();
-                seq += 1;
-            }
-            while let Some(f) = r.try_read().unwrap() {
-                assert!(f.pixels().iter().all(|&b| b == f.seq() as u8), "frame {} torn", f.seq());
-                held = if step % 3 == 0 { None } else { Some(f) };
-            }
-            assert_eq!(r.frames_held(), usize::from(held.is_some()));
-        }
-        assert_eq!(w.backlog_frames().unwrap(), u32::from(held.is_some()), "buffer {buffer}");
-    }
+fn one_copy_whatever_the_number_of_readers() {
+    let ch = Channel::new("onecopy");
+    let mut w = Writer::create(&ch, &opts(640, 480, PixelFormat::Bgr24, 4)).unwrap();
+    let (mut a, mut b) = (reader(&ch), reader(&ch));
+    publish(&mut w, 5);
+    let (fa, fb) = (a.read(T).unwrap().unwrap(), b.read(T).unwrap().unwrap());
+    assert!(fa.is_zero_copy() && fb.is_zero_copy());
+    let at = fa.segment_offset().unwrap();
+    assert_eq!(Some(at), fb.segment_offset(), "two readers got two copies");
+    // The bytes there, read from the segment file, are the frame's.
+    use std::os::unix::fs::FileExt;
+    let mut from_file = vec![0u8; fa.pixels().len()];
+    std::fs::File::open(ch.path()).unwrap().read_exact_at(&mut from_file, at as u64).unwrap();
+    assert_eq!(from_file, fa.pixels());
+    assert_eq!(from_file, fb.pixels());
+    let size = |max_readers: u32| {
+        let c = Channel::new("size");
+        let mut o = opts(640, 480, PixelFormat::Bgr24, 4);
+        o.max_readers = max_readers;
+        let w = Writer::create(&c, &o).unwrap();
+        let len = std::fs::metadata(c.path()).unwrap().len();
+        (len, 16 + w.capacity() as u64)
+    };
+    let (one, data) = size(1);
+    let (thirty_two, _) = size(32);
+    assert_eq!(thirty_two - one, 31 * 64, "each reader place costs one 64-byte entry");
+    assert!(one - data < 512, "the table is small: {} bytes", one - data);
 }
 
-/// A filler that ends the ring early is not counted as frames the reader is behind.
+/// Nobody missed what nobody read: a reader that attaches late starts at the newest frame and
+/// has lost nothing; a lossless one can start at the oldest frame still kept.
 #[test]
-fn backlog_counts_frames_not_filler() {
-    let ch = Channel::new("backlog");
-    let mut w = Writer::create(&ch, &opts(1000, 100, PixelFormat::Gray8, 2)).unwrap();
+fn late_joiners_start_at_the_newest_frame() {
+    let ch = Channel::new("late");
+    let mut w = Writer::create(&ch, &opts(32, 32, PixelFormat::Gray8, 3)).unwrap();
+    for v in 0..50 {
+        assert!(w.try_frame().unwrap().is_some_and(|mut s| {
+            s.pixels().fill(v);
+            s.publish();
+            true
+        }));
+    }
+    assert!(!w.reader_attached());
     let mut r = reader(&ch);
-    publish(&mut w, 0);
-    let f0 = r.read(T).unwrap().unwrap();
-    publish(&mut w, 1);
-    let f1 = r.read(T).unwrap().unwrap();
-    drop(f0);
-    publish(&mut w, 2); // goes to offset 0, after a filler over the rest of the ring
-    let f2 = r.try_read().unwrap().unwrap();
-    assert_eq!(w.backlog_frames().unwrap(), 2, "frames 1 and 2 are held; the filler between them is no frame");
-    drop(f2);
-    // Frame 1 still holds the tail, so frame 2's bytes are not free yet either.
-    assert_eq!(w.backlog_frames().unwrap(), 2);
-    drop(f1);
-    assert_eq!(w.backlog_frames().unwrap(), 0);
-    publish(&mut w, 3);
-    assert_eq!(r.read(T).unwrap().unwrap().seq(), 3);
-    assert_eq!(w.backlog_frames().unwrap(), 0);
+    assert_eq!(r.read(T).unwrap().unwrap().seq(), 49);
+    assert_eq!(r.dropped(), 0);
+    let mut old = lossless(&ch);
+    let first = old.read(T).unwrap().unwrap().seq();
+    let slots = w.slots().unwrap() as u64;
+    assert!(first < 49 && first >= 50 - slots, "oldest kept: {first} of 50 in {slots} slots");
+    assert_eq!(w.readers().attached, 2);
+    assert_eq!(w.readers().lossless_lag, Some(49 - first));
+}
+
+/// A slow default reader loses its oldest frames and counts them; it never slows the
+/// producer or a lossless reader beside it, which gets every frame in order.
+#[test]
+fn a_slow_reader_never_slows_another() {
+    let ch = Channel::new("slow");
+    let mut w = Writer::create(&ch, &opts(64, 64, PixelFormat::Gray8, 3)).unwrap();
+    let mut fast = lossless(&ch);
+    let mut slow = reader(&ch);
+    let mut fast_seen = Vec::new();
+    let mut slow_seen = Vec::new();
+    for i in 0..100u64 {
+        assert!(w.write(&[i as u8; 64 * 64], None, Duration::ZERO).unwrap(), "frame {i} waited for the slow reader");
+        let f = fast.read(T).unwrap().unwrap();
+        assert!(f.pixels().iter().all(|&b| b == i as u8));
+        fast_seen.push(f.seq());
+        if i % 10 == 9 {
+            // The slow reader holds one frame while it "works".
+            if let Some(f) = slow.try_read().unwrap() {
+                assert!(f.pixels().iter().all(|&b| b == f.seq() as u8));
+                slow_seen.push(f.seq());
+            }
+        }
+    }
+    assert_eq!(fast_seen, (0..100).collect::<Vec<_>>());
+    assert_eq!(fast.dropped(), 0);
+    assert!(slow.dropped() > 50, "dropped {}", slow.dropped());
+    assert_eq!(slow.dropped() + slow_seen.len() as u64, slow_seen.last().unwrap() + 1);
+}
+
+/// Every frame, also from another thread's release, in any order.
+#[test]
+fn frames_released_from_other_threads_free_their_slots() {
+    let ch = Channel::new("threads");
+    let mut w = Writer::create(&ch, &opts(32, 32, PixelFormat::Gray8, 2)).unwrap();
+    let mut r = lossless(&ch);
+    for round in 0..20u8 {
+        let mut frames = Vec::new();
+        while let Some(mut s) = w.frame(Duration::ZERO).unwrap() {
+            s.pixels().fill(round);
+            s.publish();
+            frames.push(r.read(T).unwrap().unwrap());
+        }
+        assert!(!frames.is_empty());
+        std::thread::spawn(move || {
+            while let Some(f) = frames.pop() {
+                assert!(f.pixels().iter().all(|&b| b == round));
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(r.frames_held(), 0);
+    }
 }

@@ -26,6 +26,8 @@ fn child_entry() {
             let mut o = WriterOptions::new(FRAME_W, FRAME_H, PixelFormat::Gray8).unwrap();
             o.buffer_frames = 4;
             let mut w = Writer::create(&ch, &o).unwrap();
+            // A waiting writer waits for lossless readers, not for readers to come.
+            assert!(common::wait_until(20.0, || w.reader_attached()));
             for seq in 0..env_u64("SHMFRAMES_FRAMES") {
                 let mut slot = w.frame(None).unwrap().unwrap();
                 common::fill(slot.pixels(), seq);
@@ -38,6 +40,7 @@ fn child_entry() {
             let mut o = WriterOptions::new(FRAME_W, FRAME_H, PixelFormat::Gray8).unwrap();
             o.buffer_frames = 4;
             let mut w = Writer::create(&ch, &o).unwrap();
+            assert!(common::wait_until(20.0, || w.reader_attached()));
             let end = Instant::now() + Duration::from_secs(env_u64("SHMFRAMES_SOAK_SECS"));
             let mut seq = 0u64;
             while Instant::now() < end {
@@ -77,7 +80,7 @@ fn child_entry() {
             }
             // Raw mode has no end-of-stream message (their consumers would take it for a
             // frame); keep the segment until the reader has read everything.
-            while w.backlog_bytes().unwrap() > 0 {
+            while w.readers().lossless_lag.unwrap_or(0) > 0 {
                 std::thread::sleep(Duration::from_millis(5));
             }
             w.close().unwrap();
@@ -90,12 +93,13 @@ fn child_entry() {
             let mut slot = w.try_frame().unwrap().unwrap();
             common::fill(slot.pixels(), 0);
             slot.publish();
-            assert!(common::wait_until(20.0, || w.backlog_bytes().unwrap() == 0));
+            // The reader still reads it after the stream ends.
             w.close().unwrap();
         }
         // Attach, hold two frames, then wait to be killed.
         "reader_hold" => {
-            let mut r = Reader::open(&ch, &ReaderOptions { timeout: Duration::from_secs(10), ..Default::default() }).unwrap();
+            let o = ReaderOptions { timeout: Duration::from_secs(10), start: shmframes::Start::Oldest, ..Default::default() };
+            let mut r = Reader::open(&ch, &o).unwrap();
             let a = r.read(Some(Duration::from_secs(10))).unwrap().unwrap();
             let b = r.read(Some(Duration::from_secs(10))).unwrap().unwrap();
             println!("holding {} {}", a.seq(), b.seq());
@@ -110,8 +114,15 @@ fn child_entry() {
     }
 }
 
+/// A lossless reader from the oldest frame kept: it sees every frame of a waiting producer.
 fn open_reader(ch: &str, follow: bool) -> Reader {
-    let o = ReaderOptions { timeout: Duration::from_secs(20), follow, ..Default::default() };
+    let o = ReaderOptions {
+        timeout: Duration::from_secs(20),
+        follow,
+        lossless: true,
+        start: shmframes::Start::Oldest,
+        ..Default::default()
+    };
     Reader::open(ch, &o).unwrap()
 }
 
@@ -230,38 +241,38 @@ fn follow_mode_survives_a_killed_producer() {
 }
 
 #[test]
-fn killed_reader_holding_frames_is_replaced_cleanly() {
+fn killed_reader_holding_frames_frees_its_place_and_slots() {
     let ch = Channel::new("xphold");
     let mut o = WriterOptions::new(64, 64, PixelFormat::Gray8).unwrap();
-    o.buffer_frames = 4;
+    o.buffer_frames = 2;
+    o.max_readers = 1;
     let mut w = Writer::create(&ch, &o).unwrap();
-    for v in 0..4u8 {
+    for v in 0..3u8 {
         let mut s = w.try_frame().unwrap().unwrap();
         s.pixels().fill(v);
         s.publish();
     }
     let mut child = spawn_child("child_entry", "reader_hold", &ch, &[]);
-    assert!(wait_until(20.0, || w.frames_published() == 4 && w.reader_attached()));
-    // While it holds frames, a second consumer is refused, across processes too.
+    let holding = || shmframes::readers_of(&ch).is_ok_and(|rs| rs.len() == 1 && rs[0].held == 2);
+    assert!(wait_until(20.0, holding), "the child never held two frames: {:?}", shmframes::readers_of(&ch));
+    assert_eq!(shmframes::readers_of(&ch).unwrap()[0].pid, child.pid());
+    // While it holds its place, another reader is refused, across processes too, naming it.
     let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
     assert!(matches!(e, Error::ChannelBusy { .. }), "{e}");
     assert!(e.to_string().contains(&format!("[{}]", child.pid())), "the other reader is not named: {e}");
     child.kill9();
-    assert!(wait_until(5.0, || !w.reader_attached()), "the kernel did not drop the dead reader's lock");
-    // A new reader takes over: frames the dead one never released are delivered again, in
-    // order, intact; then the stream continues.
-    let mut r = Reader::open(&ch, &ReaderOptions::default()).unwrap();
-    let first = r.read(Some(Duration::from_secs(5))).unwrap().unwrap();
-    assert_eq!(first.seq(), 0);
-    assert!(first.pixels().iter().all(|&b| b == 0));
-    drop(first);
-    for v in 1..4u8 {
-        assert!(r.read(Some(Duration::from_secs(5))).unwrap().unwrap().pixels().iter().all(|&b| b == v));
+    // Its place is free at once (the kernel dropped its lock)...
+    let mut r = Reader::open(&ch, &ReaderOptions::default()).expect("the dead reader's place was not freed");
+    // ...and so are its slots: the producer fills every slot without waiting.
+    let slots = w.slots().unwrap();
+    for v in 0..2 * slots {
+        let mut s = w.frame(Some(Duration::from_secs(1))).unwrap().expect("a slot stayed pinned by the dead reader");
+        s.pixels().fill(v as u8);
+        s.publish();
     }
-    let mut s = w.try_frame().unwrap().expect("room after the new reader released");
-    s.pixels().fill(4);
-    s.publish();
-    assert_eq!(r.read(Some(Duration::from_secs(5))).unwrap().unwrap().seq(), 4);
+    let f = r.read(Some(Duration::from_secs(5))).unwrap().unwrap();
+    assert!(f.pixels().iter().all(|&b| b == f.pixels()[0]));
+    assert_eq!(w.readers().attached, 1);
 }
 
 /// cpp_py_shmbuf's Python reader registers the segment with multiprocessing's resource

@@ -89,10 +89,11 @@ fn impossible_head_and_tail_are_errors() {
     }
 }
 
-/// Frame headers that do not add up are refused, in a segment marked as ours.
+/// Frame headers that do not add up are refused, in a ring marked as an (older) framed
+/// channel of ours.
 #[test]
 fn inconsistent_frame_headers_are_refused() {
-    let reserved = shmframes::control::initial(true);
+    let reserved = shmframes::control::MARK | (shmframes::control::VERSION << 8) | shmframes::control::FRAMED;
     let mut frame = vec![0u8; 108 + 16];
     let shape = FrameShape::packed(4, 4, PixelFormat::Gray8).unwrap();
     shmframes::frame::FrameHeader {
@@ -116,6 +117,59 @@ fn inconsistent_frame_headers_are_refused() {
         let e = r.read(Some(Duration::from_secs(5))).unwrap_err();
         assert!(matches!(e, Error::Protocol { .. }), "{what}: {e}");
     }
+}
+
+/// A live framed channel whose reader table or slots a peer scribbles on: every reader gets a
+/// protocol error naming what is wrong, never a crash or a hang.
+#[test]
+fn scribbled_reader_tables_and_slots_are_refused() {
+    use shmframes::{Writer, WriterOptions};
+    use std::os::unix::fs::FileExt;
+    let ch = Channel::new("table");
+    let mut w = Writer::create(&ch, &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap();
+    let table_at = (16 + w.capacity() as u64).div_ceil(64) * 64;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(ch.path()).unwrap();
+    let word = |off: u64| {
+        let mut b = [0u8; 4];
+        file.read_exact_at(&mut b, off).unwrap();
+        u32::from_le_bytes(b)
+    };
+    let poke = |off: u64, v: u32| file.write_all_at(&v.to_le_bytes(), off).unwrap();
+    // Table geometry: a bad magic, slots, slot size, reader count.
+    for (what, off, bad) in [("magic", 0, 0x1234_5678u32), ("slots", 8, 1000), ("slot size", 12, 8), ("readers", 16, 0)] {
+        let keep = word(table_at + off);
+        poke(table_at + off, bad);
+        let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::Protocol { .. }), "{what}: {e}");
+        assert!(e.to_string().contains("reader table"), "{what}: {e}");
+        poke(table_at + off, keep);
+    }
+    // A published slot whose header lies.
+    let mut r = Reader::open(&ch, &ReaderOptions::default()).unwrap();
+    let mut slot = w.try_frame().unwrap().unwrap();
+    slot.pixels().fill(1);
+    slot.publish();
+    let f = r.read(Some(Duration::from_secs(5))).unwrap().unwrap();
+    let pixels_at = f.segment_offset().unwrap() as u64;
+    drop(f);
+    let header_at = pixels_at - 108;
+    for (what, off, bad) in [("width", 8u64, 1000u32), ("pixel bytes", 48, 17), ("kind", 4, 0x0002_0001), ("length", 0, 0)] {
+        let at = if what == "length" { header_at - 4 } else { header_at + off };
+        let keep = word(at);
+        poke(at, bad);
+        let mut r = Reader::open(&ch, &ReaderOptions::default()).unwrap();
+        let e = r.read(Some(Duration::from_secs(5))).unwrap_err();
+        assert!(matches!(e, Error::Protocol { .. }), "{what}: {e}");
+        poke(at, keep);
+    }
+    // Publication numbers and counts out of range: no frame, no hang.
+    let count_at = table_at + 64;
+    file.write_all_at(&u64::MAX.to_le_bytes(), count_at).unwrap();
+    file.write_all_at(&(u64::MAX - 5).to_le_bytes(), table_at + 128).unwrap();
+    let mut r = Reader::open(&ch, &ReaderOptions::default()).unwrap();
+    let t = Instant::now();
+    assert!(r.read(Some(Duration::from_millis(100))).unwrap().is_none());
+    assert!(t.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

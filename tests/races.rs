@@ -33,20 +33,41 @@ fn race<T: Send + 'static>(n: usize, f: impl Fn() -> T + Send + Sync + 'static) 
 }
 
 #[test]
-fn readers_racing_to_attach_exactly_one_wins() {
-    for round in 0..20 {
-        let ch = Channel::new("rr");
-        let _w = Writer::create(&ch, &opts()).unwrap();
-        let name = ch.0.clone();
-        let results = race(6, move || Reader::open(&name, &ReaderOptions::default()));
-        let winners = results.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(winners, 1, "round {round}: {winners} readers attached at once");
-        for r in &results {
-            if let Err(e) = r {
-                assert!(matches!(e, Error::ChannelBusy { .. }), "round {round}: {e}");
+fn readers_racing_for_places_get_distinct_places_up_to_the_limit() {
+    for (raw, places) in [(false, 3usize), (true, 1)] {
+        for round in 0..20 {
+            let ch = Channel::new("rr");
+            let mut o = opts();
+            o.max_readers = 3;
+            o.raw = raw;
+            let _w = Writer::create(&ch, &o).unwrap();
+            let name = ch.0.clone();
+            let shape = o.shape;
+            let results = race(6, move || {
+                let r = Reader::open(&name, &ReaderOptions { raw: raw.then_some(shape), ..Default::default() });
+                // Keep the place until every racer has tried.
+                std::thread::sleep(Duration::from_millis(20));
+                r.map(|_| ())
+            });
+            let winners = results.iter().filter(|r| r.is_ok()).count();
+            assert_eq!(winners, places, "raw={raw} round {round}: {winners} readers attached, {places} places");
+            for r in &results {
+                if let Err(e) = r {
+                    assert!(matches!(e, Error::ChannelBusy { .. }), "round {round}: {e}");
+                }
             }
         }
     }
+    // Distinct places, as the table lists them.
+    let ch = Channel::new("rrlist");
+    let _w = Writer::create(&ch, &opts()).unwrap();
+    let name = ch.0.clone();
+    let readers = race(4, move || Reader::open(&name, &ReaderOptions::default()).unwrap());
+    let mut places: Vec<usize> = shmframes::readers_of(&ch).unwrap().iter().map(|r| r.place).collect();
+    places.sort();
+    assert_eq!(places, vec![0, 1, 2, 3]);
+    drop(readers);
+    assert!(shmframes::readers_of(&ch).unwrap().is_empty());
 }
 
 #[test]

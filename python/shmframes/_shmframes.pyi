@@ -77,11 +77,16 @@ class Frame:
 
 @final
 class Reader:
-    """The consumer end of a channel (one consumer per channel).
+    """A reader of a channel. A framed channel serves several readers at once (up to the
+    writer's ``max_readers``), each viewing every frame in place; a raw channel has one.
 
     ``timeout``: seconds to wait for the channel to appear (0: fail at once; None: for ever).
     ``raw``: ``(height, width, format)`` of header-less frames (cpp_py_shmbuf's producer).
     ``follow``: survive the producer: switch to the next one started under the same name.
+    ``lossless``: a writer that waits (``write(timeout=None)``) waits for this reader, which
+    never loses a frame; by default a reader that falls behind loses its oldest unread frames
+    (counted in ``dropped``) and never slows the writer.
+    ``start``: ``"newest"`` (the newest frame, default) or ``"oldest"`` (the oldest still kept).
     """
 
     def __new__(
@@ -90,6 +95,8 @@ class Reader:
         timeout: Optional[float] = 0.0,
         raw: Optional[Tuple[int, int, _PixelFormat]] = None,
         follow: bool = False,
+        lossless: bool = False,
+        start: Literal["newest", "oldest"] = "newest",
     ) -> "Reader": ...
     def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout."""
@@ -107,6 +114,12 @@ class Reader:
     def producer_state(self) -> Literal["live", "unknown", "ended", "gone"]: ...
     @property
     def frames_held(self) -> int: ...
+    @property
+    def dropped(self) -> int:
+        """Frames this reader lost (overwritten before it read them)."""
+    @property
+    def lag(self) -> Optional[int]:
+        """Frames published and not read yet (None on a raw channel)."""
     def __enter__(self) -> "Reader": ...
     def __exit__(
         self,
@@ -117,11 +130,10 @@ class Reader:
 class Writer:
     """The producer end of a channel; creating it creates the channel.
 
-    ``buffer_frames`` (default 2) is how far the reader may fall behind before ``write`` waits
-    (or, with ``timeout=0``, drops). While the reader keeps up, frames cycle through that many
-    slots at the start of the ring, which stay in the CPU cache: with 2, ``write`` of a 1080p
-    frame takes 0.29-0.40 ms here, with 4 0.35-0.54 ms. Raise it for a dropping writer whose
-    reader has hiccups.
+    A framed channel serves up to ``max_readers`` readers at once (default 8). ``buffer_frames``
+    (default 2) is how far a reader may fall behind before it loses frames, or, for a lossless
+    reader, before ``write`` waits for it (with ``timeout=0``: drops the frame). While readers
+    keep up, frames cycle through two slots, which stay in the CPU cache.
     """
 
     def __new__(
@@ -133,6 +145,7 @@ class Writer:
         buffer_frames: int = 2,
         raw: bool = False,
         mode: int = 0o600,
+        max_readers: int = 8,
     ) -> "Writer": ...
     def write(
         self,
@@ -140,8 +153,8 @@ class Writer:
         timeout: Optional[float] = None,
         capture_ns: Optional[int] = None,
     ) -> bool:
-        """Publishes one frame; waits up to ``timeout`` s for room (None: forever, 0: drop if
-        full). Returns whether it was published."""
+        """Publishes one frame; waits up to ``timeout`` s for lossless readers to make room
+        (None: forever, 0: drop the frame if there is none). Returns whether it was published."""
     def close(self) -> None:
         """Ends the stream and removes the channel name."""
     @property
@@ -155,6 +168,9 @@ class Writer:
     def frames_published(self) -> int: ...
     @property
     def reader_attached(self) -> bool: ...
+    @property
+    def readers(self) -> int:
+        """Readers attached now."""
     def __enter__(self) -> "Writer": ...
     def __exit__(
         self,

@@ -18,7 +18,10 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use shmframes::stats::Stats;
-use shmframes::{Cancel, Deadline, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Writer, WriterOptions};
+use shmframes::{
+    Cancel, Deadline, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Writer,
+    WriterOptions,
+};
 
 /// How long a wait may hold off Python's signal handlers (Ctrl+C): the period of the check
 /// every wait runs (equal to the reader's liveness period, so an idle wait wakes once per
@@ -304,14 +307,27 @@ impl PyReader {
 #[pymethods]
 impl PyReader {
     #[new]
-    #[pyo3(signature = (name = "shm_video", timeout = 0.0, raw = None, follow = false))]
-    fn new(py: Python<'_>, name: &str, timeout: Option<f64>, raw: Option<(u32, u32, String)>, follow: bool) -> PyResult<Self> {
+    #[pyo3(signature = (name = "shm_video", timeout = 0.0, raw = None, follow = false, lossless = false, start = "newest"))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        timeout: Option<f64>,
+        raw: Option<(u32, u32, String)>,
+        follow: bool,
+        lossless: bool,
+        start: &str,
+    ) -> PyResult<Self> {
         let signals = Signals::default();
         let timeout = match deadline(timeout, "timeout")?.remaining() {
             Some(t) => t,
             None => Duration::MAX,
         };
-        let opts = ReaderOptions { timeout, raw: raw_shape(raw)?, follow, cancel: Some(signals.cancel()) };
+        let start = match start {
+            "newest" => Start::Newest,
+            "oldest" => Start::Oldest,
+            other => return Err(PyValueError::new_err(format!("start must be \"newest\" or \"oldest\", not {other:?}"))),
+        };
+        let opts = ReaderOptions { timeout, raw: raw_shape(raw)?, follow, cancel: Some(signals.cancel()), lossless, start };
         let reader = py.detach(|| Reader::open(name, &opts)).map_err(|e| signals.to_py(py, e))?;
         Ok(PyReader { name: reader.name().to_owned(), inner: Mutex::new(Some(reader)), signals })
     }
@@ -378,6 +394,19 @@ impl PyReader {
         self.call(py, |r| Ok(r.frames_held()))
     }
 
+    /// Frames this reader lost: overwritten before it read them (it fell behind by more than
+    /// the channel holds). Frames `latest()` skipped are not counted.
+    #[getter]
+    fn dropped(&self, py: Python<'_>) -> PyResult<u64> {
+        self.call(py, |r| Ok(r.dropped()))
+    }
+
+    /// Frames published that this reader has not read yet (None on a raw channel).
+    #[getter]
+    fn lag(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        self.call(py, |r| Ok(r.lag()))
+    }
+
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
@@ -395,11 +424,11 @@ impl PyReader {
 
 /// The producer end of a channel.
 ///
-/// `buffer_frames` (default 2) is how far the reader may fall behind before `write` waits (or,
-/// with `timeout=0`, drops). While the reader keeps up, frames cycle through that many slots
-/// at the start of the ring, which stay in the CPU cache: with 2, `write` of a 1080p frame
-/// takes 0.29-0.40 ms here, with 4 0.35-0.54 ms. A `write` that waits loses nothing by a small
-/// buffer; raise it for a dropping writer whose reader has hiccups.
+/// A framed channel serves up to `max_readers` readers at once (default 8), each viewing every
+/// frame in place. `buffer_frames` (default 2) is how far a reader may fall behind before it
+/// loses frames, or, for a lossless reader (`Reader(..., lossless=True)`), before `write` waits
+/// for it (with `timeout=0`: drops the frame). While readers keep up, frames cycle through two
+/// slots, which stay in the CPU cache.
 #[pyclass(module = "shmframes", name = "Writer", frozen)]
 struct PyWriter {
     inner: Mutex<Option<Writer>>,
@@ -417,12 +446,23 @@ impl PyWriter {
 #[pymethods]
 impl PyWriter {
     #[new]
-    #[pyo3(signature = (name, width, height, format = "bgr", buffer_frames = 2, raw = false, mode = 0o600))]
+    #[pyo3(signature = (name, width, height, format = "bgr", buffer_frames = 2, raw = false, mode = 0o600, max_readers = 8))]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
-    fn new(py: Python<'_>, name: &str, width: u32, height: u32, format: &str, buffer_frames: u32, raw: bool, mode: u32) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        width: u32,
+        height: u32,
+        format: &str,
+        buffer_frames: u32,
+        raw: bool,
+        mode: u32,
+        max_readers: u32,
+    ) -> PyResult<Self> {
         let signals = Signals::default();
         let mut opts = WriterOptions::new(width, height, parse_format(format)?).map_err(|e| to_py(py, e))?;
         opts.buffer_frames = buffer_frames;
+        opts.max_readers = max_readers;
         opts.raw = raw;
         opts.mode = mode;
         opts.cancel = Some(signals.cancel());
@@ -431,8 +471,9 @@ impl PyWriter {
     }
 
     /// Publishes one frame: a uint8 array of the channel's shape (`Writer.shape`; for gray,
-    /// (height, width, 1) too). Waits up to `timeout` seconds for room (None: forever, 0: drop
-    /// at once if full). Returns whether the frame was published.
+    /// (height, width, 1) too). Waits up to `timeout` seconds for lossless readers to make room
+    /// (None: forever, 0: drop the frame at once if there is none). Returns whether the frame
+    /// was published.
     #[pyo3(signature = (array, timeout = None, capture_ns = None))]
     fn write(&self, py: Python<'_>, array: &Bound<'_, PyAny>, timeout: Option<f64>, capture_ns: Option<u64>) -> PyResult<bool> {
         let d = deadline(timeout, "timeout")?;
@@ -494,6 +535,12 @@ impl PyWriter {
     #[getter]
     fn reader_attached(&self, py: Python<'_>) -> bool {
         py.detach(|| lock(&self.inner).as_ref().is_some_and(|w| w.reader_attached()))
+    }
+
+    /// Readers attached now.
+    #[getter]
+    fn readers(&self, py: Python<'_>) -> u32 {
+        py.detach(|| lock(&self.inner).as_ref().map_or(0, |w| w.readers().attached))
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -7,10 +7,10 @@
 //! | bits | meaning | set by | cleared by |
 //! |---|---|---|---|
 //! | 31..16 | mark `0x5346` ("SF"): a shmframes producer created this segment | producer, at creation | never |
-//! | 15..8 | extension version (1) | producer, at creation | never |
+//! | 15..8 | extension version: 1 for a raw channel, 2 for a framed one (frames in slots with a reader table after the data area, see the `table` module); framed channels of version 1 (older producers: frames in the ring, one consumer) are still read | producer, at creation | never |
 //! | 0 | `FRAMED`: payloads carry the frame header of [`crate::frame`] (else raw pixels) | producer, at creation | never |
 //! | 1 | `CLOSED`: the producer ended the stream (even if the ring was too full for an end-of-stream message) | producer | never |
-//! | 2 | `CONSUMER_SLEEPING`: the consumer sleeps on the `head` futex | consumer | either side |
+//! | 2 | `CONSUMER_SLEEPING`: the consumer sleeps on the `head` futex (version 1; framed channels use the table's `sleepers`) | consumer | either side |
 //! | 3 | `PRODUCER_SLEEPING`: the producer sleeps on the `tail` futex | producer | either side |
 //!
 //! Liveness and exclusivity do not live here (a dead process could never clear a bit): they are
@@ -22,8 +22,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// The mark in bits 31..16.
 pub const MARK: u32 = 0x5346 << 16;
 const MARK_MASK: u32 = 0xFFFF << 16;
-/// Our extension version, bits 15..8.
+/// Our extension version of a raw channel (and of a framed channel of an older producer),
+/// bits 15..8.
 pub const VERSION: u32 = 1;
+/// Our extension version of a framed channel: frames in slots, a reader table after the data
+/// area.
+pub const VERSION_TABLE: u32 = 2;
 /// Payloads are framed (see [`crate::frame`]).
 pub const FRAMED: u32 = 1 << 0;
 /// The stream has ended.
@@ -35,7 +39,11 @@ pub const PRODUCER_SLEEPING: u32 = 1 << 3;
 
 /// The value our producer writes at creation.
 pub fn initial(framed: bool) -> u32 {
-    MARK | (VERSION << 8) | if framed { FRAMED } else { 0 }
+    if framed {
+        MARK | (VERSION_TABLE << 8) | FRAMED
+    } else {
+        MARK | (VERSION << 8)
+    }
 }
 
 /// What a reader learns from the word when it attaches.
@@ -47,6 +55,9 @@ pub enum Origin {
     Ours {
         /// Payloads carry frame headers.
         framed: bool,
+        /// Frames lie in slots with a reader table (version 2): many readers. Else the ring
+        /// of version 1: one consumer.
+        table: bool,
     },
 }
 
@@ -65,10 +76,12 @@ fn decode(v: u32) -> Result<Origin, u32> {
         return Ok(Origin::Foreign);
     }
     let version = (v >> 8) & 0xFF;
-    if version != VERSION {
-        return Err(version);
+    let framed = v & FRAMED != 0;
+    match version {
+        VERSION => Ok(Origin::Ours { framed, table: false }),
+        VERSION_TABLE if framed => Ok(Origin::Ours { framed, table: true }),
+        _ => Err(version),
     }
-    Ok(Origin::Ours { framed: v & FRAMED != 0 })
 }
 
 /// Whether the producer has ended the stream.

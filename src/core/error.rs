@@ -41,6 +41,17 @@ pub enum Violation {
     /// An append the ring refused although room was checked (a peer moved an index).
     #[error(transparent)]
     Push(#[from] PushError),
+    /// A framed channel's reader table.
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
+    /// A published slot that holds no frame.
+    #[error("slot {slot} was published holding a message of kind {kind}, not a frame")]
+    SlotKind {
+        /// The slot.
+        slot: usize,
+        /// The message kind found.
+        kind: u16,
+    },
     /// Our mark with an extension version this code does not know.
     #[error("shmframes extension version {found} is not understood by this version: use matching shmframes versions")]
     ExtensionVersion {
@@ -124,18 +135,16 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// Another consumer is attached; the ring has exactly one consumer.
-    #[error(
-        "channel {name:?} is busy: another consumer{pid} is already reading it, and the ring is \
-         single-consumer (two readers would corrupt each other's stream); stop that reader, or \
-         have the producer publish a second channel (frame-producer --name A --name B)",
-        pid = users_of(users)
-    )]
+    /// No reader place is free: every one of a framed channel's `max_readers` is taken, or
+    /// another consumer reads a raw (single-consumer) channel.
+    #[error("{}", busy_message(name, users, *max_readers))]
     ChannelBusy {
         /// The channel name.
         name: String,
-        /// Processes that have the segment open (the other consumer among them): `(pid, name)`.
+        /// Processes that have the segment open (the other readers among them): `(pid, name)`.
         users: Vec<(u32, String)>,
+        /// A framed channel's reader limit; `None` for a single-consumer (raw) channel.
+        max_readers: Option<u32>,
     },
 
     /// The producer died (or dropped its segment) without ending the stream.
@@ -201,6 +210,24 @@ pub enum Error {
     /// `buffer_frames` of 0.
     #[error("buffer_frames must be at least 1 (a ring must hold a frame)")]
     NoBufferFrames,
+
+    /// More buffered frames than a framed channel has slots for.
+    #[error(
+        "buffer_frames {frames} is too many: a framed channel holds at most {max} frames \
+         (buffer_frames + 1 slots, at most {slots}); buffer fewer frames",
+        max = crate::table::MAX_SLOTS - 1, slots = crate::table::MAX_SLOTS
+    )]
+    TooManyBufferFrames {
+        /// `buffer_frames` asked for.
+        frames: u32,
+    },
+
+    /// A reader limit out of range.
+    #[error("max_readers must be between 1 and {max}, not {got}", max = crate::table::MAX_READERS)]
+    MaxReaders {
+        /// The value asked for.
+        got: u32,
+    },
 
     /// The ring the options ask for is larger than the protocol allows.
     #[error(
@@ -309,6 +336,24 @@ pub enum Error {
 }
 
 /// " (open in frame-producer[1234], python3[99])", or nothing when unknown.
+fn busy_message(name: &str, users: &[(u32, String)], max_readers: Option<u32>) -> String {
+    match max_readers {
+        Some(n) => format!(
+            "channel {name:?} is busy: all {n} reader places are taken{}; close a reader, or \
+             restart the producer with more places (frame-producer --max-readers N, \
+             WriterOptions::max_readers, Writer(..., max_readers=N) in Python)",
+            users_of(users)
+        ),
+        None => format!(
+            "channel {name:?} is busy: another consumer{} is already reading it, and a raw \
+             channel is single-consumer (two readers would corrupt each other's stream); stop \
+             that reader, or publish a framed channel (without --raw), which serves several \
+             readers",
+            users_of(users)
+        ),
+    }
+}
+
 fn users_of(users: &[(u32, String)]) -> String {
     if users.is_empty() {
         return String::new();

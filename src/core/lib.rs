@@ -65,16 +65,19 @@ mod reader;
 pub mod ring;
 mod segment;
 pub mod stats;
+mod sync;
 mod sys;
+mod table;
 pub mod wait;
 mod writer;
 
 pub use error::{Error, Result, Role, Violation};
 pub use format::{FrameShape, PixelFormat};
-pub use reader::{Frame, ProducerState, Reader, ReaderOptions};
+pub use reader::{readers_of, Frame, ProducerState, Reader, ReaderInfo, ReaderOptions};
 pub use segment::{validate_name, NameProblem, MAX_NAME_LEN};
+pub use table::{Start, TableError, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};
 pub use wait::{Cancel, Deadline};
-pub use writer::{FrameSlot, Writer, WriterOptions};
+pub use writer::{FrameSlot, ReadersNow, Writer, WriterOptions};
 
 /// Nanoseconds of CLOCK_MONOTONIC, the clock of every timestamp in frame headers: comparable
 /// between processes on one machine (latency = reader's `monotonic_ns()` - `publish_ns`).

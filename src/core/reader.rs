@@ -1,11 +1,18 @@
 //! The consumer end: [`Reader`] attaches to a channel and hands out [`Frame`]s in place.
 //!
+//! # Many readers
+//!
+//! A framed channel serves several readers at once: each takes a place in the channel's reader
+//! table and views every frame in place, in the slot the producer wrote it to once (see the
+//! `table` module for the protocol). A raw channel (cpp_py_shmbuf's ring, or a framed channel
+//! of an older producer) has one consumer.
+//!
 //! # Leases
 //!
-//! A [`Frame`] is a lease on its bytes in the ring: while it lives, the producer cannot
-//! overwrite them. Frames may be held several at a time and dropped in any order, from any
-//! thread; the reader publishes a new `tail` only up to the oldest frame still held. Each frame
-//! keeps the mapping (and the consumer lock) alive, so a frame outliving its reader stays valid.
+//! A [`Frame`] is a lease on its bytes: while it lives, the producer cannot overwrite them.
+//! Frames may be held several at a time and dropped in any order, from any thread. Each frame
+//! keeps the mapping (and the reader's place) alive, so a frame outliving its reader stays
+//! valid. Holding frames pins slots: hold only what you use.
 
 use std::collections::VecDeque;
 use std::ptr::NonNull;
@@ -16,8 +23,9 @@ use crate::control::{self, Origin, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
 use crate::error::{Error, Result, Violation};
 use crate::format::FrameShape;
 use crate::frame::{has_magic, FrameHeader, MessageKind, FRAME_HEADER_LEN, FRAME_TAG_LEN};
-use crate::ring::{Consumer, Message};
+use crate::ring::{Consumer, Message, PREFIX_LEN};
 use crate::segment::Segment;
+use crate::table::{Cursor, Start, TableMemory, Take};
 use crate::wait::{self, Backoff, Cancel, Deadline, Waitable};
 
 /// How often a waiting reader checks that our producer is still alive (the liveness promise is
@@ -39,6 +47,15 @@ pub struct ReaderOptions {
     /// Ends any of this reader's waits early (opening included) with [`Error::Interrupted`];
     /// see [`Cancel`].
     pub cancel: Option<Cancel>,
+    /// Never lose a frame to a producer that waits for room (`Writer::frame`,
+    /// `frame-producer --when-full wait`): it then waits for this reader. A live source that
+    /// cannot wait (`Writer::try_frame`) still overwrites frames this reader has not read, and
+    /// it counts them in [`Reader::dropped`]. Default: lossy, the producer never waits for
+    /// this reader, which loses its oldest unread frames when it falls behind by more than the
+    /// channel holds.
+    pub lossless: bool,
+    /// Where to start: the newest frame (default), or the oldest still in the channel.
+    pub start: Start,
 }
 
 /// What the reader knows of its producer.
@@ -73,6 +90,9 @@ struct ConsumerState {
     ended: bool,
     /// Frames read so far (used as the sequence number of raw frames).
     frames: u64,
+    /// Sequence number of the last framed frame, and the gaps seen (frames lost).
+    last_seq: Option<u64>,
+    dropped: u64,
 }
 
 #[derive(Debug)]
@@ -83,14 +103,12 @@ struct Lease {
 }
 
 impl Attachment {
-    fn open(seg: Segment) -> Result<Attachment> {
-        let origin = control::origin(seg.ring().reserved())
-            .map_err(|found| Error::protocol(seg.name(), Violation::ExtensionVersion { found }))?;
+    fn open(seg: Segment, origin: Origin) -> Result<Attachment> {
         seg.lock_consumer()?;
         // SAFETY: we hold the consumer lock, so no other shmframes consumer exists for this ring
         // (foreign consumers that ignore the lock are outside what we can prevent).
         let consumer = unsafe { Consumer::new(*seg.ring()) };
-        let state = ConsumerState { consumer, leases: VecDeque::new(), broken: None, ended: false, frames: 0 };
+        let state = ConsumerState { consumer, leases: VecDeque::new(), broken: None, ended: false, frames: 0, last_seq: None, dropped: 0 };
         Ok(Attachment { seg, origin, state: Mutex::new(state) })
     }
 
@@ -132,6 +150,131 @@ impl Attachment {
     }
 }
 
+/// A reader of a framed channel, as its place in the channel's reader table says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReaderInfo {
+    /// Its place in the table (0-based).
+    pub place: usize,
+    /// Its process id (as seen in its own PID namespace).
+    pub pid: u32,
+    /// Whether it is lossless.
+    pub lossless: bool,
+    /// Frames it read.
+    pub frames_read: u64,
+    /// Frames it lost.
+    pub dropped: u64,
+    /// Frames published that it has not read yet.
+    pub lag: u64,
+    /// Frames it holds now.
+    pub held: u32,
+}
+
+/// The live readers of a framed channel's table (the dead are left out: their lock is free).
+pub(crate) fn live_readers(seg: &Segment, table: &TableMemory) -> Vec<ReaderInfo> {
+    let view = table.view();
+    let count = view.count();
+    (0..view.max_readers())
+        .filter_map(|r| {
+            let e = view.reader_info(r);
+            (e.active && e.next != crate::table::NOT_READING && seg.entry_alive(r)).then_some(ReaderInfo {
+                place: r,
+                pid: e.pid,
+                lossless: e.lossless,
+                frames_read: e.read,
+                dropped: e.dropped,
+                lag: count.saturating_sub(e.next),
+                held: e.held,
+            })
+        })
+        .collect()
+}
+
+/// The readers of channel `name` now, without becoming one (what `frame-stats --readers`
+/// lists). Empty for a raw channel, whose one consumer has no entry.
+///
+/// # Errors
+/// As opening: [`Error::ChannelNotFound`], [`Error::PermissionDenied`], [`Error::Protocol`].
+pub fn readers_of(name: &str) -> Result<Vec<ReaderInfo>> {
+    let seg = Segment::open(name)?;
+    match control::origin(seg.ring().reserved()) {
+        Ok(Origin::Ours { table: true, .. }) => Ok(live_readers(&seg, &seg.table()?)),
+        Ok(_) => Ok(Vec::new()),
+        Err(found) => Err(Error::protocol(seg.name(), Violation::ExtensionVersion { found })),
+    }
+}
+
+/// One place in a framed channel's reader table: the mapping, the table and the entry (whose
+/// lock the segment's descriptor holds). The last frame or reader to let go frees the place.
+#[derive(Debug)]
+struct SlotAttachment {
+    seg: Segment,
+    table: TableMemory,
+    entry: usize,
+}
+
+impl SlotAttachment {
+    /// Takes a free place in the table.
+    fn open(seg: Segment, lossless: bool, start: Start) -> Result<(SlotAttachment, Cursor)> {
+        let table = seg.table()?;
+        let max = table.geometry().max_readers;
+        for r in 0..max as usize {
+            if seg.lock_entry(r)? {
+                let cursor = Cursor::attach(&table.view(), r, lossless, start, std::process::id());
+                return Ok((SlotAttachment { seg, table, entry: r }, cursor));
+            }
+        }
+        Err(Error::ChannelBusy { name: seg.name().to_owned(), users: seg.other_users(), max_readers: Some(max) })
+    }
+
+    /// Gives slot `k` back and wakes a producer waiting for room.
+    fn release(&self, k: usize) {
+        Cursor::release(&self.table.view(), self.entry, k);
+        self.wake_producer();
+    }
+
+    fn wake_producer(&self) {
+        let mem = self.seg.ring();
+        wait::wake_if_sleeping(self.table.view().room_word(), mem.reserved(), PRODUCER_SLEEPING);
+    }
+
+    /// Reads slot `k`'s header (which the caller holds) and returns the frame's header and
+    /// pixels.
+    fn frame_at(&self, k: usize) -> std::result::Result<(FrameHeader, NonNull<u8>, usize), Violation> {
+        let g = self.table.geometry();
+        // SAFETY: `k < slots` and `slots * slot_len <= capacity` (validated at attach), so the
+        // slot lies inside the data area.
+        let slot = unsafe { self.seg.ring().data_ptr().add(k * g.slot_len as usize) };
+        let mut prefix = [0u8; PREFIX_LEN as usize];
+        // SAFETY: the slot's first 4 bytes are in bounds (see above); we copy them out once.
+        unsafe { std::ptr::copy_nonoverlapping(slot, prefix.as_mut_ptr(), prefix.len()) };
+        // A payload longer than the slot is cut to the slot: the header check below then
+        // refuses pixels that would not fit.
+        let len = u32::from_le_bytes(prefix).min(g.slot_len - PREFIX_LEN);
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        let n = (len as usize).min(FRAME_HEADER_LEN);
+        // SAFETY: `n <= slot_len - 4` bytes after the prefix are inside the slot.
+        unsafe { std::ptr::copy_nonoverlapping(slot.add(PREFIX_LEN as usize), hb.as_mut_ptr(), n) };
+        let header = FrameHeader::decode(&hb[..n], len)?;
+        if header.kind != MessageKind::Frame {
+            return Err(Violation::SlotKind { slot: k, kind: header.kind as u16 });
+        }
+        let shape = header.shape.expect("frames carry a shape");
+        // SAFETY: `decode` checked that the header and `pixel_bytes` fit in `len`, which is
+        // inside the slot.
+        let pixels = unsafe { NonNull::new_unchecked(slot.add(PREFIX_LEN as usize + FRAME_HEADER_LEN)) };
+        Ok((header, pixels, shape.pixel_bytes() as usize))
+    }
+}
+
+impl Drop for SlotAttachment {
+    fn drop(&mut self) {
+        // Every frame is released and the reader is gone: free the place. The segment's
+        // descriptor, and with it the entry's lock, closes after this.
+        Cursor::detach(&self.table.view(), self.entry);
+        self.wake_producer();
+    }
+}
+
 /// Where a frame's pixels are.
 #[derive(Debug)]
 enum Pixels {
@@ -147,8 +290,7 @@ enum Pixels {
 /// Hold as few as you need: a producer with a full ring drops (or waits for) new frames.
 #[derive(Debug)]
 pub struct Frame {
-    att: Arc<Attachment>,
-    lease: Option<u32>,
+    hold: Hold,
     pixels: Pixels,
     shape: FrameShape,
     seq: u64,
@@ -157,8 +299,18 @@ pub struct Frame {
     raw: bool,
 }
 
-// SAFETY: the pixel pointer refers to the mapping owned by `att` (kept alive by the Arc); the
-// bytes are immutable while the lease is held; releasing goes through the attachment's mutex.
+/// What a frame holds on to: the mapping, and its lease.
+#[derive(Debug)]
+enum Hold {
+    /// A message of a ring (`Some(start)`: leased; `None`: already consumed, pixels copied).
+    Ring(Arc<Attachment>, Option<u32>),
+    /// A slot of a framed channel.
+    Slot(Arc<SlotAttachment>, usize),
+}
+
+// SAFETY: the pixel pointer refers to the mapping owned by the attachment (kept alive by the
+// Arc); the bytes are immutable while the lease is held; releasing is an atomic operation
+// (slots) or goes through the attachment's mutex (rings).
 unsafe impl Send for Frame {}
 // SAFETY: `&Frame` only gives shared reads of immutable bytes.
 unsafe impl Sync for Frame {}
@@ -199,6 +351,18 @@ impl Frame {
     pub fn is_zero_copy(&self) -> bool {
         matches!(self.pixels, Pixels::Shared(..))
     }
+    /// Where the pixels lie in the channel's segment: their byte offset from the start of the
+    /// shared-memory object (`None` when they were copied out). Every reader of a frame sees
+    /// the same offset: the frame exists once, however many readers view it.
+    pub fn segment_offset(&self) -> Option<usize> {
+        let Pixels::Shared(p, _) = &self.pixels else { return None };
+        let seg = match &self.hold {
+            Hold::Ring(att, _) => &att.seg,
+            Hold::Slot(att, _) => &att.seg,
+        };
+        Some(p.as_ptr() as usize - seg.ring().base_ptr() as usize)
+    }
+
     /// Row `y` of the first plane (all of a packed frame), without its padding. Panics if
     /// `y >= height`.
     pub fn row(&self, y: u32) -> &[u8] {
@@ -211,13 +375,17 @@ impl Frame {
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        if let Some(start) = self.lease {
-            self.att.release(start);
+        match &self.hold {
+            Hold::Ring(att, Some(start)) => att.release(*start),
+            Hold::Ring(_, None) => {}
+            Hold::Slot(att, k) => att.release(*k),
         }
     }
 }
 
-/// The consumer end of a channel: one per channel (a second gets [`Error::ChannelBusy`]).
+/// The reading end of a channel. A framed channel serves up to its `max_readers` readers at
+/// once, each reading every frame in place; a raw channel has one (another gets
+/// [`Error::ChannelBusy`]).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -233,20 +401,76 @@ impl Drop for Frame {
 pub struct Reader {
     name: String,
     opts: ReaderOptions,
-    att: Arc<Attachment>,
+    src: Source,
     backoff: Backoff,
     last_liveness: Instant,
     state: ProducerState,
 }
 
+/// What a reader reads from.
+#[derive(Debug)]
+enum Source {
+    /// A ring with one consumer (raw channels, cpp_py_shmbuf producers, older framed channels).
+    Ring(Arc<Attachment>),
+    /// A place in a framed channel's reader table.
+    Slots {
+        att: Arc<SlotAttachment>,
+        cursor: Cursor,
+        /// The `published` word when we last found nothing: what a sleep waits to change.
+        seen: u32,
+        /// Set once the stream broke the protocol: nothing more is read from it.
+        broken: Option<Violation>,
+    },
+}
+
+impl Source {
+    /// Attaches to `seg` as its producer's extension version says.
+    fn open(seg: Segment, opts: &ReaderOptions) -> Result<Source> {
+        let origin = control::origin(seg.ring().reserved())
+            .map_err(|found| Error::protocol(seg.name(), Violation::ExtensionVersion { found }))?;
+        match origin {
+            Origin::Ours { table: true, .. } => {
+                let (att, cursor) = SlotAttachment::open(seg, opts.lossless, opts.start)?;
+                Ok(Source::Slots { att: Arc::new(att), cursor, seen: 0, broken: None })
+            }
+            _ => Ok(Source::Ring(Arc::new(Attachment::open(seg, origin)?))),
+        }
+    }
+
+    fn seg(&self) -> &Segment {
+        match self {
+            Source::Ring(att) => &att.seg,
+            Source::Slots { att, .. } => &att.seg,
+        }
+    }
+
+    fn is_ours(&self) -> bool {
+        match self {
+            Source::Ring(att) => att.is_ours(),
+            Source::Slots { .. } => true,
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        // The reader is gone: its place stops protecting and counting frames; frames still held
+        // keep the place (and their slots) until they are released.
+        if let Source::Slots { att, .. } = self {
+            Cursor::stop(&att.table.view(), att.entry);
+        }
+    }
+}
+
 impl Reader {
-    /// Attaches to channel `name` as its consumer, waiting up to `opts.timeout` for it to exist.
+    /// Attaches to channel `name` as one of its readers, waiting up to `opts.timeout` for it to
+    /// exist.
     ///
     /// # Errors
-    /// [`Error::ChannelNotFound`] when no channel appeared in time, [`Error::ChannelBusy`],
-    /// [`Error::PermissionDenied`], [`Error::Protocol`] for a segment that is not a valid ring,
-    /// [`Error::Interrupted`] when `opts.cancel` fired, [`Error::InvalidName`], [`Error::Shape`]
-    /// for a bad `opts.raw`.
+    /// [`Error::ChannelNotFound`] when no channel appeared in time, [`Error::ChannelBusy`] when
+    /// every reader place is taken, [`Error::PermissionDenied`], [`Error::Protocol`] for a
+    /// segment that is not a valid channel, [`Error::Interrupted`] when `opts.cancel` fired,
+    /// [`Error::InvalidName`], [`Error::Shape`] for a bad `opts.raw`.
     pub fn open(name: &str, opts: &ReaderOptions) -> Result<Reader> {
         if let Some(raw) = opts.raw {
             raw.validate()?;
@@ -256,16 +480,10 @@ impl Reader {
             Some(seg) => seg,
             None => return Err(opening.gave_up(opts.timeout)),
         };
-        let att = Arc::new(Attachment::open(seg)?);
-        let state = if att.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
-        Ok(Reader {
-            name: att.seg.name().to_owned(),
-            opts: opts.clone(),
-            att,
-            backoff: Backoff::new(),
-            last_liveness: Instant::now(),
-            state,
-        })
+        let name = seg.name().to_owned();
+        let src = Source::open(seg, opts)?;
+        let state = if src.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
+        Ok(Reader { name, opts: opts.clone(), src, backoff: Backoff::new(), last_liveness: Instant::now(), state })
     }
 
     /// The channel name.
@@ -280,21 +498,60 @@ impl Reader {
 
     /// Data-area capacity of the current segment.
     pub fn capacity(&self) -> u32 {
-        self.att.seg.ring().capacity()
+        self.src.seg().ring().capacity()
     }
 
     /// Frames currently held (leased) by this reader's frames.
     pub fn frames_held(&self) -> usize {
-        self.att.lock().leases.iter().filter(|l| !l.released).count()
+        match &self.src {
+            Source::Ring(att) => att.lock().leases.iter().filter(|l| !l.released).count(),
+            Source::Slots { att, .. } => att.table.view().reader_info(att.entry).held as usize,
+        }
+    }
+
+    /// Frames this reader lost: overwritten before it read them (it fell behind by more than
+    /// the channel holds, or, lossless, behind a producer that could not wait), counted since
+    /// it attached to the current producer. Frames skipped by [`latest`](Reader::latest) are
+    /// not lost: it chose to skip them. On a ring (raw or older framed channels) these are the
+    /// gaps in the frames' sequence numbers.
+    pub fn dropped(&self) -> u64 {
+        match &self.src {
+            Source::Ring(att) => att.lock().dropped,
+            Source::Slots { cursor, .. } => cursor.dropped(),
+        }
+    }
+
+    /// Frames published that this reader has not read yet (framed channels; `None` on a ring).
+    pub fn lag(&self) -> Option<u64> {
+        match &self.src {
+            Source::Ring(_) => None,
+            Source::Slots { att, cursor, .. } => Some(cursor.lag(&att.table.view())),
+        }
+    }
+
+    /// Whether this reader has a place in a framed channel's reader table (`false`: the one
+    /// consumer of a ring).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.src, Source::Slots { .. })
     }
 
     /// The next frame if one is published, without waiting.
     ///
     /// `Err(EndOfStream)` once the producer ended the stream and every frame was read.
     pub fn try_read(&mut self) -> Result<Option<Frame>> {
-        let att = self.att.clone();
-        let mut st = att.lock();
-        let r = self.next_frame(&att, &mut st);
+        self.take(false)
+    }
+
+    /// The next frame (or with `newest`, the newest one) if one is published.
+    fn take(&mut self, newest: bool) -> Result<Option<Frame>> {
+        let r = match &mut self.src {
+            Source::Ring(att) => {
+                let att = att.clone();
+                let mut st = att.lock();
+                self.next_frame(&att, &mut st)
+            }
+            Source::Slots { att, cursor, seen, broken } => take_slot(&self.name, att, cursor, seen, broken, newest),
+        };
         if let Err(Error::EndOfStream { .. }) = r {
             self.state = ProducerState::Ended;
         }
@@ -346,7 +603,7 @@ impl Reader {
     /// stream) and returns `None`.
     fn classify(&self, att: &Arc<Attachment>, st: &mut ConsumerState, msg: &Message) -> Result<Option<Frame>> {
         let framed = match att.origin {
-            Origin::Ours { framed } => framed,
+            Origin::Ours { framed, .. } => framed,
             Origin::Foreign => {
                 let raw_exact = self.opts.raw.is_some_and(|s| s.pixel_bytes() == msg.len());
                 !raw_exact && msg.len() as usize >= FRAME_TAG_LEN && {
@@ -447,7 +704,13 @@ impl Reader {
             st.leases.push_back(Lease { start: msg.start(), end: msg.end(), released: false });
             Some(msg.start())
         };
-        Frame { att: att.clone(), lease, pixels, shape, seq, capture_ns, publish_ns, raw }
+        if !raw {
+            if let Some(last) = st.last_seq.filter(|&l| seq > l) {
+                st.dropped += seq - last - 1;
+            }
+            st.last_seq = Some(seq);
+        }
+        Frame { hold: Hold::Ring(att.clone(), lease), pixels, shape, seq, capture_ns, publish_ns, raw }
     }
 
     /// The next frame, waiting (asleep) until `deadline` (`None`: for ever, a `Duration`, an
@@ -495,18 +758,18 @@ impl Reader {
     /// Updates `state` from the CLOSED flag and the producer lock (rate-limited), and returns the
     /// matching error when the stream cannot continue.
     fn check_producer(&mut self) -> Result<()> {
-        let reserved = self.att.seg.ring().reserved();
+        let reserved = self.src.seg().ring().reserved();
         if control::is_closed(reserved) {
             return self.drained_end();
         }
         if self.last_liveness.elapsed() >= LIVENESS_PERIOD {
             self.last_liveness = Instant::now();
-            if !self.att.seg.producer_alive() {
+            if !self.src.seg().producer_alive() {
                 if control::is_closed(reserved) {
                     return self.drained_end();
                 }
                 // The producer may have published its last frames just before dying.
-                if self.peek_nonempty() {
+                if self.unread() {
                     return Ok(());
                 }
                 self.state = ProducerState::Gone;
@@ -520,11 +783,13 @@ impl Reader {
 
     /// After seeing CLOSED: end of stream once every published frame is read.
     fn drained_end(&mut self) -> Result<()> {
-        if self.peek_nonempty() {
+        if self.unread() {
             return Ok(()); // frames published before closing: read them first
         }
         self.state = ProducerState::Ended;
-        self.att.lock().ended = true;
+        if let Source::Ring(att) = &self.src {
+            att.lock().ended = true;
+        }
         if self.opts.follow {
             Ok(())
         } else {
@@ -532,8 +797,12 @@ impl Reader {
         }
     }
 
-    fn peek_nonempty(&self) -> bool {
-        matches!(self.att.lock().consumer.peek(), Ok(Some(_)) | Err(_))
+    /// Whether something published is still unread (or unreadable: an error to report).
+    fn unread(&self) -> bool {
+        match &self.src {
+            Source::Ring(att) => matches!(att.lock().consumer.peek(), Ok(Some(_)) | Err(_)),
+            Source::Slots { att, cursor, .. } => cursor.lag(&att.table.view()) > 0,
+        }
     }
 
     /// Follow mode: attaches to a new segment under the name, if one with a live producer is
@@ -541,8 +810,8 @@ impl Reader {
     fn try_switch(&mut self) -> Result<bool> {
         // Only a new file under the name is a new producer. (Not even opening the old one again:
         // on systems with process-owned record locks, closing that second descriptor would drop
-        // our consumer lock.)
-        if self.att.seg.name_points_here() {
+        // our locks.)
+        if self.src.seg().name_points_here() {
             return Ok(false);
         }
         let seg = match Segment::open(&self.name) {
@@ -550,13 +819,13 @@ impl Reader {
             Err(e) if retry_open(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let att = match Attachment::open(seg) {
-            Ok(a) => a,
+        let src = match Source::open(seg, &self.opts) {
+            Ok(s) => s,
             Err(Error::ChannelBusy { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        self.state = if att.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
-        self.att = Arc::new(att);
+        self.state = if src.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
+        self.src = src;
         self.last_liveness = Instant::now();
         self.backoff.reset();
         Ok(true)
@@ -564,23 +833,37 @@ impl Reader {
 
     fn sleep(&mut self, left: Duration) {
         // `left` is bounded by the caller's deadline and cancel period (see `wait::wait_for`).
-        let mem = *self.att.seg.ring();
-        let seen = self.att.lock().consumer.read_index();
-        match self.state {
-            ProducerState::Live => {
-                let t = left.min(LIVENESS_PERIOD);
-                wait::sleep_announced(mem.head_word(), seen, mem.reserved(), CONSUMER_SLEEPING, control::CLOSED, t);
+        match (self.state, &self.src) {
+            (ProducerState::Live, Source::Slots { att, cursor, seen, .. }) => {
+                let view = att.table.view();
+                let reserved = att.seg.ring().reserved();
+                cursor.announce_sleep(&view);
+                if !control::is_closed(reserved) && view.published_word().load(std::sync::atomic::Ordering::Relaxed) == *seen {
+                    crate::sys::futex_wait(view.published_word(), *seen, left.min(LIVENESS_PERIOD));
+                }
+                cursor.end_sleep(&view);
             }
-            ProducerState::Unknown => wait::sleep_unannounced(mem.head_word(), seen, &mut self.backoff, left),
+            (ProducerState::Live, Source::Ring(att)) => {
+                let mem = *att.seg.ring();
+                let read = att.lock().consumer.read_index();
+                let t = left.min(LIVENESS_PERIOD);
+                wait::sleep_announced(mem.head_word(), read, mem.reserved(), CONSUMER_SLEEPING, control::CLOSED, t);
+            }
+            (ProducerState::Unknown, Source::Ring(att)) => {
+                let mem = *att.seg.ring();
+                let read = att.lock().consumer.read_index();
+                wait::sleep_unannounced(mem.head_word(), read, &mut self.backoff, left);
+            }
+            (ProducerState::Unknown, Source::Slots { .. }) => std::thread::sleep(left.min(LIVENESS_PERIOD)),
             // Following a dead or ended producer: look for its successor a few times a second.
-            ProducerState::Gone | ProducerState::Ended => {
+            (ProducerState::Gone | ProducerState::Ended, _) => {
                 std::thread::sleep(left.min(Duration::from_millis(20)));
             }
         }
     }
 
-    /// The newest frame, skipping (and releasing) every older one already published; waits
-    /// until `deadline` if none is. Errors as [`read`](Reader::read).
+    /// The newest frame, skipping (and, on a ring, releasing) every older one already
+    /// published; waits until `deadline` if none is. Errors as [`read`](Reader::read).
     pub fn latest(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Frame>> {
         if let Some(f) = self.newest_published(None)? {
             return Ok(Some(f));
@@ -591,9 +874,19 @@ impl Reader {
         }
     }
 
-    /// Reads what is published, keeping only the newest frame (dropping older ones releases
-    /// them). Bounded to one lap of the ring, so a fast producer cannot keep us here.
-    fn newest_published(&mut self, mut newest: Option<Frame>) -> Result<Option<Frame>> {
+    /// The newest frame published, or `newest` if there is none newer.
+    fn newest_published(&mut self, newest: Option<Frame>) -> Result<Option<Frame>> {
+        if let Source::Slots { .. } = self.src {
+            return match self.take(true) {
+                Ok(Some(f)) => Ok(Some(f)),
+                Ok(None) => Ok(newest),
+                Err(e) if newest.is_none() => Err(e),
+                Err(_) => Ok(newest), // delivered with the next call; hand out what we have
+            };
+        }
+        // A ring: read what is published, keeping only the newest frame (dropping older ones
+        // releases them). Bounded to one lap, so a fast producer cannot keep us here.
+        let mut newest = newest;
         let capacity = self.capacity() as u64;
         let mut skipped = 0u64;
         while skipped <= capacity {
@@ -604,10 +897,66 @@ impl Reader {
                 }
                 Ok(None) => break,
                 Err(e) if newest.is_none() => return Err(e),
-                Err(_) => break, // delivered with the next call; hand out what we have
+                Err(_) => break,
             }
         }
         Ok(newest)
+    }
+}
+
+/// The next frame from a framed channel's slots (with `newest`, the newest), if one is
+/// published.
+fn take_slot(
+    name: &str,
+    att: &Arc<SlotAttachment>,
+    cursor: &mut Cursor,
+    seen: &mut u32,
+    broken: &mut Option<Violation>,
+    newest: bool,
+) -> Result<Option<Frame>> {
+    if let Some(detail) = broken {
+        return Err(Error::protocol(name, detail.clone()));
+    }
+    let view = att.table.view();
+    // CLOSED before the frames: every frame published before closing is then visible.
+    let closed = control::is_closed(att.seg.ring().reserved());
+    let mut spins = 0u32;
+    loop {
+        match cursor.take(&view, newest) {
+            Take::Frame { slot, .. } => {
+                let (header, pixels, n) = match att.frame_at(slot) {
+                    Ok(f) => f,
+                    Err(detail) => {
+                        att.release(slot);
+                        *broken = Some(detail.clone());
+                        return Err(Error::protocol(name, detail));
+                    }
+                };
+                return Ok(Some(Frame {
+                    hold: Hold::Slot(att.clone(), slot),
+                    pixels: Pixels::Shared(pixels, n),
+                    shape: header.shape.expect("frames carry a shape"),
+                    seq: header.seq,
+                    capture_ns: header.capture_ns,
+                    publish_ns: header.publish_ns,
+                    raw: false,
+                }));
+            }
+            Take::Nothing { seen: now } => {
+                *seen = now;
+                if closed {
+                    return Err(Error::EndOfStream { name: name.to_owned() });
+                }
+                return Ok(None);
+            }
+            // The producer is deciding about a frame we want, within a few loads unless it was
+            // preempted: give it the CPU.
+            Take::Pending if spins < 1000 => {
+                spins += 1;
+                std::thread::yield_now();
+            }
+            Take::Pending => std::thread::sleep(Duration::from_micros(50)),
+        }
     }
 }
 

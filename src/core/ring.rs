@@ -295,6 +295,16 @@ impl RingMemory {
         unsafe { self.header.as_ref() }
     }
 
+    /// The first byte of the ring header (of the segment).
+    pub(crate) fn base_ptr(&self) -> *mut u8 {
+        self.header.as_ptr().cast()
+    }
+
+    /// The first byte of the data area.
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        self.data.as_ptr()
+    }
+
     /// The `reserved` word, the one place for state beyond the ring (see [`crate::control`]).
     pub fn reserved(&self) -> &AtomicU32 {
         &self.header().reserved

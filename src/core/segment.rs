@@ -13,7 +13,8 @@
 //! | lock byte | held by | meaning |
 //! |---|---|---|
 //! | 0 | the producer, for its whole life | "a live producer writes this segment" |
-//! | 1 | the consumer, while attached | "this ring has its one consumer" |
+//! | 1 | the consumer of a raw channel (or of an older framed one), while attached | "this ring has its one consumer" |
+//! | 2 + r | reader r of a framed channel, while attached or holding frames | "entry r of the reader table is taken" |
 //!
 //! # Creating without races
 //!
@@ -37,9 +38,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result, Violation};
 use crate::ring::{RingError, RingMemory, HEADER_LEN, RESERVED_OFFSET};
 use crate::sys::{self, LockState};
+use crate::table::{Geometry, TableMemory};
 
 const PRODUCER_LOCK_BYTE: u64 = 0;
 const CONSUMER_LOCK_BYTE: u64 = 1;
+const READER_LOCK_BASE: u64 = 2;
 const TEMP_PREFIX: &str = ".shmframes-tmp-";
 
 /// Longest channel name accepted, in bytes (NAME_MAX is 255; we keep room for our temporary
@@ -110,6 +113,8 @@ pub(crate) struct Segment {
     // Keeps the mapping alive; `ring` points into it.
     _map: memmap2::MmapRaw,
     ring: RingMemory,
+    /// Bytes mapped.
+    len: usize,
     id: (u64, u64),
 }
 
@@ -124,12 +129,22 @@ fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull
 
 impl Segment {
     /// Creates the segment as its producer (see the module docs): a data area of `capacity`
-    /// bytes, header `reserved` word as given, permission bits `mode`.
-    pub(crate) fn create(name: &str, capacity: u32, reserved: u32, mode: u32) -> Result<Segment> {
+    /// bytes, header `reserved` word as given, a reader table of geometry `table` after the
+    /// data area if given, permission bits `mode`.
+    pub(crate) fn create(
+        name: &str,
+        capacity: u32,
+        reserved: u32,
+        table: Option<Geometry>,
+        mode: u32,
+    ) -> Result<(Segment, Option<TableMemory>)> {
         let name = validate_name(name)?.to_owned();
         let path = sys::shm_path(&name);
         let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-        let len = HEADER_LEN as u64 + capacity as u64;
+        let len = match table {
+            Some(g) => (Geometry::table_offset(capacity) + g.table_len()) as u64,
+            None => HEADER_LEN as u64 + capacity as u64,
+        };
 
         // Unique even across PID namespaces sharing /dev/shm (containers): pid, a counter and
         // the clock.
@@ -157,6 +172,17 @@ impl Segment {
         // unique and O_EXCL-created), and `map` lives in the returned Segment with `ring`.
         let ring = unsafe { RingMemory::init(base, len as usize, capacity, 0, reserved) }
             .map_err(|e| Error::protocol(&name, e))?;
+        let table = match table {
+            Some(g) => {
+                let offset = Geometry::table_offset(capacity);
+                // SAFETY: `offset + g.table_len() == len` bytes are mapped (the length above),
+                // the offset is a multiple of 64 in a page-aligned mapping, and the segment is
+                // still ours alone.
+                let t = unsafe { TableMemory::init(NonNull::new_unchecked(base.as_ptr().add(offset)), len as usize - offset, g) };
+                Some(t.expect("the segment was sized for its table"))
+            }
+            None => None,
+        };
         if !sys::try_lock_byte(&file, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the new segment", e))? {
             let cause = std::io::Error::new(std::io::ErrorKind::WouldBlock, "locked by another process");
             return Err(Error::io(format!("cannot lock the fresh temporary segment {}", temp.display()), cause));
@@ -202,7 +228,7 @@ impl Segment {
             break;
         }
         cleanup.disarm_after_link(&temp);
-        Ok(Segment { name, path, file, _map: map, ring, id })
+        Ok((Segment { name, path, file, _map: map, ring, len: len as usize, id }, table))
     }
 
     /// Opens an existing segment and validates its header. Does not take any role.
@@ -230,7 +256,38 @@ impl Segment {
         // live segment); see the crate docs on trust.
         let ring = unsafe { RingMemory::attach(base, len) }.map_err(|e| Error::protocol(&name, e))?;
         let id = sys::file_id(&meta);
-        Ok(Segment { name, path, file, _map: map, ring, id })
+        Ok(Segment { name, path, file, _map: map, ring, len, id })
+    }
+
+    /// The reader table after the data area (framed channels of extension version 2).
+    pub(crate) fn table(&self) -> Result<TableMemory> {
+        let offset = Geometry::table_offset(self.ring.capacity());
+        let Some(room) = self.len.checked_sub(offset).filter(|&r| r > 0) else {
+            return Err(Error::protocol(&self.name, crate::table::TableError::Missing { len: self.len, offset }));
+        };
+        let base = self.ring.header() as *const _ as *mut u8;
+        // SAFETY: `offset < len`, so the pointer is inside the mapping (which lives as long as
+        // the segment, and so as long as the caller's use of the table, see `Attachment`).
+        let base = unsafe { NonNull::new_unchecked(base.add(offset)) };
+        // SAFETY: `room` bytes from `base` are mapped; `attach` validates what it reads.
+        unsafe { TableMemory::attach(base, room, self.ring.capacity()) }.map_err(|e| Error::protocol(&self.name, e))
+    }
+
+    /// Takes the lock of reader entry `r`; `false` if another reader holds it.
+    pub(crate) fn lock_entry(&self, r: usize) -> Result<bool> {
+        sys::try_lock_byte(&self.file, READER_LOCK_BASE + r as u64).map_err(|e| Error::io("cannot lock the segment", e))
+    }
+
+    /// Whether a reader holds the lock of entry `r` (the kernel drops it when the reader dies).
+    pub(crate) fn entry_alive(&self, r: usize) -> bool {
+        // An error from the probe is treated as "alive": never free a place we did not see die.
+        !matches!(sys::probe_lock_byte(&self.file, READER_LOCK_BASE + r as u64), Ok(LockState::Free))
+    }
+
+    /// The processes that have the segment open, other than this one (for error messages).
+    pub(crate) fn other_users(&self) -> Vec<(u32, String)> {
+        let me = std::process::id();
+        sys::processes_using(&self.path).into_iter().filter(|(pid, _)| *pid != me).collect()
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -248,9 +305,7 @@ impl Segment {
         }
         // The kernel does not say who holds an OFD lock: name the processes that have the
         // segment open instead (other than us).
-        let me = std::process::id();
-        let users = sys::processes_using(&self.path).into_iter().filter(|(pid, _)| *pid != me).collect();
-        Err(Error::ChannelBusy { name: self.name.clone(), users })
+        Err(Error::ChannelBusy { name: self.name.clone(), users: self.other_users(), max_readers: None })
     }
 
     /// Whether a producer holds the producer lock (the kernel drops it when it dies).

@@ -1,13 +1,15 @@
 //! The producer end: [`Writer`] creates a channel and publishes frames into it.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::control::{self, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
 use crate::error::{Error, Result, Role};
 use crate::format::FrameShape;
-use crate::frame::{FrameHeader, MessageKind, FRAME_ALIGN, FRAME_HEADER_LEN};
+use crate::frame::{FrameHeader, MessageKind, FRAME_HEADER_LEN};
 use crate::ring::{self, Producer, PushError, RingPushError};
 use crate::segment::Segment;
+use crate::table::{self, Geometry, Publisher, TableMemory, Taken};
 use crate::wait::{Cancel, Deadline, Waitable};
 use crate::{sys, wait};
 
@@ -16,11 +18,11 @@ use crate::{sys, wait};
 pub struct WriterOptions {
     /// Shape of every frame.
     pub shape: FrameShape,
-    /// How many frames the ring must be able to hold at once (at least 1): a reader may fall
-    /// this many frames behind before the writer drops or waits. The capacity is rounded up to
-    /// a power of two; while the reader keeps up, frames cycle through the first
-    /// `buffer_frames` slots (so few, 1 or 2, keep big frames in the CPU cache), and the rest
-    /// of the ring is slack a lagging reader may also use.
+    /// How many published frames the channel keeps (at least 1): a reader may fall this many
+    /// frames behind before it loses frames (or, lossless, before a waiting writer waits).
+    /// A framed channel has `buffer_frames + 1` slots (at most 32; more when rounding the data
+    /// area up to a power of two leaves room for more); while readers keep up, frames cycle
+    /// through two of them, which stay in the CPU cache.
     pub buffer_frames: u32,
     /// Send header-less payloads (pixels only), exactly like cpp_py_shmbuf's producer, so that
     /// its consumers read the stream unchanged. Requires a packed stride.
@@ -29,16 +31,28 @@ pub struct WriterOptions {
     pub mode: u32,
     /// Ends this writer's waits for room early with [`Error::Interrupted`]; see [`Cancel`].
     pub cancel: Option<Cancel>,
+    /// How many readers a framed channel serves at once (1 to [`table::MAX_READERS`]; default
+    /// [`table::DEFAULT_MAX_READERS`]). Each costs 64 bytes of shared memory, nothing per
+    /// frame. A raw channel has one consumer.
+    pub max_readers: u32,
 }
 
 impl WriterOptions {
-    /// Packed frames of the given size and format, 4 buffered frames, framed, mode 0600.
+    /// Packed frames of the given size and format, 4 buffered frames, framed, mode 0600, up to
+    /// 8 readers.
     ///
     /// # Errors
     /// [`Error::Shape`] for a size the format cannot have.
     pub fn new(width: u32, height: u32, format: crate::PixelFormat) -> Result<WriterOptions> {
         let shape = FrameShape::packed(width, height, format)?;
-        Ok(WriterOptions { shape, buffer_frames: 4, raw: false, mode: 0o600, cancel: None })
+        Ok(WriterOptions {
+            shape,
+            buffer_frames: 4,
+            raw: false,
+            mode: 0o600,
+            cancel: None,
+            max_readers: table::DEFAULT_MAX_READERS,
+        })
     }
 
     /// Bytes one message of this configuration takes in the ring.
@@ -50,22 +64,31 @@ impl WriterOptions {
         }
     }
 
-    /// The data-area capacity these options need: room for `buffer_frames` messages wherever
-    /// the ring's end falls. Framed frames never split, so a filler of up to one message minus
-    /// 64 bytes may sit at the end: size for it too.
+    /// The data-area capacity these options need: room for `buffer_frames` messages (raw),
+    /// or for `buffer_frames + 1` slots (framed: one more to write into while readers hold
+    /// the others), rounded up to a power of two.
     ///
     /// # Errors
-    /// [`Error::Shape`], [`Error::NoBufferFrames`], [`Error::RingTooLarge`].
+    /// [`Error::Shape`], [`Error::NoBufferFrames`], [`Error::TooManyBufferFrames`],
+    /// [`Error::MaxReaders`], [`Error::RingTooLarge`].
     pub fn capacity(&self) -> Result<u32> {
         self.shape.validate()?;
         if self.buffer_frames == 0 {
             return Err(Error::NoBufferFrames);
         }
         let msg = self.message_len();
-        let mut need = msg * self.buffer_frames as u64;
-        if !self.raw {
-            need += msg - FRAME_ALIGN as u64;
-        }
+        let messages = if self.raw {
+            self.buffer_frames as u64
+        } else {
+            if self.buffer_frames >= table::MAX_SLOTS {
+                return Err(Error::TooManyBufferFrames { frames: self.buffer_frames });
+            }
+            if !(1..=table::MAX_READERS).contains(&self.max_readers) {
+                return Err(Error::MaxReaders { got: self.max_readers });
+            }
+            self.buffer_frames as u64 + 1
+        };
+        let need = msg * messages;
         ring::capacity_for(need).ok_or(Error::RingTooLarge {
             frames: self.buffer_frames,
             shape: self.shape,
@@ -73,16 +96,27 @@ impl WriterOptions {
             limit: ring::MAX_CAPACITY,
         })
     }
+
+    /// The reader table of a framed channel: as many slots as the capacity holds (at most
+    /// [`table::MAX_SLOTS`]).
+    fn geometry(&self, capacity: u32) -> Geometry {
+        let slot_len = self.message_len() as u32;
+        Geometry { slots: (capacity / slot_len).min(table::MAX_SLOTS), slot_len, max_readers: self.max_readers }
+    }
 }
 
 /// The producer end of a channel. Creating it creates the shared-memory segment; dropping or
 /// [`close`](Writer::close)-ing it ends the stream and removes the name.
 ///
+/// A framed channel (the default) serves up to `max_readers` readers at once: each frame is
+/// written once, into a slot every reader views in place. A raw channel is cpp_py_shmbuf's
+/// single-consumer ring.
+///
 /// ```no_run
 /// use shmframes::{PixelFormat, Writer, WriterOptions};
 /// let opts = WriterOptions::new(640, 480, PixelFormat::Bgr24)?;
 /// let mut writer = Writer::create("demo", &opts)?;
-/// if let Some(mut slot) = writer.try_frame()? {     // None: the ring is full, frame dropped
+/// if let Some(mut slot) = writer.try_frame()? {     // None: every slot is held, frame dropped
 ///     slot.pixels().fill(128);                      // draw straight into shared memory
 ///     slot.publish();
 /// }
@@ -92,49 +126,77 @@ impl WriterOptions {
 #[derive(Debug)]
 pub struct Writer {
     seg: Segment,
-    producer: Producer,
     opts: WriterOptions,
+    kind: Kind,
     /// Sequence number of the next frame unless the slot sets its own.
     next_seq: u64,
     /// Frames published so far.
     published: u64,
-    /// Raw mode only: a frame that would split at the ring's end is drawn here first.
-    staging: Vec<u8>,
     /// Back-off of timed waits for room when no wake-up can come.
     backoff: wait::Backoff,
     closed: bool,
-    /// Bytes one message takes in the ring, and a frame's pixel bytes: fixed at creation,
-    /// needed on every frame.
-    msg_len: u32,
+    /// A frame's pixel bytes: fixed at creation, needed on every frame.
     pixel_bytes: u32,
-    /// Ring index and length (prefix included) of the last filler appended: a reader that has
-    /// not passed it yet is not behind by the frames its bytes would hold.
-    last_filler: Option<(u32, u32)>,
 }
+
+#[derive(Debug)]
+enum Kind {
+    /// cpp_py_shmbuf's ring, one consumer.
+    Raw {
+        producer: Producer,
+        /// A frame that would split at the ring's end is drawn here first.
+        staging: Vec<u8>,
+        /// Bytes one message takes in the ring.
+        msg_len: u32,
+    },
+    /// Frames in slots, readers in the table.
+    Slots {
+        table: TableMemory,
+        publisher: Publisher,
+        /// When dead readers were last looked for (CLOCK_MONOTONIC ns).
+        last_sweep_ns: u64,
+    },
+}
+
+/// How often a writer looks for readers that died holding slots, while it needs them.
+const SWEEP_PERIOD: Duration = Duration::from_millis(40);
 
 impl Writer {
     /// Creates the channel `name`. Fails if a live producer owns the name; replaces a stale
     /// segment left by a dead one.
+    ///
+    /// # Errors
+    /// The configuration errors of [`WriterOptions::capacity`], [`Error::RawNeedsPackedRows`],
+    /// and those of creating the segment ([`Error::ProducerAlive`], [`Error::NameTaken`],
+    /// [`Error::NoSpace`], [`Error::PermissionDenied`], ...).
     pub fn create(name: &str, opts: &WriterOptions) -> Result<Writer> {
         let capacity = opts.capacity()?;
         if opts.raw && opts.shape.stride != opts.shape.row_bytes() {
             return Err(Error::RawNeedsPackedRows { shape: opts.shape });
         }
-        let seg = Segment::create(name, capacity, control::initial(!opts.raw), opts.mode)?;
-        // SAFETY: we created the segment and hold its producer lock, so we are its only producer.
-        let producer = unsafe { Producer::new(*seg.ring()) }.map_err(|e| Error::protocol(seg.name(), e))?;
+        let geometry = (!opts.raw).then(|| opts.geometry(capacity));
+        let (seg, table) = Segment::create(name, capacity, control::initial(!opts.raw), geometry, opts.mode)?;
+        let kind = match table {
+            Some(table) => {
+                write_slot_prefixes(&seg, table.geometry(), opts.shape);
+                Kind::Slots { table, publisher: Publisher::new(), last_sweep_ns: 0 }
+            }
+            None => {
+                // SAFETY: we created the segment and hold its producer lock, so we are its only
+                // producer.
+                let producer = unsafe { Producer::new(*seg.ring()) }.map_err(|e| Error::protocol(seg.name(), e))?;
+                Kind::Raw { producer, staging: Vec::new(), msg_len: opts.message_len() as u32 }
+            }
+        };
         Ok(Writer {
             seg,
-            producer,
             opts: opts.clone(),
+            kind,
             next_seq: 0,
             published: 0,
-            staging: Vec::new(),
             backoff: wait::Backoff::new(),
             closed: false,
-            msg_len: opts.message_len() as u32,
             pixel_bytes: opts.shape.pixel_bytes(),
-            last_filler: None,
         })
     }
 
@@ -150,7 +212,15 @@ impl Writer {
 
     /// Data-area capacity in bytes.
     pub fn capacity(&self) -> u32 {
-        self.producer.memory().capacity()
+        self.seg.ring().capacity()
+    }
+
+    /// Frame slots of a framed channel (`None` for a raw one).
+    pub fn slots(&self) -> Option<u32> {
+        match &self.kind {
+            Kind::Slots { table, .. } => Some(table.geometry().slots),
+            Kind::Raw { .. } => None,
+        }
     }
 
     /// Frames published so far.
@@ -158,160 +228,160 @@ impl Writer {
         self.published
     }
 
-    /// Whether a consumer is attached (a system call; call it about once a second, not per frame).
+    /// The live readers of a framed channel (empty for a raw one). A system call per reader:
+    /// call it about once a second, not per frame.
+    pub fn reader_list(&self) -> Vec<crate::ReaderInfo> {
+        match &self.kind {
+            Kind::Slots { table, .. } => crate::reader::live_readers(&self.seg, table),
+            Kind::Raw { .. } => Vec::new(),
+        }
+    }
+
+    /// Whether a reader is attached (a system call per reader place: call it about once a
+    /// second, not per frame).
     pub fn reader_attached(&self) -> bool {
-        self.seg.consumer_attached()
+        match &self.kind {
+            Kind::Slots { .. } => self.readers().attached > 0,
+            Kind::Raw { .. } => self.seg.consumer_attached(),
+        }
     }
 
-    /// Bytes published but not yet released by the consumer.
-    pub fn backlog_bytes(&mut self) -> Result<u32> {
-        self.producer.backlog().map_err(|e| self.protocol(e))
-    }
-
-    /// Frames published but not yet released by the consumer (rounded up; an end-of-stream
-    /// message counts as one).
-    pub fn backlog_frames(&mut self) -> Result<u32> {
-        let msg = self.msg_len;
-        let mut bytes = self.backlog_bytes()?;
-        if let Some((start, len)) = self.last_filler {
-            // Unreleased (and published) if it starts in [tail, head) = the backlog's bytes.
-            let tail = self.producer.write_index().wrapping_sub(bytes);
-            if start.wrapping_sub(tail) < bytes {
-                bytes -= len.min(bytes);
+    /// How many readers are attached, and how far the slowest lossless one is behind.
+    pub fn readers(&self) -> ReadersNow {
+        match &self.kind {
+            Kind::Slots { table, .. } => {
+                let live = crate::reader::live_readers(&self.seg, table);
+                let lag = live.iter().filter(|r| r.lossless).map(|r| r.lag).max();
+                ReadersNow { attached: live.len() as u32, lossless_lag: lag }
+            }
+            Kind::Raw { producer, msg_len, .. } => {
+                let attached = u32::from(self.seg.consumer_attached());
+                // The one consumer of a raw ring holds up the producer like a lossless reader.
+                let backlog = producer.memory().capacity() - self.free_bytes_raw(producer).unwrap_or(0);
+                ReadersNow { attached, lossless_lag: (attached > 0).then(|| backlog.div_ceil(*msg_len) as u64) }
             }
         }
-        Ok(bytes.div_ceil(msg))
     }
 
-    fn protocol(&self, e: impl Into<crate::error::Violation>) -> Error {
-        Error::protocol(self.seg.name(), e)
+    fn free_bytes_raw(&self, producer: &Producer) -> Option<u32> {
+        let tail = producer.memory().tail_word().load(Ordering::Acquire);
+        let used = producer.write_index().wrapping_sub(tail);
+        producer.memory().capacity().checked_sub(used)
     }
 
-    /// Whether a frame fits now (reloads the consumer's tail only if needed).
-    fn has_room(&mut self) -> Result<bool> {
-        let msg = self.msg_len;
-        let needed = if self.opts.raw || self.producer.bytes_to_end() >= msg {
-            msg
-        } else {
-            self.producer.bytes_to_end() + msg // filler first
-        };
-        self.producer.has_free(needed).map_err(|e| self.protocol(e))
-    }
-
-    /// A slot for the next frame, or `None` if the ring is full right now (a live source drops
-    /// the frame). Nothing is visible to the reader until [`FrameSlot::publish`].
-    pub fn try_frame(&mut self) -> Result<Option<FrameSlot<'_>>> {
+    fn check_open(&self) -> Result<()> {
         if self.closed {
             return Err(Error::Closed { role: Role::Writer, name: self.seg.name().to_owned() });
         }
-        if !self.has_room()? {
-            return Ok(None);
-        }
-        let shape = self.opts.shape;
-        let name = self.seg.name().to_owned();
-        let map_err = |e: RingPushError| Error::protocol(&name, e);
-        let (ptr, len) = if self.opts.raw {
-            let len = shape.pixel_bytes();
-            match self.producer.append_in_place(len) {
-                Ok(s) => (s.as_mut_ptr(), s.len()),
-                Err(RingPushError::Push(PushError::Full)) => {
-                    // Would split at the ring's end: draw into staging, copy at publish.
-                    self.staging.resize(len as usize, 0);
-                    (std::ptr::null_mut(), len as usize)
-                }
-                Err(e) => return Err(map_err(e)),
-            }
-        } else {
-            let header =
-                FrameHeader { kind: MessageKind::Frame, shape: Some(shape), seq: self.next_seq, capture_ns: 0, publish_ns: 0 };
-            self.wrap_early().map_err(map_err)?;
-            let payload = self.append_framed(shape.pixel_bytes(), &header)?;
-            (payload.as_mut_ptr(), payload.len())
-        };
-        Ok(Some(FrameSlot { writer: self, ptr, len, capture_ns: None, seq: None }))
+        Ok(())
     }
 
-    /// Keeps frames in few, cache-hot bytes: pads to the end of the ring and puts the next
-    /// frame at offset 0 when the room before the unread frames then still holds every frame
-    /// the buffer promises (`buffer_frames`, counting the unread ones), so the promise holds
-    /// whatever the reader does next. With a reader that keeps up, frames then cycle through
-    /// the first `buffer_frames` slots of the ring instead of all of it: with 2, through two
-    /// slots (12 MB at 1080p BGR) that stay in the CPU cache.
+    /// A slot for the next frame of a live source, without waiting; `None` when there is no
+    /// room now (the caller drops the frame). Nothing is visible to readers until
+    /// [`FrameSlot::publish`].
     ///
-    /// The pad only takes room that is free now. Framed mode only (the filler is ours; raw
-    /// peers would read it as a frame).
-    fn wrap_early(&mut self) -> Result<(), RingPushError> {
-        let msg = self.msg_len;
-        let capacity = self.producer.memory().capacity();
-        let to_end = self.producer.bytes_to_end();
-        if to_end == capacity || to_end < msg {
-            return Ok(()); // already at offset 0, or `append_framed` pads anyway
+    /// Framed channels: a frame any reader holds is never overwritten, and `None` means that
+    /// readers hold every slot. A frame a lossless reader has not read yet may be overwritten
+    /// (the camera cannot wait; that reader counts it as dropped); [`frame`](Writer::frame)
+    /// waits for lossless readers instead. Raw channels: `None` when the ring is full.
+    pub fn try_frame(&mut self) -> Result<Option<FrameSlot<'_>>> {
+        self.check_open()?;
+        match self.take(false)? {
+            Some(target) => Ok(Some(self.slot(target))),
+            None => Ok(None),
         }
-        let free = self.producer.refresh_free()?;
-        if free < to_end + msg {
-            return Ok(()); // unread frames lie (partly) at the start of the ring
-        }
-        // Everything unread lies in [tail, head), after `free - to_end` free bytes at the start.
-        // Unread messages are all frames of `msg` bytes (a filler always ends the ring).
-        let room_at_start = (free - to_end) as u64;
-        let unread = (capacity - free) / msg;
-        let keep = self.opts.buffer_frames.saturating_sub(unread).max(1);
-        if room_at_start >= keep as u64 * msg as u64 {
-            self.append_filler()?;
-        }
-        Ok(())
     }
 
-    /// Appends (uncommitted) a filler message over the rest of the data area.
-    fn append_filler(&mut self) -> Result<(), RingPushError> {
-        let start = self.producer.write_index();
-        let len = self.producer.bytes_to_end();
-        let filler = FrameHeader { kind: MessageKind::Filler, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 };
-        self.producer.append_pad_to_end(|p| filler.encode(p))?;
-        self.last_filler = Some((start, len));
-        Ok(())
-    }
-
-    /// Appends (uncommitted) a framed message with `pixel_bytes` of pixels and its header, first
-    /// padding to the end of the data area if it would not lie there contiguously. The caller
-    /// has checked the room (`has_room`, or a free-space check for end of stream).
-    fn append_framed(&mut self, pixel_bytes: u32, header: &FrameHeader) -> Result<&mut [u8]> {
-        let msg = crate::frame::framed_message_len(pixel_bytes);
-        let name = self.seg.name().to_owned();
-        let map_err = |e: RingPushError| Error::protocol(&name, e);
-        if self.producer.bytes_to_end() < msg {
-            self.append_filler().map_err(map_err)?;
+    /// Takes room for one frame: a slot of the table, or room in the raw ring.
+    fn take(&mut self, protect_lossless: bool) -> Result<Option<Target>> {
+        let name = self.seg.name();
+        match &mut self.kind {
+            Kind::Slots { table, publisher, last_sweep_ns } => {
+                let view = table.view();
+                if let Some(t) = publisher.take_slot(&view, protect_lossless) {
+                    return Ok(Some(Target::Slot(t)));
+                }
+                // Readers hold or need every slot: is one of them dead?
+                if sweep_if_due(&self.seg, view, publisher, last_sweep_ns) {
+                    return Ok(publisher.take_slot(&view, protect_lossless).map(Target::Slot));
+                }
+                Ok(None)
+            }
+            Kind::Raw { producer, staging, msg_len } => {
+                let len = self.opts.shape.pixel_bytes();
+                if !producer.has_free(*msg_len).map_err(|e| Error::protocol(name, e))? {
+                    return Ok(None);
+                }
+                match producer.append_in_place(len) {
+                    Ok(s) => Ok(Some(Target::Ring(s.as_mut_ptr()))),
+                    Err(RingPushError::Push(PushError::Full)) => {
+                        // Would split at the ring's end: draw into staging, copy at publish.
+                        staging.resize(len as usize, 0);
+                        Ok(Some(Target::Ring(std::ptr::null_mut())))
+                    }
+                    Err(e) => Err(Error::protocol(name, e)),
+                }
+            }
         }
-        let payload = self.producer.append_in_place(msg - ring::PREFIX_LEN).map_err(map_err)?;
-        header.encode(payload);
-        Ok(payload)
     }
 
-    /// Like [`try_frame`](Writer::try_frame), but waits (asleep, woken by the reader) until
-    /// `deadline` for room (`None`: for ever). `Ok(None)` means the deadline passed.
+    /// The slot handed to the caller for `target`.
+    fn slot(&mut self, target: Target) -> FrameSlot<'_> {
+        let ptr = match (&self.kind, target) {
+            (Kind::Slots { table, .. }, Target::Slot(t)) => {
+                let payload = slot_payload(&self.seg, table.geometry(), t.slot);
+                let header =
+                    FrameHeader { kind: MessageKind::Frame, shape: Some(self.opts.shape), seq: 0, capture_ns: 0, publish_ns: 0 };
+                // SAFETY: the slot is ours (WRITING) until publish or abandon; its payload is
+                // `slot_len - 4 >= FRAME_HEADER_LEN + pixel bytes` bytes inside the data area.
+                header.encode(unsafe { std::slice::from_raw_parts_mut(payload, FRAME_HEADER_LEN) });
+                payload
+            }
+            (_, Target::Ring(p)) => p,
+            (Kind::Raw { .. }, Target::Slot(_)) => unreachable!("raw channels have no slots"),
+        };
+        FrameSlot { writer: self, ptr, target, capture_ns: None, seq: None }
+    }
+
+    /// Like [`try_frame`](Writer::try_frame), but waits (asleep, woken by the readers) until
+    /// `deadline` for room (`None`: for ever), and spares every frame a lossless reader has
+    /// not read yet: a lossless reader never loses a frame. `Ok(None)` means the deadline
+    /// passed. A reader that dies holding frames is noticed within 100 ms.
     ///
     /// # Errors
-    /// [`Error::Interrupted`] when the options' [`Cancel`] fired; [`Error::Protocol`] when the
-    /// reader broke the ring's indices; [`Error::Closed`].
+    /// [`Error::Interrupted`] when the options' [`Cancel`] fired; [`Error::Protocol`] when a
+    /// raw channel's consumer broke the ring's indices; [`Error::Closed`].
     pub fn frame(&mut self, deadline: impl Into<Deadline>) -> Result<Option<FrameSlot<'_>>> {
-        if self.wait_for_room(deadline)? {
-            self.try_frame()
-        } else {
-            Ok(None)
+        self.check_open()?;
+        let cancel = self.opts.cancel.clone();
+        match wait::wait_for(&mut Room { writer: self, seen: 0, dry_run: false }, deadline.into(), cancel.as_ref())? {
+            Some(Some(target)) => Ok(Some(self.slot(target))),
+            _ => Ok(None),
         }
     }
 
-    /// Waits (asleep, woken by the reader) until `deadline` (`None`: for ever) until a frame
-    /// fits. Returns whether it does. Errors as [`frame`](Writer::frame).
+    /// Waits (asleep, woken by the readers) until `deadline` (`None`: for ever) until a frame
+    /// fits as [`frame`](Writer::frame) would take it. Returns whether it does. Errors as
+    /// [`frame`](Writer::frame).
     pub fn wait_for_room(&mut self, deadline: impl Into<Deadline>) -> Result<bool> {
+        self.check_open()?;
         let cancel = self.opts.cancel.clone();
-        Ok(wait::wait_for(&mut Room { writer: self, seen: 0 }, deadline.into(), cancel.as_ref())?.is_some())
+        Ok(wait::wait_for(&mut Room { writer: self, seen: 0, dry_run: true }, deadline.into(), cancel.as_ref())?.is_some())
+    }
+
+    /// Whether [`frame`](Writer::frame) would find room now, without taking it.
+    fn has_room(&mut self) -> Result<bool> {
+        let name = self.seg.name();
+        match &mut self.kind {
+            Kind::Slots { table, publisher, .. } => Ok(publisher.has_room(&table.view(), true)),
+            Kind::Raw { producer, msg_len, .. } => producer.has_free(*msg_len).map_err(|e| Error::protocol(name, e)),
+        }
     }
 
     /// Copies `pixels` (exactly [`FrameShape::pixel_bytes`]) into the next frame and publishes
-    /// it, waiting until `deadline` for room (`None`: for ever; a passed deadline or
-    /// `Some(Duration::ZERO)`: drop the frame if the ring is full). Returns whether the frame was
-    /// published.
+    /// it, waiting as [`frame`](Writer::frame) until `deadline` for room (`None`: for ever; a
+    /// passed deadline or `Some(Duration::ZERO)`: drop the frame if there is none). Returns
+    /// whether the frame was published.
     ///
     /// # Errors
     /// [`Error::WrongFrameSize`], and as [`frame`](Writer::frame).
@@ -330,84 +400,105 @@ impl Writer {
         Ok(true)
     }
 
-    fn wake_reader(&self) {
-        let mem = self.producer.memory();
-        wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING);
-    }
-
-    /// Ends the stream: an end-of-stream message (framed mode, if it fits), the `CLOSED` flag
-    /// (always), a wake-up for a sleeping reader, and removal of the name. The reader still
-    /// reads every frame published before.
+    /// Ends the stream: the `CLOSED` flag, a wake-up for sleeping readers, and removal of the
+    /// name. Readers still read every frame published before.
+    ///
+    /// # Errors
+    /// None today (the stream always ends); kept for the end-of-stream work that may fail.
     pub fn close(mut self) -> Result<()> {
-        self.finish()
+        self.finish();
+        Ok(())
     }
 
-    fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self) {
         if self.closed {
-            return Ok(());
+            return;
         }
         self.closed = true;
-        // The end-of-stream message is a courtesy; the CLOSED flag and the unlink below happen
-        // whatever it meets (a full ring, a reader that broke the indices).
-        let message = if self.opts.raw { Ok(()) } else { self.append_end_of_stream() };
-        control::close(self.producer.memory().reserved());
-        self.wake_reader();
-        self.seg.unlink_if_ours();
-        message
-    }
-
-    /// Appends and publishes an end-of-stream message if it fits now (else the `CLOSED` flag
-    /// alone ends the stream).
-    fn append_end_of_stream(&mut self) -> Result<()> {
-        let msg = crate::frame::framed_message_len(0);
-        let needed = if self.producer.bytes_to_end() < msg { self.producer.bytes_to_end() + msg } else { msg };
-        if self.producer.refresh_free().map_err(|e| self.protocol(e))? >= needed {
-            let eos = FrameHeader {
-                kind: MessageKind::EndOfStream,
-                shape: None,
-                seq: self.published,
-                capture_ns: 0,
-                publish_ns: sys::monotonic_ns(),
-            };
-            self.append_framed(0, &eos)?;
-            self.producer.commit();
+        let mem = *self.seg.ring();
+        control::close(mem.reserved());
+        match &self.kind {
+            // Readers check CLOSED before they sleep; wake the ones asleep.
+            Kind::Slots { table, .. } => sys::futex_wake(table.view().published_word()),
+            Kind::Raw { .. } => wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING),
         }
-        Ok(())
+        self.seg.unlink_if_ours();
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        let _ = self.finish();
+        self.finish();
     }
 }
 
-/// Space for one frame, reserved in the ring (or, rarely in raw mode, in a staging buffer).
+/// How many readers a writer has now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadersNow {
+    /// Readers attached.
+    pub attached: u32,
+    /// Frames published and not yet read by the slowest lossless reader (a raw channel's
+    /// consumer counts as one); `None` without lossless readers.
+    pub lossless_lag: Option<u64>,
+}
+
+/// Room taken for one frame.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Slot(Taken),
+    /// The payload in the raw ring; null when drawing into the staging buffer.
+    Ring(*mut u8),
+}
+
+/// The first payload byte of slot `k` (the frame header; the length prefix is before it).
+fn slot_payload(seg: &Segment, g: Geometry, k: usize) -> *mut u8 {
+    let data = seg.ring().data_ptr();
+    // SAFETY: `k < slots` and `slots * slot_len <= capacity` (the geometry was made so), so
+    // the slot and its 4-byte prefix lie inside the data area.
+    unsafe { data.add(k * g.slot_len as usize + ring::PREFIX_LEN as usize) }
+}
+
+/// Writes every slot's length prefix once (they never change): the payload is a frame header
+/// and the pixels.
+fn write_slot_prefixes(seg: &Segment, g: Geometry, shape: FrameShape) {
+    let len = (FRAME_HEADER_LEN as u32 + shape.pixel_bytes()).to_le_bytes();
+    for k in 0..g.slots as usize {
+        let payload = slot_payload(seg, g, k);
+        // SAFETY: the 4 bytes before a slot's payload are its prefix, inside the data area; the
+        // segment is not visible to readers before its first publication reaches a slot, and
+        // no slot is published yet.
+        unsafe { std::ptr::copy_nonoverlapping(len.as_ptr(), payload.sub(ring::PREFIX_LEN as usize), 4) };
+    }
+}
+
+/// Room for one frame, reserved in the channel (or, rarely in raw mode, in a staging buffer).
 /// Draw into [`pixels`](FrameSlot::pixels), then [`publish`](FrameSlot::publish); dropping it
 /// unpublished discards the frame.
 #[derive(Debug)]
 pub struct FrameSlot<'w> {
     writer: &'w mut Writer,
-    /// Start of the payload in the ring; null when drawing into `writer.staging`.
+    /// The payload: frame header then pixels (framed), pixels (raw), null (raw, staging).
     ptr: *mut u8,
-    len: usize,
+    target: Target,
     capture_ns: Option<u64>,
     seq: Option<u64>,
 }
 
 impl FrameSlot<'_> {
-    /// The frame's pixel bytes (`stride * height`), rows top to bottom, to fill in place.
+    /// The frame's pixel bytes ([`FrameShape::pixel_bytes`]), rows top to bottom, to fill in
+    /// place.
     pub fn pixels(&mut self) -> &mut [u8] {
-        if self.ptr.is_null() {
-            return &mut self.writer.staging[..];
-        }
-        let skip = if self.writer.opts.raw { 0 } else { FRAME_HEADER_LEN };
         let n = self.writer.pixel_bytes as usize;
-        assert!(skip + n <= self.len, "slot smaller than its frame");
-        // SAFETY: `ptr..ptr+len` is a payload appended but not committed by our producer: free
-        // ring space no one else reads or writes until `publish` commits it. The slot holds
-        // `&mut Writer`, so no other append can alias it, and `skip + n <= len` by construction
-        // (the payload was sized from the same shape).
+        if let (Target::Ring(p), Kind::Raw { staging, .. }) = (self.target, &mut self.writer.kind) {
+            if p.is_null() {
+                return &mut staging[..n];
+            }
+        }
+        let skip = if matches!(self.target, Target::Slot(_)) { FRAME_HEADER_LEN } else { 0 };
+        // SAFETY: `ptr..ptr + skip + n` is a payload taken by our producer and not published:
+        // a slot marked WRITING, which no reader reads or holds, or raw ring space no one
+        // reads until `publish` commits it. The slot holds `&mut Writer`, so nothing else can
+        // take it meanwhile, and the payload was sized from the same shape.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(skip), n) }
     }
 
@@ -428,28 +519,44 @@ impl FrameSlot<'_> {
         self.capture_ns = Some(ns);
     }
 
-    /// Makes the frame visible to the reader (and wakes it if it sleeps). Returns its sequence
+    /// Makes the frame visible to readers (and wakes those asleep). Returns its sequence
     /// number.
     pub fn publish(self) -> u64 {
         let now = sys::monotonic_ns();
         let seq = self.seq();
+        let capture_ns = self.capture_ns.unwrap_or(now);
+        let (ptr, target) = (self.ptr, self.target);
         let w = &mut *self.writer;
-        if w.opts.raw {
-            if self.ptr.is_null() {
-                // `has_room` proved the room; the split copy cannot fail.
-                let staging = std::mem::take(&mut w.staging);
-                w.producer.append(&staging).expect("room was checked");
-                w.staging = staging;
+        match (&mut w.kind, target) {
+            (Kind::Slots { table, publisher, last_sweep_ns }, Target::Slot(t)) => {
+                // SAFETY: the first FRAME_HEADER_LEN bytes of our unpublished slot (see `pixels`).
+                let header = unsafe { std::slice::from_raw_parts_mut(ptr, FRAME_HEADER_LEN) };
+                FrameHeader::stamp(header, seq, capture_ns, now);
+                let view = table.view();
+                let (_, sleepers) = publisher.publish(&view, t);
+                if sleepers {
+                    sys::futex_wake(view.published_word());
+                }
+                // Free the places of readers that died, so that they neither pin slots nor
+                // count as readers (rate-limited: a clock comparison per frame).
+                if now.saturating_sub(*last_sweep_ns) >= SWEEP_PERIOD.as_nanos() as u64 {
+                    sweep_if_due(&w.seg, view, publisher, last_sweep_ns);
+                }
             }
-        } else {
-            // SAFETY: the first FRAME_HEADER_LEN bytes of our uncommitted payload (see `pixels`).
-            let header = unsafe { std::slice::from_raw_parts_mut(self.ptr, FRAME_HEADER_LEN) };
-            FrameHeader::stamp(header, seq, self.capture_ns.unwrap_or(now), now);
+            (Kind::Raw { producer, staging, .. }, Target::Ring(p)) => {
+                if p.is_null() {
+                    // `take` proved the room; the split copy cannot fail.
+                    producer.append(staging).expect("room was checked");
+                }
+                producer.commit();
+                let mem = *producer.memory();
+                wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING);
+            }
+            _ => unreachable!("targets match their channel kind"),
         }
-        w.producer.commit();
-        w.wake_reader();
         w.next_seq = seq.wrapping_add(1);
         w.published += 1;
+        // Published: nothing for `Drop` to abandon.
         std::mem::forget(self);
         seq
     }
@@ -457,50 +564,101 @@ impl FrameSlot<'_> {
 
 impl Drop for FrameSlot<'_> {
     fn drop(&mut self) {
-        self.writer.producer.abandon();
+        match (&mut self.writer.kind, self.target) {
+            (Kind::Slots { table, publisher, .. }, Target::Slot(t)) => publisher.abandon(&table.view(), t),
+            (Kind::Raw { producer, .. }, _) => producer.abandon(),
+            _ => {}
+        }
     }
 }
 
-/// How often a writer waiting for room checks whether its reader is still attached.
+/// How often a writer waiting for room on a raw channel checks whether its consumer is still
+/// attached.
 const READER_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
-/// [`Writer::wait_for_room`] as a [`Waitable`].
+/// [`Writer::frame`] and [`Writer::wait_for_room`] as a [`Waitable`].
 struct Room<'w> {
     writer: &'w mut Writer,
-    /// The tail word as read before the last room check: the sleep's futex value.
+    /// The futex word (`room` of the table, `tail` of a raw ring) as read before the last
+    /// attempt: what the sleep waits to change.
     seen: u32,
+    /// Only check for room (`wait_for_room`), do not take it.
+    dry_run: bool,
 }
 
 impl Waitable for Room<'_> {
-    type Output = ();
-    fn attempt(&mut self) -> Result<Option<()>> {
+    type Output = Option<Target>;
+    fn attempt(&mut self) -> Result<Option<Option<Target>>> {
         let w = &mut *self.writer;
-        // Read the tail *before* checking for room: if the reader releases in between, the
+        // Read the word *before* checking for room: if a reader releases in between, the
         // futex sees a changed value and does not sleep.
-        self.seen = w.producer.memory().tail_word().load(std::sync::atomic::Ordering::Acquire);
-        if w.has_room()? {
+        self.seen = match &w.kind {
+            Kind::Slots { table, .. } => table.view().room_word().load(Ordering::Acquire),
+            Kind::Raw { producer, .. } => producer.memory().tail_word().load(Ordering::Acquire),
+        };
+        let found = if self.dry_run {
+            // Room may be pinned by a dead reader: look for those before giving up.
+            (w.has_room()? || (w.sweep_if_due() && w.has_room()?)).then_some(None)
+        } else {
+            w.take(true)?.map(Some)
+        };
+        if found.is_some() {
             w.backoff.reset();
-            return Ok(Some(()));
         }
-        Ok(None)
+        Ok(found)
     }
 
     fn sleep(&mut self, max: Duration) {
         let w = &mut *self.writer;
-        let mem = *w.producer.memory();
-        if w.seg.consumer_attached() {
-            // Our reader: it wakes us when it releases. Look again after a while anyway, to
-            // notice a reader that went away (and stop waiting for its wake-up).
-            let max = max.min(READER_CHECK_PERIOD);
-            wait::sleep_announced(mem.tail_word(), self.seen, mem.reserved(), PRODUCER_SLEEPING, 0, max);
-        } else {
-            // No reader, or one that knows nothing of wake-ups (cpp_py_shmbuf's): poll with a
-            // bounded back-off so that room is noticed within milliseconds.
-            wait::sleep_unannounced(mem.tail_word(), self.seen, &mut w.backoff, max);
+        let mem = *w.seg.ring();
+        match &w.kind {
+            Kind::Slots { table, .. } => {
+                // Readers wake us when they give a slot back; a reader that dies never will:
+                // look again after a sweep period.
+                let max = max.min(SWEEP_PERIOD);
+                wait::sleep_announced(table.view().room_word(), self.seen, mem.reserved(), PRODUCER_SLEEPING, 0, max);
+            }
+            Kind::Raw { .. } if w.seg.consumer_attached() => {
+                // Our consumer wakes us when it releases. Look again after a while anyway, to
+                // notice a consumer that went away (and stop waiting for its wake-up).
+                let max = max.min(READER_CHECK_PERIOD);
+                wait::sleep_announced(mem.tail_word(), self.seen, mem.reserved(), PRODUCER_SLEEPING, 0, max);
+            }
+            Kind::Raw { .. } => {
+                // No consumer, or one that knows nothing of wake-ups (cpp_py_shmbuf's): poll with
+                // a bounded back-off so that room is noticed within milliseconds.
+                wait::sleep_unannounced(mem.tail_word(), self.seen, &mut w.backoff, max);
+            }
         }
     }
 
     fn channel(&self) -> &str {
         self.writer.seg.name()
     }
+}
+
+impl Writer {
+    /// Frees the entries of dead readers, at most once per [`SWEEP_PERIOD`]. Returns whether
+    /// it freed one.
+    fn sweep_if_due(&mut self) -> bool {
+        match &mut self.kind {
+            Kind::Slots { table, publisher, last_sweep_ns } => sweep_if_due(&self.seg, table.view(), publisher, last_sweep_ns),
+            Kind::Raw { .. } => false,
+        }
+    }
+}
+
+/// Frees the table entries of readers whose lock is free (dead, however they died), at most
+/// once per [`SWEEP_PERIOD`]. Returns whether it freed one.
+fn sweep_if_due(seg: &Segment, view: table::Table<'_>, publisher: &Publisher, last_sweep_ns: &mut u64) -> bool {
+    let now = sys::monotonic_ns();
+    if now.saturating_sub(*last_sweep_ns) < SWEEP_PERIOD.as_nanos() as u64 {
+        return false;
+    }
+    *last_sweep_ns = now;
+    let mut freed = false;
+    for r in 0..view.max_readers() {
+        freed |= publisher.free_if_dead(&view, r, || seg.entry_alive(r));
+    }
+    freed
 }

@@ -56,11 +56,18 @@ struct Opts {
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
 
-    /// Frames the ring holds at once (its size is rounded up to a power of two).
+    /// Frames the channel keeps for readers that fall behind (framed: at most 31; the size is
+    /// rounded up to a power of two).
     #[arg(long, value_name = "K", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
     buffer_frames: u32,
 
-    /// What to do when a reader is too slow: drop the frame (live), or wait for room (lossless).
+    /// Readers a channel serves at once (framed channels; each costs 64 bytes).
+    #[arg(long, value_name = "N", default_value_t = shmframes::DEFAULT_MAX_READERS,
+          value_parser = clap::value_parser!(u32).range(1..=shmframes::MAX_READERS as i64))]
+    max_readers: u32,
+
+    /// When there is no room: drop (live: never wait; a lossless reader that lags loses frames,
+    /// and counts them), or wait for lossless readers (and, raw, for the consumer).
     #[arg(long, value_enum, default_value_t = WhenFull::Drop)]
     when_full: WhenFull,
 
@@ -94,9 +101,9 @@ fn parse_rgb_format(s: &str) -> Result<PixelFormat, String> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum WhenFull {
-    /// Count and skip the frame, as a live camera must.
+    /// Never wait, as a live camera must: skip the frame only if readers hold every slot.
     Drop,
-    /// Block until the reader frees room: nothing is lost.
+    /// Wait for lossless readers (and a raw channel's consumer): they lose nothing.
     Wait,
 }
 
@@ -155,6 +162,7 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     let shape = source.shape();
     let mut wopts = WriterOptions::new(shape.width, shape.height, format)?;
     wopts.buffer_frames = opts.buffer_frames;
+    wopts.max_readers = opts.max_readers;
     wopts.raw = opts.raw;
     wopts.mode = opts.mode;
     wopts.cancel = Some(cancel.clone());
@@ -245,10 +253,11 @@ fn quiet_decoder_panics() {
     }));
 }
 
-/// A slot in `w`, waiting for room if `wait` (until stopped: `None`), else `None` when full.
+/// A slot in `w`: waiting for lossless readers if `wait` (until stopped: `None`), else the
+/// live source's slot (`None` when readers hold every slot).
 fn acquire(w: &mut Writer, wait: bool) -> anyhow::Result<Option<FrameSlot<'_>>> {
-    let deadline = if wait { Deadline::NEVER } else { Deadline::from(Duration::ZERO) };
-    match w.frame(deadline) {
+    let slot = if wait { w.frame(Deadline::NEVER) } else { w.try_frame() };
+    match slot {
         Err(shmframes::Error::Interrupted { .. }) => Ok(None),
         other => Ok(other?),
     }

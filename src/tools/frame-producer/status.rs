@@ -74,11 +74,16 @@ impl Status {
             }
             let frames = self.published[i] - self.last_published[i];
             self.last_published[i] = self.published[i];
-            let behind = w.backlog_frames().unwrap_or(0);
-            let reader = if self.attached[i] {
-                format!("reader attached, {behind} frame{} behind", if behind == 1 { "" } else { "s" })
-            } else {
-                "no reader".to_owned()
+            let readers = w.readers();
+            let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            let reader = match (readers.attached, readers.lossless_lag) {
+                (0, _) => "no reader".to_owned(),
+                (n, None) => format!("{} attached", plural(n as u64, "reader")),
+                (n, Some(lag)) => format!(
+                    "{} attached, slowest lossless {} behind",
+                    plural(n as u64, "reader"),
+                    plural(lag, "frame")
+                ),
             };
             eprintln!(
                 "[{}] {:7.1} fps {:8.1} MB/s  dropped {:6}  {reader}",

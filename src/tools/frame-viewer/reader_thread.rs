@@ -90,7 +90,7 @@ fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Arc<Shared>, proxy: &
         }
         s.quit.load(Ordering::Relaxed)
     });
-    let opts = ReaderOptions { timeout: Duration::MAX, raw, follow: true, cancel: Some(cancel.clone()) };
+    let opts = ReaderOptions { timeout: Duration::MAX, raw, follow: true, cancel: Some(cancel.clone()), ..Default::default() };
     let mut reader = loop {
         match Reader::open(name, &opts) {
             Ok(r) => break r,
