@@ -4,7 +4,7 @@ SHELL := /bin/bash
 #
 #   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
 #   make test    the whole test suite: Rust and Python
-.PHONY: setup build demo test test-rust test-python lint layers miri fuzz-smoke fuzz soak bench bench-deps
+.PHONY: setup build demo test test-rust test-python lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,7 +26,7 @@ demo: build
 	trap 'kill $$producer 2>/dev/null; wait $$producer 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m shmframes.view shm_video --timeout 10
 
-test: build test-rust test-python lint layers miri fuzz-smoke
+test: build test-rust test-python lint layers miri loom fuzz-smoke
 
 test-rust:
 	cargo test --release --workspace --all-targets
@@ -50,7 +50,15 @@ layers:
 ## between the test threads (a few minutes). Needs the nightly toolchain with miri (.ci/setup).
 miri:
 	@if ! cargo +nightly miri --version >/dev/null 2>&1; then echo "miri: SKIPPED: no nightly toolchain with miri"; exit 0; fi; \
-	cargo +nightly miri test -p shmframes --lib ring::
+	cargo +nightly miri test -p shmframes --lib ring:: table::tests
+
+## The loom model checker on the reader table's claim protocol: every interleaving (up to
+## LOOM_MAX_PREEMPTIONS preemptions) of a producer and two readers, slots as checked cells.
+## Built in its own target directory: `--cfg loom` would rebuild everything else.
+LOOM_MAX_PREEMPTIONS ?= 2
+loom:
+	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) CARGO_TARGET_DIR=target/loom \
+		cargo test --release -p shmframes --lib model
 
 ## The fuzz targets, briefly (CI): 20 s each from the corpus in tests/fuzz/corpus. Needs the
 ## nightly toolchain (cargo-fuzz builds with sanitizers); .ci/setup installs cargo-fuzz.

@@ -202,6 +202,18 @@ impl Cancel {
         self.0.period
     }
 
+    /// Polls `busy` every `step` while it says `true`, until it says `false` (returns `true`)
+    /// or the cancel fires (returns `false`). For conditions no futex can wait on, such as
+    /// "a reader attached".
+    pub fn sleep_while(&self, mut busy: impl FnMut() -> bool, step: Duration) -> bool {
+        while busy() {
+            if !self.sleep_until(Deadline::after(step)) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Sleeps until `deadline` unless cancelled first (the same loop as every blocking call,
     /// with nothing to wait for). Returns whether the deadline was reached (`false`: cancelled).
     pub fn sleep_until(&self, deadline: Deadline) -> bool {

@@ -52,7 +52,8 @@ struct Opts {
           help = format!("Pixel format of the published frames: {}", PixelFormat::rgb_family_names()))]
     format: PixelFormat,
 
-    /// Stop after N frames from the source and exit 0 (with --when-full wait, all N are delivered).
+    /// Stop after N frames from the source and exit 0 (with --when-full wait and one channel,
+    /// all N are delivered to lossless readers).
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
 
@@ -67,7 +68,8 @@ struct Opts {
     max_readers: u32,
 
     /// When there is no room: drop (live: never wait; a lossless reader that lags loses frames,
-    /// and counts them), or wait for lossless readers (and, raw, for the consumer).
+    /// and counts them), or wait for lossless readers (and, raw, for the consumer); with one
+    /// channel, wait also publishes nothing until a reader attaches.
     #[arg(long, value_enum, default_value_t = WhenFull::Drop)]
     when_full: WhenFull,
 
@@ -181,6 +183,18 @@ fn run(opts: Opts) -> anyhow::Result<()> {
             writers[0].capacity() >> 20,
             if opts.raw { ", raw" } else { "" },
         );
+    }
+
+    if opts.when_full == WhenFull::Wait && writers.len() == 1 {
+        // Lossless from the first frame: publish nothing before someone reads. (With several
+        // channels, an absent reader on one never holds up the others.)
+        if !opts.quiet {
+            eprintln!("frame-producer: --when-full wait: waiting for a reader of {}", names[0]);
+        }
+        if !cancel.sleep_while(|| !writers[0].reader_attached(), Duration::from_millis(5)) {
+            status.finish(0);
+            return Ok(());
+        }
     }
 
     let start = Instant::now();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use shmframes::stats::Stats;
-use shmframes::{Error, FrameShape, PixelFormat, Reader, ReaderOptions};
+use shmframes::{Error, FrameShape, PixelFormat, Reader, ReaderOptions, Start};
 
 /// Reads a shmframes channel and reports what arrives.
 #[derive(Parser, Debug)]
@@ -31,6 +31,13 @@ struct Opts {
     /// One JSON object per frame on stdout: seq, size, format, latency, CRC-32 of the pixels.
     #[arg(long)]
     json: bool,
+    /// Read losslessly: a producer that waits (--when-full wait) waits for this reader, and
+    /// reading starts at the oldest frame still kept.
+    #[arg(long)]
+    lossless: bool,
+    /// List the channel's readers (place, pid, mode, frames read, dropped, lag, held) and exit.
+    #[arg(long)]
+    readers: bool,
 }
 
 fn main() -> ExitCode {
@@ -49,7 +56,12 @@ fn run(o: Opts) -> anyhow::Result<()> {
         Some((w, h)) => Some(FrameShape::packed(w, h, o.raw_format)?),
         None => None,
     };
-    let mut reader = Reader::open(&o.name, &ReaderOptions { timeout, raw, ..Default::default() })?;
+    if o.readers {
+        return list_readers(&o.name);
+    }
+    let start = if o.lossless { Start::Oldest } else { Start::Newest };
+    let opts = ReaderOptions { timeout, raw, lossless: o.lossless, start, ..Default::default() };
+    let mut reader = Reader::open(&o.name, &opts)?;
     let mut stats = Stats::new();
     while o.frames.is_none_or(|n| stats.frames() < n) {
         let frame = match reader.read(timeout) {
@@ -81,5 +93,28 @@ fn run(o: Opts) -> anyhow::Result<()> {
         }
     }
     eprintln!("[{}] {}", o.name, stats.summary());
+    Ok(())
+}
+
+/// `--readers`: one line per live reader of the channel.
+fn list_readers(name: &str) -> anyhow::Result<()> {
+    let readers = shmframes::readers_of(name)?;
+    if readers.is_empty() {
+        println!("{name}: no reader (a raw channel's one consumer is not listed)");
+        return Ok(());
+    }
+    println!("{:>5} {:>8} {:>9} {:>10} {:>9} {:>5} {:>5}", "place", "pid", "mode", "read", "dropped", "lag", "held");
+    for r in readers {
+        println!(
+            "{:>5} {:>8} {:>9} {:>10} {:>9} {:>5} {:>5}",
+            r.place,
+            r.pid,
+            if r.lossless { "lossless" } else { "lossy" },
+            r.frames_read,
+            r.dropped,
+            r.lag,
+            r.held
+        );
+    }
     Ok(())
 }
