@@ -35,22 +35,6 @@ fn child_entry() {
             }
             w.close().unwrap();
         }
-        // Lossless checksummed frames for `SHMFRAMES_SOAK_SECS` seconds, then end of stream.
-        "writer_soak" => {
-            let mut o = WriterOptions::new(FRAME_W, FRAME_H, PixelFormat::Gray8).unwrap();
-            o.buffer_frames = 4;
-            let mut w = Writer::create(&ch, &o).unwrap();
-            assert!(common::wait_until(20.0, || w.reader_attached()));
-            let end = Instant::now() + Duration::from_secs(env_u64("SHMFRAMES_SOAK_SECS"));
-            let mut seq = 0u64;
-            while Instant::now() < end {
-                let mut slot = w.frame(None).unwrap().unwrap();
-                common::fill(slot.pixels(), seq);
-                slot.publish();
-                seq += 1;
-            }
-            w.close().unwrap();
-        }
         // Frames as fast as possible, dropping when full, until killed.
         "writer_forever" => {
             let mut o = WriterOptions::new(64, 64, PixelFormat::Bgr24).unwrap();
@@ -302,58 +286,3 @@ fn idle_reader_sleeps_and_wakes_on_the_first_frame() {
     assert!(matches!(r.read(Some(Duration::from_secs(20))), Err(Error::EndOfStream { .. })));
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The soak: `SHMFRAMES_SOAK_SECS` (default 600) seconds at full rate between two processes,
-/// every frame checksummed; reports frames, bytes, losses and the memory of both sides.
-/// Run it with `cargo test --release --test cross_process soak -- --ignored --nocapture`.
-#[test]
-#[ignore = "a 10-minute soak; run it on purpose"]
-fn soak() {
-    let secs = std::env::var("SHMFRAMES_SOAK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(600u64);
-    let ch = Channel::new("soak");
-    let child = spawn_child("child_entry", "writer_soak", &ch, &[("SHMFRAMES_SOAK_SECS", secs.to_string())]);
-    let mut r = open_reader(&ch, false);
-    let start = Instant::now();
-    let (mut seq, mut bad) = (0u64, 0u64);
-    let mut samples = Vec::new();
-    let mut next_sample = Instant::now();
-    loop {
-        match r.read(Some(Duration::from_secs(30))) {
-            Ok(Some(f)) => {
-                if f.seq() != seq || !common::check(f.pixels(), seq) {
-                    bad += 1;
-                }
-                seq = f.seq() + 1;
-            }
-            Err(Error::EndOfStream { .. }) => break,
-            other => panic!("after {seq} frames: {other:?}"),
-        }
-        if Instant::now() >= next_sample {
-            samples.push((start.elapsed().as_secs(), rss_kib(std::process::id()), rss_kib(child.pid())));
-            next_sample += Duration::from_secs(60);
-        }
-    }
-    let dt = start.elapsed().as_secs_f64();
-    let bytes = seq * (FRAME_W * FRAME_H) as u64;
-    eprintln!(
-        "soak: {seq} frames, {:.1} GiB in {dt:.0} s ({:.0} frames/s, {:.2} GiB/s), lost/duplicated/torn: {bad}",
-        bytes as f64 / (1u64 << 30) as f64,
-        seq as f64 / dt,
-        bytes as f64 / (1u64 << 30) as f64 / dt
-    );
-    for (t, reader, writer) in &samples {
-        eprintln!("soak: at {t:4} s  reader RSS {reader} KiB  writer RSS {writer} KiB");
-    }
-    assert_eq!(bad, 0);
-    let (first, last) = (samples.first().unwrap(), samples.last().unwrap());
-    assert!(last.1 <= first.1 + 8 * 1024, "reader memory grew: {first:?} -> {last:?}");
-    assert!(last.2 <= first.2 + 8 * 1024, "writer memory grew: {first:?} -> {last:?}");
-}

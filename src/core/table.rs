@@ -47,35 +47,35 @@
 //! # The claim protocol: a held frame is never overwritten
 //!
 //! The race to get right: the producer takes a lagging reader's oldest frame's slot while that
-//! reader takes that very frame. Both sides write their intent, then look at the other's
-//! (a Dekker-style handshake; every access below is SeqCst, so all of them fall into one total
-//! order; `SYNC POINT: claim` in the code):
+//! reader takes that very frame. Both sides write their intent, issue a SeqCst fence, then look
+//! at the other's (a Dekker-style handshake; `SYNC POINT: claim` in the code):
 //!
 //! ```text
 //! reader, taking frame p in slot k          producer, taking slot k (holding frame q)
 //! R1 claim |= 1 << k                        P1 seq[k] = RECLAIM | q
+//!    fence(SeqCst)                             fence(SeqCst)
 //! R2 if seq[k] != p: claim &= !(1 << k)     P2 if any reader's claim has bit k (or, waiting
 //!    (frame gone: try the next one)            for lossless readers, one has next <= q):
 //!                                              seq[k] = q, choose another slot
 //!                                           P3 seq[k] = WRITING, write, seq[k] = p'
 //! ```
 //!
-//! In the total order, either R1 comes before P2 (the producer sees the claim and backs off)
-//! or P2 before R1, and then P1 before R2 (the reader sees that the frame is gone). Never
-//! neither. A reader that finds `RECLAIM | p` for the frame it wants waits for the outcome
-//! (the producer settles it within a few loads), so a lossless reader never skips a frame the
-//! producer only looked at. A lossless reader's `next` is protected the same way: it is stored
-//! before the reader scans (R1) and loaded after the mark (P2).
+//! The fences fall in one order or the other: either R1 is visible to P2 (the producer sees
+//! the claim and backs off) or P1 is visible to R2 (the reader sees that the frame is gone).
+//! Never neither. A reader that finds `RECLAIM | p` for the frame it wants waits for the
+//! outcome (the producer settles it within a few loads), so a lossless reader never skips a
+//! frame the producer only looked at. A lossless reader's `next` is protected the same way: it
+//! is stored before the fence that precedes its first look at the slots.
 //!
 //! # Memory ordering, the other words
 //!
 //! | atomic | store | load | publishes |
 //! |---|---|---|---|
-//! | `seq[k] = p` | Release (producer, after writing the slot) | Acquire/SeqCst (readers) | the slot's header and pixels (`SYNC POINT: slot`) |
-//! | `count` | Release (producer, after `seq[k] = p`) | Acquire (readers) | that frames up to `count - 1` exist |
-//! | `published`, `sleepers` | SeqCst store / SeqCst RMW | SeqCst fence then load | a sleeping reader is woken (`SYNC POINT: sleep`, see [`crate::wait`]) |
-//! | `claim` release (`&= !(1 << k)`) | SeqCst RMW (reader, after its last read of the slot) | SeqCst (producer) | the slot may be rewritten (`SYNC POINT: release`) |
-//! | `room` | SeqCst RMW (reader) | futex (producer) | a waiting producer is woken (with `PRODUCER_SLEEPING`) |
+//! | `seq[k] = p` | Release (producer, after writing the slot) | Acquire (readers) | the slot's header and pixels (`SYNC POINT: slot`) |
+//! | `count` | Release (producer, after `seq[k] = p`) | Acquire (readers) | that frames up to `count - 1` exist (`SYNC POINT: count`) |
+//! | `published` / `sleepers` | SeqCst store, fence / RMW, fence | after the fence | a sleeping reader is woken (`SYNC POINT: sleep`, see [`crate::wait`]) |
+//! | `claim` release (`&= !(1 << k)`) | Release RMW (reader, after its last read of the slot) | Acquire (producer) | the slot may be rewritten (`SYNC POINT: release`) |
+//! | `room` | RMW (reader) | futex (producer) | a waiting producer is woken (with `PRODUCER_SLEEPING`) |
 //!
 //! This module holds the protocol only, on atomics it is handed; under `--cfg loom` they are
 //! loom's, and `make loom` model-checks one producer and two readers (claims, releases in any

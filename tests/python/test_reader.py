@@ -161,6 +161,8 @@ def test_channel_busy_only_when_every_place_is_taken(procs, channel):
                 shmframes.Reader(raw, raw=(64, 64, "bgr"))
     finally:
         procs.cleanup()
+        if exists(raw):
+            os.unlink(f"/dev/shm/{raw}")
 
 
 def test_protocol_error_on_corrupt_segment(channel):
