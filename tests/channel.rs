@@ -107,6 +107,12 @@ fn held_frames_are_never_overwritten_and_a_channel_held_full_drops() {
     // The reader holds every slot: further frames were refused, not written over its frames.
     assert_eq!(held.len(), slots);
     assert_eq!(published as usize, slots, "the producer wrote into a held slot");
+    // Waiting for a frame could never end: the reader is told so at once, and the producer sees
+    // why it has no room.
+    let t = Instant::now();
+    assert!(matches!(r.read(T), Err(Error::HoldsEverySlot { .. })));
+    assert!(t.elapsed() < Duration::from_secs(4), "the read waited instead of failing");
+    assert_eq!((w.readers().held_slots, w.readers().slots), (slots as u32, slots as u32));
     for f in &held {
         let first = f.pixels()[0];
         assert!(f.pixels().iter().all(|&b| b == first), "frame {} was overwritten", f.seq());

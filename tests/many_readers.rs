@@ -144,7 +144,12 @@ impl Rng {
 fn run_chaos(secs: u64, label: &str) {
     let ch = Channel::new(label);
     let mut o = WriterOptions::new(W, H, PixelFormat::Gray8).unwrap();
-    o.buffer_frames = 4;
+    // Held frames are never overwritten, so the readers' holdings must leave the producer a
+    // slot: up to 7 readers hold up to 2 frames each between reads, and 15 buffered frames
+    // give at least 16 slots (31 here, from rounding the data area up). With fewer, readers
+    // that hold 2 frames each at different places can take every slot: the producer then
+    // waits, as documented, until one is released.
+    o.buffer_frames = 15;
     o.max_readers = 8;
     let mut w = Writer::create(&ch, &o).unwrap();
     let report = Report::new(label);
@@ -162,7 +167,9 @@ fn run_chaos(secs: u64, label: &str) {
     let mut worst_wait = Duration::ZERO;
     while start.elapsed() < Duration::from_secs(secs) {
         let t = Instant::now();
-        let mut slot = w.frame(Duration::from_secs(20)).unwrap().expect("the producer waited 20 s for room");
+        let Some(mut slot) = w.frame(Duration::from_secs(20)).unwrap() else {
+            panic!("the producer waited 20 s for room; readers: {:#?}", w.reader_list());
+        };
         worst_wait = worst_wait.max(t.elapsed());
         common::fill(slot.pixels(), seq);
         slot.set_seq(seq);

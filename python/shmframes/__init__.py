@@ -35,6 +35,7 @@ from ._shmframes import (
     __version__,
     monotonic_ns,
     pixel_formats,
+    readers,
 )
 from .errors import *  # noqa: F403 (the exception classes, as errors.__all__ lists them)
 
@@ -46,5 +47,6 @@ __all__ = [
     "__version__",
     "monotonic_ns",
     "pixel_formats",
+    "readers",
 ]
 __all__ += errors.__all__

@@ -199,3 +199,7 @@ class Stats:
         dropped, total and text; starts a new window."""
     def summary(self) -> str:
         """The whole run in one line."""
+
+def readers(name: str) -> list[dict[str, Union[int, bool]]]:
+    """The readers of a framed channel now: place, pid, lossless, frames_read, dropped, lag,
+    held. Empty for a raw channel."""

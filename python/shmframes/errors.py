@@ -12,6 +12,7 @@ __all__ = [
     "Closed",
     "EndOfStream",
     "Error",
+    "HoldsEverySlot",
     "NameTaken",
     "NoSpace",
     "PermissionDenied",
@@ -42,7 +43,7 @@ class ProducerAlive(NameTaken):
 
 
 class ChannelBusy(Error, BlockingIOError):
-    """Another reader holds the channel's consumer role."""
+    """Every reader place of the channel is taken (or another consumer reads a raw channel)."""
 
 
 class ProducerGone(Error, ConnectionResetError):
@@ -59,6 +60,11 @@ class ProtocolError(Error, ValueError):
 
 class NoSpace(Error, OSError):
     """/dev/shm (or its quota) cannot hold the channel."""
+
+
+class HoldsEverySlot(Error, RuntimeError):
+    """The reader holds every frame slot of the channel, so no new frame can come: release a
+    frame (``del frame``, or keep ``frame.copy()``) before reading the next."""
 
 
 class Closed(Error, ValueError):

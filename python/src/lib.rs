@@ -44,6 +44,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Protocol { .. } | Error::RawSizeMismatch { .. } | Error::RawWithoutShape { .. } => "ProtocolError",
         Error::NoSpace { .. } => "NoSpace",
         Error::Closed { .. } => "Closed",
+        Error::HoldsEverySlot { .. } => "HoldsEverySlot",
         Error::InvalidName { .. }
         | Error::Shape(_)
         | Error::NoBufferFrames
@@ -649,6 +650,26 @@ fn monotonic_ns() -> u64 {
     shmframes::monotonic_ns()
 }
 
+/// The readers of a framed channel now, one dict each: place, pid, lossless, frames_read,
+/// dropped, lag, held (what `frame-stats --readers` lists). Empty for a raw channel.
+#[pyfunction]
+fn readers<'py>(py: Python<'py>, name: &str) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let list = py.detach(|| shmframes::readers_of(name)).map_err(|e| to_py(py, e))?;
+    list.iter()
+        .map(|r| {
+            let d = PyDict::new(py);
+            d.set_item("place", r.place)?;
+            d.set_item("pid", r.pid)?;
+            d.set_item("lossless", r.lossless)?;
+            d.set_item("frames_read", r.frames_read)?;
+            d.set_item("dropped", r.dropped)?;
+            d.set_item("lag", r.lag)?;
+            d.set_item("held", r.held)?;
+            Ok(d)
+        })
+        .collect()
+}
+
 #[pymodule]
 fn _shmframes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyReader>()?;
@@ -657,6 +678,7 @@ fn _shmframes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStats>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(pixel_formats, m)?)?;
+    m.add_function(wrap_pyfunction!(readers, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -263,6 +263,21 @@ pub enum Error {
         shape: FrameShape,
     },
 
+    /// A reader holds every slot of a framed channel: the producer has nowhere to write the
+    /// next frame, so waiting for one could never end.
+    #[error(
+        "this reader of channel {name:?} holds all {slots} of its frame slots, so the producer \
+         has nowhere to write the next frame: release a frame first (drop it; in Python `del \
+         frame`, or keep `frame.copy()` instead), or restart the producer with more buffered \
+         frames (--buffer-frames N)"
+    )]
+    HoldsEverySlot {
+        /// The channel name.
+        name: String,
+        /// The channel's slots (all held by this reader).
+        slots: u32,
+    },
+
     /// The handle was closed; nothing more can be done with it.
     #[error("the {role} of channel {name:?} is closed")]
     Closed {

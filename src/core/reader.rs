@@ -947,6 +947,13 @@ fn take_slot(
                 if closed {
                     return Err(Error::EndOfStream { name: name.to_owned() });
                 }
+                // Holding every slot, we would wait for ever: no frame can be published into
+                // a slot we hold. (Only looked at when there is nothing to read: off the hot
+                // path.)
+                let held = view.reader_info(att.entry).held;
+                if held as usize >= view.slots() {
+                    return Err(Error::HoldsEverySlot { name: name.to_owned(), slots: held });
+                }
                 return Ok(None);
             }
             // The producer is deciding about a frame we want, within a few loads unless it was

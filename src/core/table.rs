@@ -291,6 +291,11 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// How many slots some reader holds now (the producer may take none of them).
+    pub(crate) fn held_slots(&self) -> u32 {
+        self.readers.iter().fold(0u64, |held, e| held | (e.claim.load(Ordering::Relaxed) & HELD_MASK)).count_ones()
+    }
+
     /// Whether entry `r` is in use or pins slots.
     #[cfg(test)]
     pub(crate) fn entry_in_use(&self, r: usize) -> bool {

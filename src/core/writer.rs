@@ -252,13 +252,20 @@ impl Writer {
             Kind::Slots { table, .. } => {
                 let live = crate::reader::live_readers(&self.seg, table);
                 let lag = live.iter().filter(|r| r.lossless).map(|r| r.lag).max();
-                ReadersNow { attached: live.len() as u32, lossless_lag: lag }
+                let view = table.view();
+                ReadersNow {
+                    attached: live.len() as u32,
+                    lossless_lag: lag,
+                    held_slots: view.held_slots(),
+                    slots: view.slots() as u32,
+                }
             }
             Kind::Raw { producer, msg_len, .. } => {
                 let attached = u32::from(self.seg.consumer_attached());
                 // The one consumer of a raw ring holds up the producer like a lossless reader.
                 let backlog = producer.memory().capacity() - self.free_bytes_raw(producer).unwrap_or(0);
-                ReadersNow { attached, lossless_lag: (attached > 0).then(|| backlog.div_ceil(*msg_len) as u64) }
+                let lossless_lag = (attached > 0).then(|| backlog.div_ceil(*msg_len) as u64);
+                ReadersNow { attached, lossless_lag, held_slots: 0, slots: 0 }
             }
         }
     }
@@ -440,6 +447,12 @@ pub struct ReadersNow {
     /// Frames published and not yet read by the slowest lossless reader (a raw channel's
     /// consumer counts as one); `None` without lossless readers.
     pub lossless_lag: Option<u64>,
+    /// Slots of a framed channel that readers hold now (0 for a raw one). Held frames are
+    /// never overwritten: when readers hold every slot, [`Writer::try_frame`] finds no room
+    /// (the frame is dropped) and [`Writer::frame`] waits until one is released.
+    pub held_slots: u32,
+    /// Slots of a framed channel (0 for a raw one).
+    pub slots: u32,
 }
 
 /// Room taken for one frame.

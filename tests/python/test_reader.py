@@ -308,8 +308,11 @@ def test_view_without_a_display_falls_back_to_stats(procs, channel):
     out = subprocess.run([sys.executable, "-m", "shmframes.view", channel, "--timeout", "20"], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert "no display" in out.stderr and "ended the stream" in out.stderr
-    # A viewer shows the newest frame: it may skip some of a full-speed stream, never lose any.
-    assert re.search(r"total: \d+ frames .* dropped 0,", out.stdout), out.stdout
+    # A default (lossy) reader never slows the producer: against a full-speed stream it may
+    # lose frames, and counts each one. The producer waits for its first reader, so the view
+    # starts at frame 0: every one of the 30 frames is either shown or counted as dropped.
+    m = re.search(r"total: (\d+) frames .* dropped (\d+),", out.stdout)
+    assert m and int(m[1]) + int(m[2]) == 30, out.stdout
 
 
 def test_view_errors_are_one_clear_line(channel):
@@ -373,3 +376,65 @@ def test_stats_count_frames_drops_and_latency(channel):
         assert window["frames"] == 3 and window["latency_p50_ms"] is not None
         assert stats.dropped == 0 and stats.frames == 3
         assert "total: 3 frames" in stats.summary()
+
+
+LOSSLESS_CHILD = """
+import json, sys, time, shmframes
+r = shmframes.Reader(sys.argv[1], timeout=20, lossless=True)
+seqs, stamps = [], []
+for f in r:
+    seqs.append(f.seq)
+    stamps.append(time.monotonic())
+    a = f.array
+    assert a[0, 0, 0] == a[0, 0, 0]
+gaps = [b - a for a, b in zip(stamps, stamps[1:])] or [0.0]
+print(json.dumps({"seqs": seqs, "dropped": r.dropped, "max_gap": max(gaps)}))
+"""
+
+SLEEPER_CHILD = """
+import json, sys, time, shmframes
+r = shmframes.Reader(sys.argv[1], timeout=20)
+seqs = []
+for _ in range(3):
+    f = r.read(timeout=20)
+    seqs.append(f.seq)
+    time.sleep(1.0)  # holds the frame while it "works"
+    del f
+try:
+    while True:
+        f = r.read(timeout=20)
+        seqs.append(f.seq)
+except shmframes.EndOfStream:
+    pass
+print(json.dumps({"seqs": seqs, "dropped": r.dropped}))
+"""
+
+
+def test_many_readers_in_many_processes_and_a_sleeper_slows_nobody(procs, channel):
+    """A lossless reader, a reader that sleeps 1 s per frame and the headless viewer, each in
+    its own process, on one channel: the lossless reader gets every frame on time, the sleeper
+    loses frames and counts them, the viewer runs."""
+    p = procs.producer(channel, "--size", "160x120", "--fps", "100", "--frames", "400", "--when-full", "wait")
+    lossless = procs.python(LOSSLESS_CHILD, channel, stdout=subprocess.PIPE)
+    assert wait_until(lambda: exists(channel) and len(shmframes.readers(channel)) == 1), "the lossless reader never attached"
+    sleeper = procs.python(SLEEPER_CHILD, channel, stdout=subprocess.PIPE)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    view = procs.start([sys.executable, "-m", "shmframes.view", channel, "--headless", "--timeout", "20"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    assert wait_until(lambda: len(shmframes.readers(channel)) == 3 or not exists(channel)), "three readers never attached"
+    listed = shmframes.readers(channel) if exists(channel) else []
+    assert sorted(r["lossless"] for r in listed) in ([], [False, False, True])
+    assert p.wait(30) == 0
+    out_l, _ = lossless.communicate(timeout=30)
+    out_s, _ = sleeper.communicate(timeout=30)
+    out_v, err_v = view.communicate(timeout=30)
+    assert lossless.returncode == 0 and sleeper.returncode == 0 and view.returncode == 0, err_v
+    got = json.loads(out_l)
+    assert got["seqs"] == list(range(400)) and got["dropped"] == 0
+    # 100 fps: a frame every 10 ms. Slowed by the sleeper, it would wait a second.
+    assert got["max_gap"] < 0.5, f"the lossless reader waited {got['max_gap']:.3f} s for a frame"
+    slept = json.loads(out_s)
+    seqs = slept["seqs"]
+    assert seqs == sorted(seqs) and slept["dropped"] > 0
+    assert slept["dropped"] + len(seqs) == seqs[-1] - seqs[0] + 1, "every frame is either read or counted as dropped"
+    assert "total:" in out_v

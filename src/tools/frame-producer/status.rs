@@ -85,8 +85,13 @@ impl Status {
                     plural(lag, "frame")
                 ),
             };
+            let held = if readers.slots > 0 && readers.held_slots == readers.slots {
+                format!(", readers hold all {} slots (no room until they release one)", readers.slots)
+            } else {
+                String::new()
+            };
             eprintln!(
-                "[{}] {:7.1} fps {:8.1} MB/s  dropped {:6}  {reader}",
+                "[{}] {:7.1} fps {:8.1} MB/s  dropped {:6}  {reader}{held}",
                 self.names[i],
                 frames as f64 / dt,
                 (frames * self.frame_bytes) as f64 / dt / 1e6,
