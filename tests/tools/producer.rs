@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Channel, ChildGuard};
 use shmframes_tools::pattern::TestPattern;
-use shmframes::{Error, FrameShape, PixelFormat, Reader, ReaderOptions};
+use shmframes::{Error, FrameShape, PixelFormat, Reader, ReaderOptions, Start};
 
 const BIN: &str = env!("CARGO_BIN_EXE_frame-producer");
 const T: Option<Duration> = Some(Duration::from_secs(20));
@@ -19,8 +19,11 @@ fn producer(args: &[&str]) -> ChildGuard {
     ChildGuard(Some(child))
 }
 
+/// A lossless reader from the oldest frame kept: with `--when-full wait` it gets every frame
+/// (a default reader never slows the producer, and may lose frames to a full-speed one).
 fn open(name: &str) -> Reader {
-    Reader::open(name, &ReaderOptions { timeout: Duration::from_secs(20), ..Default::default() }).unwrap()
+    let o = ReaderOptions { timeout: Duration::from_secs(20), lossless: true, start: Start::Oldest, ..Default::default() };
+    Reader::open(name, &o).unwrap()
 }
 
 fn wait_exit(mut child: ChildGuard) -> (i32, String) {

@@ -185,9 +185,11 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         );
     }
 
-    if opts.when_full == WhenFull::Wait && writers.len() == 1 {
+    if opts.when_full == WhenFull::Wait && writers.len() == 1 && !opts.raw {
         // Lossless from the first frame: publish nothing before someone reads. (With several
-        // channels, an absent reader on one never holds up the others.)
+        // channels, an absent reader on one never holds up the others. A raw ring keeps its
+        // frames for its consumer anyway, and cpp_py_shmbuf's consumers take no lock we
+        // could see.)
         if !opts.quiet {
             eprintln!("frame-producer: --when-full wait: waiting for a reader of {}", names[0]);
         }
