@@ -50,7 +50,7 @@ layers:
 ## between the test threads (a few minutes). Needs the nightly toolchain with miri (.ci/setup).
 miri:
 	@if ! cargo +nightly miri --version >/dev/null 2>&1; then echo "miri: SKIPPED: no nightly toolchain with miri"; exit 0; fi; \
-	cargo +nightly miri test -p shmframes --lib ring:: table::tests
+	cargo +nightly miri test -p shmframes --lib -- ring:: table::tests
 
 ## The loom model checker on the reader table's claim protocol: every interleaving (up to
 ## LOOM_MAX_PREEMPTIONS preemptions) of a producer and two readers, slots as checked cells

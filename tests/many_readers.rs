@@ -50,7 +50,12 @@ fn child_entry() {
     let limit: Option<u64> = std::env::var("SHMFRAMES_FRAMES").ok().and_then(|v| v.parse().ok());
     let lossless = mode == Mode::Lossless;
     let o = ReaderOptions { timeout: Duration::from_secs(20), lossless, start: Start::Oldest, ..Default::default() };
-    let mut r = Reader::open(&ch, &o).unwrap();
+    let mut r = match Reader::open(&ch, &o) {
+        Ok(r) => r,
+        // Spawned just before the producer ended: the stream was over before this one began.
+        Err(Error::ChannelNotFound { .. }) if !lossless => return,
+        Err(e) => panic!("{} reader: {e}", mode.name()),
+    };
     let (mut first, mut last, mut count) = (None::<u64>, None::<u64>, 0u64);
     let mut held: Vec<shmframes::Frame> = Vec::new();
     loop {

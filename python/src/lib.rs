@@ -5,7 +5,8 @@
 //! frame's bytes stay leased (never overwritten) as long as the `Frame` object or any array
 //! derived from it lives, and the mapping stays valid even after the reader is closed.
 //!
-//! Every wait releases the GIL and wakes at least every 80 ms to let Ctrl+C through.
+//! Every wait releases the GIL. Ctrl+C ends it at once on a framed channel (the core's wait
+//! sleeps on a word its signal hook bumps), and within 80 ms elsewhere.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,9 +24,10 @@ use shmframes::{
     WriterOptions,
 };
 
-/// How long a wait may hold off Python's signal handlers (Ctrl+C): the period of the check
-/// every wait runs (equal to the reader's liveness period, so an idle wait wakes once per
-/// period, not twice).
+/// How long a wait may hold off Python's signal handlers (Ctrl+C) where the core cannot sleep
+/// on its signal word (kernels before 5.16, raw channels): the period of the check those waits
+/// run (equal to the reader's liveness period, so such a wait wakes once per period, not
+/// twice). Framed channels on Linux 5.16+ wake for a signal at once and never poll.
 const SIGNAL_PERIOD: Duration = Duration::from_millis(80);
 
 /// The exception class for an error: one per kind users catch, defined in
@@ -89,9 +91,9 @@ fn deadline(timeout: Option<f64>, what: &str) -> PyResult<Deadline> {
     }
 }
 
-/// Lets Ctrl+C (and any signal handler that raises) end a wait: the core runs the check every
-/// [`SIGNAL_PERIOD`] while it waits; the exception the handler raised is kept here and raised
-/// when the core returns [`Error::Interrupted`].
+/// Lets Ctrl+C (and any signal handler that raises) end a wait: the core runs the check when
+/// a signal arrives (or every [`SIGNAL_PERIOD`] where it must poll); the exception the handler
+/// raised is kept here and raised when the core returns [`Error::Interrupted`].
 #[derive(Clone, Default)]
 struct Signals {
     raised: Arc<Mutex<Option<PyErr>>>,
@@ -100,7 +102,7 @@ struct Signals {
 impl Signals {
     fn cancel(&self) -> Cancel {
         let raised = self.raised.clone();
-        Cancel::with_check(SIGNAL_PERIOD, move || {
+        Cancel::on_signals(SIGNAL_PERIOD, move || {
             Python::attach(|py| match py.check_signals() {
                 Ok(()) => false,
                 Err(e) => {

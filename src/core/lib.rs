@@ -67,6 +67,8 @@ mod error;
 pub mod format;
 pub mod frame;
 #[cfg(not(loom))]
+mod liveness;
+#[cfg(not(loom))]
 mod reader;
 pub mod ring;
 #[cfg(not(loom))]

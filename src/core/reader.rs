@@ -26,6 +26,8 @@ use crate::frame::{has_magic, FrameHeader, MessageKind, FRAME_HEADER_LEN, FRAME_
 use crate::ring::{Consumer, Message, PREFIX_LEN};
 use crate::segment::Segment;
 use crate::table::{Cursor, Start, TableMemory, Take};
+use crate::liveness::{self, Keeper, Life};
+use crate::sys::{self, WaitWord};
 use crate::wait::{self, Backoff, Cancel, Deadline, Waitable};
 
 /// How often a waiting reader checks that our producer is still alive (the liveness promise is
@@ -207,6 +209,8 @@ pub fn readers_of(name: &str) -> Result<Vec<ReaderInfo>> {
 /// lock the segment's descriptor holds). The last frame or reader to let go frees the place.
 #[derive(Debug)]
 struct SlotAttachment {
+    /// Owns the entry's liveness word (first: dropped before the segment is unmapped).
+    keeper: Option<Keeper>,
     seg: Segment,
     table: TableMemory,
     entry: usize,
@@ -219,8 +223,17 @@ impl SlotAttachment {
         let max = table.geometry().max_readers;
         for r in 0..max as usize {
             if seg.lock_entry(r)? {
-                let cursor = Cursor::attach(&table.view(), r, lossless, start, std::process::id());
-                return Ok((SlotAttachment { seg, table, entry: r }, cursor));
+                let view = table.view();
+                // Our liveness word before the entry is ours (the claim below): a producer
+                // that sees the new claim sees a live word, never the dead owner's.
+                // SAFETY: the word and node are in our mapping, which `seg` keeps until the
+                // keeper is dropped (it is dropped first); the entry's lock makes them ours.
+                let keeper = unsafe { Keeper::start(vec![view.reader_watch(r)], crate::table::READER_FUTEX_OFFSET) };
+                if keeper.is_none() {
+                    view.reader_live(r).store(0, std::sync::atomic::Ordering::SeqCst);
+                }
+                let cursor = Cursor::attach(&view, r, lossless, start, std::process::id());
+                return Ok((SlotAttachment { keeper, seg, table, entry: r }, cursor));
             }
         }
         Err(Error::ChannelBusy { name: seg.name().to_owned(), users: seg.other_users(), max_readers: Some(max) })
@@ -268,10 +281,11 @@ impl SlotAttachment {
 
 impl Drop for SlotAttachment {
     fn drop(&mut self) {
-        // Every frame is released and the reader is gone: free the place. The segment's
-        // descriptor, and with it the entry's lock, closes after this.
+        // Every frame is released and the reader is gone: free the place, then stop watching
+        // its word. The segment's descriptor, and with it the entry's lock, closes after this.
         Cursor::detach(&self.table.view(), self.entry);
         self.wake_producer();
+        self.keeper = None;
     }
 }
 
@@ -762,20 +776,32 @@ impl Reader {
         if control::is_closed(reserved) {
             return self.drained_end();
         }
-        if self.last_liveness.elapsed() >= LIVENESS_PERIOD {
-            self.last_liveness = Instant::now();
-            if !self.src.seg().producer_alive() {
-                if control::is_closed(reserved) {
-                    return self.drained_end();
-                }
-                // The producer may have published its last frames just before dying.
-                if self.unread() {
-                    return Ok(());
-                }
-                self.state = ProducerState::Gone;
-                if !self.opts.follow {
-                    return Err(Error::ProducerGone { name: self.name.clone() });
-                }
+        // A framed channel's producer is watched by the kernel (one load, no system call);
+        // otherwise, and for rings, its lock byte is probed every LIVENESS_PERIOD.
+        let life = match &self.src {
+            Source::Slots { att, .. } => liveness::life(att.table.view().producer_live(att.entry)),
+            Source::Ring(_) => Life::Unwatched,
+        };
+        let dead = match life {
+            Life::Dead => true,
+            Life::Alive => false,
+            Life::Unwatched if self.last_liveness.elapsed() >= LIVENESS_PERIOD => {
+                self.last_liveness = Instant::now();
+                !self.src.seg().producer_alive()
+            }
+            Life::Unwatched => false,
+        };
+        if dead {
+            if control::is_closed(reserved) {
+                return self.drained_end();
+            }
+            // The producer may have published its last frames just before dying.
+            if self.unread() {
+                return Ok(());
+            }
+            self.state = ProducerState::Gone;
+            if !self.opts.follow {
+                return Err(Error::ProducerGone { name: self.name.clone() });
             }
         }
         Ok(())
@@ -831,15 +857,16 @@ impl Reader {
         Ok(true)
     }
 
-    fn sleep(&mut self, left: Duration) {
-        // `left` is bounded by the caller's deadline and cancel period (see `wait::wait_for`).
+    fn sleep(&mut self, left: Duration, wake: &[WaitWord<'_>]) {
+        // `left` is bounded by the caller's deadline (and cancel period where the sleep
+        // cannot wake on the cancel's words; see `wait::wait_for`).
         match (self.state, &self.src) {
             (ProducerState::Live, Source::Slots { att, cursor, seen, .. }) => {
                 let view = att.table.view();
                 let reserved = att.seg.ring().reserved();
                 cursor.announce_sleep(&view);
                 if !control::is_closed(reserved) && view.published_word().load(std::sync::atomic::Ordering::Relaxed) == *seen {
-                    crate::sys::futex_wait(view.published_word(), *seen, left.min(LIVENESS_PERIOD));
+                    sleep_on_frames(view.published_word(), *seen, view.producer_live(att.entry), wake, left);
                 }
                 cursor.end_sleep(&view);
             }
@@ -967,6 +994,31 @@ fn take_slot(
     }
 }
 
+/// Sleeps until a frame is published (`published` leaves `seen`), the producer dies, a cancel
+/// word changes or `left` passes: one `futex_waitv` on all of them, so an idle reader makes no
+/// wake-ups at all. Where the kernel cannot (no `futex_waitv`, or nobody watches the
+/// producer's word) it sleeps at most [`LIVENESS_PERIOD`] at a time, and the caller probes the
+/// producer's lock byte.
+fn sleep_on_frames(published: &std::sync::atomic::AtomicU32, seen: u32, producer_live: &std::sync::atomic::AtomicU32, wake: &[WaitWord<'_>], left: Duration) {
+    let mut words = [WaitWord { word: published, expected: seen, shared: true }; 2 + wait::MAX_CANCEL_WORDS];
+    let mut n = 1;
+    let watched = liveness::arm(producer_live);
+    if let Some(v) = watched {
+        words[n] = WaitWord { word: producer_live, expected: v, shared: true };
+        n += 1;
+    } else if liveness::life(producer_live) == Life::Dead {
+        return; // the next attempt reports it
+    }
+    for w in wake {
+        words[n] = *w;
+        n += 1;
+    }
+    let timeout = if watched.is_some() { left } else { left.min(LIVENESS_PERIOD) };
+    if !sys::futex_wait_any(&words[..n], Some(timeout)) {
+        sys::futex_wait(published, seen, left.min(LIVENESS_PERIOD));
+    }
+}
+
 /// Consumes a message that needs no lease (filler, end of stream, copied frames).
 fn consume_now(att: &Attachment, st: &mut ConsumerState, msg: &Message) {
     st.consumer.advance(msg);
@@ -982,8 +1034,11 @@ impl Waitable for NextFrame<'_> {
     fn attempt(&mut self) -> Result<Option<Frame>> {
         self.0.attempt_read()
     }
-    fn sleep(&mut self, max: Duration) {
-        self.0.sleep(max)
+    fn sleep(&mut self, max: Duration, wake: &[WaitWord<'_>]) {
+        self.0.sleep(max, wake)
+    }
+    fn sleeps_on_words(&self) -> bool {
+        matches!((self.0.state, &self.0.src), (ProducerState::Live, Source::Slots { .. })) && sys::kernel_watches_liveness()
     }
     fn channel(&self) -> &str {
         &self.0.name
@@ -1034,7 +1089,7 @@ impl Waitable for Opening<'_> {
             Err(e) => Err(e),
         }
     }
-    fn sleep(&mut self, max: Duration) {
+    fn sleep(&mut self, max: Duration, _wake: &[WaitWord<'_>]) {
         std::thread::sleep(self.pause.min(max));
         self.pause = (self.pause * 2).min(Self::MAX_PAUSE);
     }

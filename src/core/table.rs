@@ -139,7 +139,15 @@ pub(crate) struct ReaderEntry {
     read: AtomicU64,
     dropped: AtomicU64,
     pid: AtomicU32,
-    _reserved: [AtomicU32; 7],
+    /// The reader's liveness word (see [`crate::liveness`]): its keeper's thread id.
+    reader_live: AtomicU32,
+    /// The reader keeper's robust-list node for `reader_live` (a pointer in its process).
+    reader_node: AtomicU64,
+    /// The producer's liveness word for this reader to wait on: the producer keeper's id.
+    producer_live: AtomicU32,
+    _pad: AtomicU32,
+    /// The producer keeper's robust-list node for `producer_live`.
+    producer_node: AtomicU64,
 }
 
 #[cfg(not(loom))]
@@ -152,7 +160,18 @@ const _: () = {
     assert!(std::mem::size_of::<ReaderEntry>() == ENTRY_BYTES);
     assert!(std::mem::offset_of!(ReaderEntry, next) == 8);
     assert!(std::mem::offset_of!(ReaderEntry, pid) == 32);
+    assert!(std::mem::offset_of!(ReaderEntry, reader_live) == 36);
+    assert!(std::mem::offset_of!(ReaderEntry, reader_node) == 40);
+    assert!(std::mem::offset_of!(ReaderEntry, producer_live) == 48);
+    assert!(std::mem::offset_of!(ReaderEntry, producer_node) == 56);
 };
+
+/// From a robust-list node to its liveness word, for the reader's keeper.
+#[cfg(not(loom))]
+pub(crate) const READER_FUTEX_OFFSET: isize = 36 - 40;
+/// From a robust-list node to its liveness word, for the producer's keeper.
+#[cfg(not(loom))]
+pub(crate) const PRODUCER_FUTEX_OFFSET: isize = 48 - 56;
 
 /// The shape of a table: how many slots of how many bytes, how many reader entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,6 +295,32 @@ impl<'a> Table<'a> {
         &self.header.room
     }
 
+    /// Reader `r`'s liveness word (its keeper's) and robust-list node.
+    #[cfg(not(loom))]
+    pub(crate) fn reader_watch(&self, r: usize) -> crate::liveness::Watched {
+        let e = &self.readers[r];
+        crate::liveness::Watched { word: &e.reader_live, node: e.reader_node.as_ptr().cast() }
+    }
+
+    /// The producer's liveness word that reader `r` waits on, and its robust-list node.
+    #[cfg(not(loom))]
+    pub(crate) fn producer_watch(&self, r: usize) -> crate::liveness::Watched {
+        let e = &self.readers[r];
+        crate::liveness::Watched { word: &e.producer_live, node: e.producer_node.as_ptr().cast() }
+    }
+
+    /// Reader `r`'s liveness word.
+    #[cfg(not(loom))]
+    pub(crate) fn reader_live(&self, r: usize) -> &'a AtomicU32 {
+        &self.readers[r].reader_live
+    }
+
+    /// The producer's liveness word in entry `r`.
+    #[cfg(not(loom))]
+    pub(crate) fn producer_live(&self, r: usize) -> &'a AtomicU32 {
+        &self.readers[r].producer_live
+    }
+
     /// What the readers' entries say, for listings.
     pub(crate) fn reader_info(&self, r: usize) -> EntryInfo {
         let e = &self.readers[r];
@@ -289,6 +334,11 @@ impl<'a> Table<'a> {
             dropped: e.dropped.load(Ordering::Relaxed),
             pid: e.pid.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether entry `r` is in use (a reader reads through it or holds slots).
+    pub(crate) fn entry_active(&self, r: usize) -> bool {
+        self.readers[r].claim.load(Ordering::Acquire) & (ACTIVE | HELD_MASK) != 0
     }
 
     /// How many slots some reader holds now (the producer may take none of them).
@@ -336,6 +386,8 @@ pub(crate) fn init(t: &Table<'_>, g: Geometry) {
     for e in t.readers {
         e.claim.store(0, Ordering::Relaxed);
         e.next.store(NOT_READING, Ordering::Relaxed);
+        e.reader_live.store(0, Ordering::Relaxed);
+        e.producer_live.store(0, Ordering::Relaxed);
     }
 }
 
@@ -828,7 +880,11 @@ impl OwnedTable {
                 read: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 pid: AtomicU32::new(0),
-                _reserved: std::array::from_fn(|_| AtomicU32::new(0)),
+                reader_live: AtomicU32::new(0),
+                reader_node: AtomicU64::new(0),
+                producer_live: AtomicU32::new(0),
+                _pad: AtomicU32::new(0),
+                producer_node: AtomicU64::new(0),
             })
             .collect();
         let t = OwnedTable { header, seq: (0..slots).map(|_| AtomicU64::new(0)).collect(), readers };

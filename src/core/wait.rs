@@ -150,6 +150,11 @@ struct CancelInner {
     cancelled: AtomicBool,
     period: Duration,
     check: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// Bumped (and woken) by [`Cancel::cancel`]: a wait that sleeps on several words at once
+    /// sleeps on this one too, so a cancel needs no polling.
+    wake: AtomicU32,
+    /// A word that changes whenever the check may have turned true ([`Cancel::with_check_woken`]).
+    check_word: Option<&'static AtomicU32>,
 }
 
 impl std::fmt::Debug for Cancel {
@@ -174,7 +179,13 @@ impl Cancel {
 
     /// A cancel that fires when [`cancel`](Cancel::cancel) is called.
     pub fn new() -> Cancel {
-        Cancel(Arc::new(CancelInner { cancelled: AtomicBool::new(false), period: Self::DEFAULT_PERIOD, check: None }))
+        Cancel(Arc::new(CancelInner {
+            cancelled: AtomicBool::new(false),
+            period: Self::DEFAULT_PERIOD,
+            check: None,
+            wake: AtomicU32::new(0),
+            check_word: None,
+        }))
     }
 
     /// A cancel that also fires when `check` returns `true`; waiters run `check` at least every
@@ -182,12 +193,68 @@ impl Cancel {
     /// thread: keep it short (a flag set by a signal handler, Python's `PyErr_CheckSignals`).
     pub fn with_check(period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
         let period = period.max(Duration::from_millis(1));
-        Cancel(Arc::new(CancelInner { cancelled: AtomicBool::new(false), period, check: Some(Box::new(check)) }))
+        Cancel(Arc::new(CancelInner {
+            cancelled: AtomicBool::new(false),
+            period,
+            check: Some(Box::new(check)),
+            wake: AtomicU32::new(0),
+            check_word: None,
+        }))
     }
 
-    /// Ends every wait using this cancel (now and later), within one period.
+    /// A cancel whose `check` can only turn true after `word` changes: whoever makes it true
+    /// (a signal handler, say) then bumps `word` and wakes it (a private futex wake). Waits
+    /// that sleep on several words at once (Linux 5.16+: a framed channel's reads and the
+    /// producer's waits for room) sleep on `word` too and run `check` only when it changes:
+    /// no periodic wake-ups. Other waits poll `check` every `period`, as
+    /// [`with_check`](Cancel::with_check) does. The Python layer passes a word its signal
+    /// hook bumps, so Ctrl+C ends a wait at once.
+    pub fn with_check_woken(word: &'static AtomicU32, period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
+        let period = period.max(Duration::from_millis(1));
+        Cancel(Arc::new(CancelInner {
+            cancelled: AtomicBool::new(false),
+            period,
+            check: Some(Box::new(check)),
+            wake: AtomicU32::new(0),
+            check_word: Some(word),
+        }))
+    }
+
+    /// A cancel for signal handlers that record a signal for later (Python's do: the handler
+    /// runs at the next `PyErr_CheckSignals`): `check` says whether one is pending. SIGINT and
+    /// SIGTERM are routed through a hook that runs the handler installed when the wait began
+    /// and then wakes the wait, so a multi-word wait sleeps with no periodic wake-up and is
+    /// woken even by a signal that lands just before it sleeps; other waits poll every
+    /// `period`.
+    pub fn on_signals(period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
+        Cancel::with_check_woken(&sys::SIGNAL_WORD, period, move || {
+            // Hook before checking: a signal after the hook wakes the sleep; one before it is
+            // pending for the check.
+            sys::hook_signals();
+            check()
+        })
+    }
+
+    /// Ends every wait using this cancel (now and later): at once where the wait sleeps on
+    /// several words, else within one period.
     pub fn cancel(&self) {
         self.0.cancelled.store(true, Ordering::Release);
+        // Release: a waiter that sees the new value sees `cancelled` too.
+        self.0.wake.fetch_add(1, Ordering::Release);
+        sys::futex_wake_private(&self.0.wake);
+    }
+
+    /// The cancel's words as they are now, read before a wait's attempt: a cancel (or a
+    /// woken check) after this changes one of them, and a sleep on them does not begin.
+    fn marks(&self) -> Marks<'_> {
+        let word = |w: &'static AtomicU32| sys::WaitWord { word: w, expected: w.load(Ordering::Acquire), shared: false };
+        let own = sys::WaitWord { word: &self.0.wake, expected: self.0.wake.load(Ordering::Acquire), shared: false };
+        Marks { words: [Some(own), self.0.check_word.map(word)] }
+    }
+
+    /// Whether a wait must wake every period to run the check (no word tells when it changes).
+    fn polls(&self) -> bool {
+        self.0.check.is_some() && self.0.check_word.is_none()
     }
 
     /// Whether it was cancelled, or its check says stop now. A check's answer holds for that
@@ -224,8 +291,13 @@ impl Cancel {
             fn attempt(&mut self) -> Result<Option<()>> {
                 Ok(None)
             }
-            fn sleep(&mut self, max: Duration) {
-                std::thread::sleep(max);
+            fn sleep(&mut self, max: Duration, wake: &[sys::WaitWord<'_>]) {
+                if !sys::futex_wait_any(wake, Some(max)) {
+                    std::thread::sleep(max);
+                }
+            }
+            fn sleeps_on_words(&self) -> bool {
+                sys::kernel_watches_liveness()
             }
             fn channel(&self) -> &str {
                 ""
@@ -234,6 +306,27 @@ impl Cancel {
         wait_for(&mut Nothing, deadline, Some(self)).is_ok()
     }
 }
+
+/// A cancel's words and their values before an attempt (see `Cancel::marks`).
+#[derive(Default)]
+struct Marks<'c> {
+    words: [Option<sys::WaitWord<'c>>; 2],
+}
+
+impl<'c> Marks<'c> {
+    /// The words to add to a sleep, at most [`MAX_CANCEL_WORDS`].
+    fn collect(&self, out: &mut [sys::WaitWord<'c>; MAX_CANCEL_WORDS]) -> usize {
+        let mut n = 0;
+        for w in self.words.iter().flatten() {
+            out[n] = *w;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Most words a cancel adds to a sleep.
+pub(crate) const MAX_CANCEL_WORDS: usize = 2;
 
 /// How long one sleep may last when nothing bounds it (no deadline, no cancel): the sleep is
 /// re-armed after this, which costs one wake-up an hour.
@@ -245,8 +338,15 @@ pub(crate) trait Waitable {
     type Output;
     /// One attempt: `Ok(Some)` when done, `Ok(None)` to sleep and try again, `Err` to stop.
     fn attempt(&mut self) -> Result<Option<Self::Output>>;
-    /// Sleeps at most `max` (or less, when woken); the next attempt re-checks.
-    fn sleep(&mut self, max: Duration);
+    /// Sleeps at most `max` (or less, when woken); the next attempt re-checks. A sleep that
+    /// waits on several words at once also wakes when one of `wake` changes (a cancel); see
+    /// [`sleeps_on_words`](Waitable::sleeps_on_words).
+    fn sleep(&mut self, max: Duration, wake: &[sys::WaitWord<'_>]);
+    /// Whether [`sleep`](Waitable::sleep) wakes when a `wake` word changes: then a cancel
+    /// needs no periodic wake-up.
+    fn sleeps_on_words(&self) -> bool {
+        false
+    }
     /// The channel, for [`Error::Interrupted`].
     fn channel(&self) -> &str;
 }
@@ -256,7 +356,11 @@ pub(crate) trait Waitable {
 /// period) and attempt again. An attempt that succeeds wins over a cancel seen at the same time.
 pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Option<&Cancel>) -> Result<Option<W::Output>> {
     let mut deadline = deadline;
+    let mut wake = [sys::WaitWord { word: &NEVER_CHANGES, expected: 0, shared: false }; MAX_CANCEL_WORDS];
     loop {
+        // The cancel's words, read before the attempt and the check: a cancel or a signal
+        // after this changes one, and the sleep below does not begin (no lost wake-up).
+        let marks = cancel.map(Cancel::marks).unwrap_or_default();
         if let Some(done) = w.attempt()? {
             return Ok(Some(done));
         }
@@ -270,11 +374,17 @@ pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Optio
             None => UNBOUNDED_STEP,
         };
         if let Some(c) = cancel {
-            max = max.min(c.period());
+            if c.polls() || !w.sleeps_on_words() {
+                max = max.min(c.period());
+            }
         }
-        w.sleep(max);
+        let n = marks.collect(&mut wake);
+        w.sleep(max, &wake[..n]);
     }
 }
+
+/// A placeholder word for unused entries of a fixed-size word list.
+static NEVER_CHANGES: AtomicU32 = AtomicU32::new(0);
 
 /// Sleeps on `word` while it equals `seen`, announcing the sleep with `flag` in `reserved`.
 /// Does not sleep if any bit of `stop` is set in `reserved` (e.g. `CLOSED`: a producer that
@@ -407,7 +517,7 @@ mod tests {
             self.attempts += 1;
             Ok((self.attempts >= self.done_at).then_some(self.attempts))
         }
-        fn sleep(&mut self, max: Duration) {
+        fn sleep(&mut self, max: Duration, _wake: &[sys::WaitWord<'_>]) {
             self.slept.push(max);
         }
         fn channel(&self) -> &str {

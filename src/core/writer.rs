@@ -1,6 +1,6 @@
 //! The producer end: [`Writer`] creates a channel and publishes frames into it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::control::{self, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
@@ -10,6 +10,8 @@ use crate::frame::{FrameHeader, MessageKind, FRAME_HEADER_LEN};
 use crate::ring::{self, Producer, PushError, RingPushError};
 use crate::segment::Segment;
 use crate::table::{self, Geometry, Publisher, TableMemory, Taken};
+use crate::liveness::{self, Keeper, Life};
+use crate::sys::WaitWord;
 use crate::wait::{Cancel, Deadline, Waitable};
 use crate::{sys, wait};
 
@@ -125,6 +127,8 @@ impl WriterOptions {
 /// ```
 #[derive(Debug)]
 pub struct Writer {
+    /// Owns the producer's liveness words (first: dropped before the segment is unmapped).
+    keeper: Option<Keeper>,
     seg: Segment,
     opts: WriterOptions,
     kind: Kind,
@@ -176,9 +180,16 @@ impl Writer {
         }
         let geometry = (!opts.raw).then(|| opts.geometry(capacity));
         let (seg, table) = Segment::create(name, capacity, control::initial(!opts.raw), geometry, opts.mode)?;
+        let mut keeper = None;
         let kind = match table {
             Some(table) => {
                 write_slot_prefixes(&seg, table.geometry(), opts.shape);
+                let view = table.view();
+                let words = (0..view.max_readers()).map(|r| view.producer_watch(r)).collect();
+                // SAFETY: the words and nodes are in our mapping, which `seg` keeps until the
+                // keeper is dropped (in `finish`, and first among the fields); we are the
+                // segment's only producer.
+                keeper = unsafe { Keeper::start(words, table::PRODUCER_FUTEX_OFFSET) };
                 Kind::Slots { table, publisher: Publisher::new(), last_sweep_ns: 0 }
             }
             None => {
@@ -189,6 +200,7 @@ impl Writer {
             }
         };
         Ok(Writer {
+            keeper,
             seg,
             opts: opts.clone(),
             kind,
@@ -308,8 +320,9 @@ impl Writer {
                 if let Some(t) = publisher.take_slot(&view, protect_lossless) {
                     return Ok(Some(Target::Slot(t)));
                 }
-                // Readers hold or need every slot: is one of them dead?
-                if sweep_if_due(&self.seg, view, publisher, last_sweep_ns) {
+                // Readers hold or need every slot: is one of them dead? (The kernel's marks
+                // are a load each: always; lock probes at most every SWEEP_PERIOD.)
+                if sweep(&self.seg, view, publisher, false) || sweep_if_due(&self.seg, view, publisher, last_sweep_ns) {
                     return Ok(publisher.take_slot(&view, protect_lossless).map(Target::Slot));
                 }
                 Ok(None)
@@ -429,6 +442,9 @@ impl Writer {
             Kind::Slots { table, .. } => sys::futex_wake(table.view().published_word()),
             Kind::Raw { .. } => wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING),
         }
+        // The stream is over: our liveness words are unwatched from here on (a reader that
+        // sees one sees CLOSED first).
+        self.keeper = None;
         self.seg.unlink_if_ours();
     }
 }
@@ -621,16 +637,11 @@ impl Waitable for Room<'_> {
         Ok(found)
     }
 
-    fn sleep(&mut self, max: Duration) {
+    fn sleep(&mut self, max: Duration, wake: &[WaitWord<'_>]) {
         let w = &mut *self.writer;
         let mem = *w.seg.ring();
         match &w.kind {
-            Kind::Slots { table, .. } => {
-                // Readers wake us when they give a slot back; a reader that dies never will:
-                // look again after a sweep period.
-                let max = max.min(SWEEP_PERIOD);
-                wait::sleep_announced(table.view().room_word(), self.seen, mem.reserved(), PRODUCER_SLEEPING, 0, max);
-            }
+            Kind::Slots { table, .. } => sleep_for_room(table.view(), self.seen, mem.reserved(), wake, max),
             Kind::Raw { .. } if w.seg.consumer_attached() => {
                 // Our consumer wakes us when it releases. Look again after a while anyway, to
                 // notice a consumer that went away (and stop waiting for its wake-up).
@@ -645,9 +656,63 @@ impl Waitable for Room<'_> {
         }
     }
 
+    fn sleeps_on_words(&self) -> bool {
+        matches!(self.writer.kind, Kind::Slots { .. }) && sys::kernel_watches_liveness()
+    }
+
     fn channel(&self) -> &str {
         self.writer.seg.name()
     }
+}
+
+/// Sleeps until a reader gives a slot back (`room` leaves `seen`), a reader in the table dies,
+/// a cancel word changes or `max` passes: one `futex_waitv` on the room word and every live
+/// reader's liveness word, so a reader killed with SIGKILL wakes us at once and the next
+/// attempt frees its place. Readers nobody watches (an old kernel) are probed every
+/// [`SWEEP_PERIOD`] instead.
+fn sleep_for_room(view: table::Table<'_>, seen: u32, reserved: &AtomicU32, wake: &[WaitWord<'_>], max: Duration) {
+    reserved.fetch_or(PRODUCER_SLEEPING, Ordering::Relaxed);
+    // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `wait::wake_if_sleeping`, which
+    // readers call after bumping `room`).
+    std::sync::atomic::fence(Ordering::SeqCst);
+    let room = view.room_word();
+    if room.load(Ordering::Relaxed) == seen {
+        let placeholder = WaitWord { word: room, expected: seen, shared: true };
+        let mut words = [placeholder; 1 + table::MAX_READERS as usize + wait::MAX_CANCEL_WORDS];
+        let mut n = 1;
+        let mut unwatched = false;
+        for r in 0..view.max_readers() {
+            if !view.entry_active(r) {
+                continue;
+            }
+            let live = view.reader_live(r);
+            match liveness::arm(live) {
+                Some(v) => {
+                    words[n] = WaitWord { word: live, expected: v, shared: true };
+                    n += 1;
+                }
+                None => match liveness::life(live) {
+                    Life::Dead => {
+                        // The next attempt frees it.
+                        reserved.fetch_and(!PRODUCER_SLEEPING, Ordering::Relaxed);
+                        return;
+                    }
+                    _ => unwatched = true,
+                },
+            }
+        }
+        for w in wake {
+            words[n] = *w;
+            n += 1;
+        }
+        let timeout = if unwatched { max.min(SWEEP_PERIOD) } else { max };
+        if !sys::futex_wait_any(&words[..n], Some(timeout)) {
+            // Readers wake us when they give a slot back; a reader that dies never will:
+            // look again after a sweep period.
+            sys::futex_wait(room, seen, max.min(SWEEP_PERIOD));
+        }
+    }
+    reserved.fetch_and(!PRODUCER_SLEEPING, Ordering::Relaxed);
 }
 
 impl Writer {
@@ -669,9 +734,20 @@ fn sweep_if_due(seg: &Segment, view: table::Table<'_>, publisher: &Publisher, la
         return false;
     }
     *last_sweep_ns = now;
+    sweep(seg, view, publisher, true)
+}
+
+/// Frees the table entries of dead readers: those whose liveness word the kernel marked (a
+/// load each), and with `probe` those nobody watches whose lock byte is free (a system call
+/// each). Returns whether it freed one.
+fn sweep(seg: &Segment, view: table::Table<'_>, publisher: &Publisher, probe: bool) -> bool {
     let mut freed = false;
     for r in 0..view.max_readers() {
-        freed |= publisher.free_if_dead(&view, r, || seg.entry_alive(r));
+        freed |= publisher.free_if_dead(&view, r, || match liveness::life(view.reader_live(r)) {
+            Life::Dead => false,
+            Life::Alive => true,
+            Life::Unwatched => !probe || seg.entry_alive(r),
+        });
     }
     freed
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::unix::{get_lock, set_lock, LockState};
+use super::unix::{get_lock, monotonic_ns, set_lock, LockState};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -91,4 +91,260 @@ pub fn processes_using(path: &Path) -> Vec<(u32, String)> {
         }
     }
     found
+}
+
+/// `FUTEX_WAITERS` in a robust futex word: someone sleeps on it (the kernel wakes them when
+/// the owner dies).
+pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// `FUTEX_OWNER_DIED` in a robust futex word: the kernel found the owning thread dead.
+pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+/// The owner's thread id in a robust futex word.
+pub const FUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
+
+/// One word of a [`futex_wait_any`]: sleep while `*word == expected`.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitWord<'a> {
+    /// The word.
+    pub word: &'a AtomicU32,
+    /// The value it had when the caller decided to sleep.
+    pub expected: u32,
+    /// Whether other processes may wake it (a word in shared memory): a private futex is
+    /// keyed on this process's address space only.
+    pub shared: bool,
+}
+
+/// `struct futex_waitv` (linux/futex.h).
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+const FUTEX2_SIZE_U32: u32 = 0x02;
+const FUTEX2_PRIVATE: u32 = 128;
+/// More words than any wait here needs (a producer: its room word, 32 readers, a cancel).
+pub const MAX_WAIT_WORDS: usize = 40;
+
+/// 0 unknown, 1 available, 2 missing (ENOSYS, or forced off by `SHMFRAMES_LIVENESS=poll`).
+static WAITV: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether the kernel has `futex_waitv` (Linux 5.16+) and the robust-futex list, and polling
+/// was not asked for (`SHMFRAMES_LIVENESS=poll`, for tests and for kernels that misbehave).
+pub fn kernel_watches_liveness() -> bool {
+    match WAITV.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let forced_off = std::env::var_os("SHMFRAMES_LIVENESS").is_some_and(|v| v == "poll");
+            // SAFETY: futex_waitv with no waiters only validates its arguments: EINVAL if the
+            // call exists, ENOSYS if not. get_robust_list(0) writes two locals.
+            let ok = !forced_off && unsafe {
+                let r = libc::syscall(libc::SYS_futex_waitv, std::ptr::null::<FutexWaitv>(), 0u32, 0u32, std::ptr::null::<libc::timespec>(), libc::CLOCK_MONOTONIC);
+                let waitv = r == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS);
+                let mut head: *mut libc::c_void = std::ptr::null_mut();
+                let mut len: libc::size_t = 0;
+                let robust = libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut len) == 0;
+                waitv && robust
+            };
+            WAITV.store(if ok { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
+            ok
+        }
+    }
+}
+
+/// Sleeps until one of `words` differs from its expected value, is woken, a signal arrives or
+/// `timeout` passes (`None`: no limit); callers always re-check their conditions. Returns
+/// `false` without sleeping if the kernel lacks `futex_waitv` (see
+/// [`kernel_watches_liveness`]): the caller then falls back to timed single waits.
+pub fn futex_wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
+    if !kernel_watches_liveness() {
+        return false;
+    }
+    let mut v: [FutexWaitv; MAX_WAIT_WORDS] = std::array::from_fn(|_| FutexWaitv { val: 0, uaddr: 0, flags: 0, reserved: 0 });
+    let n = words.len().min(MAX_WAIT_WORDS);
+    for (slot, w) in v.iter_mut().zip(words) {
+        slot.val = w.expected as u64;
+        slot.uaddr = w.word.as_ptr() as u64;
+        slot.flags = FUTEX2_SIZE_U32 | if w.shared { 0 } else { FUTEX2_PRIVATE };
+    }
+    // futex_waitv takes an absolute CLOCK_MONOTONIC deadline.
+    let deadline = timeout.map(|t| {
+        let now = monotonic_ns();
+        let at = now.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64).min(i64::MAX as u64);
+        libc::timespec { tv_sec: (at / 1_000_000_000) as libc::time_t, tv_nsec: (at % 1_000_000_000) as libc::c_long }
+    });
+    let ts = deadline.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `v[..n]` are valid futex_waitv entries pointing at aligned u32 atomics that the
+    // caller keeps alive for the call; `ts` is null or a valid timespec on our stack.
+    unsafe {
+        libc::syscall(libc::SYS_futex_waitv, v.as_ptr(), n as u32, 0u32, ts, libc::CLOCK_MONOTONIC);
+    }
+    true
+}
+
+/// Wakes every waiter on a word of this process only (a private futex).
+pub fn futex_wake_private(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE uses the address as a key only.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX, 0usize, 0usize, 0u32);
+    }
+}
+
+/// Sleeps on a word of this process only while it equals `expected` (no timeout).
+pub fn futex_wait_private(word: &AtomicU32, expected: u32) {
+    // SAFETY: FUTEX_WAIT reads the aligned u32 behind `word`, valid for the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// The calling thread's id, as its own PID namespace numbers it (what the kernel compares a
+/// robust futex word with when the thread dies).
+pub fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// `struct robust_list_head` (linux/futex.h): the list of futex words the kernel marks
+/// `FUTEX_OWNER_DIED` (and wakes a waiter of) when the registering thread dies, however it
+/// dies. Each entry is a pointer-sized `next` field; its futex word lies `futex_offset` bytes
+/// from it; the last entry points back at the head.
+#[repr(C)]
+pub struct RobustListHead {
+    next: *mut libc::c_void,
+    futex_offset: libc::c_long,
+    list_op_pending: *mut libc::c_void,
+}
+
+impl RobustListHead {
+    /// Links `nodes` (addresses of pointer-sized fields, each `futex_offset` bytes from its
+    /// word) into a list headed by `self`.
+    ///
+    /// # Safety
+    /// Every node must be valid for pointer-sized writes, and `self` must not move while the
+    /// list is registered.
+    pub unsafe fn link(&mut self, nodes: &[*mut *mut libc::c_void], futex_offset: isize) {
+        let head = self as *mut RobustListHead as *mut libc::c_void;
+        self.futex_offset = futex_offset as libc::c_long;
+        self.list_op_pending = std::ptr::null_mut();
+        self.next = head;
+        for &node in nodes.iter().rev() {
+            // SAFETY: the caller promises nodes are writable.
+            unsafe { node.write_volatile(self.next) };
+            self.next = node as *mut libc::c_void;
+        }
+    }
+
+    /// An empty head.
+    pub fn empty() -> RobustListHead {
+        RobustListHead { next: std::ptr::null_mut(), futex_offset: 0, list_op_pending: std::ptr::null_mut() }
+    }
+}
+
+/// The calling thread's registered robust list (glibc registers its own for every thread).
+pub fn robust_list() -> *mut RobustListHead {
+    let mut head: *mut libc::c_void = std::ptr::null_mut();
+    let mut len: libc::size_t = 0;
+    // SAFETY: pid 0 is the calling thread; the kernel writes the two locals.
+    unsafe { libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut len) };
+    head as *mut RobustListHead
+}
+
+/// Registers `head` as the calling thread's robust list (replacing what was registered).
+///
+/// # Safety
+/// `head` (and its entries) must stay valid, or be unregistered, until the thread exits; a null
+/// head unregisters.
+pub unsafe fn set_robust_list(head: *mut RobustListHead) -> io::Result<()> {
+    // SAFETY: the caller keeps the list valid; the kernel only stores the pointer now.
+    let r = unsafe { libc::syscall(libc::SYS_set_robust_list, head, std::mem::size_of::<RobustListHead>()) };
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Blocks every signal in the calling thread, so that process-wide signals (Ctrl+C) go to the
+/// program's own threads.
+pub fn block_signals() {
+    // SAFETY: sigfillset initialises the set; pthread_sigmask changes this thread's mask only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Bumped, and woken, each time SIGINT or SIGTERM arrives, after the handler that
+/// [`hook_signals`] found installed ran: a wait can sleep on it (with its other words) and
+/// wake for a signal that arrived at any moment, even just before the sleep, without polling.
+pub static SIGNAL_WORD: AtomicU32 = AtomicU32::new(0);
+
+const HOOKED: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+static PREV_HANDLER: [std::sync::atomic::AtomicUsize; 2] = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
+static PREV_FLAGS: [std::sync::atomic::AtomicI32; 2] = [std::sync::atomic::AtomicI32::new(0), std::sync::atomic::AtomicI32::new(0)];
+
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    use std::sync::atomic::Ordering;
+    // SAFETY: errno is this thread's; saved and restored around our system call, as a signal
+    // handler must.
+    let errno = unsafe { *libc::__errno_location() };
+    if let Some(i) = HOOKED.iter().position(|&s| s == sig) {
+        let prev = PREV_HANDLER[i].load(Ordering::Acquire);
+        let flags = PREV_FLAGS[i].load(Ordering::Acquire);
+        if prev != libc::SIG_DFL && prev != libc::SIG_IGN && prev != 0 {
+            // SAFETY: `prev` is the handler function that was installed for `sig` (stored by
+            // `hook_signals` before ours replaced it), called as its flags say it expects.
+            unsafe {
+                if flags & libc::SA_SIGINFO != 0 {
+                    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(prev);
+                    f(sig, info, ctx);
+                } else {
+                    let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev);
+                    f(sig);
+                }
+            }
+        }
+    }
+    // After the handler: a waiter woken by this sees what the handler recorded.
+    SIGNAL_WORD.fetch_add(1, Ordering::SeqCst);
+    futex_wake_private(&SIGNAL_WORD);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Routes SIGINT and SIGTERM through a hook that runs the handler installed now (Python's,
+/// say) and then bumps [`SIGNAL_WORD`]. Signals left at their default or ignored are left
+/// alone. Idempotent and cheap (one `sigaction` query per signal); call it before each check
+/// of the signal state, so that a handler installed later is hooked too.
+pub fn hook_signals() {
+    use std::sync::atomic::Ordering;
+    for (i, &sig) in HOOKED.iter().enumerate() {
+        // SAFETY: a zeroed sigaction is a valid value of this plain C struct.
+        let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: sigaction with a null new action only reads the current one into `cur`.
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) } != 0 {
+            continue;
+        }
+        let handler = cur.sa_sigaction;
+        if handler == on_signal as *const () as usize || handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+            continue;
+        }
+        PREV_FLAGS[i].store(cur.sa_flags, Ordering::Release);
+        PREV_HANDLER[i].store(handler, Ordering::Release);
+        let mut ours = cur;
+        ours.sa_sigaction = on_signal as *const () as usize;
+        ours.sa_flags = cur.sa_flags | libc::SA_SIGINFO;
+        // SAFETY: installs `on_signal`, which is async-signal-safe (atomics, a futex wake, and
+        // the previous handler, which was already running in signal context) and chains to the
+        // handler it replaces; the mask and other flags are the previous handler's.
+        unsafe { libc::sigaction(sig, &ours, std::ptr::null_mut()) };
+    }
 }

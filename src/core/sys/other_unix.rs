@@ -58,6 +58,84 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 /// No futex: sleepers poll, nothing to wake.
 pub fn futex_wake(_word: &AtomicU32) {}
 
+/// Robust-futex word bits (Linux's), so that liveness words read the same everywhere.
+pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// See [`FUTEX_WAITERS`].
+pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+/// See [`FUTEX_WAITERS`].
+pub const FUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
+
+/// One word of a multi-word wait (no such wait here: see [`futex_wait_any`]).
+#[derive(Clone, Copy, Debug)]
+pub struct WaitWord<'a> {
+    /// The word.
+    pub word: &'a AtomicU32,
+    /// The value it had when the caller decided to sleep.
+    pub expected: u32,
+    /// Whether other processes may wake it.
+    pub shared: bool,
+}
+
+/// No robust futexes or multi-word waits here: liveness is polled through the lock bytes.
+pub fn kernel_watches_liveness() -> bool {
+    false
+}
+
+/// No multi-word wait: the caller falls back to timed single waits.
+pub fn futex_wait_any(_words: &[WaitWord<'_>], _timeout: Option<Duration>) -> bool {
+    false
+}
+
+/// No futex: nothing to wake.
+pub fn futex_wake_private(_word: &AtomicU32) {}
+
+/// No futex: polls.
+pub fn futex_wait_private(word: &AtomicU32, expected: u32) {
+    futex_wait(word, expected, Duration::from_millis(2));
+}
+
+/// Not used without robust futexes.
+pub fn gettid() -> u32 {
+    0
+}
+
+/// Not used without robust futexes (see the Linux module).
+pub struct RobustListHead;
+
+impl RobustListHead {
+    /// Not used without robust futexes.
+    ///
+    /// # Safety
+    /// None needed: it does nothing.
+    pub unsafe fn link(&mut self, _nodes: &[*mut *mut libc::c_void], _futex_offset: isize) {}
+    /// Not used without robust futexes.
+    pub fn empty() -> RobustListHead {
+        RobustListHead
+    }
+}
+
+/// Not used without robust futexes.
+pub fn robust_list() -> *mut RobustListHead {
+    std::ptr::null_mut()
+}
+
+/// Not supported here.
+///
+/// # Safety
+/// None needed: it does nothing.
+pub unsafe fn set_robust_list(_head: *mut RobustListHead) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Not used without robust futexes.
+pub fn block_signals() {}
+
+/// Never changes here: waits poll their checks (no multi-word wait to wake).
+pub static SIGNAL_WORD: AtomicU32 = AtomicU32::new(0);
+
+/// Nothing to hook: waits poll their checks.
+pub fn hook_signals() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
