@@ -4,14 +4,17 @@ Run: .venv/bin/python benches/python_pipeline.py   (after `make build`)
 
 Prints lossless throughput (every frame read, its numpy array touched), the Python `Writer`'s
 lossless throughput into a Rust reader with 2 and 4 buffered frames, delivery latency at 30 fps
-(publish -> the Python loop holds `frame.array`), and the CPU use of a Python reader waiting on
-an idle channel.
+(publish -> the Python loop holds `frame.array`), one Python reader against four on one channel
+(the producer's full rate, and each reader's latency at 30 fps), and the CPU use of a Python
+reader waiting on an idle channel.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -36,7 +39,7 @@ def throughput(frames: int) -> None:
     name = f"pybench-tput-{os.getpid()}"
     p = producer(name, "--fps", "0", "--when-full", "wait", "--frames", str(frames))
     try:
-        with shmframes.Reader(name, timeout=30) as r:
+        with shmframes.Reader(name, timeout=30, lossless=True, start="oldest") as r:
             first = r.read(timeout=30)
             assert first is not None
             nbytes = first.array.nbytes
@@ -109,6 +112,66 @@ def writer_throughput(frames: int, buffer_frames: int) -> None:
     )
 
 
+MANY_READER = """
+import json, sys, time, shmframes
+r = shmframes.Reader(sys.argv[1], timeout=30)
+print("attached", flush=True)
+lat, n, first, last, checksum = [], 0, None, None, 0
+for f in r:  # until the end of the stream
+    a = f.array  # the numpy view the ML code would use
+    checksum += int(a[540, 960, 0])
+    now = time.perf_counter()
+    lat.append((shmframes.monotonic_ns() - f.publish_ns) / 1000.0)
+    first = first or (f.seq, now)
+    last = (f.seq, now)
+    n += 1
+    del a
+    f.release()
+rate = (last[0] - first[0]) / (last[1] - first[1]) if last[1] > first[1] else 0.0
+print(json.dumps({"read": n, "dropped": r.dropped, "producer_fps": rate, "latency_us": lat, "checksum": checksum}))
+"""
+
+
+def many_readers(readers: int, frames: int, fps: float) -> list:
+    """`readers` Python reader processes (default delivery) on one 1080p channel; each reports
+    how fast the producer published while it read, and its delivery latencies."""
+    name = f"pybench-many-{os.getpid()}-{readers}-{int(fps)}"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", MANY_READER, name], stdout=subprocess.PIPE, text=True, env=env) for _ in range(readers)]
+    p = None
+    try:
+        p = producer(name, "--fps", str(fps), "--frames", str(frames), "--max-readers", str(max(readers, 1)))
+        for r in procs:
+            assert r.stdout is not None and r.stdout.readline().strip() == "attached"
+        p.wait(120)
+        return [json.loads(r.communicate(timeout=60)[0].strip().splitlines()[-1]) for r in procs]
+    finally:
+        for x in procs + ([p] if p else []):
+            if x.poll() is None:
+                x.kill()
+            x.wait()
+
+
+def many(rounds: int, frames: int, lat_frames: int) -> None:
+    """One reader against four, alternating: the producer's full rate, and latency at 30 fps."""
+    rate = {1: [], 4: []}
+    lat = {1: [], 4: []}
+    for i in range(rounds):
+        for n in ((1, 4) if i % 2 == 0 else (4, 1)):
+            got = many_readers(n, frames, 0)
+            rate[n].append(min(g["producer_fps"] for g in got))
+            got = many_readers(n, lat_frames, 30)
+            # Skip each reader's first frames: they measure its start, not delivery.
+            lat[n].append([pct(g["latency_us"][5:], 0.5) for g in got])
+    for n in (1, 4):
+        print(
+            f"{n} Python reader(s), 1080p BGR: producer full rate {statistics.median(rate[n]):.0f} frames/s "
+            f"(runs {' '.join(f'{x:.0f}' for x in rate[n])}); latency p50 at 30 fps per reader, per run: "
+            + "; ".join(" ".join(f"{x:.0f}" for x in run) for run in lat[n]) + " us"
+        )
+    print(f"4 readers / 1 reader, producer rate: {statistics.median(rate[4]) / statistics.median(rate[1]):.2f}")
+
+
 def idle_cpu(secs: float) -> None:
     name = f"pybench-idle-{os.getpid()}"
     p = producer(name, "--fps", "0.001")
@@ -133,4 +196,5 @@ if __name__ == "__main__":
     for buffer_frames in (2, 4):
         writer_throughput(60 if quick else 2000, buffer_frames)
     latency(30 if quick else 600)
+    many(1 if quick else 3, 60 if quick else 3000, 40 if quick else 300)
     idle_cpu(1 if quick else 10)

@@ -60,6 +60,21 @@ def pace(fps: float, i: int, start: float) -> None:
             time.sleep(delay)
 
 
+def switches() -> int:
+    """Context switches of every thread of this process so far (its wake-ups)."""
+    total = 0
+    for t in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{t}/status") as f:
+            total += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+    return total
+
+
+def idle_result(c0: float, s0: int, t0: float) -> dict:
+    dt = time.perf_counter() - t0
+    # One context switch is the timed wait's own end.
+    return {"idle_cpu_pct": (cpu_seconds() - c0) / dt * 100, "idle_wakeups_per_s": (switches() - s0) / dt}
+
+
 def cpu_seconds() -> float:
     u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime + u.ru_stime
@@ -87,13 +102,14 @@ def shm_subscribe(name: str, frames: int, idle: float) -> dict:
     import shmframes
 
     lat, late = [], 0
-    with shmframes.Reader(name, timeout=30) as r:
+    # Lossless: the publisher waits for this reader, as iceoryx2's does for its subscriber.
+    with shmframes.Reader(name, timeout=30, lossless=True, start="oldest") as r:
         if idle > 0:
             assert r.read(timeout=30) is not None, "no first frame"
-            c0, t0 = cpu_seconds(), time.perf_counter()
+            c0, s0, t0 = cpu_seconds(), switches(), time.perf_counter()
             got = r.read(timeout=idle)
             assert got is None, "the idle channel published a frame"
-            return {"idle_cpu_pct": (cpu_seconds() - c0) / (time.perf_counter() - t0) * 100}
+            return idle_result(c0, s0, t0)
         checksum, start, attached = 0, 0.0, now_ns()
         for n in range(frames):
             f = r.read(timeout=30)
@@ -176,10 +192,10 @@ def iox_subscribe(name: str, frames: int, idle: float) -> dict:
         while subscriber.receive() is None:
             listener.timed_wait(iox2.Duration.from_secs(30))
         listener.try_wait()  # drop the notification of that sample, if still pending
-        c0, t0 = cpu_seconds(), time.perf_counter()
+        c0, s0, t0 = cpu_seconds(), switches(), time.perf_counter()
         events = listener.timed_wait(iox2.Duration.from_secs_f64(idle))
         assert not events, "the idle channel notified"
-        return {"idle_cpu_pct": (cpu_seconds() - c0) / (time.perf_counter() - t0) * 100}
+        return idle_result(c0, s0, t0)
     slot_type = ctypes.c_uint8 * N
     lat, late, n, checksum, start, attached = [], 0, 0, 0, 0.0, now_ns()
     while n < frames:
@@ -303,6 +319,7 @@ def main() -> None:
     lat = {s: [] for s in systems}
     late = {s: 0 for s in systems}
     idle = {s: [] for s in systems}
+    wakeups = {s: [] for s in systems}
     limit = {1: [], 2: [], 5: []}
     for rnd in range(a.rounds):
         for slots in limit:
@@ -315,7 +332,9 @@ def main() -> None:
             lat[s] += r["latency_us"]
             late[s] += r["late"]
         for s in order:
-            idle[s].append(run_pair(s, 1, 0, a.idle)["idle_cpu_pct"])
+            r = run_pair(s, 1, 0, a.idle)
+            idle[s].append(r["idle_cpu_pct"])
+            wakeups[s].append(r["idle_wakeups_per_s"])
     print(f"1080p BGR, Python publisher -> Python subscriber (numpy), {a.rounds} alternating round(s)")
     print(f"{'measure':44} {'shmframes':>22} {'iceoryx2 0.10':>22}")
     row = lambda m, f: print(f"{m:44} {f('shmframes'):>22} {f('iceoryx2'):>22}")  # noqa: E731
@@ -326,6 +345,7 @@ def main() -> None:
     row("latency at 30 fps p99.9 (us)", lambda s: f"{pct(lat[s], 0.999):.1f}")
     row("  frames counted (published after attaching)", lambda s: f"{len(lat[s])} of {len(lat[s]) + late[s]}")
     row("idle subscriber CPU (% of a core, median)", lambda s: f"{statistics.median(idle[s]):.3f}")
+    row("idle subscriber wake-ups per second (median)", lambda s: f"{statistics.median(wakeups[s]):.2f}")
     print(
         "limit: the publisher's copy alone, no IPC (frames/s, median): "
         f"{statistics.median(limit[1]):.0f} into one slot, {statistics.median(limit[2]):.0f} into two in turn, "

@@ -30,8 +30,11 @@ impl Producer {
         let child = Command::new(BIN).args(&full).stdin(Stdio::null()).spawn().expect("run frame-producer");
         Producer(child, name)
     }
+    /// A lossless reader from the oldest frame kept: a `--when-full wait` producer waits for it
+    /// (a default reader never slows a producer, and may lose frames to a full-speed one).
     fn reader(&self) -> Reader {
-        Reader::open(&self.1, &ReaderOptions { timeout: Duration::from_secs(30), ..Default::default() }).unwrap()
+        let o = ReaderOptions { timeout: Duration::from_secs(30), lossless: true, start: shmframes::Start::Oldest, ..Default::default() };
+        Reader::open(&self.1, &o).unwrap()
     }
 }
 
@@ -41,6 +44,22 @@ impl Drop for Producer {
         let _ = self.0.wait();
         let _ = std::fs::remove_file(format!("/dev/shm/{}", self.1));
     }
+}
+
+/// Context switches of every thread of this process so far.
+fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .flatten()
+        .map(|t| {
+            std::fs::read_to_string(t.path().join("status"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("ctxt_switches"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 fn cpu_seconds() -> f64 {
@@ -194,12 +213,16 @@ fn main() {
     let p = Producer::start("idle", &["--fps", "0.001"]); // one frame at start, then idle
     let mut r = p.reader();
     let _ = r.read(Some(Duration::from_secs(30)));
-    let (c0, t0) = (cpu_seconds(), Instant::now());
+    let (c0, s0, t0) = (cpu_seconds(), context_switches(), Instant::now());
     let idle = if quick { Duration::from_millis(300) } else { Duration::from_secs(10) };
     let got = r.read(Some(idle)).unwrap();
     assert!(got.is_none());
     let cpu = (cpu_seconds() - c0) / t0.elapsed().as_secs_f64() * 100.0;
-    println!("idle reader waiting {:.1} s on a live channel: {cpu:.3} % of one core", idle.as_secs_f64());
+    let switches = context_switches() - s0;
+    println!(
+        "idle reader waiting {:.1} s on a live channel: {cpu:.3} % of one core, {switches} context switches of this process (1 is the deadline's own wake-up)",
+        idle.as_secs_f64()
+    );
     if quick {
         println!("(smoke run: `cargo bench -p shmframes-tools --bench pipeline` measures)");
     }

@@ -21,7 +21,7 @@
 //! | 72 | 4 | `published`: `count` mod 2^32, the futex word readers sleep on | producer | readers (futex) |
 //! | 76 | 4 | `sleepers`: bit r set while reader r sleeps (or is about to) | readers (RMW), producer (clears a dead reader's bit) | producer |
 //! | 80 | 4 | `room`: bumped by a reader each time it gives a slot back; the producer sleeps on it | readers (RMW) | producer (futex) |
-//! | 84 | 4 | reserved for the producer's liveness word, 0 | | |
+//! | 84 | 44 | reserved, 0 | | |
 //! | 128 | 8 per slot | `seq[k]`: what slot k holds (see below) | producer | readers |
 //! | 128 + 8·slots, rounded up to 64 | 64 per reader | reader entry r (see below) | | |
 //!
@@ -39,6 +39,14 @@
 //! | 16 | 8 | `read`: frames it read | the reader | listings |
 //! | 24 | 8 | `dropped`: frames it lost (overwritten before it read them) | the reader | listings |
 //! | 32 | 4 | `pid`: the reader's process id, for listings | the reader | listings |
+//! | 36 | 4 | `reader_live`: the reader's liveness word | the reader's keeper; the kernel at its death | producer (futex) |
+//! | 40 | 8 | the reader keeper's robust-list node | the reader's keeper | the kernel |
+//! | 48 | 4 | `producer_live`: the producer's liveness word for this reader | the producer's keeper; the kernel at its death | reader (futex) |
+//! | 56 | 8 | the producer keeper's robust-list node | the producer's keeper | the kernel |
+//!
+//! The liveness words and their robust-list nodes are explained in [`crate::liveness`]: 0 is
+//! "unwatched" (probe the lock byte), a thread id is "alive, the kernel will mark its death",
+//! `FUTEX_OWNER_DIED` is "dead".
 //!
 //! An entry belongs to the reader holding the segment file's lock byte `2 + r` (see the
 //! `segment` module), which the kernel drops when the reader dies. The producer frees the entry

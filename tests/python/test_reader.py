@@ -438,3 +438,47 @@ def test_many_readers_in_many_processes_and_a_sleeper_slows_nobody(procs, channe
     assert seqs == sorted(seqs) and slept["dropped"] > 0
     assert slept["dropped"] + len(seqs) == seqs[-1] - seqs[0] + 1, "every frame is either read or counted as dropped"
     assert "total:" in out_v
+
+
+def context_switches(pid: int) -> int:
+    """Context switches of every thread of process `pid` so far."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as f:
+            for line in f:
+                if "ctxt_switches" in line:
+                    total += int(line.split()[1])
+    return total
+
+
+IDLE_CHILD = """
+import sys, shmframes
+r = shmframes.Reader(sys.argv[1], timeout=20)
+for n in range(2):
+    print("waiting", flush=True)
+    try:
+        r.read()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+def test_an_idle_reader_never_wakes_and_ctrl_c_still_ends_its_read(procs, channel):
+    """No periodic wake-up while a read waits on a quiet channel (no polling for the producer's
+    life or for signals), and Ctrl+C still ends it at once, twice in a row."""
+    with shmframes.Writer(channel, 8, 8):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+        p = procs.python(IDLE_CHILD, channel, stdout=subprocess.PIPE, text=True, env=env)
+        assert p.stdout is not None
+        for n in range(2):
+            assert p.stdout.readline().strip() == "waiting"
+            time.sleep(0.5)  # settle into the sleep
+            if n == 0:
+                before = context_switches(p.pid)
+                time.sleep(2.0)
+                assert context_switches(p.pid) - before == 0, "an idle Python reader woke up"
+            t = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            assert p.stdout.readline().strip() == "interrupted"
+            assert time.monotonic() - t < 2.0
+        assert p.wait(10) == 0
