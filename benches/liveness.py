@@ -96,11 +96,17 @@ def expect(p: subprocess.Popen, word: str) -> str:
     return line
 
 
-def reap(*ps: subprocess.Popen) -> None:
+def reap(name: str, *ps: "subprocess.Popen | None") -> None:
+    """Kills and reaps the processes; removes the channel a killed producer left."""
     for p in ps:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
+        if p is not None:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    try:
+        os.unlink(f"/dev/shm/{name}")
+    except FileNotFoundError:
+        pass
 
 
 def producer_death(name: str, poll: bool) -> float:
@@ -116,11 +122,7 @@ def producer_death(name: str, poll: bool) -> float:
         gone = json.loads(expect(reader, "gone_ns"))["gone_ns"]
         return (gone - t0) / 1e6
     finally:
-        reap(prod, *([reader] if reader else []))
-        try:
-            os.unlink(f"/dev/shm/{name}")
-        except FileNotFoundError:
-            pass
+        reap(name, prod, reader)
 
 
 def reader_death(name: str, poll: bool) -> float:
@@ -137,7 +139,7 @@ def reader_death(name: str, poll: bool) -> float:
         room = json.loads(expect(prod, "room_ns"))["room_ns"]
         return (room - t0) / 1e6
     finally:
-        reap(prod, *([reader] if reader else []))
+        reap(name, prod, reader)
 
 
 def sample(pid: int) -> tuple:
@@ -165,11 +167,7 @@ def idle(name: str, poll: bool, secs: float) -> dict:
         (s1, c1), dt = sample(reader.pid), time.perf_counter() - t0
         return {"wakeups_per_s": (s1 - s0) / dt, "cpu_pct": (c1 - c0) / dt * 100}
     finally:
-        reap(prod, *([reader] if reader else []))
-        try:
-            os.unlink(f"/dev/shm/{name}")
-        except FileNotFoundError:
-            pass
+        reap(name, prod, reader)
 
 
 def pct(v: list, p: float) -> float:

@@ -232,8 +232,14 @@ impl SlotAttachment {
                 if keeper.is_none() {
                     view.reader_live(r).store(0, std::sync::atomic::Ordering::SeqCst);
                 }
-                let cursor = Cursor::attach(&view, r, lossless, start, std::process::id());
-                return Ok((SlotAttachment { keeper, seg, table, entry: r }, cursor));
+                let mut cursor = Cursor::attach(&view, r, lossless, start, std::process::id());
+                let att = SlotAttachment { keeper, seg, table, entry: r };
+                if cursor.take_bumped_room() {
+                    // We took over a dead reader's place and its slots are free: wake a
+                    // producer waiting for them.
+                    att.wake_producer();
+                }
+                return Ok((att, cursor));
             }
         }
         Err(Error::ChannelBusy { name: seg.name().to_owned(), users: seg.other_users(), max_readers: Some(max) })
@@ -245,6 +251,10 @@ impl SlotAttachment {
         self.wake_producer();
     }
 
+    /// Wakes a producer that sleeps waiting for room, after `room` was bumped, and only then
+    /// (`SYNC POINT: room`: the bump, then the fence inside, then the flag; the producer sets
+    /// the flag, its fence, then compares `room`). A wake without a bump could clear the flag
+    /// before the producer sleeps and leave it asleep through the next releases.
     fn wake_producer(&self) {
         let mem = self.seg.ring();
         wait::wake_if_sleeping(self.table.view().room_word(), mem.reserved(), PRODUCER_SLEEPING);
@@ -472,6 +482,8 @@ impl Drop for Source {
         // keep the place (and their slots) until they are released.
         if let Source::Slots { att, .. } = self {
             Cursor::stop(&att.table.view(), att.entry);
+            // A waiting producer may be waiting for us (lossless): it is not any more.
+            att.wake_producer();
         }
     }
 }
@@ -949,7 +961,13 @@ fn take_slot(
     let closed = control::is_closed(att.seg.ring().reserved());
     let mut spins = 0u32;
     loop {
-        match cursor.take(&view, newest) {
+        let took = cursor.take(&view, newest);
+        if cursor.take_bumped_room() {
+            // A claim that lost its race, or frames `latest()` skipped: room a sleeping
+            // producer may be waiting for.
+            att.wake_producer();
+        }
+        match took {
             Take::Frame { slot, .. } => {
                 let (header, pixels, n) = match att.frame_at(slot) {
                     Ok(f) => f,

@@ -83,7 +83,7 @@
 //! | `count` | Release (producer, after `seq[k] = p`) | Acquire (readers) | that frames up to `count - 1` exist (`SYNC POINT: count`) |
 //! | `published` / `sleepers` | SeqCst store, fence / RMW, fence | after the fence | a sleeping reader is woken (`SYNC POINT: sleep`, see [`crate::wait`]) |
 //! | `claim` release (`&= !(1 << k)`) | Release RMW (reader, after its last read of the slot) | Acquire (producer) | the slot may be rewritten (`SYNC POINT: release`) |
-//! | `room` | RMW (reader) | futex (producer) | a waiting producer is woken (with `PRODUCER_SLEEPING`) |
+//! | `room` | SeqCst RMW (reader), then a SeqCst fence and `PRODUCER_SLEEPING` | futex (producer), after its own fence | a waiting producer is woken (`SYNC POINT: room`): bumped by every change that can give it room: a release, a reader stopping or leaving, a skip by `latest()`, a new reader dropping a dead owner's slots |
 //!
 //! This module holds the protocol only, on atomics it is handed; under `--cfg loom` they are
 //! loom's, and `make loom` model-checks one producer and two readers (claims, releases in any
@@ -606,6 +606,8 @@ pub(crate) struct Cursor {
     next: u64,
     dropped: u64,
     read: u64,
+    /// Set when the last `take` bumped `room`: the caller must wake a sleeping producer.
+    bumped_room: bool,
 }
 
 /// What [`Cursor::take`] found.
@@ -639,6 +641,12 @@ impl Cursor {
                 Err(now) => c = now,
             }
         }
+        // A dead owner's slots are free now: room for a producer waiting (the caller wakes it,
+        // see `take_bumped_room`).
+        let freed_slots = c & HELD_MASK != 0;
+        if freed_slots {
+            t.header.room.fetch_add(1, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
         e.read.store(0, Ordering::Relaxed);
         e.dropped.store(0, Ordering::Relaxed);
@@ -649,7 +657,7 @@ impl Cursor {
             Start::Oldest => oldest_frame(t, count).unwrap_or(count),
         };
         e.next.store(next, Ordering::SeqCst);
-        Cursor { r, next, dropped: 0, read: 0 }
+        Cursor { r, next, dropped: 0, read: 0, bumped_room: freed_slots }
     }
 
     /// Frames this reader lost (overwritten before it read them).
@@ -702,6 +710,11 @@ impl Cursor {
                 return Take::Pending;
             }
             if self.claim(t, k, p) {
+                if newest && p > self.next {
+                    // The frames skipped are no longer protected for us (lossless): room for a
+                    // waiting producer.
+                    self.bump_room(t);
+                }
                 let skipped = if newest { 0 } else { p - self.next };
                 self.dropped += skipped;
                 self.read += 1;
@@ -718,8 +731,23 @@ impl Cursor {
         Take::Pending
     }
 
+    /// Whether the last [`take`](Cursor::take) (or the attach) bumped `room`, so that the
+    /// caller must wake a producer sleeping for room (`SYNC POINT: room`). Clears the flag.
+    ///
+    /// Wake only after a bump: the waker clears `PRODUCER_SLEEPING`, and a wake that lands
+    /// before the producer's sleep is only not lost because the bump changed the word the
+    /// sleep compares.
+    pub(crate) fn take_bumped_room(&mut self) -> bool {
+        std::mem::take(&mut self.bumped_room)
+    }
+
+    fn bump_room(&mut self, t: &Table<'_>) {
+        t.header.room.fetch_add(1, Ordering::SeqCst);
+        self.bumped_room = true;
+    }
+
     /// Tries to hold slot `k`, which showed frame `p`.
-    fn claim(&self, t: &Table<'_>, k: usize, p: u64) -> bool {
+    fn claim(&mut self, t: &Table<'_>, k: usize, p: u64) -> bool {
         let e = &t.readers[self.r];
         let bit = 1u64 << k;
         // SYNC POINT: claim (R1, then a SeqCst fence; pairs with the fence between P1 and P2
@@ -732,6 +760,9 @@ impl Cursor {
             return true;
         }
         e.claim.fetch_and(!bit, Ordering::AcqRel);
+        // A producer that saw our bit for an instant may have passed the slot over and gone
+        // to sleep for room: tell it the slot is free.
+        self.bump_room(t);
         false
     }
 

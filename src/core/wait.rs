@@ -24,13 +24,20 @@
 //! sleeper                                   waker
 //! reserved |= SLEEPING                      word = new value          (the publish)
 //! fence(SeqCst)                             fence(SeqCst)
-//! if word == seen: futex_wait(word, seen)   if reserved & SLEEPING: clear it, futex_wake(word)
+//! if word == seen: futex_wait(word, seen)   if reserved & SLEEPING: futex_wake(word)
+//! reserved &= !SLEEPING
 //! ```
 //!
 //! The two SeqCst fences guarantee that at least one side sees the other's store: either the
 //! sleeper sees the new value and does not sleep, or the waker sees the bit and wakes. And
 //! `futex_wait` itself re-checks `word == seen` atomically in the kernel, so a wake that lands
 //! between the sleeper's check and its sleep is not lost either.
+//!
+//! Only the sleeper clears its bit. A waker that cleared it could be a late one: it saw the
+//! bit of an earlier sleep, and clears the bit of the next one, whose sleep then begins after
+//! this wake and is never woken by the wakers that follow (they see no bit). With several
+//! wakers (the readers of a framed channel giving slots back) that happened: the producer slept
+//! through releases until its deadline.
 //!
 //! Against a producer that never wakes anyone (cpp_py_shmbuf's; no mark in `reserved`) we may not
 //! touch `reserved` at all: the sleeper then uses bounded timed waits that back off from
@@ -179,27 +186,19 @@ impl Cancel {
 
     /// A cancel that fires when [`cancel`](Cancel::cancel) is called.
     pub fn new() -> Cancel {
-        Cancel(Arc::new(CancelInner {
-            cancelled: AtomicBool::new(false),
-            period: Self::DEFAULT_PERIOD,
-            check: None,
-            wake: AtomicU32::new(0),
-            check_word: None,
-        }))
+        Cancel::build(Self::DEFAULT_PERIOD, None, None)
+    }
+
+    fn build(period: Duration, check: Option<Box<dyn Fn() -> bool + Send + Sync>>, check_word: Option<&'static AtomicU32>) -> Cancel {
+        let period = period.max(Duration::from_millis(1));
+        Cancel(Arc::new(CancelInner { cancelled: AtomicBool::new(false), period, check, wake: AtomicU32::new(0), check_word }))
     }
 
     /// A cancel that also fires when `check` returns `true`; waiters run `check` at least every
     /// `period` (at most one period late), and whenever they wake. `check` runs on the waiting
     /// thread: keep it short (a flag set by a signal handler, Python's `PyErr_CheckSignals`).
     pub fn with_check(period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
-        let period = period.max(Duration::from_millis(1));
-        Cancel(Arc::new(CancelInner {
-            cancelled: AtomicBool::new(false),
-            period,
-            check: Some(Box::new(check)),
-            wake: AtomicU32::new(0),
-            check_word: None,
-        }))
+        Cancel::build(period, Some(Box::new(check)), None)
     }
 
     /// A cancel whose `check` can only turn true after `word` changes: whoever makes it true
@@ -207,17 +206,10 @@ impl Cancel {
     /// that sleep on several words at once (Linux 5.16+: a framed channel's reads and the
     /// producer's waits for room) sleep on `word` too and run `check` only when it changes:
     /// no periodic wake-ups. Other waits poll `check` every `period`, as
-    /// [`with_check`](Cancel::with_check) does. The Python layer passes a word its signal
-    /// hook bumps, so Ctrl+C ends a wait at once.
+    /// [`with_check`](Cancel::with_check) does. [`on_signals`](Cancel::on_signals) is this,
+    /// with the word its signal hook bumps.
     pub fn with_check_woken(word: &'static AtomicU32, period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
-        let period = period.max(Duration::from_millis(1));
-        Cancel(Arc::new(CancelInner {
-            cancelled: AtomicBool::new(false),
-            period,
-            check: Some(Box::new(check)),
-            wake: AtomicU32::new(0),
-            check_word: Some(word),
-        }))
+        Cancel::build(period, Some(Box::new(check)), Some(word))
     }
 
     /// A cancel for signal handlers that record a signal for later (Python's do: the handler
@@ -406,7 +398,7 @@ pub(crate) fn wake_if_sleeping(word: &AtomicU32, reserved: &AtomicU32, flag: u32
     // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `sleep_announced`).
     fence(Ordering::SeqCst);
     if reserved.load(Ordering::Relaxed) & flag != 0 {
-        reserved.fetch_and(!flag, Ordering::Relaxed);
+        // The sleeper clears its own bit (see the module docs for why a waker must not).
         sys::futex_wake(word);
     }
 }

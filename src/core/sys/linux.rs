@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::unix::{get_lock, monotonic_ns, set_lock, LockState};
+use super::unix::{get_lock, monotonic_ns, set_lock, LockState, WaitWord};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -93,26 +93,6 @@ pub fn processes_using(path: &Path) -> Vec<(u32, String)> {
     found
 }
 
-/// `FUTEX_WAITERS` in a robust futex word: someone sleeps on it (the kernel wakes them when
-/// the owner dies).
-pub const FUTEX_WAITERS: u32 = 0x8000_0000;
-/// `FUTEX_OWNER_DIED` in a robust futex word: the kernel found the owning thread dead.
-pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-/// The owner's thread id in a robust futex word.
-pub const FUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
-
-/// One word of a [`futex_wait_any`]: sleep while `*word == expected`.
-#[derive(Clone, Copy, Debug)]
-pub struct WaitWord<'a> {
-    /// The word.
-    pub word: &'a AtomicU32,
-    /// The value it had when the caller decided to sleep.
-    pub expected: u32,
-    /// Whether other processes may wake it (a word in shared memory): a private futex is
-    /// keyed on this process's address space only.
-    pub shared: bool,
-}
-
 /// `struct futex_waitv` (linux/futex.h).
 #[repr(C)]
 struct FutexWaitv {
@@ -139,10 +119,11 @@ pub fn kernel_watches_liveness() -> bool {
         _ => {
             let forced_off = std::env::var_os("SHMFRAMES_LIVENESS").is_some_and(|v| v == "poll");
             // SAFETY: futex_waitv with no waiters only validates its arguments: EINVAL if the
-            // call exists, ENOSYS if not. get_robust_list(0) writes two locals.
+            // call exists, ENOSYS if not (EPERM where a seccomp filter forbids it).
+            // get_robust_list(0) writes two locals.
             let ok = !forced_off && unsafe {
                 let r = libc::syscall(libc::SYS_futex_waitv, std::ptr::null::<FutexWaitv>(), 0u32, 0u32, std::ptr::null::<libc::timespec>(), libc::CLOCK_MONOTONIC);
-                let waitv = r == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS);
+                let waitv = r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL);
                 let mut head: *mut libc::c_void = std::ptr::null_mut();
                 let mut len: libc::size_t = 0;
                 let robust = libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut len) == 0;
@@ -178,8 +159,12 @@ pub fn futex_wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool
     let ts = deadline.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `v[..n]` are valid futex_waitv entries pointing at aligned u32 atomics that the
     // caller keeps alive for the call; `ts` is null or a valid timespec on our stack.
-    unsafe {
-        libc::syscall(libc::SYS_futex_waitv, v.as_ptr(), n as u32, 0u32, ts, libc::CLOCK_MONOTONIC);
+    let r = unsafe { libc::syscall(libc::SYS_futex_waitv, v.as_ptr(), n as u32, 0u32, ts, libc::CLOCK_MONOTONIC) };
+    if r == -1 && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+        // Forbidden after all (a seccomp filter installed later): never try again, so that
+        // callers fall back instead of spinning.
+        WAITV.store(2, std::sync::atomic::Ordering::Relaxed);
+        return false;
     }
     true
 }

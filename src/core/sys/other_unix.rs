@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::unix::{get_lock, set_lock, LockState};
+use super::unix::{get_lock, set_lock, LockState, WaitWord};
 
 /// Where segments live on this platform.
 pub fn shm_path(name: &str) -> PathBuf {
@@ -57,24 +57,6 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 
 /// No futex: sleepers poll, nothing to wake.
 pub fn futex_wake(_word: &AtomicU32) {}
-
-/// Robust-futex word bits (Linux's), so that liveness words read the same everywhere.
-pub const FUTEX_WAITERS: u32 = 0x8000_0000;
-/// See [`FUTEX_WAITERS`].
-pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-/// See [`FUTEX_WAITERS`].
-pub const FUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
-
-/// One word of a multi-word wait (no such wait here: see [`futex_wait_any`]).
-#[derive(Clone, Copy, Debug)]
-pub struct WaitWord<'a> {
-    /// The word.
-    pub word: &'a AtomicU32,
-    /// The value it had when the caller decided to sleep.
-    pub expected: u32,
-    /// Whether other processes may wake it.
-    pub shared: bool,
-}
 
 /// No robust futexes or multi-word waits here: liveness is polled through the lock bytes.
 pub fn kernel_watches_liveness() -> bool {

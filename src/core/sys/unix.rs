@@ -107,3 +107,23 @@ pub(super) fn get_lock(file: &File, byte: u64, cmd: libc::c_int) -> io::Result<L
         LockState::Held(u32::try_from(fl.l_pid).ok().filter(|&p| p > 0))
     })
 }
+
+/// `FUTEX_WAITERS` in a robust futex word: someone sleeps on it (the kernel wakes them when
+/// the owner dies). Linux's values, so that liveness words read the same everywhere.
+pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// `FUTEX_OWNER_DIED` in a robust futex word: the kernel found the owning thread dead.
+pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+/// The owner's thread id in a robust futex word.
+pub const FUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
+
+/// One word of a multi-word wait (`futex_wait_any`): sleep while `*word == expected`.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitWord<'a> {
+    /// The word.
+    pub word: &'a std::sync::atomic::AtomicU32,
+    /// The value it had when the caller decided to sleep.
+    pub expected: u32,
+    /// Whether other processes may wake it (a word in shared memory): a private futex is
+    /// keyed on this process's address space only.
+    pub shared: bool,
+}
