@@ -196,5 +196,6 @@ if __name__ == "__main__":
     for buffer_frames in (2, 4):
         writer_throughput(60 if quick else 2000, buffer_frames)
     latency(30 if quick else 600)
-    many(1 if quick else 3, 60 if quick else 3000, 40 if quick else 300)
+    if "--one-reader" not in sys.argv:  # (benches/old_vs_new.sh compares the one-reader part)
+        many(1 if quick else 3, 60 if quick else 3000, 40 if quick else 300)
     idle_cpu(1 if quick else 10)
