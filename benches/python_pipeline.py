@@ -94,7 +94,8 @@ def writer_throughput(frames: int, buffer_frames: int) -> None:
     times = []
     with shmframes.Writer(name, 1920, 1080, "bgr", buffer_frames=buffer_frames) as w:
         stats = ROOT / "target" / "release" / "frame-stats"
-        reader = subprocess.Popen([str(stats), name, "--frames", str(frames)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # --lossless: the Writer waits for it (a default reader is never waited for).
+        reader = subprocess.Popen([str(stats), name, "--frames", str(frames), "--lossless"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             while not w.reader_attached:
                 time.sleep(0.001)

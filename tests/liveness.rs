@@ -49,6 +49,25 @@ fn child_entry() {
             let _r = Reader::open(&ch, &o).unwrap();
             std::thread::sleep(Duration::from_secs(600));
         }
+        // Three frames; once the reader holds the first two, take the third's slot (the one
+        // frame it has not read) and die writing into it.
+        "writer_dies_writing" => {
+            let mut o = WriterOptions::new(64, 64, PixelFormat::Gray8).unwrap();
+            o.buffer_frames = 1;
+            let mut w = Writer::create(&ch, &o).unwrap();
+            assert_eq!(w.slots(), Some(3), "the test needs exactly three slots");
+            assert!(wait_until(20.0, || w.readers().attached == 1));
+            for v in 0..3u8 {
+                let mut s = w.try_frame().unwrap().unwrap();
+                s.pixels().fill(v);
+                s.publish();
+            }
+            assert!(wait_until(20.0, || w.reader_list().first().is_some_and(|r| r.held == 2)));
+            let mut slot = w.try_frame().unwrap().expect("the unread frame's slot");
+            slot.pixels().fill(9);
+            println!("writing");
+            std::thread::sleep(Duration::from_secs(600));
+        }
         other => panic!("unknown child role {other}"),
     }
 }
@@ -231,4 +250,34 @@ fn a_producer_waiting_for_room_is_woken_by_a_killed_reader() {
             return;
         }
     }
+}
+
+/// A producer killed while writing into the slot of the one frame a reader had not read: the
+/// reader reports it gone at once (that frame will never come), rather than waiting for it
+/// until its deadline.
+#[test]
+fn a_producer_killed_mid_write_is_reported_not_waited_for() {
+    let ch = Channel::new("midwrite");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SHMFRAMES_CHILD", "writer_dies_writing")
+        .env("SHMFRAMES_CHANNEL", &*ch)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut producer = ChildGuard(Some(child));
+    let o = ReaderOptions { timeout: Duration::from_secs(20), start: Start::Oldest, ..Default::default() };
+    let mut r = Reader::open(&ch, &o).unwrap();
+    let a = r.read(Some(Duration::from_secs(20))).unwrap().expect("frame 0");
+    let b = r.read(Some(Duration::from_secs(20))).unwrap().expect("frame 1");
+    // The producer takes the third frame's slot (we hold the other two), then is killed.
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("writing"))), "the producer never took the slot");
+    assert_eq!(r.lag(), Some(1));
+    producer.kill9();
+    let t = Instant::now();
+    let got = r.read(Some(Duration::from_secs(10)));
+    assert!(matches!(got, Err(Error::ProducerGone { .. })), "{got:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "reported only after {:?}", t.elapsed());
+    assert!(a.pixels().iter().all(|&p| p == 0) && b.pixels().iter().all(|&p| p == 1), "held frames changed");
 }

@@ -251,10 +251,9 @@ impl SlotAttachment {
         self.wake_producer();
     }
 
-    /// Wakes a producer that sleeps waiting for room, after `room` was bumped, and only then
-    /// (`SYNC POINT: room`: the bump, then the fence inside, then the flag; the producer sets
-    /// the flag, its fence, then compares `room`). A wake without a bump could clear the flag
-    /// before the producer sleeps and leave it asleep through the next releases.
+    /// Wakes a producer that sleeps waiting for room, after `room` was bumped (`SYNC POINT:
+    /// room`: the bump, then the fence inside, then the flag; the producer sets the flag, its
+    /// fence, then compares `room`, so a wake that comes before its sleep is not needed).
     fn wake_producer(&self) {
         let mem = self.seg.ring();
         wait::wake_if_sleeping(self.table.view().room_word(), mem.reserved(), PRODUCER_SLEEPING);
@@ -807,8 +806,11 @@ impl Reader {
             if control::is_closed(reserved) {
                 return self.drained_end();
             }
-            // The producer may have published its last frames just before dying.
-            if self.unread() {
+            // The producer may have published its last frames just before dying: a ring's are
+            // still to be read. (A framed channel's were all taken by the attempt that found
+            // nothing and brought us here; frames it counted but never finished, a slot it died
+            // writing, will never come.)
+            if matches!(self.src, Source::Ring(_)) && self.unread() {
                 return Ok(());
             }
             self.state = ProducerState::Gone;
@@ -1007,7 +1009,13 @@ fn take_slot(
                 spins += 1;
                 std::thread::yield_now();
             }
-            Take::Pending => std::thread::sleep(Duration::from_micros(50)),
+            // Still undecided: it was preempted for long, or died deciding. Nothing to read for
+            // now: the wait loop sleeps until the next publish (which follows the verdict),
+            // and notices a death, the deadline or a cancel.
+            Take::Pending => {
+                *seen = view.published_word().load(std::sync::atomic::Ordering::Acquire);
+                return Ok(None);
+            }
         }
     }
 }

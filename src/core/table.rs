@@ -18,7 +18,7 @@
 //! | 16 | 4 | `max_readers`: reader entries, 1..=32 | producer, at creation | readers, at attach |
 //! | 20 | 4 | `table_len`: bytes of this table | producer, at creation | readers, at attach |
 //! | 64 | 8 | `count`: frames published so far (the next publication number) | producer | readers |
-//! | 72 | 4 | `published`: `count` mod 2^32, the futex word readers sleep on | producer | readers (futex) |
+//! | 72 | 4 | `published`: `count` mod 2^32 (one more once the stream ends, so that a reader between its CLOSED check and its sleep does not sleep), the futex word readers sleep on | producer | readers (futex) |
 //! | 76 | 4 | `sleepers`: bit r set while reader r sleeps (or is about to) | readers (RMW), producer (clears a dead reader's bit) | producer |
 //! | 80 | 4 | `room`: bumped by a reader each time it gives a slot back; the producer sleeps on it | readers (RMW) | producer (futex) |
 //! | 84 | 44 | reserved, 0 | | |
@@ -552,10 +552,18 @@ impl Publisher {
         }
         // Keep the epoch: a reader that took the entry over meanwhile bumped it, so this CAS
         // then fails and leaves the new reader alone.
-        let freed = e.claim.compare_exchange(seen, seen & EPOCH_MASK, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+        let free = seen & EPOCH_MASK;
+        let freed = e.claim.compare_exchange(seen, free, Ordering::SeqCst, Ordering::SeqCst).is_ok();
         if freed {
-            e.next.store(NOT_READING, Ordering::SeqCst);
-            t.header.sleepers.fetch_and(!(1u32 << r), Ordering::SeqCst);
+            // Its `next` is left alone (ignored once ACTIVE is clear; a new owner writes its
+            // own, which a store here could overwrite). Its sleeper bit would cost a wake-up
+            // call per frame: clear it, and give it back if a new owner took the entry
+            // meanwhile (it may have set the bit to sleep: the claim it wrote first shows).
+            let bit = 1u32 << r;
+            t.header.sleepers.fetch_and(!bit, Ordering::SeqCst);
+            if e.claim.load(Ordering::SeqCst) != free {
+                t.header.sleepers.fetch_or(bit, Ordering::SeqCst);
+            }
         }
         freed
     }
@@ -648,6 +656,9 @@ impl Cursor {
             t.header.room.fetch_add(1, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
+        // Our sleeper bit: a dead owner's may be left (the producer's sweep clears it, unless
+        // it raced with us); we set ours when we sleep.
+        t.header.sleepers.fetch_and(!(1u32 << r), Ordering::SeqCst);
         e.read.store(0, Ordering::Relaxed);
         e.dropped.store(0, Ordering::Relaxed);
         e.pid.store(pid, Ordering::Relaxed);
@@ -657,7 +668,13 @@ impl Cursor {
             Start::Oldest => oldest_frame(t, count).unwrap_or(count),
         };
         e.next.store(next, Ordering::SeqCst);
-        Cursor { r, next, dropped: 0, read: 0, bumped_room: freed_slots }
+        // A lossless start protected every frame for a moment (`next` 0 above): a producer
+        // that found no room then may sleep; what we no longer protect is room for it.
+        let protected_all = lossless && next > 0;
+        if protected_all && !freed_slots {
+            t.header.room.fetch_add(1, Ordering::SeqCst);
+        }
+        Cursor { r, next, dropped: 0, read: 0, bumped_room: freed_slots || protected_all }
     }
 
     /// Frames this reader lost (overwritten before it read them).
@@ -734,9 +751,8 @@ impl Cursor {
     /// Whether the last [`take`](Cursor::take) (or the attach) bumped `room`, so that the
     /// caller must wake a producer sleeping for room (`SYNC POINT: room`). Clears the flag.
     ///
-    /// Wake only after a bump: the waker clears `PRODUCER_SLEEPING`, and a wake that lands
-    /// before the producer's sleep is only not lost because the bump changed the word the
-    /// sleep compares.
+    /// Wake only after a bump: a wake that lands before the producer's sleep is only not lost
+    /// because the bump changed the word that sleep compares.
     pub(crate) fn take_bumped_room(&mut self) -> bool {
         std::mem::take(&mut self.bumped_room)
     }

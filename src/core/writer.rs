@@ -438,8 +438,13 @@ impl Writer {
         let mem = *self.seg.ring();
         control::close(mem.reserved());
         match &self.kind {
-            // Readers check CLOSED before they sleep; wake the ones asleep.
-            Kind::Slots { table, .. } => sys::futex_wake(table.view().published_word()),
+            // Readers check CLOSED before they sleep; wake the ones asleep, changing the word
+            // they sleep on so that one between its check and its sleep does not sleep.
+            Kind::Slots { table, .. } => {
+                let published = table.view().published_word();
+                published.fetch_add(1, Ordering::SeqCst);
+                sys::futex_wake(published);
+            }
             Kind::Raw { .. } => wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING),
         }
         // The stream is over: our liveness words are unwatched from here on (a reader that
@@ -720,7 +725,11 @@ impl Writer {
     /// it freed one.
     fn sweep_if_due(&mut self) -> bool {
         match &mut self.kind {
-            Kind::Slots { table, publisher, last_sweep_ns } => sweep_if_due(&self.seg, table.view(), publisher, last_sweep_ns),
+            Kind::Slots { table, publisher, last_sweep_ns } => {
+                let view = table.view();
+                // The kernel's marks at once (a load each); lock probes when due.
+                sweep(&self.seg, view, publisher, false) || sweep_if_due(&self.seg, view, publisher, last_sweep_ns)
+            }
             Kind::Raw { .. } => false,
         }
     }

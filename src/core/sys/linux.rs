@@ -273,8 +273,28 @@ pub fn block_signals() {
 pub static SIGNAL_WORD: AtomicU32 = AtomicU32::new(0);
 
 const HOOKED: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
-static PREV_HANDLER: [std::sync::atomic::AtomicUsize; 2] = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
-static PREV_FLAGS: [std::sync::atomic::AtomicI32; 2] = [std::sync::atomic::AtomicI32::new(0), std::sync::atomic::AtomicI32::new(0)];
+
+/// A handler `on_signal` chains to: written once into a free entry of [`PREVIOUS`], then
+/// published by storing its index + 1 in [`CURRENT`], so the signal handler always reads a
+/// handler with its own flags.
+struct Previous {
+    handler: std::sync::atomic::AtomicUsize,
+    flags: std::sync::atomic::AtomicI32,
+}
+/// Handlers chained to, per hooked signal. A program that replaces its handler more often than
+/// this is no longer hooked (its waits then poll).
+const MAX_REHOOKS: usize = 16;
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_PREVIOUS: Previous = Previous { handler: std::sync::atomic::AtomicUsize::new(0), flags: std::sync::atomic::AtomicI32::new(0) };
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_PREVIOUS_ROW: [Previous; MAX_REHOOKS] = [NO_PREVIOUS; MAX_REHOOKS];
+static PREVIOUS: [[Previous; MAX_REHOOKS]; 2] = [NO_PREVIOUS_ROW; 2];
+/// Per hooked signal: 1 + the index in [`PREVIOUS`] of the handler chained to now, 0: none.
+static CURRENT: [std::sync::atomic::AtomicUsize; 2] = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
+/// Entries of [`PREVIOUS`] used, per hooked signal.
+static USED: [std::sync::atomic::AtomicUsize; 2] = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
+/// Serialises [`hook_signals`] between threads.
+static HOOKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     use std::sync::atomic::Ordering;
@@ -282,18 +302,22 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     // handler must.
     let errno = unsafe { *libc::__errno_location() };
     if let Some(i) = HOOKED.iter().position(|&s| s == sig) {
-        let prev = PREV_HANDLER[i].load(Ordering::Acquire);
-        let flags = PREV_FLAGS[i].load(Ordering::Acquire);
-        if prev != libc::SIG_DFL && prev != libc::SIG_IGN && prev != 0 {
-            // SAFETY: `prev` is the handler function that was installed for `sig` (stored by
-            // `hook_signals` before ours replaced it), called as its flags say it expects.
-            unsafe {
-                if flags & libc::SA_SIGINFO != 0 {
-                    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(prev);
-                    f(sig, info, ctx);
-                } else {
-                    let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev);
-                    f(sig);
+        // Acquire: pairs with the Release in `hook_signals`; the entry was complete before.
+        let current = CURRENT[i].load(Ordering::Acquire);
+        if current > 0 {
+            let prev = &PREVIOUS[i][current - 1];
+            let (handler, flags) = (prev.handler.load(Ordering::Relaxed), prev.flags.load(Ordering::Relaxed));
+            if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
+                // SAFETY: `handler` is the handler function that was installed for `sig` when
+                // `hook_signals` replaced it with ours, called as its own flags say it expects.
+                unsafe {
+                    if flags & libc::SA_SIGINFO != 0 {
+                        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(handler);
+                        f(sig, info, ctx);
+                    } else {
+                        let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+                        f(sig);
+                    }
                 }
             }
         }
@@ -311,6 +335,7 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 /// of the signal state, so that a handler installed later is hooked too.
 pub fn hook_signals() {
     use std::sync::atomic::Ordering;
+    let _one_at_a_time = HOOKING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     for (i, &sig) in HOOKED.iter().enumerate() {
         // SAFETY: a zeroed sigaction is a valid value of this plain C struct.
         let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -322,8 +347,16 @@ pub fn hook_signals() {
         if handler == on_signal as *const () as usize || handler == libc::SIG_DFL || handler == libc::SIG_IGN {
             continue;
         }
-        PREV_FLAGS[i].store(cur.sa_flags, Ordering::Release);
-        PREV_HANDLER[i].store(handler, Ordering::Release);
+        let used = USED[i].load(Ordering::Relaxed);
+        if used == MAX_REHOOKS {
+            continue;
+        }
+        let entry = &PREVIOUS[i][used];
+        entry.handler.store(handler, Ordering::Relaxed);
+        entry.flags.store(cur.sa_flags, Ordering::Relaxed);
+        USED[i].store(used + 1, Ordering::Relaxed);
+        // Release: the entry is complete before a handler that reads the index reads it.
+        CURRENT[i].store(used + 1, Ordering::Release);
         let mut ours = cur;
         ours.sa_sigaction = on_signal as *const () as usize;
         ours.sa_flags = cur.sa_flags | libc::SA_SIGINFO;
