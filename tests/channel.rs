@@ -485,6 +485,17 @@ fn bad_configurations_are_refused() {
     assert!(Writer::create("shmframes-test-zero", &o).is_err());
     let e = Writer::create("a/b", &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap_err();
     assert!(matches!(e, Error::InvalidName { .. }), "{e}");
+    // Modes: permission bits keeping the owner's read and write, nothing else (no setuid,
+    // setgid, sticky or file-type bits), and nothing is created for a bad one.
+    for bad in [0o7777, 0o4600, 0o1666, 0, 0o100000, 0o100600, 0o400, 0o200] {
+        let ch = Channel::new("mode");
+        let mut o = WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap();
+        o.mode = bad;
+        let e = Writer::create(&ch, &o).unwrap_err();
+        assert!(matches!(e, Error::BadMode { mode } if mode == bad), "{bad:#o}: {e}");
+        assert!(e.to_string().contains("0o600"), "{e}");
+        assert!(!ch.exists(), "{bad:#o}: a segment was created");
+    }
 }
 
 #[test]

@@ -52,7 +52,8 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         | Error::NoBufferFrames
         | Error::RingTooLarge { .. }
         | Error::RawNeedsPackedRows { .. }
-        | Error::WrongFrameSize { .. } => return PyValueError::new_err(msg),
+        | Error::WrongFrameSize { .. }
+        | Error::BadMode { .. } => return PyValueError::new_err(msg),
         _ => "Error",
     };
     exception(py, class, msg)

@@ -263,6 +263,19 @@ pub enum Error {
         shape: FrameShape,
     },
 
+    /// A segment mode that is not plain permission bits keeping the owner's read and write
+    /// (setuid, setgid or sticky bits, file-type bits, or a mode the producer itself could
+    /// not use).
+    #[error(
+        "mode {mode:#o} is not a mode for a channel: give permission bits only (within 0o777) that \
+         keep 0o600, the owner's read and write: 0o600 (only you, the default), 0o640 or 0o660 \
+         (your group may read or also write)"
+    )]
+    BadMode {
+        /// The mode given.
+        mode: u32,
+    },
+
     /// A reader holds every slot of a framed channel: the producer has nowhere to write the
     /// next frame, so waiting for one could never end.
     #[error(

@@ -57,6 +57,18 @@ impl WriterOptions {
         })
     }
 
+    /// Checks a segment mode: permission bits only (within `0o777`) that keep `0o600`.
+    ///
+    /// # Errors
+    /// [`Error::BadMode`] otherwise: setuid, setgid and sticky bits, file-type bits, and modes
+    /// without the owner's read and write are refused.
+    pub fn check_mode(mode: u32) -> Result<u32> {
+        if mode > 0o777 || mode & 0o600 != 0o600 {
+            return Err(Error::BadMode { mode });
+        }
+        Ok(mode)
+    }
+
     /// Bytes one message of this configuration takes in the ring.
     fn message_len(&self) -> u64 {
         if self.raw {
@@ -174,6 +186,7 @@ impl Writer {
     /// and those of creating the segment ([`Error::ProducerAlive`], [`Error::NameTaken`],
     /// [`Error::NoSpace`], [`Error::PermissionDenied`], ...).
     pub fn create(name: &str, opts: &WriterOptions) -> Result<Writer> {
+        WriterOptions::check_mode(opts.mode)?;
         let capacity = opts.capacity()?;
         if opts.raw && opts.shape.stride != opts.shape.row_bytes() {
             return Err(Error::RawNeedsPackedRows { shape: opts.shape });

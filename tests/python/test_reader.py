@@ -482,3 +482,13 @@ def test_an_idle_reader_never_wakes_and_ctrl_c_still_ends_its_read(procs, channe
             assert p.stdout.readline().strip() == "interrupted"
             assert time.monotonic() - t < 2.0
         assert p.wait(10) == 0
+
+
+def test_writer_modes_are_permission_bits_that_keep_the_owners(channel):
+    """Issue 16, point 5: mode=0o7777 used to create a setuid, setgid, world-writable segment."""
+    for bad in (0o7777, 0o4600, 0, 0o100000, 0o400):
+        with pytest.raises(ValueError, match="0o600"):
+            shmframes.Writer(channel, 8, 8, mode=bad)
+        assert not exists(channel)
+    with shmframes.Writer(channel, 8, 8, mode=0o640):
+        assert os.stat(f"/dev/shm/{channel}").st_mode & 0o7777 == 0o640

@@ -122,10 +122,7 @@ fn parse_fps(s: &str) -> Result<f64, String> {
 
 fn parse_mode(s: &str) -> Result<u32, String> {
     let m = u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| format!("{s:?} is not an octal mode such as 600 or 660"))?;
-    if m > 0o777 || m & 0o600 != 0o600 {
-        return Err(format!("mode {s} must be within 777 and keep 600 (the owner reads and writes)"));
-    }
-    Ok(m)
+    shmframes::WriterOptions::check_mode(m).map_err(|_| format!("mode {s} must be within 777 and keep 600 (the owner reads and writes)"))
 }
 
 fn main() -> ExitCode {
