@@ -172,6 +172,44 @@ fn an_absent_reader_on_one_channel_never_stalls_another() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// The child side of the tests below (this test binary re-run with `SHMFRAMES_CHILD`): a
+/// lossless reader that takes two frames, holds them and waits to be killed.
+#[test]
+fn child_entry() {
+    let Some((role, ch)) = common::child_role() else { return };
+    assert_eq!(role, "reader_holds", "unknown child role {role}");
+    let mut r = open(&ch);
+    let _a = r.read(T).unwrap().expect("a frame");
+    let _b = r.read(T).unwrap().expect("a frame");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// Issue 16, point 2: `--name A --name B --when-full wait`, and A's lossless reader is SIGKILLed
+/// while it holds frames (and waits for it to read on). B goes on at once: the dead reader is
+/// not waited for.
+#[test]
+fn a_killed_reader_on_one_channel_never_stalls_another() {
+    let a = Channel::new("killA");
+    let b = Channel::new("killB");
+    let _p = producer(&["--name", &a, "--name", &b, "--size", "64x64", "--fps", "0", "--buffer-frames", "2", "--when-full", "wait", "--quiet"]);
+    assert!(common::wait_until(20.0, || a.exists() && b.exists()));
+    let mut on_b = Reader::open(&b, &ReaderOptions { timeout: Duration::from_secs(20), ..Default::default() }).unwrap();
+    let mut holder = common::spawn_child("child_entry", "reader_holds", &a, &[]);
+    // Once the producer counts A's reader (its status refreshes every second), it waits for it,
+    // and B stops.
+    let stalled = common::wait_until(20.0, || {
+        while on_b.try_read().unwrap().is_some() {}
+        std::thread::sleep(Duration::from_millis(300));
+        on_b.try_read().unwrap().is_none()
+    });
+    assert!(stalled, "B never waited for A's lossless reader: the test lost its point");
+    holder.kill9();
+    let t = Instant::now();
+    let f = on_b.read(Some(Duration::from_secs(10))).unwrap();
+    assert!(f.is_some(), "B got nothing for 10 s after A's reader died");
+    assert!(t.elapsed() < Duration::from_secs(2), "B resumed only after {:?}", t.elapsed());
+}
+
 #[test]
 fn image_source_scales_keeps_aspect_and_loops_a_folder() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
