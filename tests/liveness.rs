@@ -88,30 +88,20 @@ fn context_switches(pid: u32) -> u64 {
         .sum()
 }
 
-/// A reader child whose stdout we read line by line.
-struct Blocked {
+/// A child whose stdout we read line by line.
+struct Piped {
     child: ChildGuard,
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
-fn blocked_reader(ch: &str, env: &[(&str, String)]) -> Blocked {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env("SHMFRAMES_CHILD", "reader_blocked")
-        .env("SHMFRAMES_CHANNEL", ch)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut b = Blocked { child: ChildGuard(Some(child)), lines };
+fn blocked_reader(ch: &str, env: &[(&str, String)]) -> Piped {
+    let mut b = piped_child("reader_blocked", ch, env);
     b.expect_line("blocked");
     b
 }
 
-impl Blocked {
+impl Piped {
+
     /// The rest of the first line that contains `word`, from `word` on (the test harness may
     /// have printed its own text before it on the same line).
     fn expect_line(&mut self, word: &str) -> String {
@@ -123,6 +113,22 @@ impl Blocked {
         }
         panic!("the reader child ended without printing {word:?}");
     }
+}
+
+/// A child of this test binary playing `role` on `ch`, its stdout piped to us.
+fn piped_child(role: &str, ch: &str, env: &[(&str, String)]) -> Piped {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SHMFRAMES_CHILD", role)
+        .env("SHMFRAMES_CHANNEL", ch)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    Piped { child: ChildGuard(Some(child)), lines }
 }
 
 /// Watches an idle reader for `window`, then kills the producer; returns the reader's context
@@ -258,23 +264,15 @@ fn a_producer_waiting_for_room_is_woken_by_a_killed_reader() {
 #[test]
 fn a_producer_killed_mid_write_is_reported_not_waited_for() {
     let ch = Channel::new("midwrite");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env("SHMFRAMES_CHILD", "writer_dies_writing")
-        .env("SHMFRAMES_CHANNEL", &*ch)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut producer = ChildGuard(Some(child));
+    let mut producer = piped_child("writer_dies_writing", &ch, &[]);
     let o = ReaderOptions { timeout: Duration::from_secs(20), start: Start::Oldest, ..Default::default() };
     let mut r = Reader::open(&ch, &o).unwrap();
     let a = r.read(Some(Duration::from_secs(20))).unwrap().expect("frame 0");
     let b = r.read(Some(Duration::from_secs(20))).unwrap().expect("frame 1");
     // The producer takes the third frame's slot (we hold the other two), then is killed.
-    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("writing"))), "the producer never took the slot");
+    producer.expect_line("writing");
     assert_eq!(r.lag(), Some(1));
-    producer.kill9();
+    producer.child.kill9();
     let t = Instant::now();
     let got = r.read(Some(Duration::from_secs(10)));
     assert!(matches!(got, Err(Error::ProducerGone { .. })), "{got:?}");

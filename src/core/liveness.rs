@@ -82,6 +82,26 @@ pub(crate) fn arm(word: &AtomicU32) -> Option<u32> {
     }
 }
 
+/// A liveness word as a sleep can use it (see [`watch`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Watch<'a> {
+    /// Armed: sleep on this, and the owner's death wakes the sleep.
+    Armed(sys::WaitWord<'a>),
+    /// The owner is dead already.
+    Dead,
+    /// Nobody watches the word: the caller polls the owner's lock byte instead.
+    Unwatched,
+}
+
+/// [`arm`]s a shared liveness word for a sleep, saying why when it cannot be slept on.
+pub(crate) fn watch(word: &AtomicU32) -> Watch<'_> {
+    match arm(word) {
+        Some(expected) => Watch::Armed(sys::WaitWord { word, expected, shared: true }),
+        None if life(word) == Life::Dead => Watch::Dead,
+        None => Watch::Unwatched,
+    }
+}
+
 /// A liveness word and its robust-list node in a segment: the node is a pointer-sized field
 /// `node - word` bytes after the word, the same distance for every word of one keeper.
 #[derive(Clone, Copy, Debug)]

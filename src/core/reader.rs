@@ -26,7 +26,7 @@ use crate::frame::{has_magic, FrameHeader, MessageKind, FRAME_HEADER_LEN, FRAME_
 use crate::ring::{Consumer, Message, PREFIX_LEN};
 use crate::segment::Segment;
 use crate::table::{Cursor, Start, TableMemory, Take};
-use crate::liveness::{self, Keeper, Life};
+use crate::liveness::{self, Keeper, Life, Watch};
 use crate::sys::{self, WaitWord};
 use crate::wait::{self, Backoff, Cancel, Deadline, Waitable};
 
@@ -1028,18 +1028,20 @@ fn take_slot(
 fn sleep_on_frames(published: &std::sync::atomic::AtomicU32, seen: u32, producer_live: &std::sync::atomic::AtomicU32, wake: &[WaitWord<'_>], left: Duration) {
     let mut words = [WaitWord { word: published, expected: seen, shared: true }; 2 + wait::MAX_CANCEL_WORDS];
     let mut n = 1;
-    let watched = liveness::arm(producer_live);
-    if let Some(v) = watched {
-        words[n] = WaitWord { word: producer_live, expected: v, shared: true };
-        n += 1;
-    } else if liveness::life(producer_live) == Life::Dead {
-        return; // the next attempt reports it
-    }
+    let watched = match liveness::watch(producer_live) {
+        Watch::Armed(w) => {
+            words[n] = w;
+            n += 1;
+            true
+        }
+        Watch::Dead => return, // the next attempt reports it
+        Watch::Unwatched => false,
+    };
     for w in wake {
         words[n] = *w;
         n += 1;
     }
-    let timeout = if watched.is_some() { left } else { left.min(LIVENESS_PERIOD) };
+    let timeout = if watched { left } else { left.min(LIVENESS_PERIOD) };
     if !sys::futex_wait_any(&words[..n], Some(timeout)) {
         sys::futex_wait(published, seen, left.min(LIVENESS_PERIOD));
     }

@@ -239,9 +239,15 @@ impl Cancel {
     /// The cancel's words as they are now, read before a wait's attempt: a cancel (or a
     /// woken check) after this changes one of them, and a sleep on them does not begin.
     fn marks(&self) -> Marks<'_> {
-        let word = |w: &'static AtomicU32| sys::WaitWord { word: w, expected: w.load(Ordering::Acquire), shared: false };
-        let own = sys::WaitWord { word: &self.0.wake, expected: self.0.wake.load(Ordering::Acquire), shared: false };
-        Marks { words: [Some(own), self.0.check_word.map(word)] }
+        fn mark(w: &AtomicU32) -> sys::WaitWord<'_> {
+            sys::WaitWord { word: w, expected: w.load(Ordering::Acquire), shared: false }
+        }
+        let mut m = Marks { words: [mark(&self.0.wake); MAX_CANCEL_WORDS], n: 1 };
+        if let Some(w) = self.0.check_word {
+            m.words[1] = mark(w);
+            m.n = 2;
+        }
+        m
     }
 
     /// Whether a wait must wake every period to run the check (no word tells when it changes).
@@ -300,20 +306,14 @@ impl Cancel {
 }
 
 /// A cancel's words and their values before an attempt (see `Cancel::marks`).
-#[derive(Default)]
 struct Marks<'c> {
-    words: [Option<sys::WaitWord<'c>>; 2],
+    words: [sys::WaitWord<'c>; MAX_CANCEL_WORDS],
+    n: usize,
 }
 
-impl<'c> Marks<'c> {
-    /// The words to add to a sleep, at most [`MAX_CANCEL_WORDS`].
-    fn collect(&self, out: &mut [sys::WaitWord<'c>; MAX_CANCEL_WORDS]) -> usize {
-        let mut n = 0;
-        for w in self.words.iter().flatten() {
-            out[n] = *w;
-            n += 1;
-        }
-        n
+impl Marks<'_> {
+    fn words(&self) -> &[sys::WaitWord<'_>] {
+        &self.words[..self.n]
     }
 }
 
@@ -348,11 +348,10 @@ pub(crate) trait Waitable {
 /// period) and attempt again. An attempt that succeeds wins over a cancel seen at the same time.
 pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Option<&Cancel>) -> Result<Option<W::Output>> {
     let mut deadline = deadline;
-    let mut wake = [sys::WaitWord { word: &NEVER_CHANGES, expected: 0, shared: false }; MAX_CANCEL_WORDS];
     loop {
         // The cancel's words, read before the attempt and the check: a cancel or a signal
         // after this changes one, and the sleep below does not begin (no lost wake-up).
-        let marks = cancel.map(Cancel::marks).unwrap_or_default();
+        let marks = cancel.map(Cancel::marks);
         if let Some(done) = w.attempt()? {
             return Ok(Some(done));
         }
@@ -370,13 +369,9 @@ pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Optio
                 max = max.min(c.period());
             }
         }
-        let n = marks.collect(&mut wake);
-        w.sleep(max, &wake[..n]);
+        w.sleep(max, marks.as_ref().map_or(&[], Marks::words));
     }
 }
-
-/// A placeholder word for unused entries of a fixed-size word list.
-static NEVER_CHANGES: AtomicU32 = AtomicU32::new(0);
 
 /// Sleeps on `word` while it equals `seen`, announcing the sleep with `flag` in `reserved`.
 /// Does not sleep if any bit of `stop` is set in `reserved` (e.g. `CLOSED`: a producer that

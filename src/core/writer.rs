@@ -10,7 +10,7 @@ use crate::frame::{FrameHeader, MessageKind, FRAME_HEADER_LEN};
 use crate::ring::{self, Producer, PushError, RingPushError};
 use crate::segment::Segment;
 use crate::table::{self, Geometry, Publisher, TableMemory, Taken};
-use crate::liveness::{self, Keeper, Life};
+use crate::liveness::{self, Keeper, Life, Watch};
 use crate::sys::WaitWord;
 use crate::wait::{Cancel, Deadline, Waitable};
 use crate::{sys, wait};
@@ -333,9 +333,8 @@ impl Writer {
                 if let Some(t) = publisher.take_slot(&view, protect_lossless) {
                     return Ok(Some(Target::Slot(t)));
                 }
-                // Readers hold or need every slot: is one of them dead? (The kernel's marks
-                // are a load each: always; lock probes at most every SWEEP_PERIOD.)
-                if sweep(&self.seg, view, publisher, false) || sweep_if_due(&self.seg, view, publisher, last_sweep_ns) {
+                // Readers hold or need every slot: is one of them dead?
+                if free_dead_readers(&self.seg, view, publisher, last_sweep_ns) {
                     return Ok(publisher.take_slot(&view, protect_lossless).map(Target::Slot));
                 }
                 Ok(None)
@@ -703,20 +702,17 @@ fn sleep_for_room(view: table::Table<'_>, seen: u32, reserved: &AtomicU32, wake:
             if !view.entry_active(r) {
                 continue;
             }
-            let live = view.reader_live(r);
-            match liveness::arm(live) {
-                Some(v) => {
-                    words[n] = WaitWord { word: live, expected: v, shared: true };
+            match liveness::watch(view.reader_live(r)) {
+                Watch::Armed(w) => {
+                    words[n] = w;
                     n += 1;
                 }
-                None => match liveness::life(live) {
-                    Life::Dead => {
-                        // The next attempt frees it.
-                        reserved.fetch_and(!PRODUCER_SLEEPING, Ordering::Relaxed);
-                        return;
-                    }
-                    _ => unwatched = true,
-                },
+                Watch::Dead => {
+                    // The next attempt frees it.
+                    reserved.fetch_and(!PRODUCER_SLEEPING, Ordering::Relaxed);
+                    return;
+                }
+                Watch::Unwatched => unwatched = true,
             }
         }
         for w in wake {
@@ -738,14 +734,17 @@ impl Writer {
     /// it freed one.
     fn sweep_if_due(&mut self) -> bool {
         match &mut self.kind {
-            Kind::Slots { table, publisher, last_sweep_ns } => {
-                let view = table.view();
-                // The kernel's marks at once (a load each); lock probes when due.
-                sweep(&self.seg, view, publisher, false) || sweep_if_due(&self.seg, view, publisher, last_sweep_ns)
-            }
+            Kind::Slots { table, publisher, last_sweep_ns } => free_dead_readers(&self.seg, table.view(), publisher, last_sweep_ns),
             Kind::Raw { .. } => false,
         }
     }
+}
+
+/// Frees the table entries of dead readers when the producer needs room: those the kernel
+/// marked at once (a load each), those nobody watches by their lock byte when a probe is due.
+/// Returns whether it freed one.
+fn free_dead_readers(seg: &Segment, view: table::Table<'_>, publisher: &Publisher, last_sweep_ns: &mut u64) -> bool {
+    sweep(seg, view, publisher, false) || sweep_if_due(seg, view, publisher, last_sweep_ns)
 }
 
 /// Frees the table entries of readers whose lock is free (dead, however they died), at most

@@ -290,9 +290,8 @@ const NO_PREVIOUS: Previous = Previous { handler: std::sync::atomic::AtomicUsize
 const NO_PREVIOUS_ROW: [Previous; MAX_REHOOKS] = [NO_PREVIOUS; MAX_REHOOKS];
 static PREVIOUS: [[Previous; MAX_REHOOKS]; 2] = [NO_PREVIOUS_ROW; 2];
 /// Per hooked signal: 1 + the index in [`PREVIOUS`] of the handler chained to now, 0: none.
+/// Entries are taken in order, so it is also the number of entries used.
 static CURRENT: [std::sync::atomic::AtomicUsize; 2] = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
-/// Entries of [`PREVIOUS`] used, per hooked signal.
-static USED: [std::sync::atomic::AtomicUsize; 2] = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
 /// Serialises [`hook_signals`] between threads.
 static HOOKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -347,14 +346,13 @@ pub fn hook_signals() {
         if handler == on_signal as *const () as usize || handler == libc::SIG_DFL || handler == libc::SIG_IGN {
             continue;
         }
-        let used = USED[i].load(Ordering::Relaxed);
+        let used = CURRENT[i].load(Ordering::Relaxed);
         if used == MAX_REHOOKS {
             continue;
         }
         let entry = &PREVIOUS[i][used];
         entry.handler.store(handler, Ordering::Relaxed);
         entry.flags.store(cur.sa_flags, Ordering::Relaxed);
-        USED[i].store(used + 1, Ordering::Relaxed);
         // Release: the entry is complete before a handler that reads the index reads it.
         CURRENT[i].store(used + 1, Ordering::Release);
         let mut ours = cur;
