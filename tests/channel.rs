@@ -169,6 +169,30 @@ fn latest_skips_and_releases_the_backlog() {
 }
 
 #[test]
+fn frames_lost_before_the_first_read_are_counted_on_the_frame() {
+    let ch = Channel::new("lostfirst");
+    let mut w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
+    let mut r = reader(&ch); // attached before frame 0: it wants every frame from here
+    for v in 0..20 {
+        publish(&mut w, v);
+    }
+    // A lossy reader never slows the producer: the oldest frames were overwritten before the
+    // first read. No sequence gap shows that (there is no frame before), so the frame says it.
+    let f = r.read(T).unwrap().unwrap();
+    assert!(f.seq() > 0, "2 buffered frames cannot keep 20");
+    assert_eq!(f.lost_before(), f.seq());
+    assert_eq!(r.dropped(), f.seq());
+    let first = f.seq();
+    drop(f);
+    let g = r.read(T).unwrap().unwrap();
+    assert_eq!((g.seq(), g.lost_before()), (first + 1, 0));
+    let mut stats = shmframes::stats::Stats::new();
+    stats.record(first, 0, 0, first);
+    stats.record(g.seq(), 0, 0, g.lost_before());
+    assert_eq!(stats.dropped(), r.dropped());
+}
+
+#[test]
 fn end_of_stream_after_the_last_frame() {
     let ch = Channel::new("eos");
     let mut w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();

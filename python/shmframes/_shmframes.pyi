@@ -58,6 +58,10 @@ class Frame:
     def raw(self) -> bool:
         """Whether the frame came without a header (e.g. from cpp_py_shmbuf's producer)."""
     @property
+    def lost_before(self) -> int:
+        """Frames this reader lost just before this one (overwritten before it read them; 0 after
+        ``latest()``, which skips on purpose). Counts losses before a reader's first frame too."""
+    @property
     def width(self) -> int: ...
     @property
     def height(self) -> int: ...

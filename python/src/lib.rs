@@ -149,6 +149,9 @@ struct PyFrame {
     publish_ns: u64,
     #[pyo3(get)]
     raw: bool,
+    /// Frames this reader lost just before this one (overwritten before it read them).
+    #[pyo3(get)]
+    lost_before: u64,
 }
 
 impl PyFrame {
@@ -159,6 +162,7 @@ impl PyFrame {
             capture_ns: f.capture_ns(),
             publish_ns: f.publish_ns(),
             raw: f.is_raw(),
+            lost_before: f.lost_before(),
             lease: Mutex::new(Some(Arc::new(f))),
             array: Mutex::new(None),
         }
@@ -593,7 +597,7 @@ impl PyStats {
     /// Counts a frame read now (or at `now_ns`, CLOCK_MONOTONIC).
     #[pyo3(signature = (frame, now_ns = None))]
     fn record(&mut self, frame: &PyFrame, now_ns: Option<u64>) {
-        self.inner.record(frame.seq, frame.publish_ns, now_ns.unwrap_or_else(shmframes::monotonic_ns));
+        self.inner.record(frame.seq, frame.publish_ns, now_ns.unwrap_or_else(shmframes::monotonic_ns), frame.lost_before);
     }
 
     /// Forgets the last sequence number (a new producer starts counting at 0).

@@ -320,6 +320,7 @@ pub struct Frame {
     capture_ns: u64,
     publish_ns: u64,
     raw: bool,
+    lost_before: u64,
 }
 
 /// What a frame holds on to: the mapping, and its lease.
@@ -365,6 +366,14 @@ impl Frame {
     /// Publish time, CLOCK_MONOTONIC ns (0 for raw frames: unknown).
     pub fn publish_ns(&self) -> u64 {
         self.publish_ns
+    }
+    /// Frames this reader lost just before this one: overwritten before it could read them
+    /// (the frames [`Reader::dropped`] counted on this read; 0 after [`Reader::latest`], which
+    /// skips on purpose, and for raw frames). Unlike a gap in [`seq`](Frame::seq), this also
+    /// counts frames lost before a reader's first frame, and never frames the producer itself
+    /// dropped.
+    pub fn lost_before(&self) -> u64 {
+        self.lost_before
     }
     /// Whether the frame came without a header.
     pub fn is_raw(&self) -> bool {
@@ -729,13 +738,15 @@ impl Reader {
             st.leases.push_back(Lease { start: msg.start(), end: msg.end(), released: false });
             Some(msg.start())
         };
+        let mut lost_before = 0;
         if !raw {
             if let Some(last) = st.last_seq.filter(|&l| seq > l) {
-                st.dropped += seq - last - 1;
+                lost_before = seq - last - 1;
+                st.dropped += lost_before;
             }
             st.last_seq = Some(seq);
         }
-        Frame { hold: Hold::Ring(att.clone(), lease), pixels, shape, seq, capture_ns, publish_ns, raw }
+        Frame { hold: Hold::Ring(att.clone(), lease), pixels, shape, seq, capture_ns, publish_ns, raw, lost_before }
     }
 
     /// The next frame, waiting (asleep) until `deadline` (`None`: for ever, a `Duration`, an
@@ -970,7 +981,7 @@ fn take_slot(
             att.wake_producer();
         }
         match took {
-            Take::Frame { slot, .. } => {
+            Take::Frame { slot, skipped, .. } => {
                 let (header, pixels, n) = match att.frame_at(slot) {
                     Ok(f) => f,
                     Err(detail) => {
@@ -987,6 +998,7 @@ fn take_slot(
                     capture_ns: header.capture_ns,
                     publish_ns: header.publish_ns,
                     raw: false,
+                    lost_before: skipped,
                 }));
             }
             Take::Nothing { seen: now } => {

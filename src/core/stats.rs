@@ -6,11 +6,11 @@
 //! use shmframes::stats::Stats;
 //! let mut stats = Stats::new();
 //! let now = shmframes::monotonic_ns();
-//! stats.record(0, now - 50_000, now); // frame 0, published 50 us ago
-//! stats.record(1, now - 60_000, now);
-//! stats.record(4, now - 70_000, now); // frames 2 and 3 never arrived
+//! stats.record(3, now - 50_000, now, 3); // frame 3, published 50 us ago; the reader lost 0..=2
+//! stats.record(4, now - 60_000, now, 0);
+//! stats.record(7, now - 70_000, now, 2); // frames 5 and 6 never arrived
 //! let w = stats.take_window();
-//! assert_eq!((w.frames, stats.dropped()), (3, 2));
+//! assert_eq!((w.frames, stats.dropped()), (3, 5));
 //! assert_eq!(w.latency_p50_ns, Some(60_000));
 //! ```
 
@@ -92,15 +92,19 @@ impl Stats {
         }
     }
 
-    /// Counts a frame: its sequence number, its publish time (`0`: unknown, as for raw frames)
-    /// and the time it was read (both CLOCK_MONOTONIC ns, see [`crate::monotonic_ns`]). A gap
-    /// in sequence numbers counts as dropped frames; a sequence number that goes back is a new
-    /// producer (or a raw stream), which drops nothing.
-    pub fn record(&mut self, seq: u64, publish_ns: u64, now_ns: u64) {
-        if let Some(last) = self.last_seq {
-            if seq > last {
-                self.dropped += seq - last - 1;
-            }
+    /// Counts a frame: its sequence number, its publish time (`0`: unknown, as for raw frames),
+    /// the time it was read (both CLOCK_MONOTONIC ns, see [`crate::monotonic_ns`]) and the
+    /// frames the reader lost just before it ([`Frame::lost_before`](crate::Frame::lost_before)).
+    ///
+    /// Between two frames, the gap in sequence numbers is what was dropped (by the reader or
+    /// by the producer); a sequence number that goes back is a new producer (or a raw stream),
+    /// which drops nothing. Before a stream's first frame there is no gap to see: what the
+    /// reader lost since it attached counts.
+    pub fn record(&mut self, seq: u64, publish_ns: u64, now_ns: u64, lost_before: u64) {
+        match self.last_seq {
+            Some(last) if seq > last => self.dropped += seq - last - 1,
+            Some(_) => {}
+            None => self.dropped += lost_before,
         }
         self.last_seq = Some(seq);
         self.frames += 1;
@@ -269,23 +273,34 @@ mod tests {
     fn drops_are_forward_gaps_and_restarts_drop_nothing() {
         let mut s = Stats::new();
         for seq in [0, 1, 2, 5, 6, 0, 1, 9] {
-            s.record(seq, 0, 0);
+            s.record(seq, 0, 0, 0);
         }
         // 2 -> 5 drops 2; 6 -> 0 is a new producer; 1 -> 9 drops 7.
         assert_eq!(s.dropped(), 9);
         s.restart();
-        s.record(100, 0, 0);
+        s.record(100, 0, 0, 0);
         assert_eq!(s.dropped(), 9);
         assert_eq!(s.frames(), 9);
+    }
+
+    #[test]
+    fn what_a_reader_lost_counts_only_before_its_first_frame() {
+        let mut s = Stats::new();
+        s.record(4, 0, 0, 4); // the reader lost frames 0..=3 before its first read
+        s.record(9, 0, 0, 4); // gap 5..=8: the gap counts (the producer may have dropped one too)
+        assert_eq!(s.dropped(), 8);
+        s.restart();
+        s.record(2, 0, 0, 2); // a new producer: its first two frames were lost
+        assert_eq!(s.dropped(), 10);
     }
 
     #[test]
     fn window_percentiles_are_exact_and_reset() {
         let mut s = Stats::new();
         for i in 1..=100u64 {
-            s.record(i, 1_000, 1_000 + i * 1_000);
+            s.record(i, 1_000, 1_000 + i * 1_000, 0);
         }
-        s.record(101, 0, 5); // a raw frame: counted, no latency
+        s.record(101, 0, 5, 0); // a raw frame: counted, no latency
         let w = s.take_window();
         assert_eq!(w.frames, 101);
         assert_eq!(w.latency_p50_ns, Some(51_000)); // rank round(99 * 0.5) = 50 -> 51 us
@@ -302,7 +317,7 @@ mod tests {
     fn summary_percentiles_are_within_the_histogram_resolution() {
         let mut s = Stats::new();
         for i in 1..=10_000u64 {
-            s.record(i, 1, 1 + i * 997); // latencies 997 ns .. 9.97 ms
+            s.record(i, 1, 1 + i * 997, 0); // latencies 997 ns .. 9.97 ms
         }
         let [p50, p99, p999] = s.summary().latency_ns.unwrap();
         for (got, want) in [(p50, 5_000 * 997), (p99, 9_900 * 997), (p999, 9_990 * 997)] {

@@ -71,7 +71,7 @@ fn run(o: Opts) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         let now = shmframes::monotonic_ns();
-        stats.record(frame.seq(), frame.publish_ns(), now);
+        stats.record(frame.seq(), frame.publish_ns(), now, frame.lost_before());
         if o.json {
             let s = frame.shape();
             let latency_ns = (frame.publish_ns() > 0).then(|| now.saturating_sub(frame.publish_ns()));

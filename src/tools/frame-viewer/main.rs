@@ -182,7 +182,7 @@ impl App {
                 self.scaler.render(frame.pixels(), &frame.shape(), pixels.frame_mut(), w, h);
             }
             pixels.render().context("cannot present the frame")?;
-            self.stats.record(frame.seq(), frame.publish_ns(), shmframes::monotonic_ns());
+            self.stats.record(frame.seq(), frame.publish_ns(), shmframes::monotonic_ns(), frame.lost_before());
             self.current = Some((frame.shape(), frame.seq()));
             drop(frame); // released: the producer may reuse its bytes
             self.last_frame = Instant::now();

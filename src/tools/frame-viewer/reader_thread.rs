@@ -129,7 +129,7 @@ fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Arc<Shared>, proxy: &
             g.read.restart(); // the next producer counts from 0 again
         }
         if let Some(f) = got {
-            g.read.record(f.seq(), 0, 0);
+            g.read.record(f.seq(), 0, 0, f.lost_before());
             g.status.dropped = g.read.dropped();
             // Replacing the previous newest frame releases it: a slow window skips frames.
             g.newest = Some(f);
