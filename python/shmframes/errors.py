@@ -19,6 +19,7 @@ __all__ = [
     "ProducerAlive",
     "ProducerGone",
     "ProtocolError",
+    "ForkedChild",
 ]
 
 
@@ -69,3 +70,10 @@ class HoldsEverySlot(Error, RuntimeError):
 
 class Closed(Error, ValueError):
     """The reader, writer or frame was closed (released) already."""
+
+
+class ForkedChild(Error, RuntimeError):
+    """A Reader or Writer used in a child made by ``fork()`` (a ``multiprocessing`` or PyTorch
+    ``DataLoader`` worker): it belongs to the parent. The child may look at the frames the
+    parent held when it forked, and drop them (that never releases them for the parent); to
+    read frames itself, it opens its own ``shmframes.Reader``."""

@@ -47,6 +47,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::NoSpace { .. } => "NoSpace",
         Error::Closed { .. } => "Closed",
         Error::HoldsEverySlot { .. } => "HoldsEverySlot",
+        Error::ForkedChild { .. } => "ForkedChild",
         Error::InvalidName { .. }
         | Error::Shape(_)
         | Error::NoBufferFrames

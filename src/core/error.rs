@@ -300,6 +300,22 @@ pub enum Error {
         name: String,
     },
 
+    /// A [`crate::Reader`] or [`crate::Writer`] used in a child made by `fork()`: its role is
+    /// its parent's (reading would move the parent's place; writing would race the parent).
+    #[error(
+        "this {role} of channel {name:?} belongs to process {owner}, and this process is a child \
+         made by fork(): a child may view the frames its parent held, nothing more; open a new \
+         {role} in the child"
+    )]
+    ForkedChild {
+        /// The channel name.
+        name: String,
+        /// Which end.
+        role: Role,
+        /// The process that opened it.
+        owner: u32,
+    },
+
     /// A wait ended because its [`crate::Cancel`] was cancelled (or its check said stop).
     #[error("the wait on channel {name:?} was interrupted")]
     Interrupted {

@@ -41,9 +41,10 @@
 //!
 //! # Where the unsafe code is, and what a peer can do
 //!
-//! Unsafe code is in five modules, each block with a `// SAFETY:` reason: [`ring`] (raw memory
+//! Unsafe code is in six modules, each block with a `// SAFETY:` reason: [`ring`] (raw memory
 //! of the ring), `segment` (the mapping), `sys` (system calls), `reader` (handing out a
-//! frame's pixels in place) and `writer` (lending a slot's pixels). The tools crate forbids
+//! frame's pixels in place), `writer` (lending a slot's pixels) and `fork` (the list of lock
+//! descriptors its fork handlers share). The tools crate forbids
 //! unsafe code; the Python crate has two blocks (numpy views of leased pixels).
 //!
 //! Everything read from shared memory is copied into a local and validated before it is used,
@@ -64,6 +65,7 @@
 pub mod control;
 #[cfg(not(loom))]
 mod error;
+mod fork;
 pub mod format;
 pub mod frame;
 #[cfg(not(loom))]
@@ -90,7 +92,7 @@ pub use format::{FrameShape, PixelFormat};
 #[cfg(not(loom))]
 pub use reader::{readers_of, Frame, ProducerState, Reader, ReaderInfo, ReaderOptions};
 #[cfg(not(loom))]
-pub use segment::{validate_name, NameProblem, MAX_NAME_LEN};
+pub use segment::{clean_leftovers, validate_name, Leftover, NameProblem, MAX_NAME_LEN};
 pub use table::{Start, TableError, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};
 #[cfg(not(loom))]
 pub use wait::{Cancel, Deadline};

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::control::{self, Origin, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
-use crate::error::{Error, Result, Violation};
+use crate::error::{Error, Result, Role, Violation};
 use crate::format::FrameShape;
 use crate::frame::{has_magic, FrameHeader, MessageKind, FRAME_HEADER_LEN, FRAME_TAG_LEN};
 use crate::ring::{Consumer, Message, PREFIX_LEN};
@@ -292,6 +292,9 @@ impl Drop for SlotAttachment {
     fn drop(&mut self) {
         // Every frame is released and the reader is gone: free the place, then stop watching
         // its word. The segment's descriptor, and with it the entry's lock, closes after this.
+        if !self.seg.owned_here() {
+            return; // a fork child's copy: the place is the parent's (see `fork`)
+        }
         Cursor::detach(&self.table.view(), self.entry);
         self.wake_producer();
         self.keeper = None;
@@ -388,11 +391,14 @@ impl Frame {
     /// the same offset: the frame exists once, however many readers view it.
     pub fn segment_offset(&self) -> Option<usize> {
         let Pixels::Shared(p, _) = &self.pixels else { return None };
-        let seg = match &self.hold {
+        Some(p.as_ptr() as usize - self.seg().ring().base_ptr() as usize)
+    }
+
+    fn seg(&self) -> &Segment {
+        match &self.hold {
             Hold::Ring(att, _) => &att.seg,
             Hold::Slot(att, _) => &att.seg,
-        };
-        Some(p.as_ptr() as usize - seg.ring().base_ptr() as usize)
+        }
     }
 
     /// Row `y` of the first plane (all of a packed frame), without its padding. Panics if
@@ -407,6 +413,9 @@ impl Frame {
 
 impl Drop for Frame {
     fn drop(&mut self) {
+        if !self.seg().owned_here() {
+            return; // a fork child's copy: the parent still holds the frame (see `fork`)
+        }
         match &self.hold {
             Hold::Ring(att, Some(start)) => att.release(*start),
             Hold::Ring(_, None) => {}
@@ -489,6 +498,9 @@ impl Drop for Source {
         // The reader is gone: its place stops protecting and counting frames; frames still held
         // keep the place (and their slots) until they are released.
         if let Source::Slots { att, .. } = self {
+            if !att.seg.owned_here() {
+                return; // a fork child's copy: the parent still reads (see `fork`)
+            }
             Cursor::stop(&att.table.view(), att.entry);
             // A waiting producer may be waiting for us (lossless): it is not any more.
             att.wake_producer();
@@ -578,6 +590,7 @@ impl Reader {
 
     /// The next frame (or with `newest`, the newest one) if one is published.
     fn take(&mut self, newest: bool) -> Result<Option<Frame>> {
+        self.src.seg().check_owner(Role::Reader)?;
         let r = match &mut self.src {
             Source::Ring(att) => {
                 let att = att.clone();

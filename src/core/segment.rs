@@ -20,8 +20,8 @@
 //!
 //! A producer never exposes a half-made segment and never replaces a live one:
 //! 1. it creates a hidden temporary object (`O_EXCL`, `O_NOFOLLOW`, mode 0600 by default),
-//!    reserves its pages (a full `/dev/shm` fails here, not later with SIGBUS), writes the
-//!    header and takes the producer lock;
+//!    takes its producer lock at once, reserves its pages (a full `/dev/shm` fails here, not
+//!    later with SIGBUS) and writes the header;
 //! 2. it hard-links the temporary under the channel name, which fails if the name exists;
 //! 3. if the name exists: a locked producer byte means a live owner (error); an unlocked one is
 //!    a stale leftover, which we lock, check it is still the one under the name and ours, and
@@ -29,13 +29,20 @@
 //!    during the check and the rename keeps a second racing producer out.
 //!
 //! A reader that follows producer restarts sees the name point at a new file.
+//!
+//! A producer killed during step 1 leaves its temporary behind, unlocked: the next producer
+//! removes it ([`clean_leftovers`]), as `frame-stats --clean` does with dead channels too.
+//!
+//! Every descriptor that holds these locks is a `fork::LockFile`: a child made by `fork()`
+//! lets go of its copy, so the locks follow the process that took the role.
 
 use std::fs::File;
 use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result, Violation};
+use crate::error::{Error, Result, Role, Violation};
+use crate::fork::{LockFile, Owner};
 use crate::ring::{RingError, RingMemory, HEADER_LEN, RESERVED_OFFSET};
 use crate::sys::{self, LockState};
 use crate::table::{Geometry, TableMemory};
@@ -109,7 +116,10 @@ pub fn validate_name(name: &str) -> Result<&str> {
 pub(crate) struct Segment {
     name: String,
     path: PathBuf,
-    file: File,
+    /// Holds our role locks; a fork child's copy lets go of them (see `fork`).
+    file: LockFile,
+    /// The process that opened it: only there do its roles act (see `fork`).
+    owner: Owner,
     // Keeps the mapping alive; `ring` points into it.
     _map: memmap2::MmapRaw,
     ring: RingMemory,
@@ -118,10 +128,13 @@ pub(crate) struct Segment {
     id: (u64, u64),
 }
 
+/// Maps `len` bytes of the segment whose locks `file` holds, through a description of its own
+/// (see `sys::description_for_mapping`), closed once mapped.
 fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull<u8>)> {
+    let mapped = sys::description_for_mapping(file).map_err(|e| Error::io(format!("cannot reopen {what} to map it"), e))?;
     let map = memmap2::MmapOptions::new()
         .len(len)
-        .map_raw(file)
+        .map_raw(&mapped)
         .map_err(|e| Error::io(format!("cannot map {what}"), e))?;
     let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
     Ok((map, base))
@@ -141,6 +154,8 @@ impl Segment {
         let name = validate_name(name)?.to_owned();
         let path = sys::shm_path(&name);
         let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        // Temporaries of producers killed while creating (best effort: never a reason to fail).
+        let _ = clean_leftovers(false);
         let len = match table {
             Some(g) => (Geometry::table_offset(capacity) + g.table_len()) as u64,
             None => HEADER_LEN as u64 + capacity as u64,
@@ -159,8 +174,15 @@ impl Segment {
             std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: dir.clone() },
             _ => Error::io(format!("cannot create a segment in {}", dir.display()), e),
         })?;
+        let file = LockFile::new(file);
         // From here on, remove the temporary name on any failure.
         let cleanup = TempGuard(Some(temp.clone()));
+        // Locked at once: an unlocked temporary is a dead producer's leftover, which the next
+        // producer removes (see `clean_leftovers`).
+        if !sys::try_lock_byte(&file, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the new segment", e))? {
+            let cause = std::io::Error::new(std::io::ErrorKind::WouldBlock, "locked by another process");
+            return Err(Error::io(format!("cannot lock the fresh temporary segment {}", temp.display()), cause));
+        }
         sys::allocate(&file, len).map_err(|source| match source.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) | Some(libc::EDQUOT) => {
                 Error::NoSpace { name: name.clone(), bytes: len, dir: dir.clone(), cause: source }
@@ -183,10 +205,6 @@ impl Segment {
             }
             None => None,
         };
-        if !sys::try_lock_byte(&file, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the new segment", e))? {
-            let cause = std::io::Error::new(std::io::ErrorKind::WouldBlock, "locked by another process");
-            return Err(Error::io(format!("cannot lock the fresh temporary segment {}", temp.display()), cause));
-        }
         let meta = file.metadata().map_err(|e| Error::io("cannot stat the new segment", e))?;
         let id = sys::file_id(&meta);
 
@@ -198,7 +216,7 @@ impl Segment {
             }
             // The name exists: live owner, or a leftover we may replace?
             let old = match sys::open_existing(&path) {
-                Ok(f) => f,
+                Ok(f) => LockFile::new(f),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // gone meanwhile
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Err(Error::PermissionDenied { name, path })
@@ -228,7 +246,7 @@ impl Segment {
             break;
         }
         cleanup.disarm_after_link(&temp);
-        Ok((Segment { name, path, file, _map: map, ring, len: len as usize, id }, table))
+        Ok((Segment { name, path, file, owner: Owner::current(), _map: map, ring, len: len as usize, id }, table))
     }
 
     /// Opens an existing segment and validates its header. Does not take any role.
@@ -256,7 +274,7 @@ impl Segment {
         // live segment); see the crate docs on trust.
         let ring = unsafe { RingMemory::attach(base, len) }.map_err(|e| Error::protocol(&name, e))?;
         let id = sys::file_id(&meta);
-        Ok(Segment { name, path, file, _map: map, ring, len, id })
+        Ok(Segment { name, path, file: LockFile::new(file), owner: Owner::current(), _map: map, ring, len, id })
     }
 
     /// The reader table after the data area (framed channels of extension version 2).
@@ -292,6 +310,20 @@ impl Segment {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether this process opened the segment (not a fork child of the one that did): only
+    /// then may its roles change shared state (see `fork`).
+    pub(crate) fn owned_here(&self) -> bool {
+        self.owner.is_here()
+    }
+
+    /// `Err(ForkedChild)` unless [`owned_here`](Segment::owned_here).
+    pub(crate) fn check_owner(&self, role: Role) -> Result<()> {
+        if self.owned_here() {
+            return Ok(());
+        }
+        Err(Error::ForkedChild { name: self.name.clone(), role, owner: self.owner.pid() })
     }
 
     pub(crate) fn ring(&self) -> &RingMemory {
@@ -330,6 +362,81 @@ impl Segment {
         if self.name_points_here() {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// What [`clean_leftovers`] removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    /// The file removed.
+    pub path: PathBuf,
+    /// `None` for a temporary a producer died creating; the channel name for a dead channel.
+    pub channel: Option<String>,
+}
+
+/// A temporary younger than this may belong to a producer between its `O_EXCL` create and its
+/// lock (microseconds): never removed.
+const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Removes what dead producers left in the segment directory (`/dev/shm` on Linux) that only
+/// this user's own processes could have used: the hidden temporaries (`.shmframes-tmp-*`) of
+/// producers killed while creating a channel, and with `channels`, channels whose producer died
+/// without ending its stream (made by shmframes, so that their lock proves the death; foreign
+/// segments, such as cpp_py_shmbuf's, are never touched). A file is removed only while we hold
+/// its producer lock, so no live or starting producer loses it. Readers still attached to a
+/// removed channel keep their mapping (and their frames); a new producer gets a fresh name.
+///
+/// Every producer runs this without `channels` when it creates a channel; `frame-stats --clean`
+/// runs it with.
+///
+/// # Errors
+/// When the directory cannot be listed; files that cannot be examined are skipped.
+pub fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
+    let dir = sys::shm_path("x").parent().map(PathBuf::from).unwrap_or_default();
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(n) = file_name.to_str() else { continue };
+        let channel = if n.starts_with(TEMP_PREFIX) {
+            None
+        } else if channels && validate_name(n).is_ok() {
+            Some(n.to_owned())
+        } else {
+            continue;
+        };
+        let path = entry.path();
+        if let Some(true) = remove_if_dead(&path, channel.is_none()) {
+            removed.push(Leftover { path, channel });
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes `path` if it is this user's, unlocked (its producer is dead) and, for a channel,
+/// made by shmframes, for a temporary, old enough. `None` when it could not be examined.
+fn remove_if_dead(path: &std::path::Path, temporary: bool) -> Option<bool> {
+    let file = LockFile::new(sys::open_existing(path).ok()?);
+    let meta = file.metadata().ok()?;
+    // A temporary may have died before its header was written: its reserved prefix and its
+    // lock say enough. A channel must carry our mark: only our producers' locks prove a death.
+    if !meta.is_file() || sys::file_uid(&meta) != sys::euid() || (!temporary && !has_our_mark(&file)) {
+        return Some(false);
+    }
+    if temporary {
+        let changed = std::time::UNIX_EPOCH + std::time::Duration::from_secs(std::os::unix::fs::MetadataExt::ctime(&meta).max(0) as u64);
+        if changed.elapsed().map_or(true, |age| age < LEFTOVER_MIN_AGE) {
+            return Some(false);
+        }
+    }
+    // Held while we check and remove: a producer replacing a stale channel takes this lock
+    // too (see the module docs), so the name cannot change to a live segment under us.
+    if !sys::try_lock_byte(&file, PRODUCER_LOCK_BYTE).ok()? {
+        return Some(false); // alive
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if sys::file_id(&m) == sys::file_id(&meta) => Some(std::fs::remove_file(path).is_ok()),
+        _ => Some(false),
     }
 }
 

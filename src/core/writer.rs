@@ -302,6 +302,7 @@ impl Writer {
     }
 
     fn check_open(&self) -> Result<()> {
+        self.seg.check_owner(Role::Writer)?;
         if self.closed {
             return Err(Error::Closed { role: Role::Writer, name: self.seg.name().to_owned() });
         }
@@ -447,6 +448,10 @@ impl Writer {
             return;
         }
         self.closed = true;
+        if !self.seg.owned_here() {
+            // A fork child's copy: the stream and its name are the parent's, still live.
+            return;
+        }
         let mem = *self.seg.ring();
         control::close(mem.reserved());
         match &self.kind {
@@ -610,6 +615,9 @@ impl FrameSlot<'_> {
 
 impl Drop for FrameSlot<'_> {
     fn drop(&mut self) {
+        if !self.writer.seg.owned_here() {
+            return; // the slot is the parent's (see `fork`)
+        }
         match (&mut self.writer.kind, self.target) {
             (Kind::Slots { table, publisher, .. }, Target::Slot(t)) => publisher.abandon(&table.view(), t),
             (Kind::Raw { producer, .. }, _) => producer.abandon(),

@@ -35,6 +35,21 @@ pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
     set_lock(file, byte, libc::F_OFD_SETLK)
 }
 
+/// A second open file description of `file`'s object, for its mapping: a mapping keeps its
+/// description alive, and with it the description's locks, in every process that inherits the
+/// mapping across `fork()` (see `fork`). Mapping through a description that holds no lock
+/// keeps the locks' lifetime the lock holder's.
+pub fn description_for_mapping(file: &File) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Opening the descriptor's /proc link makes a new description of the same object (unlike
+    // dup), without looking the name up again (it may name another object by now).
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
 /// Asks whether anybody other than this open file description holds the byte's lock.
 pub fn probe_lock_byte(file: &File, byte: u64) -> io::Result<LockState> {
     get_lock(file, byte, libc::F_OFD_GETLK)

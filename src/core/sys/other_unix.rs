@@ -38,6 +38,12 @@ pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
     set_lock(file, byte, libc::F_SETLK)
 }
 
+/// The file to map: the same one (classic record locks belong to the process, not to a
+/// description, and a fork child never inherits them).
+pub fn description_for_mapping(file: &File) -> io::Result<File> {
+    file.try_clone()
+}
+
 /// Asks whether another process holds the byte's lock.
 pub fn probe_lock_byte(file: &File, byte: u64) -> io::Result<LockState> {
     get_lock(file, byte, libc::F_GETLK)

@@ -127,3 +127,43 @@ pub struct WaitWord<'a> {
     /// keyed on this process's address space only.
     pub shared: bool,
 }
+
+/// Registers fork handlers (`pthread_atfork`): `prepare` runs in the forking thread before the
+/// fork, `parent` after it in the parent, `child` in the child (which has only that thread).
+pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: the handlers are plain functions that live for the whole program.
+    let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// In a fork child: points descriptor `fd` at `/dev/null`, so that it no longer refers to the
+/// open file description it shares with the parent (nor holds that description open). The
+/// number stays valid, so whoever owns it closes it as usual. Async-signal-safe (open, dup3,
+/// close): callable from a `pthread_atfork` child handler.
+pub fn disown_fd(fd: std::os::fd::RawFd) {
+    // SAFETY: a NUL-terminated path and plain flags.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if null >= 0 {
+        // SAFETY: both are descriptors of this process; dup3 atomically closes `fd`'s old
+        // description reference and makes `fd` a copy of `null`.
+        unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
+        // SAFETY: `null` is ours and used nowhere else.
+        unsafe { libc::close(null) };
+    } else {
+        // No /dev/null (a bare chroot): a pipe's end serves as well.
+        let mut ends = [-1; 2];
+        // SAFETY: `ends` is a writable array of two descriptors.
+        if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
+            // SAFETY: as above; both pipe ends are ours and closed after the copy.
+            unsafe {
+                libc::dup3(ends[0], fd, libc::O_CLOEXEC);
+                libc::close(ends[0]);
+                libc::close(ends[1]);
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Fork safety: a child made by `fork()` inherits its parent's mappings and descriptors, never
+//! its roles.
+//!
+//! Machine-learning code forks all the time (PyTorch `DataLoader` workers, `multiprocessing`'s
+//! fork start method). Two things would then go wrong without this module:
+//!
+//! 1. **Drops.** A child's copy of a reader, a frame or a writer, dropped when the child exits
+//!    (Python runs its finalizers), would release the parent's frames (the producer then
+//!    overwrites pixels the parent still reads), free the parent's reader place, or end and
+//!    unlink the parent's live stream. So every role remembers the process that took it
+//!    ([`Owner`]); in any other process its drop changes nothing shared, and its methods return
+//!    [`Error::ForkedChild`](crate::Error::ForkedChild).
+//! 2. **Locks.** Roles are open-file-description locks (see `segment`), which belong to the
+//!    description, and a child's inherited descriptor shares it: the locks would stay held
+//!    while any child lives, so a dead producer would look alive and a closed reader busy.
+//!    So every descriptor that may hold role locks is a [`LockFile`], registered here, and a
+//!    `pthread_atfork` child handler points each one at `/dev/null` in the child. The
+//!    description is then the parent's alone: its locks go when the parent closes them or dies,
+//!    whatever its children do.
+//!
+//! What a child may do with what it inherited: look at the pixels of frames its parent held
+//! when it forked (the mapping is inherited; they stay intact while the parent holds them),
+//! and drop everything. To read or write frames itself, it opens its own `Reader` or `Writer`.
+//!
+//! A child made without `fork()`'s handlers (a raw `clone` system call) is not covered; every
+//! standard way to fork (libc's `fork`, Python's `os.fork`, `multiprocessing`) runs them, and
+//! `posix_spawn` and `vfork` children run `exec`, which closes our descriptors (`O_CLOEXEC`).
+
+use std::cell::UnsafeCell;
+use std::fs::File;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Once;
+
+use crate::sys;
+
+/// Forks this process has gone through as a child: 0 in the original process, incremented by
+/// the child handler in each child (a copy of the parent's count plus one).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The descriptors that may hold role locks, behind a spin lock the fork handlers can take
+/// (they may not block on a mutex another thread would unlock: the child has only one thread).
+struct Registry {
+    busy: AtomicBool,
+    fds: UnsafeCell<Vec<RawFd>>,
+}
+
+// SAFETY: `fds` is only touched while `busy` is held (see `Registry::with`, the handlers).
+unsafe impl Sync for Registry {}
+
+static REGISTRY: Registry = Registry {
+    busy: AtomicBool::new(false),
+    fds: UnsafeCell::new(Vec::new()),
+};
+
+impl Registry {
+    fn acquire(&self) {
+        // Acquire: pairs with the Release in `release`, so the list's last change is visible.
+        while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+    }
+
+    fn release(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
+
+    /// Runs `f` on the list, with the spin lock held (and so never during a fork).
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<RawFd>) -> R) -> R {
+        self.acquire();
+        // SAFETY: `busy` is ours until `release`: nobody else touches the list meanwhile.
+        let r = f(unsafe { &mut *self.fds.get() });
+        self.release();
+        r
+    }
+}
+
+extern "C" fn before_fork() {
+    // Holding the list across the fork: no descriptor is half registered or half closed in
+    // the child's copy.
+    REGISTRY.acquire();
+}
+
+extern "C" fn after_fork_in_parent() {
+    REGISTRY.release();
+}
+
+extern "C" fn after_fork_in_child() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: `before_fork` took `busy` in the thread that forked, which is this one now (the
+    // child has no other thread), so the list is ours. Only async-signal-safe calls follow.
+    let fds = unsafe { &*REGISTRY.fds.get() };
+    for &fd in fds {
+        sys::disown_fd(fd);
+    }
+    REGISTRY.release();
+}
+
+fn install_handlers() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // It can fail only for lack of memory; a child would then keep its parent's locks
+        // (roles look alive longer) but still never act on them (`Owner` does not depend on
+        // the handlers for that: see `Owner::is_here`).
+        let _ = sys::at_fork(before_fork, after_fork_in_parent, after_fork_in_child);
+    });
+}
+
+/// The process that took a role: its drops and calls act on shared state only there.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Owner {
+    pid: u32,
+    generation: u64,
+}
+
+impl Owner {
+    /// This process.
+    pub(crate) fn current() -> Owner {
+        install_handlers();
+        Owner { pid: std::process::id(), generation: GENERATION.load(Ordering::Relaxed) }
+    }
+
+    /// Whether this is still the process that took the role (not a fork child). One atomic
+    /// load: called on every read and every frame's release.
+    pub(crate) fn is_here(&self) -> bool {
+        GENERATION.load(Ordering::Relaxed) == self.generation
+    }
+
+    /// The owning process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+/// A descriptor that may hold role locks: registered so that a fork child lets go of it (see
+/// the module docs). Closed, and unregistered, atomically with respect to forks.
+#[derive(Debug)]
+pub(crate) struct LockFile {
+    file: ManuallyDrop<File>,
+}
+
+impl LockFile {
+    pub(crate) fn new(file: File) -> LockFile {
+        install_handlers();
+        let fd = file.as_raw_fd();
+        REGISTRY.with(|fds| fds.push(fd));
+        LockFile { file: ManuallyDrop::new(file) }
+    }
+}
+
+impl std::ops::Deref for LockFile {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let fd = self.file.as_raw_fd();
+        REGISTRY.with(|fds| {
+            if let Some(i) = fds.iter().position(|&f| f == fd) {
+                fds.swap_remove(i);
+            }
+            // Closed under the lock: a fork cannot copy the descriptor once it is unregistered
+            // (the child would keep the description, and our locks, alive).
+            // SAFETY: dropped once, here; `self.file` is never used again.
+            unsafe { ManuallyDrop::drop(&mut self.file) };
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_files_are_registered_for_their_life() {
+        let f = LockFile::new(File::open("/dev/null").unwrap());
+        let fd = f.as_raw_fd();
+        assert!(REGISTRY.with(|fds| fds.contains(&fd)));
+        drop(f);
+        assert!(!REGISTRY.with(|fds| fds.contains(&fd)));
+        assert!(Owner::current().is_here());
+    }
+}
