@@ -309,6 +309,8 @@ fn readers_take_places_up_to_the_limit_and_a_raw_channel_has_one() {
     let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
     assert!(matches!(e, Error::ChannelBusy { max_readers: Some(2), .. }), "{e}");
     assert!(e.to_string().contains("--max-readers"), "{e}");
+    // The readers are named from the table (both in this process), not the producer.
+    assert!(e.to_string().contains(&format!("(readers: this process[{0}], this process[{0}])", std::process::id())), "{e}");
     drop(r1);
     let _r3 = reader(&ch);
 
@@ -321,6 +323,7 @@ fn readers_take_places_up_to_the_limit_and_a_raw_channel_has_one() {
     let e = Reader::open(&raw, &ReaderOptions { raw: shape, ..Default::default() }).unwrap_err();
     assert!(matches!(e, Error::ChannelBusy { max_readers: None, .. }), "{e}");
     assert!(e.to_string().contains("single-consumer"), "{e}");
+    assert!(e.to_string().contains("another reader in this process"), "{e}");
     drop(r1);
     let _r2 = Reader::open(&raw, &ReaderOptions { raw: shape, ..Default::default() }).unwrap();
 }

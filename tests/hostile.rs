@@ -188,7 +188,11 @@ fn symlinks_are_not_followed() {
     std::os::unix::fs::symlink(&target, ch.path()).unwrap();
     let e = Reader::open(&ch, &raw_opts()).unwrap_err();
     let _ = std::fs::remove_file(&target);
-    assert!(!matches!(e, Error::ChannelNotFound { .. }), "{e}");
+    assert!(matches!(e, Error::SymbolicLink { .. }), "{e}");
+    assert!(e.to_string().contains("is a symbolic link") && e.to_string().contains("rm /dev/shm/"), "{e}");
+    // A producer is refused the name too, with the same words (it never replaces a link).
+    let e = shmframes::Writer::create(&ch, &shmframes::WriterOptions::new(4, 1, PixelFormat::Gray8).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::SymbolicLink { .. }), "{e}");
 }
 
 proptest! {
@@ -224,4 +228,39 @@ proptest! {
             prop_assert!(t.elapsed() < Duration::from_secs(5));
         }
     }
+}
+
+#[test]
+fn a_protocol_error_is_raised_when_following_too() {
+    use std::os::unix::fs::FileExt;
+    let ch = Channel::new("followbad");
+    let mut o = shmframes::WriterOptions::new(4, 1, PixelFormat::Gray8).unwrap();
+    o.raw = true;
+    let mut w = shmframes::Writer::create(&ch, &o).unwrap();
+    let opts = ReaderOptions { follow: true, ..raw_opts() };
+    let mut r = Reader::open(&ch, &opts).unwrap();
+    assert!(w.write(&[1, 2, 3, 4], None, Some(Duration::ZERO)).unwrap());
+    // The unread message's length prefix, scribbled by a peer while the producer lives.
+    let f = std::fs::OpenOptions::new().write(true).open(ch.path()).unwrap();
+    f.write_at(&0x7FFF_FFFFu32.to_le_bytes(), 16).unwrap();
+    let e = r.read(Some(Duration::from_secs(5))).unwrap_err();
+    assert!(matches!(e, Error::Protocol { .. }), "{e}");
+    assert!(r.read(Some(Duration::ZERO)).is_err(), "a broken stream stays broken");
+}
+
+#[test]
+fn an_invalid_segment_is_reported_however_long_the_wait() {
+    // A foreign producer may be writing its header: an invalid segment is retried for a
+    // moment, then reported, even to a reader willing to wait a minute (or to follow).
+    let (_ch, r) = {
+        let ch = Channel::new("badopen");
+        std::fs::write(ch.path(), segment(0, 0, 48, 0, 80)).unwrap();
+        let started = Instant::now();
+        let opts = ReaderOptions { timeout: Duration::from_secs(60), follow: true, ..raw_opts() };
+        let r = Reader::open(&ch, &opts);
+        assert!(started.elapsed() < Duration::from_secs(10), "reported after {:?}", started.elapsed());
+        (ch, r)
+    };
+    let e = r.expect_err("an invalid segment was accepted");
+    assert!(matches!(e, Error::Protocol { .. }), "{e}");
 }

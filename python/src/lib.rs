@@ -38,7 +38,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let class = match e {
         Error::ChannelNotFound { .. } => "ChannelNotFound",
         Error::PermissionDenied { .. } => "PermissionDenied",
-        Error::NameTaken { .. } | Error::ForeignSegment { .. } => "NameTaken",
+        Error::NameTaken { .. } | Error::ForeignSegment { .. } | Error::SymbolicLink { .. } => "NameTaken",
         Error::ProducerAlive { .. } => "ProducerAlive",
         Error::ChannelBusy { .. } => "ChannelBusy",
         Error::ProducerGone { .. } => "ProducerGone",

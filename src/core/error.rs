@@ -112,7 +112,7 @@ pub enum Error {
     /// A live producer already owns this name.
     #[error(
         "channel {name:?} already has a live producer{users}: stop that producer or choose another name",
-        users = users_of(users)
+        users = if users.is_empty() { String::new() } else { format!(" (the segment is open in {})", process_list(users)) }
     )]
     ProducerAlive {
         /// The channel name.
@@ -141,7 +141,10 @@ pub enum Error {
     ChannelBusy {
         /// The channel name.
         name: String,
-        /// Processes that have the segment open (the other readers among them): `(pid, name)`.
+        /// Who reads it, `(pid, command name)`: a framed channel's readers (from its table); for
+        /// a raw channel this process alone if it is the consumer, else the processes that
+        /// have the segment open (the producer among them; the kernel does not say which one
+        /// holds the consumer lock).
         users: Vec<(u32, String)>,
         /// A framed channel's reader limit; `None` for a single-consumer (raw) channel.
         max_readers: Option<u32>,
@@ -316,6 +319,19 @@ pub enum Error {
         owner: u32,
     },
 
+    /// A symbolic link under the channel's name, which shmframes never follows.
+    #[error(
+        "{} is a symbolic link, not a channel: shmframes never follows links there (a link could \
+         point a channel at any file); remove it (rm {0}) or choose another name",
+        path.display()
+    )]
+    SymbolicLink {
+        /// The channel name.
+        name: String,
+        /// The link.
+        path: PathBuf,
+    },
+
     /// A wait ended because its [`crate::Cancel`] was cancelled (or its check said stop).
     #[error("the wait on channel {name:?} was interrupted")]
     Interrupted {
@@ -381,29 +397,47 @@ pub enum Error {
 
 /// " (open in frame-producer[1234], python3[99])", or nothing when unknown.
 fn busy_message(name: &str, users: &[(u32, String)], max_readers: Option<u32>) -> String {
+    let me = std::process::id();
     match max_readers {
         Some(n) => format!(
             "channel {name:?} is busy: all {n} reader places are taken{}; close a reader, or \
              restart the producer with more places (frame-producer --max-readers N, \
              WriterOptions::max_readers, Writer(..., max_readers=N) in Python)",
-            users_of(users)
+            if users.is_empty() { String::new() } else { format!(" (readers: {})", process_list(users)) }
         ),
-        None => format!(
-            "channel {name:?} is busy: another consumer{} is already reading it, and a raw \
-             channel is single-consumer (two readers would corrupt each other's stream); stop \
-             that reader, or publish a framed channel (without --raw), which serves several \
-             readers",
-            users_of(users)
-        ),
+        None => {
+            let who = if users.iter().any(|&(pid, _)| pid == me) {
+                format!("another reader in this process (pid {me}) is already reading it")
+            } else if users.is_empty() {
+                "another consumer is already reading it".to_owned()
+            } else {
+                format!(
+                    "another consumer is already reading it (processes with the channel open, its \
+                     producer among them: {})",
+                    process_list(users)
+                )
+            };
+            format!(
+                "channel {name:?} is busy: {who}, and a raw channel is single-consumer (two \
+                 readers would corrupt each other's stream); close that reader, or publish a \
+                 framed channel (without --raw), which serves several readers"
+            )
+        }
     }
 }
 
-fn users_of(users: &[(u32, String)]) -> String {
-    if users.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = users.iter().map(|(pid, name)| format!("{name}[{pid}]")).collect();
-    format!(" (the segment is open in {})", list.join(", "))
+/// `name[pid]` for each, this process as `this process[pid]`.
+fn process_list(users: &[(u32, String)]) -> String {
+    let me = std::process::id();
+    let list: Vec<String> = users
+        .iter()
+        .map(|(pid, name)| match (*pid == me, name.is_empty()) {
+            (true, _) => format!("this process[{pid}]"),
+            (false, true) => format!("pid {pid}"),
+            (false, false) => format!("{name}[{pid}]"),
+        })
+        .collect();
+    list.join(", ")
 }
 
 impl Error {

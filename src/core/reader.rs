@@ -242,7 +242,9 @@ impl SlotAttachment {
                 return Ok((att, cursor));
             }
         }
-        Err(Error::ChannelBusy { name: seg.name().to_owned(), users: seg.other_users(), max_readers: Some(max) })
+        // The table knows the readers (the producer, which also has the segment open, is not one).
+        let users = live_readers(&seg, &table).into_iter().map(|r| (r.pid, crate::sys::process_name(r.pid))).collect();
+        Err(Error::ChannelBusy { name: seg.name().to_owned(), users, max_readers: Some(max) })
     }
 
     /// Gives slot `k` back and wakes a producer waiting for room.
@@ -446,6 +448,8 @@ pub struct Reader {
     backoff: Backoff,
     last_liveness: Instant,
     state: ProducerState,
+    /// Following: the retry policy for the next producer's segment.
+    switch_retry: OpenRetry,
 }
 
 /// What a reader reads from.
@@ -521,7 +525,7 @@ impl Reader {
         if let Some(raw) = opts.raw {
             raw.validate()?;
         }
-        let mut opening = Opening { name, last: None, pause: Opening::FIRST_PAUSE };
+        let mut opening = Opening { name, last: None, pause: Opening::FIRST_PAUSE, retry: OpenRetry::default() };
         let seg = match wait::wait_for(&mut opening, Deadline::after(opts.timeout), opts.cancel.as_ref())? {
             Some(seg) => seg,
             None => return Err(opening.gave_up(opts.timeout)),
@@ -529,7 +533,15 @@ impl Reader {
         let name = seg.name().to_owned();
         let src = Source::open(seg, opts)?;
         let state = if src.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
-        Ok(Reader { name, opts: opts.clone(), src, backoff: Backoff::new(), last_liveness: Instant::now(), state })
+        Ok(Reader {
+            name,
+            opts: opts.clone(),
+            src,
+            backoff: Backoff::new(),
+            last_liveness: Instant::now(),
+            state,
+            switch_retry: OpenRetry::default(),
+        })
     }
 
     /// The channel name.
@@ -789,8 +801,8 @@ impl Reader {
                 // the stream's bug, which waiting cannot fix.
                 Err(e @ (Error::EndOfStream { .. } | Error::ProducerGone { .. })) if !self.opts.follow => return Err(e),
                 Err(Error::EndOfStream { .. } | Error::ProducerGone { .. }) => {}
-                Err(e @ Error::Protocol { .. }) if !self.opts.follow => return Err(e),
-                Err(Error::Protocol { .. }) => self.state = ProducerState::Gone,
+                // Raised when following too: following the next producer would hide the bug
+                // (and, while this producer lives, never come).
                 Err(e) => return Err(e),
             }
             // Nothing to read. Has the producer ended or died?
@@ -880,14 +892,16 @@ impl Reader {
         }
         let seg = match Segment::open(&self.name) {
             Ok(s) => s,
-            Err(e) if retry_open(&e) => return Ok(false),
+            Err(e) if self.switch_retry.retry(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
         let src = match Source::open(seg, &self.opts) {
             Ok(s) => s,
             Err(Error::ChannelBusy { .. }) => return Ok(false),
+            Err(e) if self.switch_retry.retry(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
+        self.switch_retry = OpenRetry::default();
         self.state = if src.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
         self.src = src;
         self.last_liveness = Instant::now();
@@ -1099,11 +1113,33 @@ impl Waitable for NextFrame<'_> {
 }
 
 /// The one retry policy for attaching: a channel that does not exist yet may appear, and a
-/// segment that fails validation may be one a producer is still setting up (a foreign producer
-/// takes no lock, so it cannot be told from a broken one until time has passed). Nothing else
-/// changes by waiting.
-pub(crate) fn retry_open(e: &Error) -> bool {
-    matches!(e, Error::ChannelNotFound { .. } | Error::Protocol { .. })
+/// segment that fails validation may be one a foreign producer is still setting up (it takes
+/// no lock and writes its header after creating the object), for [`OpenRetry::SETUP_GRACE`] at
+/// most: a segment still invalid after that is broken, and the error says so, however long
+/// the caller was willing to wait. Nothing else changes by waiting.
+#[derive(Debug, Default)]
+pub(crate) struct OpenRetry {
+    /// When the segment under the name was first found invalid (in a row).
+    invalid_since: Option<Instant>,
+}
+
+impl OpenRetry {
+    /// How long an invalid segment may be a producer's half-written header.
+    pub(crate) const SETUP_GRACE: Duration = Duration::from_secs(1);
+
+    /// Whether opening again may succeed after error `e`.
+    pub(crate) fn retry(&mut self, e: &Error) -> bool {
+        match e {
+            Error::ChannelNotFound { .. } => {
+                self.invalid_since = None;
+                true
+            }
+            Error::Protocol { .. } => {
+                self.invalid_since.get_or_insert_with(Instant::now).elapsed() < Self::SETUP_GRACE
+            }
+            _ => false,
+        }
+    }
 }
 
 /// [`Reader::open`]'s wait for the segment, as a [`Waitable`].
@@ -1112,6 +1148,7 @@ struct Opening<'n> {
     /// The last error worth retrying, reported if time runs out.
     last: Option<Error>,
     pause: Duration,
+    retry: OpenRetry,
 }
 
 impl Opening<'_> {
@@ -1135,7 +1172,7 @@ impl Waitable for Opening<'_> {
     fn attempt(&mut self) -> Result<Option<Segment>> {
         match Segment::open(self.name) {
             Ok(seg) => Ok(Some(seg)),
-            Err(e) if retry_open(&e) => {
+            Err(e) if self.retry.retry(&e) => {
                 self.last = Some(e);
                 Ok(None)
             }

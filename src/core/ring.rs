@@ -162,14 +162,14 @@ impl fmt::Display for RingError {
             ),
             RingError::BadTail { tail, head, capacity } => write!(
                 f,
-                "tail {tail} is not within one capacity ({capacity}) behind head {head}: the consumer wrote a bad tail"
+                "tail {tail} is not within one capacity ({capacity}) behind head {head}: the tail word was overwritten (the consumer writes it, or another program scribbled on the segment)"
             ),
             RingError::BadHead { head, tail, capacity } => write!(
                 f,
-                "head {head} is more than one capacity ({capacity}) ahead of tail {tail}: the producer wrote a bad head"
+                "head {head} is more than one capacity ({capacity}) ahead of tail {tail}: one of the two words was overwritten (the producer writes head, the consumer tail; or another program scribbled on the segment)"
             ),
             RingError::HeadBackwards { head, read } => {
-                write!(f, "head {head} moved backwards behind the read index {read}: the producer wrote a bad head")
+                write!(f, "head {head} moved backwards behind the read index {read}: the head word was overwritten (the producer writes it, or another program scribbled on the segment)")
             }
             RingError::ShortPrefix { readable, index } => {
                 write!(f, "only {readable} bytes published at index {index}, less than a length prefix")

@@ -120,6 +120,8 @@ pub(crate) struct Segment {
     file: LockFile,
     /// The process that opened it: only there do its roles act (see `fork`).
     owner: Owner,
+    /// Whether it holds the consumer lock (listed in `CONSUMED_HERE` while it does).
+    consuming: std::sync::atomic::AtomicBool,
     // Keeps the mapping alive; `ring` points into it.
     _map: memmap2::MmapRaw,
     ring: RingMemory,
@@ -221,6 +223,7 @@ impl Segment {
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Err(Error::PermissionDenied { name, path })
                 }
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::SymbolicLink { name, path }),
                 Err(e) => return Err(Error::io(format!("cannot open existing {}", path.display()), e)),
             };
             let old_meta = old.metadata().map_err(|e| Error::io("cannot stat the existing segment", e))?;
@@ -246,7 +249,7 @@ impl Segment {
             break;
         }
         cleanup.disarm_after_link(&temp);
-        Ok((Segment { name, path, file, owner: Owner::current(), _map: map, ring, len: len as usize, id }, table))
+        Ok((Segment { name, path, file, owner: Owner::current(), consuming: false.into(), _map: map, ring, len: len as usize, id }, table))
     }
 
     /// Opens an existing segment and validates its header. Does not take any role.
@@ -256,6 +259,7 @@ impl Segment {
         let file = sys::open_existing(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ChannelNotFound { name: name.clone(), path: path.clone(), waited: None },
             std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: path.clone() },
+            _ if e.raw_os_error() == Some(libc::ELOOP) => Error::SymbolicLink { name: name.clone(), path: path.clone() },
             _ => Error::io(format!("cannot open {}", path.display()), e),
         })?;
         let meta = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
@@ -274,7 +278,7 @@ impl Segment {
         // live segment); see the crate docs on trust.
         let ring = unsafe { RingMemory::attach(base, len) }.map_err(|e| Error::protocol(&name, e))?;
         let id = sys::file_id(&meta);
-        Ok(Segment { name, path, file: LockFile::new(file), owner: Owner::current(), _map: map, ring, len, id })
+        Ok(Segment { name, path, file: LockFile::new(file), owner: Owner::current(), consuming: false.into(), _map: map, ring, len, id })
     }
 
     /// The reader table after the data area (framed channels of extension version 2).
@@ -333,7 +337,17 @@ impl Segment {
     /// Takes the consumer role's lock; `Err(ChannelBusy)` if another consumer has it.
     pub(crate) fn lock_consumer(&self) -> Result<()> {
         if sys::try_lock_byte(&self.file, CONSUMER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the segment", e))? {
+            self.consuming.store(true, Ordering::Relaxed);
+            consumed_here().push(self.id);
             return Ok(());
+        }
+        if consumed_here().contains(&self.id) {
+            // The kernel does not say who holds an OFD lock, but we know our own.
+            return Err(Error::ChannelBusy {
+                name: self.name.clone(),
+                users: vec![(std::process::id(), String::new())],
+                max_readers: None,
+            });
         }
         // The kernel does not say who holds an OFD lock: name the processes that have the
         // segment open instead (other than us).
@@ -437,6 +451,24 @@ fn remove_if_dead(path: &std::path::Path, temporary: bool) -> Option<bool> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if sys::file_id(&m) == sys::file_id(&meta) => Some(std::fs::remove_file(path).is_ok()),
         _ => Some(false),
+    }
+}
+
+/// The segments (by file identity) whose consumer lock this process holds: the kernel does not
+/// say who holds an OFD lock, and "another reader in this process" is the likeliest mistake.
+fn consumed_here() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
+    static CONSUMED_HERE: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+    CONSUMED_HERE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.consuming.load(Ordering::Relaxed) {
+            let mut ids = consumed_here();
+            if let Some(i) = ids.iter().position(|&id| id == self.id) {
+                ids.swap_remove(i);
+            }
+        }
     }
 }
 

@@ -492,3 +492,12 @@ def test_writer_modes_are_permission_bits_that_keep_the_owners(channel):
         assert not exists(channel)
     with shmframes.Writer(channel, 8, 8, mode=0o640):
         assert os.stat(f"/dev/shm/{channel}").st_mode & 0o7777 == 0o640
+
+
+def test_an_infinite_timeout_waits_for_ever(channel):
+    with shmframes.Writer(channel, 8, 8) as w:
+        r = shmframes.Reader(channel, timeout=float("inf"))  # wait for ever, not an error
+        w.write(np.full((8, 8, 3), 3, np.uint8), timeout=float("inf"))
+        f = r.read(timeout=float("inf"))
+        assert f is not None and int(f.array[0, 0, 0]) == 3
+        r.close()

@@ -100,6 +100,27 @@ fn test_pattern_shows_in_the_window_and_frames_exits_0() {
 }
 
 #[test]
+fn a_broken_segment_is_reported_not_waited_on() {
+    let x = Xvfb::start(320, 240);
+    let ch = Channel::new("viewerbad");
+    // A hand-made segment whose capacity is not a power of two.
+    let mut bytes = vec![0u8; 80];
+    bytes[8..12].copy_from_slice(&48u32.to_le_bytes());
+    std::fs::write(ch.path(), &bytes).unwrap();
+    let start = Instant::now();
+    let out = Command::new(VIEWER)
+        .args([&ch as &str, "--timeout", "60"])
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("breaks the shared-memory protocol") && stderr.contains("capacity"), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(30), "reported after {:?}", start.elapsed());
+}
+
+#[test]
 fn no_display_is_one_clear_line() {
     let out = Command::new(VIEWER).arg("whatever").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").output().unwrap();
     assert!(!out.status.success());

@@ -108,6 +108,11 @@ pub fn processes_using(path: &Path) -> Vec<(u32, String)> {
     found
 }
 
+/// A process's command name (`/proc/<pid>/comm`), empty if it cannot be read.
+pub fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
 /// `struct futex_waitv` (linux/futex.h).
 #[repr(C)]
 struct FutexWaitv {

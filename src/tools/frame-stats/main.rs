@@ -38,6 +38,10 @@ struct Opts {
     /// List the channel's readers (place, pid, mode, frames read, dropped, lag, held) and exit.
     #[arg(long)]
     readers: bool,
+    /// Remove what dead producers left in /dev/shm (channels whose producer was killed, and
+    /// half-made temporaries) and exit. Live channels and other programs' segments stay.
+    #[arg(long)]
+    clean: bool,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,17 @@ fn run(o: Opts) -> anyhow::Result<()> {
     };
     if o.readers {
         return list_readers(&o.name);
+    }
+    if o.clean {
+        let removed = shmframes::clean_leftovers(true)?;
+        for l in &removed {
+            match &l.channel {
+                Some(name) => println!("removed channel {name:?} (its producer is dead): {}", l.path.display()),
+                None => println!("removed a dead producer's temporary: {}", l.path.display()),
+            }
+        }
+        println!("frame-stats: removed {} leftover(s)", removed.len());
+        return Ok(());
     }
     let start = if o.lossless { Start::Oldest } else { Start::Newest };
     let opts = ReaderOptions { timeout, raw, lossless: o.lossless, start, ..Default::default() };

@@ -128,7 +128,12 @@ impl App {
         }
     }
 
+    /// Stops with `e`: in the window's title (its last state, for a desktop session without a
+    /// console), then on the console as the process exits 1.
     fn fail(&mut self, el: &ActiveEventLoop, e: anyhow::Error) {
+        if let Some(w) = &self.window {
+            w.set_title(&format!("{}: error: {e:#}", self.opts.name));
+        }
         self.outcome = Some(Err(e));
         el.exit();
     }
