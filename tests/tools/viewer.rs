@@ -24,7 +24,9 @@ struct Xvfb {
 
 impl Xvfb {
     fn start(width: u32, height: u32) -> Xvfb {
-        let n = 100 + std::process::id() % 800;
+        // One display number per server: tests run in parallel threads of one process.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = 100 + (std::process::id() * 4 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 3200;
         let display = format!(":{n}");
         let server = Command::new("Xvfb")
             .args([&display, "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp"])
@@ -39,7 +41,7 @@ impl Xvfb {
 
     /// The whole screen as RGB8.
     fn screenshot(&self) -> image::RgbImage {
-        let path = std::env::temp_dir().join(format!("shmframes-viewer-{}.png", std::process::id()));
+        let path = std::env::temp_dir().join(format!("shmframes-viewer-{}-{}.png", std::process::id(), &self.display[1..]));
         let ok = Command::new("import")
             .args(["-display", &self.display, "-window", "root", path.to_str().unwrap()])
             .status()
