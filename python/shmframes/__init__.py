@@ -17,18 +17,26 @@ Publish frames from Python (to our viewer, a Python reader, or cpp_py_shmbuf con
 ``raw=True``)::
 
     with shmframes.Writer("out", width=1920, height=1080, format="bgr") as writer:
-        writer.write(image)                    # numpy uint8 (1080, 1920, 3)
+        writer.write(image)                    # numpy uint8 (1080, 1920, 3): one copy
+
+or draw in place, with no copy at all: ``Writer.frame()`` lends the next slot as a writable
+array (after ``publish()`` that array reaches no frame any more)::
+
+        with writer.frame() as slot:           # published when the block ends normally
+            cap.read(image=slot.array)         # OpenCV decodes straight into shared memory
 
 Errors are ``shmframes.Error`` subclasses that are also the builtin exception that fits (see
 ``shmframes.errors``): ``ChannelNotFound`` (a ``FileNotFoundError``), ``PermissionDenied``,
 ``NameTaken`` and ``ProducerAlive``, ``ChannelBusy``, ``ProducerGone``, ``EndOfStream`` (an
-``EOFError``), ``ProtocolError`` (a ``ValueError``), ``NoSpace``, ``Closed``. Bad arguments raise
+``EOFError``), ``ProtocolError`` (a ``ValueError``), ``NoSpace``, ``Closed``, ``HoldsEverySlot``,
+``ForkedChild``. Bad arguments raise
 ``ValueError`` or ``TypeError``.
 """
 
 from . import errors
 from ._shmframes import (
     Frame,
+    FrameSlot,
     Reader,
     Stats,
     Writer,
@@ -41,6 +49,7 @@ from .errors import *  # noqa: F403 (the exception classes, as errors.__all__ li
 
 __all__ = [
     "Frame",
+    "FrameSlot",
     "Reader",
     "Stats",
     "Writer",

@@ -131,6 +131,44 @@ class Reader:
     ) -> bool: ...
 
 @final
+class FrameSlot:
+    """Room for one frame, lent by ``Writer.frame()``. Draw into ``array`` in place
+    (``cap.read(image=slot.array)``, ``cv2.resize(src, (w, h), dst=slot.array)``,
+    ``np.copyto(slot.array, src)``), then ``publish()``. After ``publish()`` or ``discard()``
+    the array, and every view of it, reaches no frame any more: it reads zeros, and what is
+    written through it goes nowhere."""
+
+    @property
+    def array(self) -> npt.NDArray[np.uint8]:
+        """The frame's pixels, writable, C-contiguous, in the channel's shape
+        (``Writer.shape``). Raises ``Closed`` once the slot is done."""
+    @property
+    def seq(self) -> int:
+        """The sequence number the frame will carry (settable)."""
+    @seq.setter
+    def seq(self, value: int) -> None: ...
+    @property
+    def capture_ns(self) -> int:
+        """Capture time, CLOCK_MONOTONIC ns (settable; default: when the slot was taken)."""
+    @capture_ns.setter
+    def capture_ns(self, value: int) -> None: ...
+    @property
+    def done(self) -> bool:
+        """Whether it was published or discarded (or discarded by a newer slot)."""
+    def publish(self) -> int:
+        """Makes the frame visible to readers; returns its sequence number. Raises ``Closed``
+        if the slot is done already."""
+    def discard(self) -> None:
+        """Drops the frame: readers never see it."""
+    def __enter__(self) -> "FrameSlot": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+@final
 class Writer:
     """The producer end of a channel; creating it creates the channel.
 
@@ -159,6 +197,12 @@ class Writer:
     ) -> bool:
         """Publishes one frame; waits up to ``timeout`` s for lossless readers to make room
         (None: forever, 0: drop the frame if there is none). Returns whether it was published."""
+    def frame(self, timeout: Optional[float] = None) -> Optional["FrameSlot"]:
+        """Room for the next frame, lent in place: fill ``slot.array``, then ``publish()`` (or
+        use the slot as a context manager: published on a normal exit, discarded on an
+        exception). Waits up to ``timeout`` s for lossless readers to make room (None: forever);
+        None when there is none in time. One slot at a time: taking the next one (or calling
+        ``write``) discards an unpublished slot."""
     def close(self) -> None:
         """Ends the stream and removes the channel name."""
     @property

@@ -20,7 +20,7 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 
 use shmframes::stats::Stats;
 use shmframes::{
-    Cancel, Deadline, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Writer,
+    Cancel, Deadline, Error, Frame, FrameShape, Loan, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Writer,
     WriterOptions,
 };
 
@@ -48,6 +48,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Closed { .. } => "Closed",
         Error::HoldsEverySlot { .. } => "HoldsEverySlot",
         Error::ForkedChild { .. } => "ForkedChild",
+        Error::LoanGone { .. } => "Closed",
         Error::InvalidName { .. }
         | Error::Shape(_)
         | Error::NoBufferFrames
@@ -130,6 +131,163 @@ impl Signals {
 #[pyclass(module = "shmframes", frozen)]
 struct Lease {
     _frame: Arc<Frame>,
+}
+
+/// The numpy base of a slot's array: keeps the lent address mapped (zero pages once the slot
+/// is published or discarded).
+#[pyclass(module = "shmframes", frozen)]
+struct LentBase {
+    _lent: shmframes::Lent,
+}
+
+/// Room for one frame in the channel, lent by `Writer.frame()`: draw into `array` in place, then
+/// `publish()` (or leave a `with` block normally); `discard()` (or an exception in the block)
+/// drops the frame. After either, `array` and every view of it reach no frame any more: they
+/// read zeros, and what is written through them goes nowhere.
+#[pyclass(module = "shmframes", name = "FrameSlot")]
+struct PySlot {
+    writer: Py<PyWriter>,
+    /// The loan (framed channels); `None` once published or discarded, or for a raw channel.
+    loan: Option<Loan>,
+    /// The array handed out: a view of the lent slot, or (raw channels) an array of our own.
+    array: Option<Py<PyAny>>,
+    /// Raw channels: the frame is drawn here and written at publish.
+    raw: bool,
+    done: bool,
+    seq: Option<u64>,
+    capture_ns: u64,
+}
+
+impl PySlot {
+    fn check_open(&self) -> PyResult<()> {
+        if self.done {
+            let w = self.writer.get();
+            return Err(to_py_closed(&w.name));
+        }
+        Ok(())
+    }
+}
+
+fn to_py_closed(name: &str) -> PyErr {
+    Python::attach(|py| to_py(py, Error::LoanGone { name: name.to_owned() }))
+}
+
+#[pymethods]
+impl PySlot {
+    /// The frame's pixels as a writable numpy uint8 array, in place in shared memory, in the
+    /// channel's shape (`Writer.shape`). Fill it: `cap.read(image=slot.array)`,
+    /// `cv2.resize(src, (w, h), dst=slot.array)`, `np.copyto(slot.array, src)`.
+    #[getter]
+    fn array(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        Ok(self.array.as_ref().expect("an open slot has its array").clone_ref(py))
+    }
+
+    /// The sequence number the frame will carry (the writer's next one unless set).
+    #[getter]
+    fn seq(&self, py: Python<'_>) -> PyResult<u64> {
+        match self.seq {
+            Some(s) => Ok(s),
+            None => self.writer.get().call(py, |w| Ok(w.next_seq())),
+        }
+    }
+    #[setter]
+    fn set_seq(&mut self, seq: u64) {
+        self.seq = Some(seq);
+    }
+
+    /// Capture time, CLOCK_MONOTONIC ns (default: when the slot was taken; see
+    /// `shmframes.monotonic_ns()`).
+    #[getter]
+    fn capture_ns(&self) -> u64 {
+        self.capture_ns
+    }
+    #[setter]
+    fn set_capture_ns(&mut self, ns: u64) {
+        self.capture_ns = ns;
+    }
+
+    /// Whether `publish()` or `discard()` was called (or the writer took room for a newer
+    /// frame, which discards this one).
+    #[getter]
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    /// Makes the frame visible to readers; returns its sequence number. The array stops
+    /// reaching the channel first, so nothing written through it afterwards changes a frame.
+    fn publish(&mut self, py: Python<'_>) -> PyResult<u64> {
+        self.check_open()?;
+        self.done = true;
+        let (seq, capture) = (self.seq, Some(self.capture_ns));
+        let w = self.writer.get();
+        if self.raw {
+            let array = self.array.take().expect("an open slot has its array");
+            let typed = array.bind(py).cast::<PyArrayDyn<u8>>().map_err(|_| PyTypeError::new_err("the slot's array"))?.clone();
+            let ro = typed.readonly();
+            let pixels = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+            // A raw channel's frame may wrap around the ring's end: it is drawn in an array of
+            // our own and written (one copy). `frame()` waited for the room, which only its
+            // one consumer could take back (it never does), so this does not wait. Raw frames
+            // carry no sequence number.
+            let _ = seq;
+            return w.call(py, |wr| {
+                wr.write(pixels, capture, Deadline::NEVER)?;
+                Ok(wr.frames_published() - 1)
+            });
+        }
+        let loan = self.loan.take().expect("an open framed slot has its loan");
+        w.call(py, |wr| wr.publish_loan(loan, seq, capture))
+    }
+
+    /// Drops the frame: readers never see it. Nothing happens if it is done already.
+    fn discard(&mut self, py: Python<'_>) {
+        self.done = true;
+        self.array = None;
+        if let Some(loan) = self.loan.take() {
+            let w = self.writer.get();
+            let _ = w.call(py, |wr| {
+                wr.discard_loan(loan);
+                Ok(())
+            });
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Publishes on a normal exit; discards the frame when the block raised (nothing half
+    /// drawn is ever published).
+    fn __exit__(&mut self, py: Python<'_>, exc_type: Option<&Bound<'_, PyAny>>, _exc: Option<&Bound<'_, PyAny>>, _tb: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        match (exc_type, self.done) {
+            (_, true) => {}
+            (None, false) => {
+                self.publish(py)?;
+            }
+            (Some(_), false) => self.discard(py),
+        }
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let w = self.writer.get();
+        format!("<shmframes.FrameSlot {:?} {}{}>", w.name, w.shape, if self.done { " done" } else { "" })
+    }
+}
+
+impl Drop for PySlot {
+    fn drop(&mut self) {
+        // Unpublished and forgotten: discard it now unless the writer is busy (in a wait: the
+        // room it takes next discards this frame anyway).
+        if let Some(loan) = self.loan.take() {
+            if let Ok(mut g) = self.writer.get().inner.try_lock() {
+                if let Some(w) = g.as_mut() {
+                    w.discard_loan(loan);
+                }
+            }
+        }
+    }
 }
 
 /// One frame: metadata and a zero-copy, read-only numpy view of its pixels.
@@ -443,6 +601,7 @@ struct PyWriter {
     inner: Mutex<Option<Writer>>,
     name: String,
     shape: FrameShape,
+    raw: bool,
     signals: Signals,
 }
 
@@ -476,7 +635,7 @@ impl PyWriter {
         opts.mode = mode;
         opts.cancel = Some(signals.cancel());
         let w = py.detach(|| Writer::create(name, &opts)).map_err(|e| to_py(py, e))?;
-        Ok(PyWriter { name: w.name().to_owned(), shape: opts.shape, inner: Mutex::new(Some(w)), signals })
+        Ok(PyWriter { name: w.name().to_owned(), shape: opts.shape, raw, inner: Mutex::new(Some(w)), signals })
     }
 
     /// Publishes one frame: a uint8 array of the channel's shape (`Writer.shape`; for gray,
@@ -508,6 +667,45 @@ impl PyWriter {
         let ro = typed.readonly();
         let pixels = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
         self.call(py, |w| w.write(pixels, capture_ns, d))
+    }
+
+    /// Room for the next frame, lent in place: a `FrameSlot` whose `array` you fill, then
+    /// `publish()` (or use it as a context manager: published on a normal exit, discarded on an
+    /// exception). Waits up to `timeout` seconds for lossless readers to make room (None:
+    /// forever); returns None when there is none in time (with `timeout=0`: at once, the frame
+    /// is dropped). One slot at a time: taking the next one (or calling `write`) discards an
+    /// unpublished slot. On a raw channel the array is the slot's own, written at `publish()`
+    /// (one copy: a raw frame may wrap around the ring's end).
+    #[pyo3(signature = (timeout = None))]
+    fn frame(slf: &Bound<'_, Self>, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PySlot>> {
+        let d = deadline(timeout, "timeout")?;
+        let w = slf.get();
+        let capture_ns = shmframes::monotonic_ns();
+        let (dims, strides) = w.shape.array_layout();
+        let slot = |loan, array, raw| PySlot { writer: slf.clone().unbind(), loan, array: Some(array), raw, done: false, seq: None, capture_ns };
+        if w.raw {
+            if !w.call(py, |wr| wr.wait_for_room(d))? {
+                return Ok(None);
+            }
+            let array = py.import("numpy")?.call_method1("zeros", (dims, "uint8"))?.unbind();
+            return Ok(Some(slot(None, array, true)));
+        }
+        let lent = w.call(py, |wr| {
+            let Some(loan) = wr.loan(d)? else { return Ok(None) };
+            let px = wr.lend_pixels(&loan)?.expect("a framed channel lends its slots");
+            Ok(Some((loan, px.ptr.as_ptr() as usize, px.owner)))
+        })?;
+        let Some((loan, ptr, owner)) = lent else { return Ok(None) };
+        let base = Bound::new(py, LentBase { _lent: owner })?.into_any();
+        // SAFETY: `ptr` is the first of the frame's pixel bytes in the lent window, mapped for
+        // as long as `base` (numpy's base object for the array) lives; `array_layout` gives
+        // dimensions and strides inside those `pixel_bytes` for the writer's validated shape.
+        // Writes through the array go to the slot while it is lent, to private zero pages after.
+        let array: Bound<'_, PyAny> = unsafe {
+            let view = numpy::ndarray::ArrayViewMutD::from_shape_ptr(IxDyn(&dims).strides(IxDyn(&strides)), ptr as *mut u8);
+            PyArrayDyn::borrow_from_array(&view, base).into_any()
+        };
+        Ok(Some(slot(Some(loan), array.unbind(), false)))
     }
 
     /// Ends the stream (readers get EndOfStream after the last frame) and removes the name.
@@ -683,6 +881,7 @@ fn _shmframes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyReader>()?;
     m.add_class::<PyWriter>()?;
     m.add_class::<PyFrame>()?;
+    m.add_class::<PySlot>()?;
     m.add_class::<PyStats>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(pixel_formats, m)?)?;

@@ -319,6 +319,19 @@ pub enum Error {
         owner: u32,
     },
 
+    /// A [`crate::Loan`] whose frame is no longer open: published or discarded already, or
+    /// discarded because its writer took room for a newer frame (a writer lends one at a
+    /// time), or closed.
+    #[error(
+        "this frame slot of channel {name:?} is gone: it was published or discarded already, or \
+         its writer took room for a newer frame (a writer lends one slot at a time: publish or \
+         discard a slot before taking the next)"
+    )]
+    LoanGone {
+        /// The channel name.
+        name: String,
+    },
+
     /// A symbolic link under the channel's name, which shmframes never follows.
     #[error(
         "{} is a symbolic link, not a channel: shmframes never follows links there (a link could \

@@ -65,9 +65,12 @@
 pub mod control;
 #[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
 mod fork;
 pub mod format;
 pub mod frame;
+#[cfg(not(loom))]
+mod lend;
 #[cfg(not(loom))]
 mod liveness;
 #[cfg(not(loom))]
@@ -97,7 +100,9 @@ pub use table::{Start, TableError, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};
 #[cfg(not(loom))]
 pub use wait::{Cancel, Deadline};
 #[cfg(not(loom))]
-pub use writer::{FrameSlot, ReadersNow, Writer, WriterOptions};
+pub use lend::Lent;
+#[cfg(not(loom))]
+pub use writer::{FrameSlot, LentPixels, Loan, ReadersNow, Writer, WriterOptions};
 
 /// Nanoseconds of CLOCK_MONOTONIC, the clock of every timestamp in frame headers: comparable
 /// between processes on one machine (latency = reader's `monotonic_ns()` - `publish_ns`).

@@ -316,6 +316,11 @@ impl Segment {
         &self.name
     }
 
+    /// The segment file (its lock description; map it through `sys::map_window`).
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Whether this process opened the segment (not a fork child of the one that did): only
     /// then may its roles change shared state (see `fork`).
     pub(crate) fn owned_here(&self) -> bool {

@@ -1,5 +1,6 @@
 //! The producer end: [`Writer`] creates a channel and publishes frames into it.
 
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use crate::frame::{FrameHeader, MessageKind, FRAME_HEADER_LEN};
 use crate::ring::{self, Producer, PushError, RingPushError};
 use crate::segment::Segment;
 use crate::table::{self, Geometry, Publisher, TableMemory, Taken};
+use crate::lend::{Lent, Windows};
 use crate::liveness::{self, Keeper, Life, Watch};
 use crate::sys::WaitWord;
 use crate::wait::{Cancel, Deadline, Waitable};
@@ -153,6 +155,53 @@ pub struct Writer {
     closed: bool,
     /// A frame's pixel bytes: fixed at creation, needed on every frame.
     pixel_bytes: u32,
+    /// The slot lent to a [`Loan`]'s holder, if one is open.
+    loan: Option<OpenLoan>,
+    /// Identity of the next loan.
+    next_loan: u64,
+    /// Windows onto slots, for loans whose pixels are lent (see `lend`).
+    windows: Windows,
+}
+
+/// The frame a [`Loan`] holds: the room taken and what the holder set.
+#[derive(Debug)]
+struct OpenLoan {
+    id: u64,
+    target: Target,
+    ptr: *mut u8,
+    /// The window its pixels are lent through, and the slot's index.
+    lent: Option<(usize, Lent)>,
+}
+
+// SAFETY: `ptr` points into the writer's own mapping (its segment), which moves with the
+// writer; only the writer dereferences it.
+unsafe impl Send for OpenLoan {}
+
+/// A frame slot a writer lends to a holder that cannot borrow the writer (a binding: Python's
+/// `Writer.frame()` returns one as `shmframes.FrameSlot`): the writer keeps the slot, the loan
+/// names it. Publish it with [`Writer::publish_loan`] or discard it with
+/// [`Writer::discard_loan`]. A writer lends one slot at a time: taking room for another frame
+/// (another loan, [`Writer::frame`], [`Writer::write`]) discards an open loan's frame, and
+/// that loan then returns [`Error::LoanGone`]. A loan dropped unpublished keeps its slot until
+/// then.
+#[derive(Debug)]
+#[must_use = "publish or discard the loan, or its slot stays taken until the next frame"]
+pub struct Loan {
+    id: u64,
+}
+
+/// A loan's pixels, lent at an address of their own (see `lend`): writable until the loan is
+/// published or discarded, after which the address holds private zero pages, so that a view
+/// kept past the loan can neither see nor change any frame. The address stays mapped while
+/// `owner` (or a clone) lives: make it the owner of whatever view is built on `ptr`.
+#[derive(Debug)]
+pub struct LentPixels {
+    /// The first pixel byte.
+    pub ptr: NonNull<u8>,
+    /// [`FrameShape::pixel_bytes`].
+    pub len: usize,
+    /// Keeps the address mapped.
+    pub owner: Lent,
 }
 
 #[derive(Debug)]
@@ -222,6 +271,9 @@ impl Writer {
             backoff: wait::Backoff::new(),
             closed: false,
             pixel_bytes: opts.shape.pixel_bytes(),
+            loan: None,
+            next_loan: 0,
+            windows: Windows::default(),
         })
     }
 
@@ -246,6 +298,11 @@ impl Writer {
             Kind::Slots { table, .. } => Some(table.geometry().slots),
             Kind::Raw { .. } => None,
         }
+    }
+
+    /// The sequence number the next frame carries unless its slot sets one.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// Frames published so far.
@@ -327,6 +384,8 @@ impl Writer {
 
     /// Takes room for one frame: a slot of the table, or room in the raw ring.
     fn take(&mut self, protect_lossless: bool) -> Result<Option<Target>> {
+        // One frame at a time: room for a new one ends an open loan's.
+        self.end_loan();
         let name = self.seg.name();
         match &mut self.kind {
             Kind::Slots { table, publisher, last_sweep_ns } => {
@@ -360,7 +419,13 @@ impl Writer {
 
     /// The slot handed to the caller for `target`.
     fn slot(&mut self, target: Target) -> FrameSlot<'_> {
-        let ptr = match (&self.kind, target) {
+        let ptr = self.prepare(target);
+        FrameSlot { writer: self, ptr, target, capture_ns: None, seq: None }
+    }
+
+    /// Writes the frame header of `target` (a slot) and returns its payload pointer.
+    fn prepare(&mut self, target: Target) -> *mut u8 {
+        match (&self.kind, target) {
             (Kind::Slots { table, .. }, Target::Slot(t)) => {
                 let payload = slot_payload(&self.seg, table.geometry(), t.slot);
                 let header =
@@ -372,8 +437,116 @@ impl Writer {
             }
             (_, Target::Ring(p)) => p,
             (Kind::Raw { .. }, Target::Slot(_)) => unreachable!("raw channels have no slots"),
+        }
+    }
+
+    /// Takes room for a frame as [`frame`](Writer::frame) does (waiting until `deadline`), and
+    /// lends it: see [`Loan`]. `Ok(None)` when the deadline passed without room.
+    ///
+    /// # Errors
+    /// As [`frame`](Writer::frame).
+    pub fn loan(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Loan>> {
+        self.check_open()?;
+        let cancel = self.opts.cancel.clone();
+        let Some(Some(target)) =
+            wait::wait_for(&mut Room { writer: self, seen: 0, dry_run: false }, deadline.into(), cancel.as_ref())?
+        else {
+            return Ok(None);
         };
-        FrameSlot { writer: self, ptr, target, capture_ns: None, seq: None }
+        let ptr = self.prepare(target);
+        let id = self.next_loan;
+        self.next_loan += 1;
+        self.loan = Some(OpenLoan { id, target, ptr, lent: None });
+        Ok(Some(Loan { id }))
+    }
+
+    /// The open loan `loan` names, or `LoanGone`.
+    fn open_loan(&mut self, loan: &Loan) -> Result<&mut OpenLoan> {
+        match &mut self.loan {
+            Some(open) if open.id == loan.id => Ok(open),
+            _ => Err(Error::LoanGone { name: self.seg.name().to_owned() }),
+        }
+    }
+
+    /// Lends `loan`'s pixels through a window of their own (see [`LentPixels`]); the same
+    /// window on every call for one loan. Framed channels only: a raw channel's frame may wrap
+    /// around the ring's end (`Ok(None)`: draw elsewhere and [`write`](Writer::write) it).
+    ///
+    /// # Errors
+    /// [`Error::LoanGone`]; [`Error::Io`] when the window cannot be mapped.
+    pub fn lend_pixels(&mut self, loan: &Loan) -> Result<Option<LentPixels>> {
+        let n = self.pixel_bytes as usize;
+        let page = sys::page_size();
+        let base = self.seg.ring().base_ptr() as usize;
+        let open = match &mut self.loan {
+            Some(open) if open.id == loan.id => open,
+            _ => return Err(Error::LoanGone { name: self.seg.name().to_owned() }),
+        };
+        let Target::Slot(t) = open.target else { return Ok(None) };
+        // The window covers whole pages around the pixels.
+        let pixels = open.ptr as usize + FRAME_HEADER_LEN - base;
+        let start = pixels / page * page;
+        let len = (pixels + n).div_ceil(page) * page - start;
+        let lent = match &open.lent {
+            Some((_, lent)) => lent.clone(),
+            None => {
+                let lent = self
+                    .windows
+                    .lend(t.slot, self.seg.file(), start as u64, len)
+                    .map_err(|e| Error::io("cannot map a window onto the frame's slot", e))?;
+                open.lent = Some((t.slot, lent.clone()));
+                lent
+            }
+        };
+        let (addr, _) = lent.range();
+        // SAFETY: `pixels - start < len`: the pixels lie inside the window.
+        let ptr = unsafe { NonNull::new_unchecked(addr.as_ptr().add(pixels - start)) };
+        Ok(Some(LentPixels { ptr, len: n, owner: lent }))
+    }
+
+    /// Takes back the pixels of the open loan (if lent): `false` if they could not be, and the
+    /// slot must then stay taken for ever (see `lend`).
+    fn take_back(&mut self) -> bool {
+        let Some(open) = &mut self.loan else { return true };
+        let Some((slot, lent)) = &open.lent else { return true };
+        self.windows.take_back(*slot, lent).is_ok()
+    }
+
+    /// Publishes `loan`'s frame (with `seq` and `capture_ns` as [`FrameSlot::set_seq`] and
+    /// [`FrameSlot::set_capture_ns`]): its lent pixels are taken back first, so nothing written
+    /// through them afterwards reaches a frame. Returns the frame's sequence number.
+    ///
+    /// # Errors
+    /// [`Error::LoanGone`]; [`Error::Io`] when the pixels could not be taken back (the frame is
+    /// not published, and its slot stays taken).
+    pub fn publish_loan(&mut self, loan: Loan, seq: Option<u64>, capture_ns: Option<u64>) -> Result<u64> {
+        self.open_loan(&loan)?;
+        if !self.take_back() {
+            self.loan = None; // its slot stays WRITING: never reused, never read
+            return Err(Error::io("cannot take a lent frame back", std::io::Error::last_os_error()));
+        }
+        let open = self.loan.take().expect("checked above");
+        Ok(self.publish_target(open.ptr, open.target, seq, capture_ns))
+    }
+
+    /// Discards `loan`'s frame: readers never see it, and its lent pixels are taken back.
+    /// A loan that is already gone is ignored.
+    pub fn discard_loan(&mut self, loan: Loan) {
+        if self.open_loan(&loan).is_ok() {
+            self.end_loan();
+        }
+    }
+
+    /// Discards the open loan's frame, if any (see [`Loan`]).
+    fn end_loan(&mut self) {
+        if self.loan.is_none() {
+            return;
+        }
+        let taken_back = self.take_back();
+        let open = self.loan.take().expect("checked above");
+        if taken_back {
+            self.abandon_target(open.target);
+        }
     }
 
     /// Like [`try_frame`](Writer::try_frame), but waits (asleep, woken by the readers) until
@@ -452,6 +625,8 @@ impl Writer {
             // A fork child's copy: the stream and its name are the parent's, still live.
             return;
         }
+        // An unpublished loan: its frame is discarded, its pixels taken back.
+        self.end_loan();
         let mem = *self.seg.ring();
         control::close(mem.reserved());
         match &self.kind {
@@ -573,11 +748,23 @@ impl FrameSlot<'_> {
     /// Makes the frame visible to readers (and wakes those asleep). Returns its sequence
     /// number.
     pub fn publish(self) -> u64 {
+        let (ptr, target, seq, capture_ns) = (self.ptr, self.target, self.seq, self.capture_ns);
+        // Published: nothing for `Drop` to abandon.
+        let w: *mut Writer = self.writer;
+        std::mem::forget(self);
+        // SAFETY: `self` held the only borrow of the writer, and is gone.
+        unsafe { &mut *w }.publish_target(ptr, target, seq, capture_ns)
+    }
+}
+
+impl Writer {
+    /// Makes the frame in `target` visible to readers (and wakes those asleep): the one
+    /// implementation of publishing, for slots and loans. Returns its sequence number.
+    fn publish_target(&mut self, ptr: *mut u8, target: Target, seq: Option<u64>, capture_ns: Option<u64>) -> u64 {
         let now = sys::monotonic_ns();
-        let seq = self.seq();
-        let capture_ns = self.capture_ns.unwrap_or(now);
-        let (ptr, target) = (self.ptr, self.target);
-        let w = &mut *self.writer;
+        let seq = seq.unwrap_or(self.next_seq);
+        let capture_ns = capture_ns.unwrap_or(now);
+        let w = self;
         match (&mut w.kind, target) {
             (Kind::Slots { table, publisher, last_sweep_ns }, Target::Slot(t)) => {
                 // SAFETY: the first FRAME_HEADER_LEN bytes of our unpublished slot (see `pixels`).
@@ -607,22 +794,26 @@ impl FrameSlot<'_> {
         }
         w.next_seq = seq.wrapping_add(1);
         w.published += 1;
-        // Published: nothing for `Drop` to abandon.
-        std::mem::forget(self);
         seq
+    }
+
+    /// Gives the room in `target` back unpublished: the one implementation of discarding.
+    fn abandon_target(&mut self, target: Target) {
+        if !self.seg.owned_here() {
+            return; // the slot is the parent's (see `fork`)
+        }
+        match (&mut self.kind, target) {
+            (Kind::Slots { table, publisher, .. }, Target::Slot(t)) => publisher.abandon(&table.view(), t),
+            (Kind::Raw { producer, .. }, _) => producer.abandon(),
+            _ => {}
+        }
     }
 }
 
 impl Drop for FrameSlot<'_> {
     fn drop(&mut self) {
-        if !self.writer.seg.owned_here() {
-            return; // the slot is the parent's (see `fork`)
-        }
-        match (&mut self.writer.kind, self.target) {
-            (Kind::Slots { table, publisher, .. }, Target::Slot(t)) => publisher.abandon(&table.view(), t),
-            (Kind::Raw { producer, .. }, _) => producer.abandon(),
-            _ => {}
-        }
+        let target = self.target;
+        self.writer.abandon_target(target);
     }
 }
 

@@ -50,6 +50,49 @@ pub fn description_for_mapping(file: &File) -> io::Result<File> {
         .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
 }
 
+/// Moves the page-table entries of the mapping at `addr..addr + len` to a fresh address, which
+/// it returns, leaving the range itself mapped but empty (`mremap` with `MREMAP_DONTUNMAP`,
+/// Linux 5.13+ for shared mappings): no page is touched, and the range is never a hole another
+/// `mmap` could take.
+///
+/// # Safety
+/// The range must be a page-aligned mapping the caller owns.
+pub unsafe fn move_keeping_range(addr: std::ptr::NonNull<u8>, len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    // A fresh address range to move to (MREMAP_DONTUNMAP needs MREMAP_MAYMOVE; FIXED makes
+    // the kernel use our reservation).
+    // SAFETY: a new anonymous reservation at an address the kernel chooses.
+    let target = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if target == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: moves the caller's own mapping onto our reservation (which it replaces).
+    let moved = unsafe {
+        libc::mremap(
+            addr.as_ptr().cast(),
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+            target,
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        let e = io::Error::last_os_error();
+        // SAFETY: our reservation, unused.
+        unsafe { libc::munmap(target, len) };
+        return Err(e);
+    }
+    Ok(std::ptr::NonNull::new(moved.cast()).expect("mremap never returns null"))
+}
+
 /// Asks whether anybody other than this open file description holds the byte's lock.
 pub fn probe_lock_byte(file: &File, byte: u64) -> io::Result<LockState> {
     get_lock(file, byte, libc::F_OFD_GETLK)

@@ -44,6 +44,14 @@ pub fn description_for_mapping(file: &File) -> io::Result<File> {
     file.try_clone()
 }
 
+/// Moving a mapping while keeping its range (`MREMAP_DONTUNMAP`) is Linux's: never here.
+///
+/// # Safety
+/// None needed (nothing happens); the signature matches Linux's.
+pub unsafe fn move_keeping_range(_addr: std::ptr::NonNull<u8>, _len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
 /// Asks whether another process holds the byte's lock.
 pub fn probe_lock_byte(file: &File, byte: u64) -> io::Result<LockState> {
     get_lock(file, byte, libc::F_GETLK)

@@ -167,3 +167,73 @@ pub fn disown_fd(fd: std::os::fd::RawFd) {
         }
     }
 }
+
+/// The system's page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+/// Maps `len` bytes of `file` from `offset` (page-aligned), shared and read-write, through a
+/// description of its own (see `description_for_mapping`), populated up front where the system
+/// can (Linux): a window onto part of a segment (see `lend`).
+pub fn map_window(file: &File, offset: u64, len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    let mapped = super::description_for_mapping(file)?;
+    #[cfg(target_os = "linux")]
+    let populate = libc::MAP_POPULATE;
+    #[cfg(not(target_os = "linux"))]
+    let populate = 0;
+    let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a new mapping at an address the kernel chooses; `mapped` is a valid descriptor
+    // (the mapping keeps its own reference after it is closed).
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | populate,
+            mapped.as_raw_fd(),
+            offset,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::ptr::NonNull::new(p.cast()).expect("mmap never returns null"))
+}
+
+/// Maps private zero pages over `addr..addr + len`, replacing what was there in one call.
+///
+/// # Safety
+/// The range must be a page-aligned mapping the caller owns: whatever it held is gone.
+pub unsafe fn map_zero_pages(addr: std::ptr::NonNull<u8>, len: usize) -> io::Result<()> {
+    // SAFETY: MAP_FIXED over the caller's own range (see above).
+    let p = unsafe {
+        libc::mmap(
+            addr.as_ptr().cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Unmaps `addr..addr + len`.
+///
+/// # Safety
+/// The range must be a mapping the caller owns, which nothing uses afterwards.
+pub unsafe fn unmap(addr: std::ptr::NonNull<u8>, len: usize) {
+    // SAFETY: the caller's own mapping (see above).
+    unsafe { libc::munmap(addr.as_ptr().cast(), len) };
+}
