@@ -94,3 +94,4 @@ bench: build bench-deps
 	cargo bench -p shmframes-tools --bench pipeline
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_pipeline.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/side_by_side.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_slot.py
