@@ -146,6 +146,25 @@ fn raw_stream_is_read_by_a_plain_cpp_layout_consumer() {
 }
 
 #[test]
+fn a_producer_stopped_by_a_protocol_error_leaves_nothing_behind() {
+    use std::os::unix::fs::FileExt;
+    // A raw channel whose tail (the consumer's word) a peer scribbles: the producer stops
+    // with a protocol error, and still ends its stream and removes its name.
+    let ch = Channel::new("badtail");
+    let p = producer(&["--name", &ch, "--size", "64x48", "--fps", "200", "--raw", "--quiet"]);
+    assert!(common::wait_until(20.0, || ch.exists()));
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(ch.path()).unwrap();
+    let mut head = [0u8; 4];
+    file.read_exact_at(&mut head, 0).unwrap();
+    let bad_tail = u32::from_le_bytes(head).wrapping_add(0x4000_0000);
+    file.write_at(&bad_tail.to_le_bytes(), 4).unwrap();
+    let (code, err) = wait_exit(p);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("breaks the shared-memory protocol") && err.contains("tail"), "{err}");
+    assert!(!ch.exists(), "the segment was left behind");
+}
+
+#[test]
 fn an_absent_reader_on_one_channel_never_stalls_another() {
     let a = Channel::new("multiA");
     let b = Channel::new("multiB");
