@@ -68,7 +68,8 @@ FUZZ_SECS ?= 20
 fuzz-smoke:
 	@if ! rustup toolchain list | grep -q '^nightly'; then echo "fuzz-smoke: SKIPPED: no nightly toolchain (cargo-fuzz needs it)"; exit 0; fi; \
 	for t in segment messages; do \
-		cargo +nightly fuzz run --fuzz-dir tests/fuzz $$t tests/fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" ; \
+		mkdir -p tests/fuzz/target/corpus/$$t; \
+		cargo +nightly fuzz run --fuzz-dir tests/fuzz $$t tests/fuzz/target/corpus/$$t tests/fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" ; \
 		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
