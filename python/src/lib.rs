@@ -207,8 +207,8 @@ impl PySlot {
         self.capture_ns = ns;
     }
 
-    /// Whether `publish()` or `discard()` was called (or the writer took room for a newer
-    /// frame, which discards this one).
+    /// Whether `publish()` or `discard()` was called. (A slot the writer discarded by taking
+    /// room for a newer frame says so only when it is used: its `publish()` raises `Closed`.)
     #[getter]
     fn done(&self) -> bool {
         self.done
@@ -281,6 +281,9 @@ impl Drop for PySlot {
         // Unpublished and forgotten: discard it now unless the writer is busy (in a wait: the
         // room it takes next discards this frame anyway).
         if let Some(loan) = self.loan.take() {
+            if forked(self.writer.get().pid) {
+                return; // the parent's loan
+            }
             if let Ok(mut g) = self.writer.get().inner.try_lock() {
                 if let Some(w) = g.as_mut() {
                     w.discard_loan(loan);
@@ -445,19 +448,32 @@ struct PyReader {
     inner: Mutex<Option<Reader>>,
     name: String,
     signals: Signals,
+    /// The process that opened it (see `forked`).
+    pid: u32,
+}
+
+/// Whether this is a fork child of process `pid`: then the handle is its parent's, and its lock
+/// may have been held by a thread the child does not have (locking it would hang for ever).
+fn forked(pid: u32) -> bool {
+    std::process::id() != pid
 }
 
 /// Runs `f` on the open handle in `slot` with the GIL released: waiting for the lock too, since
 /// a wait in another thread holds it and needs the GIL for its signal checks. A closed handle
 /// is [`Error::Closed`].
+#[allow(clippy::too_many_arguments)]
 fn call_detached<H: Send, T: Send>(
     py: Python<'_>,
     slot: &Mutex<Option<H>>,
     signals: &Signals,
     role: shmframes::Role,
     name: &str,
+    pid: u32,
     f: impl FnOnce(&mut H) -> Result<T, Error> + Send,
 ) -> PyResult<T> {
+    if forked(pid) {
+        return Err(to_py(py, Error::ForkedChild { name: name.to_owned(), role, owner: pid }));
+    }
     let r = py.detach(|| match lock(slot).as_mut() {
         Some(h) => f(h),
         None => Err(Error::Closed { role, name: name.to_owned() }),
@@ -467,7 +483,7 @@ fn call_detached<H: Send, T: Send>(
 
 impl PyReader {
     fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Reader) -> Result<T, Error> + Send) -> PyResult<T> {
-        call_detached(py, &self.inner, &self.signals, shmframes::Role::Reader, &self.name, f)
+        call_detached(py, &self.inner, &self.signals, shmframes::Role::Reader, &self.name, self.pid, f)
     }
 }
 
@@ -496,7 +512,7 @@ impl PyReader {
         };
         let opts = ReaderOptions { timeout, raw: raw_shape(raw)?, follow, cancel: Some(signals.cancel()), lossless, start };
         let reader = py.detach(|| Reader::open(name, &opts)).map_err(|e| signals.to_py(py, e))?;
-        Ok(PyReader { name: reader.name().to_owned(), inner: Mutex::new(Some(reader)), signals })
+        Ok(PyReader { name: reader.name().to_owned(), inner: Mutex::new(Some(reader)), signals, pid: std::process::id() })
     }
 
     /// The next frame, waiting up to `timeout` seconds (None: forever); None on timeout.
@@ -528,7 +544,12 @@ impl PyReader {
 
     /// Stops reading. Frames still alive stay valid (they keep the channel's consumer role
     /// until they are released).
+    /// Detaches (frames still held keep what they hold). In a fork child: nothing (the reader
+    /// is its parent's).
     fn close(&self, py: Python<'_>) {
+        if forked(self.pid) {
+            return;
+        }
         let reader = py.detach(|| lock(&self.inner).take());
         drop(reader);
     }
@@ -603,11 +624,13 @@ struct PyWriter {
     shape: FrameShape,
     raw: bool,
     signals: Signals,
+    /// The process that created it (see `forked`).
+    pid: u32,
 }
 
 impl PyWriter {
     fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Writer) -> Result<T, Error> + Send) -> PyResult<T> {
-        call_detached(py, &self.inner, &self.signals, shmframes::Role::Writer, &self.name, f)
+        call_detached(py, &self.inner, &self.signals, shmframes::Role::Writer, &self.name, self.pid, f)
     }
 }
 
@@ -635,7 +658,7 @@ impl PyWriter {
         opts.mode = mode;
         opts.cancel = Some(signals.cancel());
         let w = py.detach(|| Writer::create(name, &opts)).map_err(|e| to_py(py, e))?;
-        Ok(PyWriter { name: w.name().to_owned(), shape: opts.shape, raw, inner: Mutex::new(Some(w)), signals })
+        Ok(PyWriter { name: w.name().to_owned(), shape: opts.shape, raw, inner: Mutex::new(Some(w)), signals, pid: std::process::id() })
     }
 
     /// Publishes one frame: a uint8 array of the channel's shape (`Writer.shape`; for gray,
@@ -680,9 +703,17 @@ impl PyWriter {
     fn frame(slf: &Bound<'_, Self>, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PySlot>> {
         let d = deadline(timeout, "timeout")?;
         let w = slf.get();
-        let capture_ns = shmframes::monotonic_ns();
         let (dims, strides) = w.shape.array_layout();
-        let slot = |loan, array, raw| PySlot { writer: slf.clone().unbind(), loan, array: Some(array), raw, done: false, seq: None, capture_ns };
+        // Stamped when the slot is in hand (after any wait for room).
+        let slot = |loan, array, raw| PySlot {
+            writer: slf.clone().unbind(),
+            loan,
+            array: Some(array),
+            raw,
+            done: false,
+            seq: None,
+            capture_ns: shmframes::monotonic_ns(),
+        };
         if w.raw {
             if !w.call(py, |wr| wr.wait_for_room(d))? {
                 return Ok(None);
@@ -710,6 +741,9 @@ impl PyWriter {
 
     /// Ends the stream (readers get EndOfStream after the last frame) and removes the name.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if forked(self.pid) {
+            return Ok(()); // a fork child's copy: the stream is its parent's
+        }
         let writer = py.detach(|| lock(&self.inner).take());
         if let Some(w) = writer {
             w.close().map_err(|e| to_py(py, e))?;

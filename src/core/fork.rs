@@ -14,9 +14,13 @@
 //!    description, and a child's inherited descriptor shares it: the locks would stay held
 //!    while any child lives, so a dead producer would look alive and a closed reader busy.
 //!    So every descriptor that may hold role locks is a [`LockFile`], registered here, and a
-//!    `pthread_atfork` child handler points each one at `/dev/null` in the child. The
-//!    description is then the parent's alone: its locks go when the parent closes them or dies,
-//!    whatever its children do.
+//!    `pthread_atfork` child handler points each one at `/dev/null` in the child. (Descriptors
+//!    are opened under the same lock the handlers take, so none is ever copied unregistered.)
+//!    The description is then the parent's alone: its locks go when the parent closes them or
+//!    dies, whatever its children do.
+//! 3. **Lent pixels.** A window lent to a binding (`lend`, Python's `slot.array`) is a shared
+//!    mapping the child inherits: the child handler maps zero pages over the child's copy, so
+//!    that a child writing through an inherited array reaches no frame.
 //!
 //! What a child may do with what it inherited: look at the pixels of frames its parent held
 //! when it forked (the mapping is inherited; they stay intact while the parent holds them),
@@ -39,20 +43,31 @@ use crate::sys;
 /// the child handler in each child (a copy of the parent's count plus one).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// The descriptors that may hold role locks, behind a spin lock the fork handlers can take
-/// (they may not block on a mutex another thread would unlock: the child has only one thread).
+/// The descriptors that may hold role locks and the windows lent to bindings (see `lend`),
+/// behind a spin lock the fork handlers can take (they may not block on a mutex another thread
+/// would unlock: the child has only one thread).
 struct Registry {
     busy: AtomicBool,
-    fds: UnsafeCell<Vec<RawFd>>,
+    lists: UnsafeCell<Lists>,
 }
 
-// SAFETY: `fds` is only touched while `busy` is held (see `Registry::with`, the handlers).
+struct Lists {
+    fds: Vec<RawFd>,
+    /// Lent windows (address, length): a child's inherited view of one must not reach the
+    /// slot, which its parent goes on publishing through.
+    windows: Vec<(usize, usize)>,
+}
+
+// SAFETY: `lists` is only touched while `busy` is held (see `Registry::with`, the handlers).
 unsafe impl Sync for Registry {}
 
 static REGISTRY: Registry = Registry {
     busy: AtomicBool::new(false),
-    fds: UnsafeCell::new(Vec::new()),
+    lists: UnsafeCell::new(Lists { fds: Vec::new(), windows: Vec::new() }),
 };
+
+/// Whether the fork handlers are installed (if not, `Owner` compares process ids).
+static HANDLERS: AtomicBool = AtomicBool::new(false);
 
 impl Registry {
     fn acquire(&self) {
@@ -67,11 +82,12 @@ impl Registry {
         self.busy.store(false, Ordering::Release);
     }
 
-    /// Runs `f` on the list, with the spin lock held (and so never during a fork).
-    fn with<R>(&self, f: impl FnOnce(&mut Vec<RawFd>) -> R) -> R {
+    /// Runs `f` on the lists, with the spin lock held (and so never during a fork). `f` must
+    /// not panic (it pushes, removes and makes one system call).
+    fn with<R>(&self, f: impl FnOnce(&mut Lists) -> R) -> R {
         self.acquire();
-        // SAFETY: `busy` is ours until `release`: nobody else touches the list meanwhile.
-        let r = f(unsafe { &mut *self.fds.get() });
+        // SAFETY: `busy` is ours until `release`: nobody else touches the lists meanwhile.
+        let r = f(unsafe { &mut *self.lists.get() });
         self.release();
         r
     }
@@ -90,10 +106,20 @@ extern "C" fn after_fork_in_parent() {
 extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `before_fork` took `busy` in the thread that forked, which is this one now (the
-    // child has no other thread), so the list is ours. Only async-signal-safe calls follow.
-    let fds = unsafe { &*REGISTRY.fds.get() };
-    for &fd in fds {
+    // child has no other thread), so the lists are ours. Only system calls follow.
+    let lists = unsafe { &*REGISTRY.lists.get() };
+    for &fd in &lists.fds {
         sys::disown_fd(fd);
+    }
+    for &(addr, len) in &lists.windows {
+        // The child's copy of a lent window becomes zero pages: what a child writes through an
+        // inherited `slot.array` reaches nothing. (A failure leaves it mapped: nothing better
+        // can be done in a fork handler.)
+        if let Some(addr) = std::ptr::NonNull::new(addr as *mut u8) {
+            // SAFETY: the window is a mapping of ours (registered while lent), which in the
+            // child nothing but stale arrays refer to.
+            let _ = unsafe { sys::map_zero_pages(addr, len) };
+        }
     }
     REGISTRY.release();
 }
@@ -102,9 +128,11 @@ fn install_handlers() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // It can fail only for lack of memory; a child would then keep its parent's locks
-        // (roles look alive longer) but still never act on them (`Owner` does not depend on
-        // the handlers for that: see `Owner::is_here`).
-        let _ = sys::at_fork(before_fork, after_fork_in_parent, after_fork_in_child);
+        // (roles look alive longer) but still never act on them (`Owner::is_here` then
+        // compares process ids).
+        if sys::at_fork(before_fork, after_fork_in_parent, after_fork_in_child).is_ok() {
+            HANDLERS.store(true, Ordering::Relaxed);
+        }
     });
 }
 
@@ -123,9 +151,11 @@ impl Owner {
     }
 
     /// Whether this is still the process that took the role (not a fork child). One atomic
-    /// load: called on every read and every frame's release.
+    /// load (a system call only if the fork handlers could not be installed): called on every
+    /// read and every frame's release.
     pub(crate) fn is_here(&self) -> bool {
         GENERATION.load(Ordering::Relaxed) == self.generation
+            && (HANDLERS.load(Ordering::Relaxed) || std::process::id() == self.pid)
     }
 
     /// The owning process's id.
@@ -142,12 +172,33 @@ pub(crate) struct LockFile {
 }
 
 impl LockFile {
-    pub(crate) fn new(file: File) -> LockFile {
+    /// Opens a file (with `open`) and registers it, as one step with respect to forks: a
+    /// child forked meanwhile would keep an unregistered copy, and with it our locks.
+    pub(crate) fn open(open: impl FnOnce() -> std::io::Result<File>) -> std::io::Result<LockFile> {
         install_handlers();
-        let fd = file.as_raw_fd();
-        REGISTRY.with(|fds| fds.push(fd));
-        LockFile { file: ManuallyDrop::new(file) }
+        let file = REGISTRY.with(|lists| {
+            let file = open()?;
+            lists.fds.push(file.as_raw_fd());
+            Ok::<File, std::io::Error>(file)
+        })?;
+        Ok(LockFile { file: ManuallyDrop::new(file) })
     }
+}
+
+/// Registers a window lent to a binding (see `lend`) until [`forget_window`]: a fork child's
+/// copy of it becomes zero pages.
+pub(crate) fn remember_window(addr: std::ptr::NonNull<u8>, len: usize) {
+    install_handlers();
+    REGISTRY.with(|lists| lists.windows.push((addr.as_ptr() as usize, len)));
+}
+
+/// Unregisters a window [`remember_window`] registered.
+pub(crate) fn forget_window(addr: std::ptr::NonNull<u8>) {
+    REGISTRY.with(|lists| {
+        if let Some(i) = lists.windows.iter().position(|&(a, _)| a == addr.as_ptr() as usize) {
+            lists.windows.swap_remove(i);
+        }
+    });
 }
 
 impl std::ops::Deref for LockFile {
@@ -160,9 +211,9 @@ impl std::ops::Deref for LockFile {
 impl Drop for LockFile {
     fn drop(&mut self) {
         let fd = self.file.as_raw_fd();
-        REGISTRY.with(|fds| {
-            if let Some(i) = fds.iter().position(|&f| f == fd) {
-                fds.swap_remove(i);
+        REGISTRY.with(|lists| {
+            if let Some(i) = lists.fds.iter().position(|&f| f == fd) {
+                lists.fds.swap_remove(i);
             }
             // Closed under the lock: a fork cannot copy the descriptor once it is unregistered
             // (the child would keep the description, and our locks, alive).
@@ -178,11 +229,11 @@ mod tests {
 
     #[test]
     fn lock_files_are_registered_for_their_life() {
-        let f = LockFile::new(File::open("/dev/null").unwrap());
+        let f = LockFile::open(|| File::open("/dev/null")).unwrap();
         let fd = f.as_raw_fd();
-        assert!(REGISTRY.with(|fds| fds.contains(&fd)));
+        assert!(REGISTRY.with(|lists| lists.fds.contains(&fd)));
         drop(f);
-        assert!(!REGISTRY.with(|fds| fds.contains(&fd)));
+        assert!(!REGISTRY.with(|lists| lists.fds.contains(&fd)));
         assert!(Owner::current().is_here());
     }
 }

@@ -103,6 +103,8 @@ impl Windows {
             }
             None => sys::map_window(file, offset, len)?,
         };
+        // A fork child's copy of the window becomes zero pages (see `fork`).
+        crate::fork::remember_window(addr, len);
         Ok(Lent(Arc::new(LentInner { addr, len, taken_back: Mutex::new(false) })))
     }
 
@@ -124,6 +126,7 @@ impl Windows {
         // SAFETY: replaces our own lent range (still mapped, so nobody else's memory) with
         // private zero pages in one call.
         unsafe { sys::map_zero_pages(inner.addr, inner.len) }?;
+        crate::fork::forget_window(inner.addr);
         *taken_back = true;
         Ok(())
     }

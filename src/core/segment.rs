@@ -133,10 +133,10 @@ pub(crate) struct Segment {
 /// Maps `len` bytes of the segment whose locks `file` holds, through a description of its own
 /// (see `sys::description_for_mapping`), closed once mapped.
 fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull<u8>)> {
-    let mapped = sys::description_for_mapping(file).map_err(|e| Error::io(format!("cannot reopen {what} to map it"), e))?;
+    let own = sys::description_for_mapping(file).map_err(|e| Error::io(format!("cannot reopen {what} to map it"), e))?;
     let map = memmap2::MmapOptions::new()
         .len(len)
-        .map_raw(&mapped)
+        .map_raw(own.as_ref().unwrap_or(file))
         .map_err(|e| Error::io(format!("cannot map {what}"), e))?;
     let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
     Ok((map, base))
@@ -172,11 +172,10 @@ impl Segment {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             sys::monotonic_ns() ^ (&COUNTER as *const AtomicU64 as u64).rotate_left(32)
         ));
-        let file = sys::create_new(&temp, mode).map_err(|e| match e.kind() {
+        let file = LockFile::open(|| sys::create_new(&temp, mode)).map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: dir.clone() },
             _ => Error::io(format!("cannot create a segment in {}", dir.display()), e),
         })?;
-        let file = LockFile::new(file);
         // From here on, remove the temporary name on any failure.
         let cleanup = TempGuard(Some(temp.clone()));
         // Locked at once: an unlocked temporary is a dead producer's leftover, which the next
@@ -217,8 +216,8 @@ impl Segment {
                 Err(e) => return Err(Error::io(format!("cannot publish segment {}", path.display()), e)),
             }
             // The name exists: live owner, or a leftover we may replace?
-            let old = match sys::open_existing(&path) {
-                Ok(f) => LockFile::new(f),
+            let old = match LockFile::open(|| sys::open_existing(&path)) {
+                Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // gone meanwhile
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Err(Error::PermissionDenied { name, path })
@@ -256,7 +255,7 @@ impl Segment {
     pub(crate) fn open(name: &str) -> Result<Segment> {
         let name = validate_name(name)?.to_owned();
         let path = sys::shm_path(&name);
-        let file = sys::open_existing(&path).map_err(|e| match e.kind() {
+        let file = LockFile::open(|| sys::open_existing(&path)).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ChannelNotFound { name: name.clone(), path: path.clone(), waited: None },
             std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: path.clone() },
             _ if e.raw_os_error() == Some(libc::ELOOP) => Error::SymbolicLink { name: name.clone(), path: path.clone() },
@@ -278,7 +277,7 @@ impl Segment {
         // live segment); see the crate docs on trust.
         let ring = unsafe { RingMemory::attach(base, len) }.map_err(|e| Error::protocol(&name, e))?;
         let id = sys::file_id(&meta);
-        Ok(Segment { name, path, file: LockFile::new(file), owner: Owner::current(), consuming: false.into(), _map: map, ring, len, id })
+        Ok(Segment { name, path, file, owner: Owner::current(), consuming: false.into(), _map: map, ring, len, id })
     }
 
     /// The reader table after the data area (framed channels of extension version 2).
@@ -417,7 +416,12 @@ pub fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(n) = file_name.to_str() else { continue };
-        let channel = if n.starts_with(TEMP_PREFIX) {
+        let channel = if let Some(rest) = n.strip_prefix(TEMP_PREFIX) {
+            // Never our own process's (a thread of ours may be creating it; and where locks
+            // belong to the process, closing our look at it would drop that thread's lock).
+            if rest.split('-').next() == Some(std::process::id().to_string().as_str()) {
+                continue;
+            }
             None
         } else if channels && validate_name(n).is_ok() {
             Some(n.to_owned())
@@ -435,7 +439,7 @@ pub fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
 /// Removes `path` if it is this user's, unlocked (its producer is dead) and, for a channel,
 /// made by shmframes, for a temporary, old enough. `None` when it could not be examined.
 fn remove_if_dead(path: &std::path::Path, temporary: bool) -> Option<bool> {
-    let file = LockFile::new(sys::open_existing(path).ok()?);
+    let file = LockFile::open(|| sys::open_existing(path)).ok()?;
     let meta = file.metadata().ok()?;
     // A temporary may have died before its header was written: its reserved prefix and its
     // lock say enough. A channel must carry our mark: only our producers' locks prove a death.
@@ -468,7 +472,9 @@ fn consumed_here() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if self.consuming.load(Ordering::Relaxed) {
+        // (Not in a fork child: its copy of the list is its parent's, and another thread may
+        // have held the list's mutex when the child was made.)
+        if self.consuming.load(Ordering::Relaxed) && self.owned_here() {
             let mut ids = consumed_here();
             if let Some(i) = ids.iter().position(|&id| id == self.id) {
                 ids.swap_remove(i);

@@ -475,6 +475,7 @@ impl Writer {
     /// # Errors
     /// [`Error::LoanGone`]; [`Error::Io`] when the window cannot be mapped.
     pub fn lend_pixels(&mut self, loan: &Loan) -> Result<Option<LentPixels>> {
+        self.seg.check_owner(Role::Writer)?;
         let n = self.pixel_bytes as usize;
         let page = sys::page_size();
         let base = self.seg.ring().base_ptr() as usize;
@@ -504,12 +505,12 @@ impl Writer {
         Ok(Some(LentPixels { ptr, len: n, owner: lent }))
     }
 
-    /// Takes back the pixels of the open loan (if lent): `false` if they could not be, and the
-    /// slot must then stay taken for ever (see `lend`).
-    fn take_back(&mut self) -> bool {
-        let Some(open) = &mut self.loan else { return true };
-        let Some((slot, lent)) = &open.lent else { return true };
-        self.windows.take_back(*slot, lent).is_ok()
+    /// Takes back the pixels of the open loan (if lent). An error means they could not be,
+    /// and the slot must then stay taken for ever (see `lend`).
+    fn take_back(&mut self) -> std::io::Result<()> {
+        let Some(open) = &mut self.loan else { return Ok(()) };
+        let Some((slot, lent)) = &open.lent else { return Ok(()) };
+        self.windows.take_back(*slot, lent)
     }
 
     /// Publishes `loan`'s frame (with `seq` and `capture_ns` as [`FrameSlot::set_seq`] and
@@ -520,10 +521,11 @@ impl Writer {
     /// [`Error::LoanGone`]; [`Error::Io`] when the pixels could not be taken back (the frame is
     /// not published, and its slot stays taken).
     pub fn publish_loan(&mut self, loan: Loan, seq: Option<u64>, capture_ns: Option<u64>) -> Result<u64> {
+        self.seg.check_owner(Role::Writer)?;
         self.open_loan(&loan)?;
-        if !self.take_back() {
+        if let Err(e) = self.take_back() {
             self.loan = None; // its slot stays WRITING: never reused, never read
-            return Err(Error::io("cannot take a lent frame back", std::io::Error::last_os_error()));
+            return Err(Error::io("cannot take a lent frame back (the frame is dropped)", e));
         }
         let open = self.loan.take().expect("checked above");
         Ok(self.publish_target(open.ptr, open.target, seq, capture_ns))
@@ -542,7 +544,7 @@ impl Writer {
         if self.loan.is_none() {
             return;
         }
-        let taken_back = self.take_back();
+        let taken_back = self.take_back().is_ok();
         let open = self.loan.take().expect("checked above");
         if taken_back {
             self.abandon_target(open.target);
@@ -748,12 +750,10 @@ impl FrameSlot<'_> {
     /// Makes the frame visible to readers (and wakes those asleep). Returns its sequence
     /// number.
     pub fn publish(self) -> u64 {
-        let (ptr, target, seq, capture_ns) = (self.ptr, self.target, self.seq, self.capture_ns);
         // Published: nothing for `Drop` to abandon.
-        let w: *mut Writer = self.writer;
-        std::mem::forget(self);
-        // SAFETY: `self` held the only borrow of the writer, and is gone.
-        unsafe { &mut *w }.publish_target(ptr, target, seq, capture_ns)
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let (ptr, target, seq, capture_ns) = (this.ptr, this.target, this.seq, this.capture_ns);
+        this.writer.publish_target(ptr, target, seq, capture_ns)
     }
 }
 
@@ -763,6 +763,9 @@ impl Writer {
     fn publish_target(&mut self, ptr: *mut u8, target: Target, seq: Option<u64>, capture_ns: Option<u64>) -> u64 {
         let now = sys::monotonic_ns();
         let seq = seq.unwrap_or(self.next_seq);
+        if !self.seg.owned_here() {
+            return seq; // a slot taken before a fork, published in the child: not ours to publish
+        }
         let capture_ns = capture_ns.unwrap_or(now);
         let w = self;
         match (&mut w.kind, target) {

@@ -101,16 +101,29 @@ def test_a_child_leaving_the_writers_with_block_does_not_end_the_stream(channel:
         r = shmframes.Reader(channel, timeout=5)
 
         def child() -> bool:
-            with w:  # leaving the block closes the child's copy only
+            with w:  # leaving the block ends nothing: the writer is the parent's
                 pass
             try:
                 w.write(np.zeros((8, 8, 3), np.uint8))
-            except shmframes.Closed:
+            except shmframes.ForkedChild:
+                pass
+            else:
+                return False
+            # A slot taken before the fork cannot be published from the child either.
+            try:
+                slot.publish()
+            except shmframes.ForkedChild:
                 return True
             return False
 
+        slot = w.frame()
+        slot.array[:] = 8
+
         assert _fork(child) == 0
         assert os.path.exists(f"/dev/shm/{channel}"), "the child unlinked the parent's channel"
+        assert slot.publish() == 0, "the parent's slot is still the parent's to publish"
+        f = r.read(timeout=5)
+        assert f is not None and int(f.array[0, 0, 0]) == 8
         w.write(np.full((8, 8, 3), 5, np.uint8))
         f = r.read(timeout=5)
         assert f is not None and int(f.array[0, 0, 0]) == 5
@@ -150,3 +163,19 @@ time.sleep(30)
         shmframes.Writer(channel, 8, 8).close()
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_a_child_writing_through_an_inherited_slot_array_reaches_no_frame(channel: str) -> None:
+    with shmframes.Writer(channel, 16, 8) as w, shmframes.Reader(channel, timeout=5, lossless=True) as r:
+        slot = w.frame()
+        slot.array[:] = 4
+        kept = slot.array
+
+        def child() -> bool:
+            kept[:] = 0xEE  # the child's copy of the window is zero pages
+            return int(kept.max()) == 0xEE
+
+        assert _fork(child) == 0
+        slot.publish()
+        f = r.read(timeout=5)
+        assert f is not None and int(f.array.min()) == 4 == int(f.array.max()), "the child's write reached the frame"

@@ -38,16 +38,22 @@ pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
 /// A second open file description of `file`'s object, for its mapping: a mapping keeps its
 /// description alive, and with it the description's locks, in every process that inherits the
 /// mapping across `fork()` (see `fork`). Mapping through a description that holds no lock
-/// keeps the locks' lifetime the lock holder's.
-pub fn description_for_mapping(file: &File) -> io::Result<File> {
+/// keeps the locks' lifetime the lock holder's. `None`: map `file` itself (no `/proc`: a fork
+/// child then keeps the locks for as long as it lives).
+pub fn description_for_mapping(file: &File) -> io::Result<Option<File>> {
     use std::os::unix::fs::OpenOptionsExt;
     // Opening the descriptor's /proc link makes a new description of the same object (unlike
     // dup), without looking the name up again (it may name another object by now).
-    std::fs::OpenOptions::new()
+    match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Moves the page-table entries of the mapping at `addr..addr + len` to a fresh address, which

@@ -38,10 +38,11 @@ pub fn try_lock_byte(file: &File, byte: u64) -> io::Result<bool> {
     set_lock(file, byte, libc::F_SETLK)
 }
 
-/// The file to map: the same one (classic record locks belong to the process, not to a
-/// description, and a fork child never inherits them).
-pub fn description_for_mapping(file: &File) -> io::Result<File> {
-    file.try_clone()
+/// The file to map: `file` itself (`None`). Classic record locks belong to the process, not to
+/// a description, and a fork child never inherits them; and closing any descriptor of the file,
+/// a second one included, would drop them all.
+pub fn description_for_mapping(_file: &File) -> io::Result<Option<File>> {
+    Ok(None)
 }
 
 /// Moving a mapping while keeping its range (`MREMAP_DONTUNMAP`) is Linux's: never here.

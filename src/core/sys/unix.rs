@@ -183,7 +183,8 @@ pub fn page_size() -> usize {
 /// description of its own (see `description_for_mapping`), populated up front where the system
 /// can (Linux): a window onto part of a segment (see `lend`).
 pub fn map_window(file: &File, offset: u64, len: usize) -> io::Result<std::ptr::NonNull<u8>> {
-    let mapped = super::description_for_mapping(file)?;
+    let own = super::description_for_mapping(file)?;
+    let mapped = own.as_ref().unwrap_or(file);
     #[cfg(target_os = "linux")]
     let populate = libc::MAP_POPULATE;
     #[cfg(not(target_os = "linux"))]
