@@ -93,7 +93,7 @@ mod writer;
 pub use error::{Error, Result, Role, Violation};
 pub use format::{FrameShape, PixelFormat};
 #[cfg(not(loom))]
-pub use reader::{readers_of, Frame, ProducerState, Reader, ReaderInfo, ReaderOptions};
+pub use reader::{channels, readers_of, ChannelInfo, Frame, ProducerState, Reader, ReaderInfo, ReaderOptions};
 #[cfg(not(loom))]
 pub use segment::{clean_leftovers, validate_name, Leftover, NameProblem, MAX_NAME_LEN};
 pub use table::{Start, TableError, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};

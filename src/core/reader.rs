@@ -191,6 +191,88 @@ pub(crate) fn live_readers(seg: &Segment, table: &TableMemory) -> Vec<ReaderInfo
         .collect()
 }
 
+/// A channel found by [`channels`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Its name.
+    pub name: String,
+    /// Made by shmframes: framed (frames with headers) or raw; `false` for another producer's
+    /// segment (cpp_py_shmbuf's), of which only the ring is known.
+    pub ours: bool,
+    /// Frames carry headers (shape, format, timestamps).
+    pub framed: bool,
+    /// What its producer is doing: live, ended (the stream was closed), gone (it died), or
+    /// unknown (a producer that takes no lock).
+    pub producer: ProducerState,
+    /// The frames' shape, when a frame says it (framed channels with a frame published).
+    pub shape: Option<FrameShape>,
+    /// Frames published (framed channels with a reader table).
+    pub frames_published: Option<u64>,
+    /// Readers attached now (framed channels with a reader table).
+    pub readers: Option<usize>,
+    /// Data-area capacity in bytes.
+    pub capacity: u32,
+    /// The processes that have it open, `(pid, command name)`: its producer and readers (the
+    /// kernel does not say which is which; a framed channel's readers are in `readers_of`).
+    pub open_by: Vec<(u32, String)>,
+}
+
+/// Every channel in the segment directory (`/dev/shm` on Linux), shmframes' and other
+/// producers' (a valid ring header is enough), sorted by name, without attaching to any: headers,
+/// tables and lock bytes are only read. Files that are not channels are left out.
+///
+/// # Errors
+/// When the directory cannot be listed.
+pub fn channels() -> Result<Vec<ChannelInfo>> {
+    let dir = crate::sys::shm_path("x").parent().map(std::path::PathBuf::from).unwrap_or_default();
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let mut found: Vec<ChannelInfo> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| crate::validate_name(n).is_ok())
+        .filter_map(|n| channel_info(&n))
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+fn channel_info(name: &str) -> Option<ChannelInfo> {
+    let seg = Segment::open(name).ok()?;
+    let reserved = seg.ring().reserved();
+    let origin = control::origin(reserved).ok()?;
+    let closed = control::is_closed(reserved);
+    let (ours, framed, table) = match origin {
+        Origin::Foreign => (false, false, false),
+        Origin::Ours { framed, table, .. } => (true, framed, table),
+    };
+    let producer = match (ours, closed) {
+        (false, _) => ProducerState::Unknown,
+        (true, true) => ProducerState::Ended,
+        (true, false) if seg.producer_alive() => ProducerState::Live,
+        (true, false) => ProducerState::Gone,
+    };
+    let mut info = ChannelInfo {
+        name: seg.name().to_owned(),
+        ours,
+        framed,
+        producer,
+        shape: None,
+        frames_published: None,
+        readers: None,
+        capacity: seg.ring().capacity(),
+        open_by: seg.other_users(),
+    };
+    if table {
+        if let Ok(t) = seg.table() {
+            let view = t.view();
+            info.frames_published = Some(view.count());
+            info.readers = Some(live_readers(&seg, &t).len());
+            info.shape = view.some_frame_slot().and_then(|k| slot_frame(&seg, t.geometry(), k).ok()).and_then(|(h, _, _)| h.shape);
+        }
+    }
+    Some(info)
+}
+
 /// The readers of channel `name` now, without becoming one (what `frame-stats --readers`
 /// lists). Empty for a raw channel, whose one consumer has no entry.
 ///
@@ -264,30 +346,34 @@ impl SlotAttachment {
     /// Reads slot `k`'s header (which the caller holds) and returns the frame's header and
     /// pixels.
     fn frame_at(&self, k: usize) -> std::result::Result<(FrameHeader, NonNull<u8>, usize), Violation> {
-        let g = self.table.geometry();
-        // SAFETY: `k < slots` and `slots * slot_len <= capacity` (validated at attach), so the
-        // slot lies inside the data area.
-        let slot = unsafe { self.seg.ring().data_ptr().add(k * g.slot_len as usize) };
-        let mut prefix = [0u8; PREFIX_LEN as usize];
-        // SAFETY: the slot's first 4 bytes are in bounds (see above); we copy them out once.
-        unsafe { std::ptr::copy_nonoverlapping(slot, prefix.as_mut_ptr(), prefix.len()) };
-        // A payload longer than the slot is cut to the slot: the header check below then
-        // refuses pixels that would not fit.
-        let len = u32::from_le_bytes(prefix).min(g.slot_len - PREFIX_LEN);
-        let mut hb = [0u8; FRAME_HEADER_LEN];
-        let n = (len as usize).min(FRAME_HEADER_LEN);
-        // SAFETY: `n <= slot_len - 4` bytes after the prefix are inside the slot.
-        unsafe { std::ptr::copy_nonoverlapping(slot.add(PREFIX_LEN as usize), hb.as_mut_ptr(), n) };
-        let header = FrameHeader::decode(&hb[..n], len)?;
-        if header.kind != MessageKind::Frame {
-            return Err(Violation::SlotKind { slot: k, kind: header.kind as u16 });
-        }
-        let shape = header.shape.expect("frames carry a shape");
-        // SAFETY: `decode` checked that the header and `pixel_bytes` fit in `len`, which is
-        // inside the slot.
-        let pixels = unsafe { NonNull::new_unchecked(slot.add(PREFIX_LEN as usize + FRAME_HEADER_LEN)) };
-        Ok((header, pixels, shape.pixel_bytes() as usize))
+        slot_frame(&self.seg, self.table.geometry(), k)
     }
+}
+
+/// Reads slot `k`'s header (`k < slots`) and returns the frame's header and pixels.
+fn slot_frame(seg: &Segment, g: crate::table::Geometry, k: usize) -> std::result::Result<(FrameHeader, NonNull<u8>, usize), Violation> {
+    // SAFETY: `k < slots` and `slots * slot_len <= capacity` (validated at attach), so the
+    // slot lies inside the data area.
+    let slot = unsafe { seg.ring().data_ptr().add(k * g.slot_len as usize) };
+    let mut prefix = [0u8; PREFIX_LEN as usize];
+    // SAFETY: the slot's first 4 bytes are in bounds (see above); we copy them out once.
+    unsafe { std::ptr::copy_nonoverlapping(slot, prefix.as_mut_ptr(), prefix.len()) };
+    // A payload longer than the slot is cut to the slot: the header check below then
+    // refuses pixels that would not fit.
+    let len = u32::from_le_bytes(prefix).min(g.slot_len - PREFIX_LEN);
+    let mut hb = [0u8; FRAME_HEADER_LEN];
+    let n = (len as usize).min(FRAME_HEADER_LEN);
+    // SAFETY: `n <= slot_len - 4` bytes after the prefix are inside the slot.
+    unsafe { std::ptr::copy_nonoverlapping(slot.add(PREFIX_LEN as usize), hb.as_mut_ptr(), n) };
+    let header = FrameHeader::decode(&hb[..n], len)?;
+    if header.kind != MessageKind::Frame {
+        return Err(Violation::SlotKind { slot: k, kind: header.kind as u16 });
+    }
+    let shape = header.shape.expect("frames carry a shape");
+    // SAFETY: `decode` checked that the header and `pixel_bytes` fit in `len`, which is
+    // inside the slot.
+    let pixels = unsafe { NonNull::new_unchecked(slot.add(PREFIX_LEN as usize + FRAME_HEADER_LEN)) };
+    Ok((header, pixels, shape.pixel_bytes() as usize))
 }
 
 impl Drop for SlotAttachment {

@@ -285,6 +285,13 @@ impl<'a> Table<'a> {
         self.readers.len()
     }
 
+    /// A slot that holds a published frame, if any (for a listing's look at the shape; its
+    /// bytes may be rewritten meanwhile: validate what is read).
+    #[cfg(not(loom))]
+    pub(crate) fn some_frame_slot(&self) -> Option<usize> {
+        self.seq.iter().position(|w| matches!(slot_state(w.load(Ordering::Acquire)), SlotState::Frame(_)))
+    }
+
     /// Frames published so far.
     pub(crate) fn count(&self) -> u64 {
         // SYNC POINT: count (Acquire; pairs with the Release store in `Publisher::publish`).

@@ -17,11 +17,23 @@ use shmframes::{Cancel, Deadline, FrameShape, FrameSlot, PixelFormat, Writer, Wr
 use crate::source::Source;
 use crate::status::Status;
 
-/// Publishes live video frames (camera, test pattern or images) into shared memory, where
-/// shmframes readers, cpp_py_shmbuf consumers (with --raw), `python -m shmframes.view` and
-/// `frame-viewer` pick them up.
+/// Publishes live video frames (camera, test pattern or images) into shared memory.
+///
+/// Readers pick them up in place: `python -m shmframes.view`, `frame-viewer`, `frame-stats`,
+/// your own Python (`import shmframes`) or Rust code, and, with --raw, consumers written for
+/// cpp_py_shmbuf (an earlier C++/Python shared-memory ring whose protocol shmframes speaks byte
+/// for byte). Ctrl+C or SIGTERM ends the stream cleanly.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(
+    name = "frame-producer",
+    version,
+    after_help = "Examples:\n  \
+    frame-producer --camera 0                          the first camera, 1080p BGR, into \"shm_video\"\n  \
+    frame-producer --synthetic --fps 60 --size 1280x720  a moving test pattern (the default source)\n  \
+    frame-producer --image photos/ --fps 1             a folder of images, one a second, looping\n  \
+    frame-producer --name cam --when-full wait         never drop a frame a lossless reader needs\n  \
+    frame-producer --list-cameras"
+)]
 #[command(group = clap::ArgGroup::new("source").args(["camera", "synthetic", "image"]))]
 struct Opts {
     /// Capture from the camera with this index (V4L2 /dev/videoN on Linux).

@@ -7,11 +7,26 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use shmframes::stats::Stats;
-use shmframes::{Error, FrameShape, PixelFormat, Reader, ReaderOptions, Start};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-/// Reads a shmframes channel and reports what arrives.
+use shmframes::{Cancel, Error, FrameShape, PixelFormat, Reader, ReaderOptions, Start};
+
+/// Reads a shmframes channel and reports what arrives: frames/s, latency p50/p99 and drops once
+/// a second, and a summary at the end (end of stream, --frames, or Ctrl+C).
+///
+/// Also lists the channels in /dev/shm (--list), a channel's readers (--readers), and removes
+/// what killed producers left behind (--clean).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    name = "frame-stats",
+    version,
+    after_help = "Examples:\n  \
+    frame-stats                        statistics of \"shm_video\" until the stream ends or Ctrl+C\n  \
+    frame-stats cam --frames 300 --json  one JSON object per frame (seq, latency, CRC-32)\n  \
+    frame-stats --list                 every channel: producer, state, shape, frames, readers\n  \
+    frame-stats --clean                remove dead producers' leftovers"
+)]
 struct Opts {
     /// Channel name.
     #[arg(default_value = "shm_video")]
@@ -20,8 +35,8 @@ struct Opts {
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
     /// Seconds to wait for the channel and between frames.
-    #[arg(long, value_name = "S", default_value_t = 10.0)]
-    timeout: f64,
+    #[arg(long, value_name = "S", default_value = "10", value_parser = parse_secs, allow_negative_numbers = true)]
+    timeout: Duration,
     /// Header-less frames of this size (cpp_py_shmbuf's producer), WIDTHxHEIGHT.
     #[arg(long, value_name = "WxH", value_parser = shmframes::format::parse_size)]
     raw: Option<(u32, u32)>,
@@ -38,6 +53,10 @@ struct Opts {
     /// List the channel's readers (place, pid, mode, frames read, dropped, lag, held) and exit.
     #[arg(long)]
     readers: bool,
+    /// List every channel in /dev/shm (shmframes' and cpp_py_shmbuf's) and exit: producer and
+    /// state, shape and format, frames published, readers. Reads headers only: attaches to none.
+    #[arg(long)]
+    list: bool,
     /// Remove what dead producers left in /dev/shm (channels whose producer was killed, and
     /// half-made temporaries) and exit. Live channels and other programs' segments stay.
     #[arg(long)]
@@ -54,8 +73,18 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds >= 0"))
+}
+
 fn run(o: Opts) -> anyhow::Result<()> {
-    let timeout = Duration::try_from_secs_f64(o.timeout).context("--timeout must be a number of seconds >= 0")?;
+    let timeout = o.timeout;
+    if o.list {
+        return list_channels();
+    }
     let raw = match o.raw {
         Some((w, h)) => Some(FrameShape::packed(w, h, o.raw_format)?),
         None => None,
@@ -75,14 +104,24 @@ fn run(o: Opts) -> anyhow::Result<()> {
         return Ok(());
     }
     let start = if o.lossless { Start::Oldest } else { Start::Newest };
-    let opts = ReaderOptions { timeout, raw, lossless: o.lossless, start, ..Default::default() };
-    let mut reader = Reader::open(&o.name, &opts)?;
+    // Ctrl+C (or SIGTERM) ends the run with its summary, exit 0.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install the signal handler")?;
+    }
+    let flag = stop.clone();
+    let cancel = Cancel::with_check(Duration::from_millis(100), move || flag.load(Ordering::Relaxed));
+    let opts = ReaderOptions { timeout, raw, lossless: o.lossless, start, cancel: Some(cancel), ..Default::default() };
+    let mut reader = match Reader::open(&o.name, &opts) {
+        Err(Error::Interrupted { .. }) => return Ok(()),
+        r => r?,
+    };
     let mut stats = Stats::new();
     while o.frames.is_none_or(|n| stats.frames() < n) {
         let frame = match reader.read(timeout) {
             Ok(Some(f)) => f,
-            Ok(None) => anyhow::bail!("no frame for {} s on {:?}", o.timeout, o.name),
-            Err(Error::EndOfStream { .. }) => break,
+            Ok(None) => anyhow::bail!("no frame for {} s on {:?}", timeout.as_secs_f64(), o.name),
+            Err(Error::EndOfStream { .. } | Error::Interrupted { .. }) => break,
             Err(e) => return Err(e.into()),
         };
         let now = shmframes::monotonic_ns();
@@ -108,6 +147,43 @@ fn run(o: Opts) -> anyhow::Result<()> {
         }
     }
     eprintln!("[{}] {}", o.name, stats.summary());
+    Ok(())
+}
+
+/// `--list`: one line per channel in /dev/shm.
+fn list_channels() -> anyhow::Result<()> {
+    let found = shmframes::channels()?;
+    if found.is_empty() {
+        println!("no channel in /dev/shm");
+        return Ok(());
+    }
+    println!("{:<28} {:<8} {:<13} {:<16} {:>9} {:>7}  open by", "name", "producer", "kind", "shape", "frames", "readers");
+    for c in found {
+        let kind = match (c.ours, c.framed) {
+            (false, _) => "cpp_py_shmbuf",
+            (true, true) => "framed",
+            (true, false) => "raw",
+        };
+        let state = match c.producer {
+            shmframes::ProducerState::Live => "live",
+            shmframes::ProducerState::Ended => "ended",
+            shmframes::ProducerState::Gone => "dead",
+            shmframes::ProducerState::Unknown => "unknown",
+        };
+        let shape = c.shape.map_or("-".to_owned(), |s| format!("{}x{} {}", s.width, s.height, s.format));
+        let num = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+        let users: Vec<String> = c.open_by.iter().map(|(pid, n)| format!("{n}[{pid}]")).collect();
+        println!(
+            "{:<28} {:<8} {:<13} {:<16} {:>9} {:>7}  {}",
+            c.name,
+            state,
+            kind,
+            shape,
+            num(c.frames_published),
+            num(c.readers.map(|r| r as u64)),
+            if users.is_empty() { "-".to_owned() } else { users.join(", ") }
+        );
+    }
     Ok(())
 }
 

@@ -27,9 +27,20 @@ use winit::window::{Fullscreen, Window, WindowId};
 
 use crate::reader_thread::{Shared, Wake};
 
-/// Shows a shmframes channel in a window. Keys: q or Esc quit, f full screen, space pause.
+/// Shows a shmframes channel in a window (winit + pixels), always its newest frame.
+///
+/// Keys: q or Esc quit, f full screen, space pause. The title shows the shape, frame rate,
+/// latency from publish to present and frames dropped; it says what the viewer waits for when
+/// no frame comes, and follows the producer across restarts.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    name = "frame-viewer",
+    version,
+    after_help = "Examples:\n  \
+    frame-viewer                      the channel \"shm_video\"\n  \
+    frame-viewer cam --frames 300     show 300 frames of \"cam\", then exit 0\n  \
+    frame-viewer legacy --raw 640x480 header-less frames from a cpp_py_shmbuf producer"
+)]
 struct Opts {
     /// Channel name.
     #[arg(default_value = "shm_video")]
