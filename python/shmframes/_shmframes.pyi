@@ -40,6 +40,28 @@ class Frame:
         I420, (H, W, 2) for YUYV."""
     def copy(self) -> npt.NDArray[np.uint8]:
         """An owned, writable copy of the pixels."""
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> npt.NDArray[Any]:
+        """``np.asarray(frame)`` is ``frame.array`` (no copy); ``copy=True`` or another dtype
+        makes a new array."""
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: Optional[Tuple[int, int]] = None,
+        dl_device: Any = None,
+        copy: Optional[bool] = None,
+    ) -> Any:
+        """DLPack export in place (``np.from_dlpack(frame)``); read-only, so consumers must ask
+        for DLPack 1.0 (``max_version``); older ones get ``BufferError``."""
+    def __dlpack_device__(self) -> Tuple[int, int]: ...
+    @property
+    def shape(self) -> list[int]:
+        """``frame.array.shape``."""
+    @property
+    def strides(self) -> list[int]:
+        """``frame.array.strides``."""
+    @property
+    def dtype(self) -> np.dtype[np.uint8]: ...
     def release(self) -> None:
         """Gives up this object's hold on the frame now (arrays still alive keep theirs)."""
     @property
@@ -85,7 +107,8 @@ class Reader:
     writer's ``max_readers``), each viewing every frame in place; a raw channel has one.
 
     ``timeout``: seconds to wait for the channel to appear (0: fail at once; None: for ever).
-    ``raw``: ``(height, width, format)`` of header-less frames (cpp_py_shmbuf's producer).
+    ``raw``: header-less frames (cpp_py_shmbuf's producer): ``"WIDTHxHEIGHT"`` as the command
+    line spells it, with ``raw_format``, or ``(height, width, format)``.
     ``follow``: survive the producer: switch to the next one started under the same name.
     ``lossless``: a writer that waits (``write(timeout=None)``) waits for this reader, which
     never loses a frame; by default a reader that falls behind loses its oldest unread frames
@@ -97,10 +120,11 @@ class Reader:
         cls,
         name: str = "shm_video",
         timeout: Optional[float] = 0.0,
-        raw: Optional[Tuple[int, int, _PixelFormat]] = None,
+        raw: Union[str, Tuple[int, int, _PixelFormat], None] = None,
         follow: bool = False,
         lossless: bool = False,
         start: Literal["newest", "oldest"] = "newest",
+        raw_format: _PixelFormat = "bgr",
     ) -> "Reader": ...
     def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout."""

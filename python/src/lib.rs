@@ -372,6 +372,69 @@ impl PyFrame {
         Ok(cached.get_or_insert_with(|| array.unbind()).clone_ref(py))
     }
 
+    /// numpy's array protocol: `np.asarray(frame)` is `frame.array` (no copy; read-only);
+    /// `copy=True` or another `dtype` gives a new array, `copy=False` refuses to make one.
+    #[pyo3(signature = (dtype = None, copy = None))]
+    fn __array__(&self, py: Python<'_>, dtype: Option<&Bound<'_, PyAny>>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
+        let a = self.array(py)?;
+        let a = a.bind(py);
+        let converts = match dtype {
+            Some(d) => !py.import("numpy")?.call_method1("dtype", (d,))?.eq(a.getattr("dtype")?)?,
+            None => false,
+        };
+        match (copy, converts) {
+            (Some(false), true) => Err(PyValueError::new_err("a frame is uint8: converting it to another dtype copies (pass copy=None or True)")),
+            (_, true) => Ok(a.call_method1("astype", (dtype.expect("converts"),))?.unbind()),
+            (Some(true), false) => Ok(a.call_method0("copy")?.unbind()),
+            _ => Ok(a.clone().unbind()),
+        }
+    }
+
+    /// DLPack export (`np.from_dlpack(frame)`, and libraries that ask for DLPack 1.0, whose
+    /// read-only flag a frame needs): the pixels in place, kept leased until the consumer lets
+    /// go. Consumers that ask for an older DLPack get a `BufferError` (numpy's: the version
+    /// cannot say "read-only"); pass them `frame.array` through their numpy path instead.
+    #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
+    fn __dlpack__(
+        &self,
+        py: Python<'_>,
+        stream: Option<&Bound<'_, PyAny>>,
+        max_version: Option<&Bound<'_, PyAny>>,
+        dl_device: Option<&Bound<'_, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
+        let a = self.array(py)?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("stream", stream)?;
+        kwargs.set_item("max_version", max_version)?;
+        kwargs.set_item("dl_device", dl_device)?;
+        kwargs.set_item("copy", copy)?;
+        Ok(a.bind(py).call_method("__dlpack__", (), Some(&kwargs))?.unbind())
+    }
+
+    /// `(1, 0)`: CPU memory (DLPack's kDLCPU, device 0).
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        (1, 0)
+    }
+
+    /// The array's shape, as `frame.array.shape` (without making the array).
+    #[getter]
+    fn shape(&self) -> Vec<usize> {
+        self.shape.array_layout().0
+    }
+
+    /// The array's strides in bytes, as `frame.array.strides`.
+    #[getter]
+    fn strides(&self) -> Vec<usize> {
+        self.shape.array_layout().1
+    }
+
+    /// `numpy.uint8`, as `frame.array.dtype`.
+    #[getter]
+    fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("numpy")?.call_method1("dtype", ("uint8",))
+    }
+
     /// An owned, writable copy of the pixels (safe to keep after releasing the frame).
     fn copy(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let a = self.array(py)?;
@@ -436,13 +499,37 @@ impl PyFrame {
     }
 }
 
-/// A raw shape as Python callers give it: `(height, width, format)`, numpy's order.
-fn raw_shape(raw: Option<(u32, u32, String)>) -> PyResult<Option<FrameShape>> {
-    raw.map(|(h, w, f)| FrameShape::packed(w, h, parse_format(&f)?).map_err(|e| PyValueError::new_err(format!("raw frame shape: {e}"))))
-        .transpose()
+/// A raw shape as Python callers give it: `"WIDTHxHEIGHT"` (the command line's spelling, with
+/// `raw_format`), or `(height, width, format)`, numpy's order.
+fn raw_shape(raw: Option<&Bound<'_, PyAny>>, raw_format: &str) -> PyResult<Option<FrameShape>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let (w, h, f) = if let Ok(text) = raw.extract::<String>() {
+        let (w, h) = shmframes::format::parse_size(&text).map_err(|e| PyValueError::new_err(format!("raw={text:?}: {e}")))?;
+        (w, h, raw_format.to_owned())
+    } else if let Ok((h, w, f)) = raw.extract::<(u32, u32, String)>() {
+        (w, h, f)
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "raw is \"WIDTHxHEIGHT\" (e.g. raw=\"640x480\", raw_format=\"bgr\") or (height, width, format), not {}",
+            raw.repr()?
+        )));
+    };
+    FrameShape::packed(w, h, parse_format(&f)?).map(Some).map_err(|e| PyValueError::new_err(format!("raw frame shape: {e}")))
 }
 
-/// The consumer end of a channel. See the module docs in `shmframes/__init__.py`.
+/// The consumer end of a channel: `Reader(name="shm_video", timeout=0.0, raw=None,
+/// follow=False, lossless=False, start="newest", raw_format="bgr")`.
+///
+/// - `name`: the channel (what `frame-producer --name` or `Writer(name, ...)` created).
+/// - `timeout`: seconds to wait for the channel to appear (0: fail at once with
+///   `ChannelNotFound`; None or inf: for ever).
+/// - `raw`: header-less frames (cpp_py_shmbuf's producer): `"WIDTHxHEIGHT"` with `raw_format`,
+///   as the command line spells it, or `(height, width, format)`.
+/// - `follow`: survive producer restarts (a new producer under the name is picked up).
+/// - `lossless`: never lose a frame to a producer that waits for room (`--when-full wait`).
+/// - `start`: "newest" (the frame being published) or "oldest" (the oldest one kept).
+///
+/// Iterate it (`for frame in reader`) or call `read(timeout)` / `latest(timeout)`.
 #[pyclass(module = "shmframes", name = "Reader", frozen)]
 struct PyReader {
     inner: Mutex<Option<Reader>>,
@@ -490,15 +577,17 @@ impl PyReader {
 #[pymethods]
 impl PyReader {
     #[new]
-    #[pyo3(signature = (name = "shm_video", timeout = 0.0, raw = None, follow = false, lossless = false, start = "newest"))]
+    #[pyo3(signature = (name = "shm_video", timeout = 0.0, raw = None, follow = false, lossless = false, start = "newest", raw_format = "bgr"))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn new(
         py: Python<'_>,
         name: &str,
         timeout: Option<f64>,
-        raw: Option<(u32, u32, String)>,
+        raw: Option<&Bound<'_, PyAny>>,
         follow: bool,
         lossless: bool,
         start: &str,
+        raw_format: &str,
     ) -> PyResult<Self> {
         let signals = Signals::default();
         let timeout = match deadline(timeout, "timeout")?.remaining() {
@@ -510,7 +599,7 @@ impl PyReader {
             "oldest" => Start::Oldest,
             other => return Err(PyValueError::new_err(format!("start must be \"newest\" or \"oldest\", not {other:?}"))),
         };
-        let opts = ReaderOptions { timeout, raw: raw_shape(raw)?, follow, cancel: Some(signals.cancel()), lossless, start };
+        let opts = ReaderOptions { timeout, raw: raw_shape(raw, raw_format)?, follow, cancel: Some(signals.cancel()), lossless, start };
         let reader = py.detach(|| Reader::open(name, &opts)).map_err(|e| signals.to_py(py, e))?;
         Ok(PyReader { name: reader.name().to_owned(), inner: Mutex::new(Some(reader)), signals, pid: std::process::id() })
     }
@@ -610,7 +699,18 @@ impl PyReader {
     }
 }
 
-/// The producer end of a channel.
+/// The producer end of a channel: `Writer(name, width, height, format="bgr", buffer_frames=2,
+/// raw=False, mode=0o600, max_readers=8)`.
+///
+/// - `name`: the channel to create (a stale one left by a dead producer is replaced; a live
+///   one is `ProducerAlive`).
+/// - `width`, `height`, `format`: the frames (`shmframes.pixel_formats()` lists the formats).
+/// - `buffer_frames`: how far a reader may fall behind (see below).
+/// - `raw`: header-less frames, as cpp_py_shmbuf's consumers expect (one consumer).
+/// - `mode`: permission bits (owner read-write always kept; setuid, setgid, sticky refused).
+/// - `max_readers`: readers served at once.
+///
+/// Publish with `write(array)` (one copy) or draw in place with `frame()`.
 ///
 /// A framed channel serves up to `max_readers` readers at once (default 8), each viewing every
 /// frame in place. `buffer_frames` (default 2) is how far a reader may fall behind before it
@@ -638,6 +738,7 @@ impl PyWriter {
 impl PyWriter {
     #[new]
     #[pyo3(signature = (name, width, height, format = "bgr", buffer_frames = 2, raw = false, mode = 0o600, max_readers = 8))]
+    #[pyo3(text_signature = "(name, width, height, format='bgr', buffer_frames=2, raw=False, mode=0o600, max_readers=8)")]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn new(
         py: Python<'_>,
