@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import List, Optional, Tuple
 
-from . import EndOfStream, Error, Frame, Reader, Stats, pixel_formats
+from . import ChannelNotFound, EndOfStream, Error, Frame, Reader, Stats, pixel_formats
 
 _FORMAT_INFO = pixel_formats()  # the one format table, read once
 _FORMATS = tuple(_FORMAT_INFO)
@@ -84,12 +85,44 @@ def _display_available() -> Tuple[bool, str]:
     return True, ""
 
 
-def _overlay(img, text: str):  # type: ignore[no-untyped-def]
+def _screen_size() -> Optional[Tuple[int, int]]:
+    """The X screen's size (OpenCV does not tell): from libX11 if it is there, else None."""
+    try:
+        import ctypes
+
+        x11 = ctypes.CDLL("libX11.so.6")
+        x11.XOpenDisplay.restype = ctypes.c_void_p
+        x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        x11.XDisplayWidth.argtypes = x11.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        d = x11.XOpenDisplay(None)
+        if not d:
+            return None
+        try:
+            return int(x11.XDisplayWidth(d, 0)), int(x11.XDisplayHeight(d, 0))
+        finally:
+            x11.XCloseDisplay(d)
+    except (OSError, AttributeError):
+        return None
+
+
+def _fit(width: int, height: int) -> float:
+    """The window's scale for a frame: down to fit 90 % of the screen, never up past 1:1."""
+    screen = _screen_size() or (1920, 1080)
+    return min(1.0, 0.9 * screen[0] / width, 0.9 * screen[1] / height)
+
+
+def _overlay(img, text: str, scale: float):  # type: ignore[no-untyped-def]
+    """The text drawn over a copy of the frame, sized to read about 20 px high on screen once
+    the window scales the frame by `scale`."""
     import cv2
 
     canvas = img.copy()  # the frame is read-only shared memory
-    cv2.putText(canvas, text, (12, 36), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(canvas, text, (12, 36), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
+    size = 0.8 / scale
+    at = (int(12 / scale), int(34 / scale))
+    thick = max(1, round(2 / scale))
+    cv2.putText(canvas, text, at, cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), thick * 3, cv2.LINE_AA)
+    cv2.putText(canvas, text, at, cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), thick, cv2.LINE_AA)
     return canvas
 
 
@@ -100,12 +133,41 @@ def _to_bgr(frame: Frame):  # type: ignore[no-untyped-def]
     return frame.array if conversion is None else cv2.cvtColor(frame.array, getattr(cv2, conversion))
 
 
+def _open(args: argparse.Namespace, raw, title: Optional[str]) -> Reader:  # type: ignore[no-untyped-def]
+    """The reader, once the channel exists: says that it waits (on the console, and in the
+    window if there is one) and gives up after --timeout."""
+    try:
+        return Reader(args.name, timeout=0, raw=raw, follow=args.follow)
+    except ChannelNotFound:
+        pass
+    print(f"shmframes.view: waiting for channel {args.name!r} (up to {args.timeout:g} s; Ctrl+C to stop)", file=sys.stderr)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        if title is not None:
+            import cv2
+            import numpy as np
+
+            board = np.zeros((360, 640, 3), np.uint8)
+            cv2.putText(board, f"waiting for channel {args.name!r} ...", (20, 180), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+            cv2.imshow(title, board)
+            cv2.waitKey(1)
+        left = deadline - time.monotonic()
+        try:
+            return Reader(args.name, timeout=max(0.0, min(0.2, left)), raw=raw, follow=args.follow)
+        except ChannelNotFound:
+            if left <= 0:
+                raise ChannelNotFound(
+                    f"no channel named {args.name!r} appeared in {args.timeout:g} s: start its producer "
+                    f"(frame-producer --name {args.name}), or check the name (frame-stats --list)"
+                ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     window, why = (False, "--headless") if args.headless else _display_available()
     raw = (args.raw[1], args.raw[0], args.raw_format) if args.raw else None
-    reader = Reader(args.name, timeout=args.timeout, raw=raw, follow=args.follow)
     stats = Stats()
     shown: dict = {}  # the last window's figures, for the overlay
+    title = None
     if not window:
         print(f"shmframes.view: reading {args.name!r} headless ({why}); Ctrl+C to stop", file=sys.stderr)
     else:
@@ -113,39 +175,55 @@ def run(args: argparse.Namespace) -> int:
 
         title = f"shmframes: {args.name}"
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+    try:
+        reader = _open(args, raw, title)
+    except KeyboardInterrupt:
+        print(f"[{args.name}] {stats.summary()}", flush=True)
+        return 0
+    sized: Optional[Tuple[int, int]] = None  # the frame size the window was sized for
+    scale = 1.0
     with reader:
-        while args.frames is None or stats.frames < args.frames:
-            # A window shows the newest frame (a slow display skips); headless reads every
-            # frame so that drops and latency describe the stream.
-            try:
-                frame = reader.latest(timeout=args.timeout) if window else reader.read(timeout=args.timeout)
-            except EndOfStream as e:
-                print(f"shmframes.view: {e}", file=sys.stderr)
-                break
-            if frame is None:
-                if args.follow:
-                    continue
-                print(f"shmframes.view: no frame for {args.timeout:g} s on {args.name!r}; giving up", file=sys.stderr)
-                return 1
-            with frame:
-                stats.record(frame)
-                if window:
-                    import cv2
-
-                    latency = shown.get("latency_p50_ms")
-                    text = (
-                        f"{frame.width}x{frame.height} {frame.format}  {shown.get('fps', 0.0):.1f} fps"
-                        f"  latency {'-' if latency is None else f'{latency:.2f} ms'}  dropped {stats.dropped}"
-                    )
-                    cv2.imshow(title, _overlay(_to_bgr(frame), text))
-            if stats.window_due:
-                shown = stats.take_window()
-                if not window:
-                    print(f"[{args.name}] {shown['text']}", flush=True)
-            if window:
-                key = cv2.waitKey(1) & 0xFF
-                if key in (ord("q"), 27) or cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
+        try:
+            while args.frames is None or stats.frames < args.frames:
+                # A window shows the newest frame (a slow display skips); headless reads every
+                # frame so that drops and latency describe the stream.
+                try:
+                    frame = reader.latest(timeout=args.timeout) if window else reader.read(timeout=args.timeout)
+                except EndOfStream as e:
+                    print(f"shmframes.view: {e}", file=sys.stderr)
                     break
+                if frame is None:
+                    if args.follow:
+                        continue
+                    print(f"shmframes.view: no frame for {args.timeout:g} s on {args.name!r}; giving up", file=sys.stderr)
+                    print(f"[{args.name}] {stats.summary()}", flush=True)
+                    return 1
+                with frame:
+                    stats.record(frame)
+                    if window:
+                        import cv2
+
+                        if sized != (frame.width, frame.height):
+                            # OpenCV opens a WINDOW_NORMAL window small whatever the image:
+                            # the frame's size, scaled down to fit the screen.
+                            sized, scale = (frame.width, frame.height), _fit(frame.width, frame.height)
+                            cv2.resizeWindow(title, int(frame.width * scale), int(frame.height * scale))
+                        latency = shown.get("latency_p50_ms")
+                        text = (
+                            f"{frame.width}x{frame.height} {frame.format}  {shown.get('fps', 0.0):.1f} fps"
+                            f"  latency {'-' if latency is None else f'{latency:.2f} ms'}  dropped {stats.dropped}"
+                        )
+                        cv2.imshow(title, _overlay(_to_bgr(frame), text, scale))
+                if stats.window_due:
+                    shown = stats.take_window()
+                    if not window:
+                        print(f"[{args.name}] {shown['text']}", flush=True)
+                if window:
+                    key = cv2.waitKey(1) & 0xFF
+                    if key in (ord("q"), 27) or cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
+                        break
+        except KeyboardInterrupt:
+            pass  # Ctrl+C: the summary, exit 0
         print(f"[{args.name}] {stats.summary()}", flush=True)
     if window:
         import cv2

@@ -318,8 +318,9 @@ def test_view_without_a_display_falls_back_to_stats(procs, channel):
 def test_view_errors_are_one_clear_line(channel):
     out = subprocess.run([sys.executable, "-m", "shmframes.view", channel, "--headless", "--timeout", "0.1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
-    lines = [line for line in out.stderr.splitlines() if "error" in line]
+    lines = [line for line in out.stderr.splitlines() if line.startswith("shmframes.view: error")]
     assert len(lines) == 1 and "no channel named" in lines[0], out.stderr
+    assert "waiting for channel" in out.stderr, out.stderr  # it said what it waited for
     assert "Traceback" not in out.stderr
 
 
@@ -501,3 +502,21 @@ def test_an_infinite_timeout_waits_for_ever(channel):
         f = r.read(timeout=float("inf"))
         assert f is not None and int(f.array[0, 0, 0]) == 3
         r.close()
+
+
+def test_view_ctrl_c_prints_the_summary_and_exits_0(procs, channel):
+    procs.producer(channel, "--size", "64x48", "--fps", "100")
+    view = procs.python(
+        "import sys, shmframes.view; sys.exit(shmframes.view.main(sys.argv[1:]))",
+        channel,
+        "--headless",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert wait_until(lambda: view.poll() is None and os.path.exists(f"/dev/shm/{channel}"))
+    time.sleep(1.5)
+    view.send_signal(signal.SIGINT)
+    out, err = view.communicate(timeout=20)
+    assert view.returncode == 0, err
+    assert "total: " in out and "latency p50" in out, out
