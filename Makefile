@@ -12,10 +12,11 @@ PY := $(VENV)/bin/python
 setup:
 	@bash .ci/setup
 
-## Release binaries and the Python package (installed into .venv, editable).
+## Release binaries and the Python package (installed into .venv, editable). maturin builds in
+## target/maturin: sharing target/ with cargo, each rebuilt the crates after the other.
 build: setup
 	cargo build --release --workspace --bins
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --quiet
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) CARGO_TARGET_DIR=$(CURDIR)/target/maturin $(VENV)/bin/maturin develop --release --quiet
 
 ## Producer + consumer. With a display (and OpenCV) the consumer is a window, else it prints
 ## stats. Stop with Ctrl+C. DEMO_ARGS are passed to frame-producer (e.g. DEMO_ARGS="--fps 60").
