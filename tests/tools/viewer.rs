@@ -123,13 +123,28 @@ fn a_broken_segment_is_reported_not_waited_on() {
 }
 
 #[test]
+fn a_timeout_says_why_no_frame_came() {
+    let x = Xvfb::start(320, 240);
+    let ch = Channel::new("viewermissing");
+    let out = Command::new(VIEWER)
+        .args([&ch as &str, "--timeout", "1"])
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no frame from channel") && stderr.contains("no channel named"), "{stderr}");
+}
+
+#[test]
 fn no_display_is_one_clear_line() {
     let out = Command::new(VIEWER).arg("whatever").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("cannot open a window") && err.contains("display"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("no display") && err.contains("DISPLAY") && err.contains("frame-stats whatever"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains(".cargo") && !err.contains(".rs:"), "{err}");
 }
 
 #[test]

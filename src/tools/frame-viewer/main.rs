@@ -83,8 +83,21 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         None => None,
     };
     shmframes::validate_name(&opts.name)?;
-    let event_loop = EventLoop::<Wake>::with_user_event().build().map_err(|e| {
-        anyhow!("cannot open a window: {e}; is there a display? (DISPLAY is {:?}; run it in a desktop session, or under xvfb-run)", std::env::var("DISPLAY").ok())
+    // Without a display winit's error names its own source file: say what to do instead.
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        anyhow::bail!(
+            "no display: neither DISPLAY nor WAYLAND_DISPLAY is set; run frame-viewer in a desktop \
+             session (or with ssh -X, or under xvfb-run), or read the channel headless with \
+             frame-stats {}",
+            opts.name
+        );
+    }
+    let event_loop = EventLoop::<Wake>::with_user_event().build().map_err(|_| {
+        anyhow!(
+            "cannot open a window on display {:?}: is the X server (or Wayland compositor) running \
+             and yours to use?",
+            std::env::var("DISPLAY").or_else(|_| std::env::var("WAYLAND_DISPLAY")).unwrap_or_default()
+        )
     })?;
     let shared = reader_thread::spawn(opts.name.clone(), raw, event_loop.create_proxy());
     let mut app = App::new(opts, shared.clone());
@@ -289,7 +302,19 @@ impl ApplicationHandler<Wake> for App {
         }
         if let Some(t) = self.opts.timeout {
             if self.last_frame.elapsed() > t {
-                let e = anyhow!("no frame from channel {:?} for {:.1} s", self.opts.name, t.as_secs_f64());
+                // Why, as the reader thread last knew it.
+                let st = self.shared.status();
+                let why = match (&st.error, st.attached, st.state) {
+                    (Some(e), _, _) => e.clone(),
+                    (None, false, _) => format!(
+                        "no channel named {:?} exists (start its producer, or check the name: frame-stats --list)",
+                        self.opts.name
+                    ),
+                    (None, true, Some(ProducerState::Gone)) => "its producer is gone (killed or crashed), and no new one came".to_owned(),
+                    (None, true, Some(ProducerState::Ended)) => "its producer ended the stream, and no new one came".to_owned(),
+                    (None, true, _) => "the producer publishes nothing".to_owned(),
+                };
+                let e = anyhow!("no frame from channel {:?} for {:.1} s: {why}", self.opts.name, t.as_secs_f64());
                 self.fail(el, e);
             }
         }
