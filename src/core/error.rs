@@ -183,7 +183,8 @@ pub enum Error {
     /// A stream of header-less frames whose size does not match what the reader was told.
     #[error(
         "channel {name:?} sent a {got}-byte raw frame, but {expected} bytes were expected for \
-         {shape}: pass the producer's real size and pixel format"
+         {shape}: pass the producer's real size and pixel format, width first ({})",
+        raw_size_hint(*got, shape.format)
     )]
     RawSizeMismatch {
         /// The channel name.
@@ -409,6 +410,34 @@ pub enum Error {
 }
 
 /// " (open in frame-producer[1234], python3[99])", or nothing when unknown.
+/// Common frame sizes whose frames in `format` take `got` bytes, spelled as arguments.
+fn raw_size_hint(got: u32, format: crate::PixelFormat) -> String {
+    const SIZES: [(u32, u32); 12] = [
+        (320, 240),
+        (640, 360),
+        (640, 480),
+        (800, 600),
+        (1024, 768),
+        (1280, 720),
+        (1280, 960),
+        (1280, 1024),
+        (1600, 1200),
+        (1920, 1080),
+        (2560, 1440),
+        (3840, 2160),
+    ];
+    let fits: Vec<String> = SIZES
+        .iter()
+        .filter(|&&(w, h)| crate::FrameShape::packed(w, h, format).is_ok_and(|s| s.pixel_bytes() as u64 == got as u64))
+        .map(|&(w, h)| format!("--raw {w}x{h}, or raw=\"{w}x{h}\" in Python"))
+        .collect();
+    if fits.is_empty() {
+        "--raw WIDTHxHEIGHT, or raw=\"WIDTHxHEIGHT\" in Python".to_owned()
+    } else {
+        format!("this size fits: {}", fits.join("; "))
+    }
+}
+
 fn busy_message(name: &str, users: &[(u32, String)], max_readers: Option<u32>) -> String {
     let me = std::process::id();
     match max_readers {
@@ -482,6 +511,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_raw_size_mismatch_quotes_the_argument_that_fits() {
+        let e = Error::RawSizeMismatch {
+            name: "cam".into(),
+            got: 640 * 480 * 3,
+            expected: 480 * 640 * 3 + 3,
+            shape: crate::FrameShape::packed(641, 480, crate::PixelFormat::Bgr24).unwrap(),
+        };
+        assert!(e.to_string().contains("--raw 640x480, or raw=\"640x480\" in Python"), "{e}");
+        let odd = Error::RawSizeMismatch { got: 7, expected: 3, shape: crate::FrameShape::packed(1, 1, crate::PixelFormat::Bgr24).unwrap(), name: "x".into() };
+        assert!(odd.to_string().contains("raw=\"WIDTHxHEIGHT\""), "{odd}");
+    }
+
     use super::*;
 
     #[test]

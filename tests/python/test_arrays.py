@@ -52,3 +52,11 @@ def test_raw_shapes_are_spelled_as_on_the_command_line(channel: str) -> None:
         shmframes.Reader(channel, raw="640")
     with pytest.raises(TypeError, match='raw="640x480"'):
         shmframes.Reader(channel, raw=640)
+
+
+def test_opencv_takes_the_frames_array(channel: str) -> None:
+    cv2 = pytest.importorskip("cv2", reason="OpenCV (.ci/setup installs it)")
+    with shmframes.Writer(channel, 32, 16) as w, shmframes.Reader(channel, timeout=5) as r:
+        f = _frame(w, r, 9)
+        gray = cv2.cvtColor(f.array, cv2.COLOR_BGR2GRAY)  # what the README says to pass
+        assert gray.shape == (16, 32) and int(gray[0, 0]) == 9
