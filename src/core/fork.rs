@@ -2,7 +2,7 @@
 //! its roles.
 //!
 //! Machine-learning code forks all the time (PyTorch `DataLoader` workers, `multiprocessing`'s
-//! fork start method). Two things would then go wrong without this module:
+//! fork start method). Three things would then go wrong without this module:
 //!
 //! 1. **Drops.** A child's copy of a reader, a frame or a writer, dropped when the child exits
 //!    (Python runs its finalizers), would release the parent's frames (the producer then
@@ -16,7 +16,9 @@
 //!    So every descriptor that may hold role locks is a [`LockFile`], registered here, and a
 //!    `pthread_atfork` child handler points each one at `/dev/null` in the child. (Descriptors
 //!    are opened under the same lock the handlers take, so none is ever copied unregistered.)
-//!    The description is then the parent's alone: its locks go when the parent closes them or
+//!    A mapping keeps its description alive too, and a child inherits the mapping: so segments
+//!    are mapped through a second description that holds no lock (`segment::map`). The lock
+//!    description is then the parent's alone: its locks go when the parent closes them or
 //!    dies, whatever its children do.
 //! 3. **Lent pixels.** A window lent to a binding (`lend`, Python's `slot.array`) is a shared
 //!    mapping the child inherits: the child handler maps zero pages over the child's copy, so
