@@ -1,6 +1,6 @@
 //! What only the command-line tools need, on top of the `shmframes` core: pixel conversions from
-//! camera formats ([`convert`]), display scaling ([`display`]) and the test pattern
-//! ([`pattern`]). The binaries are `frame-producer/`, `frame-viewer/` and `frame-stats/` beside
+//! camera formats ([`convert`]), display scaling ([`display`]), the test pattern
+//! ([`pattern`]) and status text drawn over a picture ([`text`]). The binaries are `frame-producer/`, `frame-viewer/` and `frame-stats/` beside
 //! this file.
 //!
 //! This crate has no unsafe code; the core's unsafe code is fenced in the `shmframes` crate.
@@ -11,3 +11,4 @@
 pub mod convert;
 pub mod display;
 pub mod pattern;
+pub mod text;

@@ -123,6 +123,33 @@ fn a_broken_segment_is_reported_not_waited_on() {
 }
 
 #[test]
+fn the_window_says_what_it_waits_for() {
+    let (w, h) = (640u32, 480u32);
+    let x = Xvfb::start(w, h);
+    let ch = Channel::new("viewerwait");
+    let viewer = Command::new(VIEWER)
+        .args([&ch as &str, "--timeout", "30"])
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _viewer = ChildGuard(Some(viewer));
+    // White text in the band at the top of the (otherwise black) window.
+    let start = Instant::now();
+    let mut white = 0;
+    while start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(300));
+        let shot = x.screenshot();
+        white = (0..h / 8).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| shot.get_pixel(x, y).0.iter().all(|&c| c > 200)).count();
+        if white > 100 {
+            break;
+        }
+    }
+    assert!(white > 100, "no status text in the window ({white} white pixels at the top)");
+}
+
+#[test]
 fn a_timeout_says_why_no_frame_came() {
     let x = Xvfb::start(320, 240);
     let ch = Channel::new("viewermissing");

@@ -117,6 +117,18 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     }
 }
 
+/// What the viewer is waiting for, when it is not showing a live stream (the title says it, and
+/// the window draws it over the picture).
+fn status_message(st: &reader_thread::Status) -> Option<String> {
+    match (&st.error, st.state, st.attached) {
+        (Some(e), _, _) => Some(e.clone()),
+        (None, _, false) => Some("waiting for the channel".to_owned()),
+        (None, Some(ProducerState::Gone), _) => Some("producer gone, waiting for a new one".to_owned()),
+        (None, Some(ProducerState::Ended), _) => Some("stream ended, waiting for a new one".to_owned()),
+        _ => None,
+    }
+}
+
 struct App {
     opts: Opts,
     shared: Arc<Shared>,
@@ -132,6 +144,8 @@ struct App {
     /// The reader status the title shows: (attached, producer state, error).
     title_status: Option<(bool, Option<ProducerState>, Option<String>)>,
     outcome: Option<anyhow::Result<()>>,
+    /// Draws the status into the window.
+    painter: shmframes_tools::text::TextPainter,
 }
 
 impl App {
@@ -149,6 +163,7 @@ impl App {
             current: None,
             title_status: None,
             outcome: None,
+            painter: shmframes_tools::text::TextPainter::new(),
         }
     }
 
@@ -203,12 +218,20 @@ impl App {
 
     /// Shows the newest frame, if there is one and we are not paused.
     fn draw(&mut self, el: &ActiveEventLoop) -> anyhow::Result<()> {
-        let Some(pixels) = self.pixels.as_mut() else { return Ok(()) };
+        let Some(mut pixels) = self.pixels.take() else { return Ok(()) };
+        let r = self.draw_into(el, &mut pixels);
+        self.pixels = Some(pixels);
+        r
+    }
+
+    fn draw_into(&mut self, el: &ActiveEventLoop, pixels: &mut Pixels<'static>) -> anyhow::Result<()> {
         let frame = if self.paused { None } else { self.shared.take_newest() };
+        let fits = pixels.frame().len() == (self.size.width as usize * self.size.height as usize * 4);
         if let Some(frame) = frame {
             let (w, h) = (self.size.width, self.size.height);
-            if pixels.frame().len() == (w as usize * h as usize * 4) {
+            if fits {
                 self.scaler.render(frame.pixels(), &frame.shape(), pixels.frame_mut(), w, h);
+                self.draw_status(pixels);
             }
             pixels.render().context("cannot present the frame")?;
             self.stats.record(frame.seq(), frame.publish_ns(), shmframes::monotonic_ns(), frame.lost_before());
@@ -220,9 +243,21 @@ impl App {
                 el.exit();
             }
         } else {
+            if fits {
+                self.draw_status(pixels);
+            }
             pixels.render().context("cannot present")?;
         }
         Ok(())
+    }
+
+    /// Draws the status (if any) over the picture in `pixels`, as the title says it.
+    fn draw_status(&self, pixels: &mut Pixels<'static>) {
+        let Some(message) = status_message(&self.shared.status()) else { return };
+        let (w, h) = (self.size.width, self.size.height);
+        let first = format!("{}: {message}", self.opts.name);
+        let px = (h as f32 / 24.0).clamp(14.0, 40.0);
+        self.painter.draw(pixels.frame_mut(), w, h, &[&first], px);
     }
 
     /// Updates the title once a second, or at once (`force`) when what the reader knows
@@ -238,13 +273,7 @@ impl App {
         self.title_status = Some(seen);
         let Some(window) = self.window.as_ref() else { return };
         let shown = self.stats.take_window();
-        let state = match (&st.error, st.state, st.attached) {
-            (Some(e), _, _) => format!(" - {e}"),
-            (None, _, false) => " - waiting for the channel".to_owned(),
-            (None, Some(ProducerState::Gone), _) => " - producer gone, waiting for a new one".to_owned(),
-            (None, Some(ProducerState::Ended), _) => " - stream ended, waiting for a new one".to_owned(),
-            _ => String::new(),
-        };
+        let state = status_message(&st).map_or(String::new(), |m| format!(" - {m}"));
         let title = match self.current {
             Some((shape, seq)) => format!(
                 "{} - {shape} - {:.1} fps - latency {} - dropped {} - #{seq}{}{state}",
@@ -294,7 +323,12 @@ impl ApplicationHandler<Wake> for App {
                     w.request_redraw();
                 }
             }
-            Wake::Status => self.update_title(true),
+            Wake::Status => {
+                self.update_title(true);
+                if let Some(w) = &self.window {
+                    w.request_redraw(); // the status drawn in the window
+                }
+            }
             Wake::Fatal => {
                 let e = self.shared.status().error.unwrap_or_else(|| "the reader stopped".to_owned());
                 self.fail(el, anyhow!(e));
