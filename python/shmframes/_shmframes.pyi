@@ -55,10 +55,10 @@ class Frame:
         for DLPack 1.0 (``max_version``); older ones get ``BufferError``."""
     def __dlpack_device__(self) -> Tuple[int, int]: ...
     @property
-    def shape(self) -> list[int]:
+    def shape(self) -> Tuple[int, ...]:
         """``frame.array.shape``."""
     @property
-    def strides(self) -> list[int]:
+    def strides(self) -> Tuple[int, ...]:
         """``frame.array.strides``."""
     @property
     def dtype(self) -> np.dtype[np.uint8]: ...

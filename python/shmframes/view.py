@@ -4,8 +4,8 @@ Opens an OpenCV window with the frame rate and delivery latency drawn over the p
 (``q`` or Esc quits). With ``--headless``, with no display, or without OpenCV, it prints
 statistics once a second instead: frames/s, latency percentiles and dropped frames.
 
-Exit status: 0 after ``--frames N`` frames, at end of stream, or when the window is closed;
-1 with one clear line on errors (no channel, producer gone, bad arguments).
+Exit status: 0 after ``--frames N`` frames, at end of stream, on Ctrl+C, or when the window is
+closed; 1 with one clear line on errors (no channel, producer gone); 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def _positive(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    if not v >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds >= 0 (inf: for ever)")
     return v
 
 
@@ -55,7 +55,7 @@ def _count(text: str) -> int:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m shmframes.view",
+        prog="shmframes-view" if os.path.basename(sys.argv[0]) == "shmframes-view" else "python -m shmframes.view",
         description="Show a shmframes channel in a window, or print its statistics.",
     )
     p.add_argument("name", nargs="?", default="shm_video", help="channel name (default: shm_video)")
@@ -75,14 +75,29 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _display_available() -> Tuple[bool, str]:
-    """Whether a window can open. OpenCV aborts the whole process without a display, so look first."""
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return False, "no display (DISPLAY is not set)"
+    """Whether a window can open. OpenCV's window (Qt on X11) aborts the whole process when it
+    cannot reach the display, so look first: DISPLAY set, and an X server answering there."""
+    display = os.environ.get("DISPLAY")
+    if not display:
+        wayland = " (Wayland without XWayland is not supported by OpenCV's window)" if os.environ.get("WAYLAND_DISPLAY") else ""
+        return False, f"no display (DISPLAY is not set{wayland})"
+    if _have_libx11() and _screen_size() is None:
+        return False, f"no X server answers on DISPLAY={display}"
     try:
         import cv2  # noqa: F401
     except ImportError:
-        return False, "OpenCV is not installed (pip install 'shmframes[view]')"
+        return False, "OpenCV is not installed (pip install opencv-python)"
     return True, ""
+
+
+def _have_libx11() -> bool:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libX11.so.6")
+        return True
+    except OSError:
+        return False
 
 
 def _screen_size() -> Optional[Tuple[int, int]]:
@@ -133,9 +148,14 @@ def _to_bgr(frame: Frame):  # type: ignore[no-untyped-def]
     return frame.array if conversion is None else cv2.cvtColor(frame.array, getattr(cv2, conversion))
 
 
+class _Quit(Exception):
+    """The user closed the window, or pressed q or Esc, while it waited."""
+
+
 def _open(args: argparse.Namespace, raw, title: Optional[str]) -> Reader:  # type: ignore[no-untyped-def]
     """The reader, once the channel exists: says that it waits (on the console, and in the
-    window if there is one) and gives up after --timeout."""
+    window if there is one) and gives up after --timeout. Raises `_Quit` if the window is closed
+    (or q/Esc pressed) meanwhile."""
     try:
         return Reader(args.name, timeout=0, raw=raw, follow=args.follow)
     except ChannelNotFound:
@@ -150,7 +170,8 @@ def _open(args: argparse.Namespace, raw, title: Optional[str]) -> Reader:  # typ
             board = np.zeros((360, 640, 3), np.uint8)
             cv2.putText(board, f"waiting for channel {args.name!r} ...", (20, 180), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
             cv2.imshow(title, board)
-            cv2.waitKey(1)
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27) or cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
+                raise _Quit
         left = deadline - time.monotonic()
         try:
             return Reader(args.name, timeout=max(0.0, min(0.2, left)), raw=raw, follow=args.follow)
@@ -166,7 +187,6 @@ def run(args: argparse.Namespace) -> int:
     window, why = (False, "--headless") if args.headless else _display_available()
     raw = (args.raw[1], args.raw[0], args.raw_format) if args.raw else None
     stats = Stats()
-    shown: dict = {}  # the last window's figures, for the overlay
     title = None
     if not window:
         print(f"shmframes.view: reading {args.name!r} headless ({why}); Ctrl+C to stop", file=sys.stderr)
@@ -176,19 +196,43 @@ def run(args: argparse.Namespace) -> int:
         title = f"shmframes: {args.name}"
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
     try:
+        return _show(args, raw, title, window, stats)
+    finally:
+        if window:
+            import cv2
+
+            cv2.destroyAllWindows()
+
+
+def _show(args: argparse.Namespace, raw, title: Optional[str], window: bool, stats: Stats) -> int:  # type: ignore[no-untyped-def]
+    """Reads (and shows) frames until the end; the exit status."""
+    shown: dict = {}  # the last window's figures, for the overlay
+    try:
         reader = _open(args, raw, title)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Quit):
         print(f"[{args.name}] {stats.summary()}", flush=True)
         return 0
     sized: Optional[Tuple[int, int]] = None  # the frame size the window was sized for
     scale = 1.0
+    last_frame = time.monotonic()
     with reader:
         try:
             while args.frames is None or stats.frames < args.frames:
-                # A window shows the newest frame (a slow display skips); headless reads every
+                # A window shows the newest frame (a slow display skips), waiting in short steps
+                # so that it keeps answering (keys, closing, repaints); headless reads every
                 # frame so that drops and latency describe the stream.
                 try:
-                    frame = reader.latest(timeout=args.timeout) if window else reader.read(timeout=args.timeout)
+                    if window:
+                        import cv2
+
+                        frame = reader.latest(timeout=0.05)
+                        if frame is None:
+                            if cv2.waitKey(1) & 0xFF in (ord("q"), 27) or cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
+                                break
+                            if time.monotonic() - last_frame < args.timeout:
+                                continue
+                    else:
+                        frame = reader.read(timeout=args.timeout)
                 except EndOfStream as e:
                     print(f"shmframes.view: {e}", file=sys.stderr)
                     break
@@ -198,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"shmframes.view: no frame for {args.timeout:g} s on {args.name!r}; giving up", file=sys.stderr)
                     print(f"[{args.name}] {stats.summary()}", flush=True)
                     return 1
+                last_frame = time.monotonic()
                 with frame:
                     stats.record(frame)
                     if window:
@@ -225,10 +270,6 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass  # Ctrl+C: the summary, exit 0
         print(f"[{args.name}] {stats.summary()}", flush=True)
-    if window:
-        import cv2
-
-        cv2.destroyAllWindows()
     return 0
 
 

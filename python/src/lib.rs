@@ -404,11 +404,16 @@ impl PyFrame {
         copy: Option<bool>,
     ) -> PyResult<Py<PyAny>> {
         let a = self.array(py)?;
+        // Only what the consumer passed: numpy before 2.1 takes `stream` alone.
         let kwargs = PyDict::new(py);
-        kwargs.set_item("stream", stream)?;
-        kwargs.set_item("max_version", max_version)?;
-        kwargs.set_item("dl_device", dl_device)?;
-        kwargs.set_item("copy", copy)?;
+        for (key, value) in [("stream", stream), ("max_version", max_version), ("dl_device", dl_device)] {
+            if let Some(v) = value {
+                kwargs.set_item(key, v)?;
+            }
+        }
+        if let Some(c) = copy {
+            kwargs.set_item("copy", c)?;
+        }
         Ok(a.bind(py).call_method("__dlpack__", (), Some(&kwargs))?.unbind())
     }
 
@@ -417,16 +422,16 @@ impl PyFrame {
         (1, 0)
     }
 
-    /// The array's shape, as `frame.array.shape` (without making the array).
+    /// The array's shape, as `frame.array.shape` (a tuple; without making the array).
     #[getter]
-    fn shape(&self) -> Vec<usize> {
-        self.shape.array_layout().0
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.shape.array_layout().0)
     }
 
-    /// The array's strides in bytes, as `frame.array.strides`.
+    /// The array's strides in bytes, as `frame.array.strides` (a tuple).
     #[getter]
-    fn strides(&self) -> Vec<usize> {
-        self.shape.array_layout().1
+    fn strides<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.shape.array_layout().1)
     }
 
     /// `numpy.uint8`, as `frame.array.dtype`.
@@ -524,7 +529,7 @@ fn raw_shape(raw: Option<&Bound<'_, PyAny>>, raw_format: &str) -> PyResult<Optio
 /// - `timeout`: seconds to wait for the channel to appear (0: fail at once with
 ///   `ChannelNotFound`; None or inf: for ever).
 /// - `raw`: header-less frames (cpp_py_shmbuf's producer): `"WIDTHxHEIGHT"` with `raw_format`,
-///   as the command line spells it, or `(height, width, format)`.
+///   as the command line spells it, or `(height, width, format)` (whose format is used).
 /// - `follow`: survive producer restarts (a new producer under the name is picked up).
 /// - `lossless`: never lose a frame to a producer that waits for room (`--when-full wait`).
 /// - `start`: "newest" (the frame being published) or "oldest" (the oldest one kept).

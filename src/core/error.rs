@@ -409,7 +409,6 @@ pub enum Error {
     },
 }
 
-/// " (open in frame-producer[1234], python3[99])", or nothing when unknown.
 /// Common frame sizes whose frames in `format` take `got` bytes, spelled as arguments.
 fn raw_size_hint(got: u32, format: crate::PixelFormat) -> String {
     const SIZES: [(u32, u32); 12] = [
@@ -438,6 +437,8 @@ fn raw_size_hint(got: u32, format: crate::PixelFormat) -> String {
     }
 }
 
+/// A busy channel's message: who reads it (a framed channel's readers; for a raw one, this
+/// process, or the processes that have it open), and what to do.
 fn busy_message(name: &str, users: &[(u32, String)], max_readers: Option<u32>) -> String {
     let me = std::process::id();
     match max_readers {

@@ -19,7 +19,7 @@ def _frame(w: shmframes.Writer, r: shmframes.Reader, value: int) -> shmframes.Fr
 def test_numpy_and_dlpack_share_the_frames_memory(channel: str) -> None:
     with shmframes.Writer(channel, 32, 16, buffer_frames=2) as w, shmframes.Reader(channel, timeout=5, lossless=True) as r:
         f = _frame(w, r, 7)
-        assert f.shape == [16, 32, 3] and f.dtype == np.uint8 and f.strides == list(f.array.strides)
+        assert f.shape == (16, 32, 3) == f.array.shape and f.dtype == np.uint8 and f.strides == f.array.strides
         a = np.asarray(f)
         assert np.shares_memory(a, f.array) and not a.flags.writeable
         assert not np.shares_memory(np.array(f, copy=True), f.array)

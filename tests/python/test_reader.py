@@ -514,8 +514,13 @@ def test_view_ctrl_c_prints_the_summary_and_exits_0(procs, channel):
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert wait_until(lambda: view.poll() is None and os.path.exists(f"/dev/shm/{channel}"))
-    time.sleep(1.5)
+    # Once it reads (its first once-a-second line), not before: Python may start slowly here.
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(view.stdout, selectors.EVENT_READ)
+    assert sel.select(timeout=30), "the view printed nothing in 30 s"
+    assert view.stdout.readline().startswith(f"[{channel}]")
     view.send_signal(signal.SIGINT)
     out, err = view.communicate(timeout=20)
     assert view.returncode == 0, err

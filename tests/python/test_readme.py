@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+from pathlib import Path
 import subprocess
 import sys
 
@@ -35,3 +36,6 @@ def test_every_python_block_runs(procs, channel):
 def test_pip_install_gives_the_view_command():
     scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts") if e.name.startswith("shmframes")}
     assert scripts.get("shmframes-view") == "shmframes.view:main", scripts
+    command = Path(sys.prefix) / "bin" / "shmframes-view"
+    out = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("usage: shmframes-view"), out.stdout + out.stderr

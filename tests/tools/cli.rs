@@ -79,13 +79,27 @@ fn ctrl_c_prints_the_summary() {
         Command::new(PRODUCER).args(["--name", &ch, "--size", "64x48", "--fps", "100", "--quiet"]).stdin(Stdio::null()).spawn().unwrap(),
     ));
     assert!(common::wait_until(20.0, || ch.exists()));
-    let stats = Command::new(STATS).arg(&ch.0).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stats = ChildGuard(Some(stats));
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut child = Command::new(STATS).arg(&ch.0).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut stats = ChildGuard(Some(child));
+    // Every line it prints, from a thread: signal it once it reads (its first line a second).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("frame-stats printed nothing in 30 s");
+    assert!(first.starts_with(&format!("[{}]", ch.0)), "{first}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(stats.pid() as i32, libc::SIGINT) };
-    let o = stats.0.take().unwrap().wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("total: ") && err.contains("latency p50"), "{err}");
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        rest.push(line); // ends when frame-stats exits (its stderr closes)
+    }
+    let status = stats.0.take().unwrap().wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    let last = rest.last().cloned().unwrap_or_default();
+    assert!(last.contains("total: ") && last.contains("latency p50"), "{rest:?}");
 }

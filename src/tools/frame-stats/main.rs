@@ -109,15 +109,17 @@ fn run(o: Opts) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install the signal handler")?;
     }
+    // Woken by the signal itself (no periodic wake-up while idle; 100 ms polls on old kernels).
     let flag = stop.clone();
-    let cancel = Cancel::with_check(Duration::from_millis(100), move || flag.load(Ordering::Relaxed));
+    let cancel = Cancel::on_signals(Duration::from_millis(100), move || flag.load(Ordering::Relaxed));
     let opts = ReaderOptions { timeout, raw, lossless: o.lossless, start, cancel: Some(cancel), ..Default::default() };
     let mut reader = match Reader::open(&o.name, &opts) {
         Err(Error::Interrupted { .. }) => return Ok(()),
         r => r?,
     };
     let mut stats = Stats::new();
-    while o.frames.is_none_or(|n| stats.frames() < n) {
+    // The flag too: a read that always finds a frame never waits, and so never sees the cancel.
+    while o.frames.is_none_or(|n| stats.frames() < n) && !stop.load(Ordering::Relaxed) {
         let frame = match reader.read(timeout) {
             Ok(Some(f)) => f,
             Ok(None) => anyhow::bail!("no frame for {} s on {:?}", timeout.as_secs_f64(), o.name),

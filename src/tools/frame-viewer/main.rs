@@ -146,6 +146,9 @@ struct App {
     outcome: Option<anyhow::Result<()>>,
     /// Draws the status into the window.
     painter: shmframes_tools::text::TextPainter,
+    /// The picture without the status drawn over it, kept while a status is shown: redrawn
+    /// from, so the text never piles up and goes away when the status clears.
+    clean: Option<Vec<u8>>,
 }
 
 impl App {
@@ -164,6 +167,7 @@ impl App {
             title_status: None,
             outcome: None,
             painter: shmframes_tools::text::TextPainter::new(),
+            clean: None,
         }
     }
 
@@ -231,6 +235,7 @@ impl App {
             let (w, h) = (self.size.width, self.size.height);
             if fits {
                 self.scaler.render(frame.pixels(), &frame.shape(), pixels.frame_mut(), w, h);
+                self.clean = None;
                 self.draw_status(pixels);
             }
             pixels.render().context("cannot present the frame")?;
@@ -244,6 +249,10 @@ impl App {
             }
         } else {
             if fits {
+                // Back to the picture as it was before any status was drawn over it.
+                if let Some(clean) = self.clean.as_ref().filter(|c| c.len() == pixels.frame().len()) {
+                    pixels.frame_mut().copy_from_slice(clean);
+                }
                 self.draw_status(pixels);
             }
             pixels.render().context("cannot present")?;
@@ -251,9 +260,16 @@ impl App {
         Ok(())
     }
 
-    /// Draws the status (if any) over the picture in `pixels`, as the title says it.
-    fn draw_status(&self, pixels: &mut Pixels<'static>) {
-        let Some(message) = status_message(&self.shared.status()) else { return };
+    /// Draws the status (if any) over the picture in `pixels`, as the title says it, keeping
+    /// the picture as it was without it (see `clean`).
+    fn draw_status(&mut self, pixels: &mut Pixels<'static>) {
+        let Some(message) = status_message(&self.shared.status()) else {
+            self.clean = None;
+            return;
+        };
+        if self.clean.as_ref().is_none_or(|c| c.len() != pixels.frame().len()) {
+            self.clean = Some(pixels.frame().to_vec());
+        }
         let (w, h) = (self.size.width, self.size.height);
         let first = format!("{}: {message}", self.opts.name);
         let px = (h as f32 / 24.0).clamp(14.0, 40.0);
@@ -300,6 +316,7 @@ impl App {
             }
             Key::Named(NamedKey::Space) => {
                 self.paused = !self.paused;
+                self.last_frame = Instant::now(); // --timeout counts from here again
                 self.update_title(true);
             }
             _ => {}
@@ -335,7 +352,8 @@ impl ApplicationHandler<Wake> for App {
             }
         }
         if let Some(t) = self.opts.timeout {
-            if self.last_frame.elapsed() > t {
+            // (Paused, no frame is expected.)
+            if !self.paused && self.last_frame.elapsed() > t {
                 // Why, as the reader thread last knew it.
                 let st = self.shared.status();
                 let why = match (&st.error, st.attached, st.state) {
