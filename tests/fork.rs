@@ -194,8 +194,11 @@ fn a_living_child_does_not_keep_a_dead_producer_alive() {
     };
     assert!(matches!(e, Error::ProducerGone { .. }), "{e}");
     assert!(started.elapsed() < Duration::from_secs(2), "noticed after {:?}", started.elapsed());
-    // Its lock is gone too: a new producer may replace the stale channel.
-    drop(writer(&ch, 2));
+    // Its lock is gone too: a new producer may replace the stale channel (within moments, as
+    // in the test below: another test's brand-new child may share descriptions for an instant).
+    let mut o = WriterOptions::new(16, 16, PixelFormat::Gray8).unwrap();
+    o.buffer_frames = 2;
+    drop(retry_for(Duration::from_secs(2), || Writer::create(&ch, &o)).expect("a dead producer's channel can be replaced"));
     // SAFETY: closing our pipe ends.
     unsafe {
         libc::close(read_end);
@@ -228,7 +231,21 @@ fn a_living_child_does_not_keep_a_closed_reader_busy() {
         0
     });
     drop(r);
-    let again = Reader::open(&ch, &opts);
+    // Within moments: a child another test thread forks just now shares every description
+    // until it runs its fork handler (microseconds, or a scheduling delay on a busy machine);
+    // our own child, which lives on, never does.
+    let again = retry_for(Duration::from_secs(2), || Reader::open(&ch, &opts));
     drop(child);
     again.expect("the reader closed; its fork child holds no role");
+}
+
+/// `f` again while it fails, for up to `limit`: see the comment at its uses.
+fn retry_for<T, E>(limit: Duration, mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        match f() {
+            Err(_) if std::time::Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
+            r => return r,
+        }
+    }
 }

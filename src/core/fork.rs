@@ -24,6 +24,10 @@
 //!    mapping the child inherits: the child handler maps zero pages over the child's copy, so
 //!    that a child writing through an inherited array reaches no frame.
 //!
+//! Until a new child runs its handler (microseconds after `fork`, longer when the machine is
+//! busy and the child waits to be scheduled), it shares every description: a role given up in
+//! that instant is released when the child's handler runs, not before.
+//!
 //! What a child may do with what it inherited: look at the pixels of frames its parent held
 //! when it forked (the mapping is inherited; they stay intact while the parent holds them),
 //! and drop everything. To read or write frames itself, it opens its own `Reader` or `Writer`.
