@@ -20,7 +20,6 @@ system, from its first frame to its last).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import statistics
@@ -39,33 +38,18 @@ H, W, C, N = sbs.H, sbs.W, sbs.C, sbs.N
 def publish(mode: str, name: str, frames: int) -> None:
     src = sbs.source_frames()
     if mode.startswith("iceoryx2"):
-        iox2, node, svc, event = sbs.iox_open(name)
-        publisher = (
-            svc.publisher_builder()
-            .initial_max_slice_len(N)
-            .backpressure_strategy(iox2.BackpressureStrategy.RetryUntilDelivered)
-            .create()
-        )
-        notifier = event.notifier_builder().create()
-        slot_type = ctypes.c_uint8 * N
         flat = [f.reshape(-1) for f in src]
-        print("ready", flush=True)
-        while svc.dynamic_config.number_of_subscribers < 1:
-            time.sleep(0.001)
-        c0 = sbs.cpu_seconds()
-        for i in range(frames):
-            sample = publisher.loan_slice_uninit(N)
-            dst = np.frombuffer(slot_type.from_address(sample.payload_ptr), np.uint8)
+        node, svc, event, publisher, notifier = sbs.iox_publisher(name)
+
+        def fill(dst: np.ndarray, i: int) -> None:
             if mode == "iceoryx2-row":
                 dst[: W * C] = i & 0xFF
             else:
                 np.copyto(dst, flat[i & 1])
-            header = sample.user_header().contents
-            header.seq = i
-            sample = sample.assume_init()
-            header.publish_ns = sbs.now_ns()
-            sample.send()
-            notifier.notify()
+
+        c0 = sbs.cpu_seconds()
+        for i in range(frames):
+            sbs.iox_send(publisher, notifier, i, lambda dst: fill(dst, i))
         cpu = sbs.cpu_seconds() - c0
         print(json.dumps({"cpu_us_per_frame": cpu / frames * 1e6}), flush=True)
         sys.stdin.read()

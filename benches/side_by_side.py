@@ -155,7 +155,12 @@ def iox_open(name: str):
     return iox2, node, svc, event
 
 
-def iox_publish(name: str, frames: int, fps: float) -> None:
+SLOT = ctypes.c_uint8 * N
+
+
+def iox_publisher(name: str):
+    """iceoryx2's publishing end: a lossless publisher of N-byte samples and its event
+    notifier; says "ready" and returns once a subscriber is there."""
     iox2, node, svc, event = iox_open(name)
     publisher = (
         svc.publisher_builder()
@@ -164,22 +169,32 @@ def iox_publish(name: str, frames: int, fps: float) -> None:
         .create()
     )
     notifier = event.notifier_builder().create()
-    slot_type = ctypes.c_uint8 * N
-    src = [f.reshape(-1) for f in source_frames()]
     print("ready", flush=True)
     while svc.dynamic_config.number_of_subscribers < 1:
         time.sleep(0.001)
+    return node, svc, event, publisher, notifier
+
+
+def iox_send(publisher, notifier, seq: int, fill) -> None:  # type: ignore[no-untyped-def]
+    """One sample: loaned, `fill`ed (a numpy view of its payload), stamped with `seq` and its
+    publish time just before it becomes visible, sent, notified."""
+    sample = publisher.loan_slice_uninit(N)
+    fill(np.frombuffer(SLOT.from_address(sample.payload_ptr), np.uint8))
+    header = sample.user_header().contents
+    header.seq = seq
+    sample = sample.assume_init()
+    header.publish_ns = now_ns()
+    sample.send()
+    notifier.notify()
+
+
+def iox_publish(name: str, frames: int, fps: float) -> None:
+    src = [f.reshape(-1) for f in source_frames()]
+    node, svc, event, publisher, notifier = iox_publisher(name)
     start = time.perf_counter()
     for i in range(frames):
         pace(fps, i, start)
-        sample = publisher.loan_slice_uninit(N)
-        np.copyto(np.frombuffer(slot_type.from_address(sample.payload_ptr), np.uint8), src[i & 1])
-        header = sample.user_header().contents
-        header.seq = i
-        sample = sample.assume_init()
-        header.publish_ns = now_ns()
-        sample.send()
-        notifier.notify()
+        iox_send(publisher, notifier, i, lambda dst: np.copyto(dst, src[i & 1]))
     sys.stdin.read()  # stay alive (an idle, live channel) until the orchestrator says
     del publisher, notifier, svc, event, node
 

@@ -224,7 +224,7 @@ pub struct ChannelInfo {
 /// # Errors
 /// When the directory cannot be listed.
 pub fn channels() -> Result<Vec<ChannelInfo>> {
-    let dir = crate::sys::shm_path("x").parent().map(std::path::PathBuf::from).unwrap_or_default();
+    let dir = crate::segment::segment_dir();
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     let mut found: Vec<ChannelInfo> = entries
         .flatten()

@@ -383,6 +383,11 @@ impl Segment {
     }
 }
 
+/// The directory segments live in (`/dev/shm` on Linux).
+pub(crate) fn segment_dir() -> PathBuf {
+    sys::shm_path("x").parent().map(PathBuf::from).unwrap_or_default()
+}
+
 /// What [`clean_leftovers`] removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leftover {
@@ -410,7 +415,7 @@ const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 /// # Errors
 /// When the directory cannot be listed; files that cannot be examined are skipped.
 pub fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
-    let dir = sys::shm_path("x").parent().map(PathBuf::from).unwrap_or_default();
+    let dir = segment_dir();
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     let mut removed = Vec::new();
     for entry in entries.flatten() {

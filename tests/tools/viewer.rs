@@ -39,6 +39,13 @@ impl Xvfb {
         Xvfb { _server: ChildGuard(Some(server)), display }
     }
 
+    /// `frame-viewer` with `args`, on this display.
+    fn viewer(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(VIEWER);
+        c.args(args).env("DISPLAY", &self.display).env_remove("WAYLAND_DISPLAY");
+        c
+    }
+
     /// The whole screen as RGB8.
     fn screenshot(&self) -> image::RgbImage {
         let path = std::env::temp_dir().join(format!("shmframes-viewer-{}-{}.png", std::process::id(), &self.display[1..]));
@@ -69,13 +76,7 @@ fn test_pattern_shows_in_the_window_and_frames_exits_0() {
             .spawn()
             .unwrap(),
     ));
-    let viewer = Command::new(VIEWER)
-        .args([&ch as &str, "--frames", "60", "--timeout", "30"])
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let viewer = x.viewer(&[&ch, "--frames", "60", "--timeout", "30"]).stderr(Stdio::piped()).spawn().unwrap();
     let mut viewer = ChildGuard(Some(viewer));
     // The window is the size of the screen (no window manager): the frame fills it 1:1.
     let start = Instant::now();
@@ -110,12 +111,7 @@ fn a_broken_segment_is_reported_not_waited_on() {
     bytes[8..12].copy_from_slice(&48u32.to_le_bytes());
     std::fs::write(ch.path(), &bytes).unwrap();
     let start = Instant::now();
-    let out = Command::new(VIEWER)
-        .args([&ch as &str, "--timeout", "60"])
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .output()
-        .unwrap();
+    let out = x.viewer(&[&ch, "--timeout", "60"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("breaks the shared-memory protocol") && stderr.contains("capacity"), "{stderr}");
@@ -127,13 +123,7 @@ fn the_window_says_what_it_waits_for() {
     let (w, h) = (640u32, 480u32);
     let x = Xvfb::start(w, h);
     let ch = Channel::new("viewerwait");
-    let viewer = Command::new(VIEWER)
-        .args([&ch as &str, "--timeout", "30"])
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let viewer = x.viewer(&[&ch, "--timeout", "30"]).stderr(Stdio::piped()).spawn().unwrap();
     let _viewer = ChildGuard(Some(viewer));
     // White text in the band at the top of the (otherwise black) window.
     let start = Instant::now();
@@ -153,12 +143,7 @@ fn the_window_says_what_it_waits_for() {
 fn a_timeout_says_why_no_frame_came() {
     let x = Xvfb::start(320, 240);
     let ch = Channel::new("viewermissing");
-    let out = Command::new(VIEWER)
-        .args([&ch as &str, "--timeout", "1"])
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .output()
-        .unwrap();
+    let out = x.viewer(&[&ch, "--timeout", "1"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no frame from channel") && stderr.contains("no channel named"), "{stderr}");

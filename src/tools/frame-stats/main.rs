@@ -35,7 +35,7 @@ struct Opts {
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
     /// Seconds to wait for the channel and between frames.
-    #[arg(long, value_name = "S", default_value = "10", value_parser = parse_secs, allow_negative_numbers = true)]
+    #[arg(long, value_name = "S", default_value = "10", value_parser = shmframes_tools::parse_secs, allow_negative_numbers = true)]
     timeout: Duration,
     /// Header-less frames of this size (cpp_py_shmbuf's producer), WIDTHxHEIGHT.
     #[arg(long, value_name = "WxH", value_parser = shmframes::format::parse_size)]
@@ -71,13 +71,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    s.parse::<f64>()
-        .ok()
-        .and_then(|v| Duration::try_from_secs_f64(v).ok())
-        .ok_or_else(|| format!("{s:?} is not a number of seconds >= 0"))
 }
 
 fn run(o: Opts) -> anyhow::Result<()> {

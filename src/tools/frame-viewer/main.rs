@@ -56,15 +56,8 @@ struct Opts {
     raw_format: PixelFormat,
     /// Give up (exit 1) if no frame arrives for S seconds; by default wait for ever (the
     /// window says what it waits for).
-    #[arg(long, value_name = "S", value_parser = parse_secs, allow_negative_numbers = true)]
+    #[arg(long, value_name = "S", value_parser = shmframes_tools::parse_secs, allow_negative_numbers = true)]
     timeout: Option<Duration>,
-}
-
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    s.parse::<f64>()
-        .ok()
-        .and_then(|v| Duration::try_from_secs_f64(v).ok())
-        .ok_or_else(|| format!("{s:?} is not a number of seconds >= 0"))
 }
 
 fn main() -> ExitCode {
