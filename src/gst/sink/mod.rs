@@ -1,0 +1,17 @@
+//! `shmframessink`.
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+#[allow(unused_imports)] // for shmframessrc, next
+pub(crate) use imp::{to_pixel_format, FORMATS};
+
+glib::wrapper! {
+    /// Publishes raw video into a shmframes channel.
+    pub struct ShmframesSink(ObjectSubclass<imp::ShmframesSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
+}
+
+/// Registers the element with `plugin`.
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(Some(plugin), "shmframessink", gst::Rank::NONE, ShmframesSink::static_type())
+}
