@@ -2,9 +2,12 @@
 use gst::glib;
 
 mod sink;
+#[path = "src/mod.rs"]
+mod source;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    sink::register(plugin)
+    sink::register(plugin)?;
+    source::register(plugin)
 }
 
 gst::plugin_define!(
