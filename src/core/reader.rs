@@ -635,6 +635,13 @@ impl Reader {
         &self.name
     }
 
+    /// Replaces the cancel that ends this reader's waits (from the next wait on). A fired
+    /// [`Cancel`] stays fired: an owner that interrupts waits and then resumes (a GStreamer
+    /// element's unlock, then unlock_stop) gives the reader a fresh one.
+    pub fn set_cancel(&mut self, cancel: Option<Cancel>) {
+        self.opts.cancel = cancel;
+    }
+
     /// What the reader last learned about the producer.
     pub fn producer_state(&self) -> ProducerState {
         self.state

@@ -282,6 +282,13 @@ impl Writer {
         self.seg.name()
     }
 
+    /// Replaces the cancel that ends this writer's waits for room (from the next wait on). A
+    /// fired [`Cancel`] stays fired: an owner that interrupts waits and then resumes (a
+    /// GStreamer element's unlock, then unlock_stop) gives the writer a fresh one.
+    pub fn set_cancel(&mut self, cancel: Option<Cancel>) {
+        self.opts.cancel = cancel;
+    }
+
     /// Shape of the frames.
     pub fn shape(&self) -> FrameShape {
         self.opts.shape

@@ -1,13 +1,31 @@
-//! GStreamer elements for shmframes channels (work in progress).
+//! `gstshmframes`: GStreamer elements for shmframes channels.
+//!
+//! - **`shmframessrc channel=NAME`**: a live source. Each buffer is a frame in shared memory,
+//!   held (the producer never writes its slot) until GStreamer frees the buffer: no copy.
+//!   Caps come from the frames (`video/x-raw`, format, width, height; strides in a
+//!   `GstVideoMeta`) and follow a producer that restarts with another shape (`follow=true`).
+//!   PTS is the frame's capture time on the pipeline clock (see [`clock`]). End of stream is
+//!   EOS; a producer that dies is an element error with the reason.
+//! - **`shmframessink channel=NAME`**: publishes whatever raw video reaches it (our formats;
+//!   `videoconvert` in front does the rest) into a channel any number of readers can read:
+//!   Python's `shmframes.Reader`, `frame-viewer`, `shmframessrc`. PTS becomes `capture_ns`;
+//!   EOS ends the stream.
+//!
+//! Built by `make gst` into `target/gst/`; `GST_PLUGIN_PATH=target/gst gst-inspect-1.0
+//! shmframessrc` lists the properties. The channel protocol is the core crate's
+//! (`shmframes`); this crate adds no shared-memory code and no `unsafe`.
+#![forbid(unsafe_code)]
+
 use gst::glib;
 
-mod sink;
-#[path = "src/mod.rs"]
-mod source;
+pub mod clock;
+pub mod formats;
+pub mod shmframessink;
+pub mod shmframessrc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    sink::register(plugin)?;
-    source::register(plugin)
+    shmframessink::register(plugin)?;
+    shmframessrc::register(plugin)
 }
 
 gst::plugin_define!(
@@ -15,9 +33,10 @@ gst::plugin_define!(
     env!("CARGO_PKG_DESCRIPTION"),
     plugin_init,
     env!("CARGO_PKG_VERSION"),
+    // GStreamer's name for the MIT licence.
     "MIT/X11",
-    env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_NAME"),
+    "shmframes",
+    "gstshmframes",
     "https://github.com/shmframes/shmframes",
-    "2026-12-01"
+    "2026-12-02"
 );

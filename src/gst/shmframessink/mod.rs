@@ -1,13 +1,11 @@
-//! `shmframessink`.
+//! `shmframessink`: publishes raw video into a shmframes channel.
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-#[allow(unused_imports)] // for shmframessrc, next
-pub(crate) use imp::{to_pixel_format, FORMATS};
 
 glib::wrapper! {
-    /// Publishes raw video into a shmframes channel.
+    /// Publishes raw video into a shmframes channel, for any number of readers.
     pub struct ShmframesSink(ObjectSubclass<imp::ShmframesSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
 }
 

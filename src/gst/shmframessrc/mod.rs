@@ -1,11 +1,11 @@
-//! `shmframessrc`.
+//! `shmframessrc`: reads a shmframes channel as live raw video, zero-copy.
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
 
 glib::wrapper! {
-    /// Reads a shmframes channel as live raw video.
+    /// Reads a shmframes channel as live raw video; each buffer is a frame in shared memory.
     pub struct ShmframesSrc(ObjectSubclass<imp::ShmframesSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
 }
 

@@ -1,0 +1,358 @@
+//! `shmframessink`: publishes the raw video that reaches it into a shmframes channel.
+//!
+//! The channel is created when caps are set (its frames have their shape) and ends, removing
+//! the name, at EOS or when the element stops; readers read what was published first. New
+//! caps of another shape end the channel and create it again under the same name (readers
+//! with `follow` carry on). Each buffer is copied once, plane by plane, into the next slot:
+//! GStreamer's strides may pad rows, ours are packed.
+
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+
+use shmframes::{Cancel, Error, FrameShape, Writer, WriterOptions, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};
+
+use crate::{clock, formats};
+
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("shmframessink", gst::DebugColorFlags::empty(), Some("shmframes sink")));
+
+const DEFAULT_CHANNEL: &str = "shm_video";
+const DEFAULT_BUFFER_FRAMES: u32 = 4;
+
+/// What to do when readers leave no room for the next frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstShmframesSinkWhenFull")]
+pub enum WhenFull {
+    /// Never wait, as a live source must: the frame is dropped (readers see the gap).
+    #[default]
+    #[enum_value(name = "Drop the frame: never wait (live sources)", nick = "drop")]
+    Drop = 0,
+    /// Wait for lossless readers (and, raw, the consumer), and for a first reader before the
+    /// first frame: nothing is lost; upstream is held back.
+    #[enum_value(name = "Wait for lossless readers (and for a first reader): lose nothing", nick = "wait")]
+    Wait = 1,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    channel: String,
+    buffer_frames: u32,
+    max_readers: u32,
+    when_full: WhenFull,
+    raw: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            channel: DEFAULT_CHANNEL.into(),
+            buffer_frames: DEFAULT_BUFFER_FRAMES,
+            max_readers: DEFAULT_MAX_READERS,
+            when_full: WhenFull::Drop,
+            raw: false,
+        }
+    }
+}
+
+/// The channel being written.
+struct Channel {
+    writer: Writer,
+    info: gst_video::VideoInfo,
+    /// Buffers received: each frame's sequence number, so frames dropped for want of room
+    /// show as gaps to readers.
+    seq: u64,
+    /// Whether a reader has been waited for (`when-full=wait`, before the first frame).
+    reader_seen: bool,
+}
+
+pub struct ShmframesSink {
+    settings: Mutex<Settings>,
+    channel: Mutex<Option<Channel>>,
+    /// Ends the current wait for room: fired by `unlock`, replaced by `unlock_stop`.
+    cancel: Mutex<Cancel>,
+}
+
+impl Default for ShmframesSink {
+    fn default() -> Self {
+        ShmframesSink { settings: Mutex::default(), channel: Mutex::new(None), cancel: Mutex::new(Cancel::new()) }
+    }
+}
+
+/// A poisoned lock means a panic already reported elsewhere: carry on with the data.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for ShmframesSink {
+    const NAME: &'static str = "GstShmframesSink";
+    type Type = super::ShmframesSink;
+    type ParentType = gst_base::BaseSink;
+}
+
+impl ObjectImpl for ShmframesSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let ready = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY;
+            vec![
+                glib::ParamSpecString::builder("channel")
+                    .nick("Channel")
+                    .blurb("Name of the shmframes channel to create (readers: shmframes.Reader(name), frame-viewer name, shmframessrc channel=)")
+                    .default_value(Some(DEFAULT_CHANNEL))
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecUInt::builder("buffer-frames")
+                    .nick("Buffer frames")
+                    .blurb("Frames the channel keeps for readers that fall behind")
+                    .minimum(1)
+                    .maximum(MAX_SLOTS - 1)
+                    .default_value(DEFAULT_BUFFER_FRAMES)
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecUInt::builder("max-readers")
+                    .nick("Max readers")
+                    .blurb("Readers the channel serves at once (64 bytes of shared memory each)")
+                    .minimum(1)
+                    .maximum(MAX_READERS)
+                    .default_value(DEFAULT_MAX_READERS)
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("when-full", WhenFull::Drop)
+                    .nick("When full")
+                    .blurb("When readers leave no room: drop the frame (never wait), or wait for lossless readers and for a first reader (lose nothing)")
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecBoolean::builder("raw")
+                    .nick("Raw")
+                    .blurb("Header-less frames, exactly as cpp_py_shmbuf's producer writes them (one consumer; its consumers expect BGR)")
+                    .default_value(false)
+                    .flags(ready)
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        match pspec.name() {
+            "channel" => s.channel = value.get::<Option<String>>().expect("a string").unwrap_or_else(|| DEFAULT_CHANNEL.into()),
+            "buffer-frames" => s.buffer_frames = value.get().expect("a uint"),
+            "max-readers" => s.max_readers = value.get().expect("a uint"),
+            "when-full" => s.when_full = value.get().expect("a WhenFull"),
+            "raw" => s.raw = value.get().expect("a boolean"),
+            _ => unreachable!("a property we registered"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "channel" => s.channel.to_value(),
+            "buffer-frames" => s.buffer_frames.to_value(),
+            "max-readers" => s.max_readers.to_value(),
+            "when-full" => s.when_full.to_value(),
+            "raw" => s.raw.to_value(),
+            _ => unreachable!("a property we registered"),
+        }
+    }
+}
+
+impl GstObjectImpl for ShmframesSink {}
+
+impl ElementImpl for ShmframesSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "shmframes sink",
+                "Sink/Video",
+                "Publishes raw video into a shmframes channel, for any number of readers (shmframes.Reader in Python, frame-viewer, shmframessrc)",
+                "shmframes developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PADS: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new().format_list(formats::all()).build();
+            vec![gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).expect("a valid template")]
+        });
+        PADS.as_ref()
+    }
+}
+
+impl ShmframesSink {
+    /// The channel for frames of `info`'s shape: the current one if it has that shape, else a
+    /// new one (the old one ends first, so the name is free).
+    fn open(&self, info: gst_video::VideoInfo) -> Result<(), gst::ErrorMessage> {
+        let format = formats::from_gst(info.format())
+            .ok_or_else(|| gst::error_msg!(gst::StreamError::Format, ["shmframes has no {:?} frames (put videoconvert in front)", info.format()]))?;
+        let shape = FrameShape::packed(info.width(), info.height(), format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ["{e}"]))?;
+        let mut channel = lock(&self.channel);
+        if channel.as_ref().is_some_and(|c| c.writer.shape() == shape) {
+            if let Some(c) = channel.as_mut() {
+                c.info = info;
+            }
+            return Ok(());
+        }
+        if let Some(old) = channel.take() {
+            gst::info!(CAT, imp = self, "frames change from {} to {shape}: the channel starts again", old.writer.shape());
+            old.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ["{e}"]))?;
+        }
+        let s = lock(&self.settings).clone();
+        let mut opts = WriterOptions::new(shape.width, shape.height, format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ["{e}"]))?;
+        opts.buffer_frames = s.buffer_frames;
+        opts.max_readers = s.max_readers;
+        opts.raw = s.raw;
+        opts.cancel = Some(lock(&self.cancel).clone());
+        let writer = Writer::create(&s.channel, &opts).map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{e}"]))?;
+        gst::info!(CAT, imp = self, "channel {:?}: frames of {shape}", s.channel);
+        *channel = Some(Channel { writer, info, seq: 0, reader_seen: false });
+        Ok(())
+    }
+
+    /// Ends the stream: readers read what was published, then see its end; the name goes.
+    fn finish(&self) -> Result<(), gst::ErrorMessage> {
+        match lock(&self.channel).take() {
+            Some(c) => c.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ["{e}"])),
+            None => Ok(()),
+        }
+    }
+
+    /// The capture time of `buffer`: its PTS on the monotonic clock (now, without a PTS).
+    fn capture_ns(&self, buffer: &gst::BufferRef) -> u64 {
+        let obj = self.obj();
+        let segment = obj.segment();
+        let running = buffer.pts().and_then(|pts| segment.downcast_ref::<gst::ClockTime>()?.to_running_time(pts));
+        match (running, obj.clock(), obj.base_time()) {
+            (Some(rt), Some(clock), Some(base)) => clock::capture_ns(rt, &clock, base),
+            _ => shmframes::monotonic_ns(),
+        }
+    }
+}
+
+impl BaseSinkImpl for ShmframesSink {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.cancel) = Cancel::new();
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.finish()
+    }
+
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::loggable_error!(CAT, "not raw video: {caps}"))?;
+        self.open(info).map_err(|msg| {
+            // The reason (a name taken, no space in /dev/shm) is the user's to read, not a
+            // bare not-negotiated: post it as the element's error.
+            self.post_error_message(msg);
+            gst::loggable_error!(CAT, "no channel for {caps}")
+        })
+    }
+
+    fn propose_allocation(&self, query: &mut gst::query::Allocation) -> Result<(), gst::LoggableError> {
+        // Any strides upstream likes: render copies row by row where they differ from ours.
+        query.add_allocation_meta::<gst_video::VideoMeta>(None);
+        self.parent_propose_allocation(query)
+    }
+
+    fn event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            if let Err(msg) = self.finish() {
+                self.post_error_message(msg);
+            }
+        }
+        self.parent_event(event)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        lock(&self.cancel).cancel();
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        let fresh = Cancel::new();
+        *lock(&self.cancel) = fresh.clone();
+        if let Some(c) = lock(&self.channel).as_mut() {
+            c.writer.set_cancel(Some(fresh));
+        }
+        Ok(())
+    }
+
+    fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (when_full, raw) = {
+            let s = lock(&self.settings);
+            (s.when_full, s.raw)
+        };
+        let cancel = lock(&self.cancel).clone();
+        let capture_ns = self.capture_ns(buffer);
+        let mut guard = lock(&self.channel);
+        let Some(c) = guard.as_mut() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["a buffer arrived before its caps"]);
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        c.writer.set_cancel(Some(cancel.clone()));
+        let seq = c.seq;
+        c.seq += 1;
+        if when_full == WhenFull::Wait && !c.reader_seen && !raw {
+            // Lossless from the first frame: publish nothing before someone reads. (A raw ring
+            // keeps its frames for its consumer anyway, and cpp_py_shmbuf's consumers take no
+            // lock we could see.)
+            let writer = &c.writer;
+            if !cancel.sleep_while(|| !writer.reader_attached(), Duration::from_millis(5)) {
+                return Err(gst::FlowError::Flushing);
+            }
+            c.reader_seen = true;
+        }
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &c.info).map_err(|_| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ["a buffer does not hold a frame of {:?}", c.info]);
+            gst::FlowError::Error
+        })?;
+        let shape = c.writer.shape();
+        let slot = match when_full {
+            WhenFull::Drop => c.writer.try_frame(),
+            WhenFull::Wait => c.writer.frame(None),
+        };
+        let mut slot = match slot {
+            Ok(Some(slot)) => slot,
+            Ok(None) => {
+                gst::debug!(CAT, imp = self, "frame {seq} dropped: readers hold every slot");
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            Err(Error::Interrupted { .. }) => return Err(gst::FlowError::Flushing),
+            Err(e) => {
+                gst::element_imp_error!(self, gst::ResourceError::Write, ["{e}"]);
+                return Err(gst::FlowError::Error);
+            }
+        };
+        let dst = slot.pixels();
+        for (p, plane) in shape.planes().iter().enumerate() {
+            let src = frame.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?;
+            let src_stride = frame.plane_stride()[p] as usize;
+            let (row, stride, rows, base) = (plane.row_bytes as usize, plane.stride as usize, plane.rows as usize, plane.offset as usize);
+            if src_stride == stride {
+                // One copy for the whole plane (the usual case: packed rows both sides).
+                let len = stride * (rows - 1) + row;
+                dst[base..base + len].copy_from_slice(&src[..len]);
+            } else {
+                for y in 0..rows {
+                    dst[base + y * stride..][..row].copy_from_slice(&src[y * src_stride..][..row]);
+                }
+            }
+        }
+        slot.set_seq(seq);
+        slot.set_capture_ns(capture_ns);
+        slot.publish();
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

@@ -1,0 +1,465 @@
+//! `shmframessrc`: a shmframes channel as a live GStreamer source, zero-copy.
+//!
+//! The streaming thread (`create`) opens the channel, reads frames and pushes each as a
+//! buffer that wraps the frame in place: the frame stays leased (the producer never writes
+//! its slot) until GStreamer frees the buffer and every buffer sharing its memory. Caps come
+//! from the frames themselves; a frame of another shape (a followed producer that restarted
+//! with another size) renegotiates. `unlock` (flushing, stopping) ends every wait at once
+//! through a [`Cancel`]; `unlock_stop` gives the reader a fresh one.
+
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+
+use shmframes::{Cancel, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start};
+
+use crate::{clock, formats};
+
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("shmframessrc", gst::DebugColorFlags::empty(), Some("shmframes source")));
+
+const DEFAULT_CHANNEL: &str = "shm_video";
+const DEFAULT_TIMEOUT: f64 = 10.0;
+/// The most latency we report: a lossless reader far behind its producer should not delay
+/// every sink of the pipeline by its backlog for ever.
+const MAX_LATENCY: gst::ClockTime = gst::ClockTime::from_seconds(1);
+
+#[derive(Debug, Clone)]
+struct Settings {
+    channel: String,
+    /// Seconds to wait for the channel, and then for each frame (`inf`: for ever).
+    timeout: f64,
+    follow: bool,
+    lossless: bool,
+    /// `WxH` of a header-less (cpp_py_shmbuf) stream; empty: framed.
+    raw: String,
+    raw_format: PixelFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            channel: DEFAULT_CHANNEL.into(),
+            timeout: DEFAULT_TIMEOUT,
+            follow: false,
+            lossless: false,
+            raw: String::new(),
+            raw_format: PixelFormat::Bgr24,
+        }
+    }
+}
+
+impl Settings {
+    fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout).unwrap_or(Duration::MAX)
+    }
+
+    fn raw_shape(&self) -> Result<Option<FrameShape>, gst::ErrorMessage> {
+        if self.raw.is_empty() {
+            return Ok(None);
+        }
+        let bad = |e: &dyn std::fmt::Display| {
+            gst::error_msg!(gst::ResourceError::Settings, ["raw={:?}: {} (write it as WIDTHxHEIGHT, e.g. raw=1920x1080)", self.raw, e])
+        };
+        let (w, h) = shmframes::format::parse_size(&self.raw).map_err(|e| bad(&e))?;
+        FrameShape::packed(w, h, self.raw_format).map(Some).map_err(|e| bad(&e))
+    }
+}
+
+/// What only the streaming thread touches (and `start`/`stop`).
+struct Streaming {
+    reader: Reader,
+    /// The last PTS pushed: PTS never go backwards, whatever the producer's clock says.
+    last_pts: Option<gst::ClockTime>,
+    /// The next sequence number expected: a gap marks the buffer DISCONT.
+    next_seq: Option<u64>,
+    /// The previous frame's capture time, and the interval between the last two frames: a
+    /// buffer's duration is the last interval (muxers need the last frame's duration).
+    last_capture: Option<u64>,
+    interval: Option<gst::ClockTime>,
+}
+
+pub struct ShmframesSrc {
+    settings: Mutex<Settings>,
+    /// The open channel; `None` before the first `create` opens it.
+    streaming: Mutex<Option<Streaming>>,
+    /// The caps being pushed, for caps queries from any thread (never held across a wait).
+    info: Mutex<Option<gst_video::VideoInfo>>,
+    /// Ends the current waits: fired by `unlock`, replaced by `unlock_stop` and `start`.
+    cancel: Mutex<Cancel>,
+    /// The latency we report: the longest capture-to-push delay seen (at most `MAX_LATENCY`).
+    latency: Mutex<gst::ClockTime>,
+}
+
+impl Default for ShmframesSrc {
+    fn default() -> Self {
+        ShmframesSrc {
+            settings: Mutex::default(),
+            streaming: Mutex::new(None),
+            info: Mutex::new(None),
+            cancel: Mutex::new(Cancel::new()),
+            latency: Mutex::new(gst::ClockTime::ZERO),
+        }
+    }
+}
+
+/// A poisoned lock means a panic already reported elsewhere: carry on with the data.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The frame's bytes, for `gst::Buffer::from_slice`: the frame (and its lease) lives exactly
+/// as long as the buffer's memory.
+struct FrameBytes(Frame);
+
+impl AsRef<[u8]> for FrameBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.pixels()
+    }
+}
+
+/// The caps of a frame shape.
+fn video_info(shape: &FrameShape) -> Result<gst_video::VideoInfo, gst::ErrorMessage> {
+    gst_video::VideoInfo::builder(formats::to_gst(shape.format), shape.width, shape.height)
+        // The channel does not say its rate: variable (0/1); buffers carry capture times.
+        .fps(gst::Fraction::new(0, 1))
+        .build()
+        .map_err(|e| gst::error_msg!(gst::StreamError::Format, ["frames of {shape} have no GStreamer caps: {e}"]))
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for ShmframesSrc {
+    const NAME: &'static str = "GstShmframesSrc";
+    type Type = super::ShmframesSrc;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for ShmframesSrc {
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_live(true);
+        obj.set_format(gst::Format::Time);
+        // We timestamp: PTS is the frame's capture time on the pipeline clock.
+        obj.set_do_timestamp(false);
+    }
+
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let ready = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY;
+            vec![
+                glib::ParamSpecString::builder("channel")
+                    .nick("Channel")
+                    .blurb("Name of the shmframes channel to read (frame-producer --name, Writer(name), shmframessink channel=)")
+                    .default_value(Some(DEFAULT_CHANNEL))
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecDouble::builder("timeout")
+                    .nick("Timeout")
+                    .blurb("Seconds to wait for the channel to appear, and then for each frame, before posting an error (inf: for ever)")
+                    .minimum(0.0)
+                    .maximum(f64::INFINITY)
+                    .default_value(DEFAULT_TIMEOUT)
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecBoolean::builder("follow")
+                    .nick("Follow")
+                    .blurb("Survive the producer: after its end or death, wait (up to timeout) for a new producer of the same name and go on, renegotiating if its frames differ")
+                    .default_value(false)
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecBoolean::builder("lossless")
+                    .nick("Lossless")
+                    .blurb("Start at the oldest frame the channel keeps and lose none to a producer that waits (frame-producer --when-full wait); frames a dropping producer overwrites mark the next buffer DISCONT")
+                    .default_value(false)
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecString::builder("raw")
+                    .nick("Raw size")
+                    .blurb("WIDTHxHEIGHT of a header-less stream (a cpp_py_shmbuf producer); empty: frames describe themselves")
+                    .default_value(Some(""))
+                    .flags(ready)
+                    .build(),
+                glib::ParamSpecString::builder("raw-format")
+                    .nick("Raw format")
+                    .blurb("Pixel format of a header-less stream (bgr, rgb, gray, rgba, bgra, nv12, i420, yuyv)")
+                    .default_value(Some("bgr"))
+                    .flags(ready)
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        match pspec.name() {
+            "channel" => s.channel = value.get::<Option<String>>().expect("a string").unwrap_or_else(|| DEFAULT_CHANNEL.into()),
+            "timeout" => s.timeout = value.get().expect("a double"),
+            "follow" => s.follow = value.get().expect("a boolean"),
+            "lossless" => s.lossless = value.get().expect("a boolean"),
+            "raw" => s.raw = value.get::<Option<String>>().expect("a string").unwrap_or_default(),
+            "raw-format" => {
+                let name = value.get::<Option<String>>().expect("a string").unwrap_or_default();
+                match name.parse::<PixelFormat>() {
+                    Ok(f) => s.raw_format = f,
+                    // Properties cannot fail: say so, keep the old value (start() re-checks nothing).
+                    Err(e) => gst::error!(CAT, imp = self, "raw-format={name:?}: {e}; keeping {}", s.raw_format),
+                }
+            }
+            _ => unreachable!("a property we registered"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "channel" => s.channel.to_value(),
+            "timeout" => s.timeout.to_value(),
+            "follow" => s.follow.to_value(),
+            "lossless" => s.lossless.to_value(),
+            "raw" => s.raw.to_value(),
+            "raw-format" => s.raw_format.name().to_value(),
+            _ => unreachable!("a property we registered"),
+        }
+    }
+}
+
+impl GstObjectImpl for ShmframesSrc {}
+
+impl ElementImpl for ShmframesSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "shmframes source",
+                "Source/Video",
+                "Reads a shmframes channel (frame-producer, a Python Writer, shmframessink) as live raw video, in place: \
+                 each buffer is the frame in shared memory, held until the buffer is freed",
+                "shmframes developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PADS: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new().format_list(formats::all()).build();
+            vec![gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).expect("a valid template")]
+        });
+        PADS.as_ref()
+    }
+}
+
+impl BaseSrcImpl for ShmframesSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        // Settings are checked here, before streaming: a wrong raw= fails the state change.
+        lock(&self.settings).raw_shape()?;
+        *lock(&self.cancel) = Cancel::new();
+        *lock(&self.latency) = gst::ClockTime::ZERO;
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // The reader goes (its place in the channel is free at once); frames still in buffers
+        // downstream stay valid until those buffers are freed.
+        lock(&self.streaming).take();
+        lock(&self.info).take();
+        Ok(())
+    }
+
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let caps = match lock(&self.info).as_ref() {
+            Some(info) => info.to_caps().ok()?,
+            None => self.obj().src_pad().pad_template_caps(),
+        };
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        })
+    }
+
+    /// Caps are known once the first frame is in: `create` sets them then. Until then there is
+    /// nothing to negotiate (the base class would fixate the template to an arbitrary size).
+    fn negotiate(&self) -> Result<(), gst::LoggableError> {
+        let caps = lock(&self.info).as_ref().and_then(|i| i.to_caps().ok());
+        match caps {
+            Some(caps) => self.obj().set_caps(&caps).map_err(|_| gst::loggable_error!(CAT, "downstream refused {caps}")),
+            None => Ok(()),
+        }
+    }
+
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            // A buffer's PTS is its capture time, and it reaches us this much later.
+            q.set(true, *lock(&self.latency), gst::ClockTime::NONE);
+            return true;
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        lock(&self.cancel).cancel();
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.cancel) = Cancel::new();
+        Ok(())
+    }
+}
+
+/// Why `next_frame` gave no frame.
+enum Stop {
+    Flow(gst::FlowError),
+    Error(gst::ErrorMessage),
+}
+
+impl ShmframesSrc {
+    /// Opens the channel (waiting up to `timeout` for it to appear).
+    fn open(&self, s: &Settings, cancel: Cancel) -> Result<Streaming, Stop> {
+        let opts = ReaderOptions {
+            timeout: s.timeout(),
+            raw: s.raw_shape().map_err(Stop::Error)?,
+            follow: s.follow,
+            cancel: Some(cancel),
+            lossless: s.lossless,
+            start: if s.lossless { Start::Oldest } else { Start::Newest },
+        };
+        match Reader::open(&s.channel, &opts) {
+            Ok(reader) => {
+                gst::info!(CAT, imp = self, "reading channel {:?}", s.channel);
+                Ok(Streaming { reader, last_pts: None, next_seq: None, last_capture: None, interval: None })
+            }
+            Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
+            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))),
+        }
+    }
+
+    /// The next frame, waiting up to `timeout` (the cancel ends the wait at once).
+    fn next_frame(&self, st: &mut Streaming, s: &Settings) -> Result<Frame, Stop> {
+        match st.reader.read(s.timeout()) {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => {
+                let why = match st.reader.producer_state() {
+                    ProducerState::Gone | ProducerState::Ended => "its producer is gone and no new one took its place",
+                    _ => "the producer is alive but sent nothing",
+                };
+                Err(Stop::Error(gst::error_msg!(
+                    gst::ResourceError::Read,
+                    ["no frame on channel {:?} for {} s: {why} (timeout=inf waits for ever)", s.channel, s.timeout]
+                )))
+            }
+            Err(Error::EndOfStream { .. }) => Err(Stop::Flow(gst::FlowError::Eos)),
+            Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
+            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::Read, ["{e}"]))),
+        }
+    }
+
+    /// Raises the reported latency to `age` (capture to push) when it is longer, and tells
+    /// the pipeline to recompute its latency.
+    fn note_age(&self, age: gst::ClockTime) {
+        let age = age.min(MAX_LATENCY);
+        let mut latency = lock(&self.latency);
+        // Round up to the next millisecond so that jitter does not repost every frame.
+        if age > *latency {
+            *latency = gst::ClockTime::from_mseconds(age.mseconds() + 1).min(MAX_LATENCY);
+            drop(latency);
+            let obj = self.obj();
+            let _ = obj.post_message(gst::message::Latency::builder().src(&*obj).build());
+        }
+    }
+}
+
+impl PushSrcImpl for ShmframesSrc {
+    fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
+        let s = lock(&self.settings).clone();
+        let cancel = lock(&self.cancel).clone();
+        let mut guard = lock(&self.streaming);
+        let fail = |stop: Stop| match stop {
+            Stop::Flow(f) => f,
+            Stop::Error(msg) => {
+                self.post_error_message(msg);
+                gst::FlowError::Error
+            }
+        };
+        if guard.is_none() {
+            *guard = Some(self.open(&s, cancel.clone()).map_err(fail)?);
+        }
+        let st = guard.as_mut().expect("opened above");
+        st.reader.set_cancel(Some(cancel));
+        let frame = self.next_frame(st, &s).map_err(fail)?;
+
+        let shape = frame.shape();
+        let discont = frame.lost_before() > 0 || st.next_seq.is_some_and(|n| n != frame.seq());
+        st.next_seq = Some(frame.seq() + 1);
+        if let Some(last) = st.last_capture.filter(|&l| l < frame.capture_ns() && !discont) {
+            st.interval = Some(gst::ClockTime::from_nseconds(frame.capture_ns() - last));
+        }
+        st.last_capture = Some(frame.capture_ns());
+        let duration = st.interval;
+        let obj = self.obj();
+        let (clock, base) = (obj.clock(), obj.base_time().unwrap_or(gst::ClockTime::ZERO));
+        let pts = clock.as_ref().map(|c| clock::running_time(frame.capture_ns(), c, base));
+        let pts = match (pts, st.last_pts) {
+            (Some(p), Some(last)) if p < last => Some(last),
+            (p, _) => p,
+        };
+        st.last_pts = pts.or(st.last_pts);
+        if let (Some(c), Some(p)) = (clock.as_ref(), pts) {
+            let now = c.time().saturating_sub(base);
+            self.note_age(now.saturating_sub(p));
+        }
+        drop(guard);
+
+        // A new shape (the first frame, or a followed producer's): new caps, before its buffer.
+        let same = |i: &gst_video::VideoInfo| formats::to_gst(shape.format) == i.format() && i.width() == shape.width && i.height() == shape.height;
+        let changed = !lock(&self.info).as_ref().is_some_and(same);
+        if changed {
+            let new = video_info(&shape).map_err(fail_msg(self))?;
+            let caps = new.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;
+            gst::info!(CAT, imp = self, "frames of {shape}: caps {caps}");
+            *lock(&self.info) = Some(new);
+            if obj.set_caps(&caps).is_err() {
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ["downstream does not accept the channel's frames ({caps})"]);
+                return Err(gst::FlowError::NotNegotiated);
+            }
+        }
+
+        let seq = frame.seq();
+        let mut buffer = gst::Buffer::from_slice(FrameBytes(frame));
+        {
+            let b = buffer.get_mut().expect("a new buffer is writable");
+            b.set_pts(pts);
+            b.set_duration(duration);
+            b.set_offset(seq);
+            if discont {
+                b.set_flags(gst::BufferFlags::DISCONT);
+            }
+            // Our plane offsets and strides: GStreamer's defaults may pad rows otherwise.
+            let planes = shape.planes();
+            let offsets: Vec<usize> = planes.iter().map(|p| p.offset as usize).collect();
+            let strides: Vec<i32> = planes.iter().map(|p| p.stride as i32).collect();
+            gst_video::VideoMeta::add_full(b, gst_video::VideoFrameFlags::empty(), formats::to_gst(shape.format), shape.width, shape.height, &offsets, &strides)
+                .map_err(|_| gst::FlowError::Error)?;
+        }
+        Ok(CreateSuccess::NewBuffer(buffer))
+    }
+}
+
+/// Posts an error message and turns it into a flow error.
+fn fail_msg(imp: &ShmframesSrc) -> impl Fn(gst::ErrorMessage) -> gst::FlowError + '_ {
+    move |msg| {
+        imp.post_error_message(msg);
+        gst::FlowError::Error
+    }
+}
