@@ -4,7 +4,7 @@ SHELL := /bin/bash
 #
 #   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
 #   make test    the whole test suite: Rust and Python
-.PHONY: setup build demo test test-rust test-python lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
+.PHONY: setup build gst demo test test-rust test-python lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -18,6 +18,14 @@ build: setup
 	cargo build --release --workspace --bins
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) CARGO_TARGET_DIR=$(CURDIR)/target/maturin $(VENV)/bin/maturin develop --release --quiet
 
+## The GStreamer plugin (shmframessrc, shmframessink), copied alone into target/gst so that
+## GST_PLUGIN_PATH=target/gst finds it without scanning the rest of target/.
+GST_DIR := target/gst
+gst: setup
+	cargo build --release -p gstshmframes
+	@mkdir -p $(GST_DIR) && cp target/release/libgstshmframes.so $(GST_DIR)/
+	@echo "gst: built $(GST_DIR)/libgstshmframes.so; use it with: export GST_PLUGIN_PATH=$(CURDIR)/$(GST_DIR)"
+
 ## Producer + consumer. With a display (and OpenCV) the consumer is a window, else it prints
 ## stats. Stop with Ctrl+C. DEMO_ARGS are passed to frame-producer (e.g. DEMO_ARGS="--fps 60").
 demo: build
@@ -27,7 +35,7 @@ demo: build
 	trap 'kill $$producer 2>/dev/null; wait $$producer 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m shmframes.view shm_video --timeout 10
 
-test: build test-rust test-python lint layers miri loom fuzz-smoke
+test: build gst test-rust test-python lint layers miri loom fuzz-smoke
 
 test-rust:
 	cargo test --release --workspace --all-targets

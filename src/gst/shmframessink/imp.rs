@@ -195,8 +195,8 @@ impl ShmframesSink {
     /// new one (the old one ends first, so the name is free).
     fn open(&self, info: gst_video::VideoInfo) -> Result<(), gst::ErrorMessage> {
         let format = formats::from_gst(info.format())
-            .ok_or_else(|| gst::error_msg!(gst::StreamError::Format, ["shmframes has no {:?} frames (put videoconvert in front)", info.format()]))?;
-        let shape = FrameShape::packed(info.width(), info.height(), format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ["{e}"]))?;
+            .ok_or_else(|| gst::error_msg!(gst::StreamError::Format, ("shmframes has no {:?} frames (put videoconvert in front)", info.format())))?;
+        let shape = FrameShape::packed(info.width(), info.height(), format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{e}")))?;
         let mut channel = lock(&self.channel);
         if channel.as_ref().is_some_and(|c| c.writer.shape() == shape) {
             if let Some(c) = channel.as_mut() {
@@ -206,15 +206,15 @@ impl ShmframesSink {
         }
         if let Some(old) = channel.take() {
             gst::info!(CAT, imp = self, "frames change from {} to {shape}: the channel starts again", old.writer.shape());
-            old.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ["{e}"]))?;
+            old.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ("{e}")))?;
         }
         let s = lock(&self.settings).clone();
-        let mut opts = WriterOptions::new(shape.width, shape.height, format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ["{e}"]))?;
+        let mut opts = WriterOptions::new(shape.width, shape.height, format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{e}")))?;
         opts.buffer_frames = s.buffer_frames;
         opts.max_readers = s.max_readers;
         opts.raw = s.raw;
         opts.cancel = Some(lock(&self.cancel).clone());
-        let writer = Writer::create(&s.channel, &opts).map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{e}"]))?;
+        let writer = Writer::create(&s.channel, &opts).map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{e}")))?;
         gst::info!(CAT, imp = self, "channel {:?}: frames of {shape}", s.channel);
         *channel = Some(Channel { writer, info, seq: 0, reader_seen: false });
         Ok(())
@@ -223,7 +223,7 @@ impl ShmframesSink {
     /// Ends the stream: readers read what was published, then see its end; the name goes.
     fn finish(&self) -> Result<(), gst::ErrorMessage> {
         match lock(&self.channel).take() {
-            Some(c) => c.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ["{e}"])),
+            Some(c) => c.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ("{e}"))),
             None => Ok(()),
         }
     }
@@ -298,7 +298,7 @@ impl BaseSinkImpl for ShmframesSink {
         let capture_ns = self.capture_ns(buffer);
         let mut guard = lock(&self.channel);
         let Some(c) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["a buffer arrived before its caps"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("a buffer arrived before its caps"));
             return Err(gst::FlowError::NotNegotiated);
         };
         c.writer.set_cancel(Some(cancel.clone()));
@@ -315,7 +315,7 @@ impl BaseSinkImpl for ShmframesSink {
             c.reader_seen = true;
         }
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &c.info).map_err(|_| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ["a buffer does not hold a frame of {:?}", c.info]);
+            gst::element_imp_error!(self, gst::StreamError::Format, ("a buffer does not hold a frame of {:?}", c.info));
             gst::FlowError::Error
         })?;
         let shape = c.writer.shape();
@@ -331,7 +331,7 @@ impl BaseSinkImpl for ShmframesSink {
             }
             Err(Error::Interrupted { .. }) => return Err(gst::FlowError::Flushing),
             Err(e) => {
-                gst::element_imp_error!(self, gst::ResourceError::Write, ["{e}"]);
+                gst::element_imp_error!(self, gst::ResourceError::Write, ("{e}"));
                 return Err(gst::FlowError::Error);
             }
         };

@@ -65,7 +65,7 @@ impl Settings {
             return Ok(None);
         }
         let bad = |e: &dyn std::fmt::Display| {
-            gst::error_msg!(gst::ResourceError::Settings, ["raw={:?}: {} (write it as WIDTHxHEIGHT, e.g. raw=1920x1080)", self.raw, e])
+            gst::error_msg!(gst::ResourceError::Settings, ("raw={:?}: {} (write it as WIDTHxHEIGHT, e.g. raw=1920x1080)", self.raw, e))
         };
         let (w, h) = shmframes::format::parse_size(&self.raw).map_err(|e| bad(&e))?;
         FrameShape::packed(w, h, self.raw_format).map(Some).map_err(|e| bad(&e))
@@ -130,7 +130,7 @@ fn video_info(shape: &FrameShape) -> Result<gst_video::VideoInfo, gst::ErrorMess
         // The channel does not say its rate: variable (0/1); buffers carry capture times.
         .fps(gst::Fraction::new(0, 1))
         .build()
-        .map_err(|e| gst::error_msg!(gst::StreamError::Format, ["frames of {shape} have no GStreamer caps: {e}"]))
+        .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("frames of {shape} have no GStreamer caps: {e}")))
 }
 
 #[glib::object_subclass]
@@ -341,7 +341,7 @@ impl ShmframesSrc {
                 Ok(Streaming { reader, last_pts: None, next_seq: None, last_capture: None, interval: None })
             }
             Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
-            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))),
+            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))),
         }
     }
 
@@ -355,13 +355,11 @@ impl ShmframesSrc {
                     _ => "the producer is alive but sent nothing",
                 };
                 Err(Stop::Error(gst::error_msg!(
-                    gst::ResourceError::Read,
-                    ["no frame on channel {:?} for {} s: {why} (timeout=inf waits for ever)", s.channel, s.timeout]
-                )))
+                    gst::ResourceError::Read, ("no frame on channel {:?} for {} s: {why} (timeout=inf waits for ever)", s.channel, s.timeout))))
             }
             Err(Error::EndOfStream { .. }) => Err(Stop::Flow(gst::FlowError::Eos)),
             Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
-            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::Read, ["{e}"]))),
+            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::Read, ("{e}")))),
         }
     }
 
@@ -430,7 +428,7 @@ impl PushSrcImpl for ShmframesSrc {
             gst::info!(CAT, imp = self, "frames of {shape}: caps {caps}");
             *lock(&self.info) = Some(new);
             if obj.set_caps(&caps).is_err() {
-                gst::element_imp_error!(self, gst::CoreError::Negotiation, ["downstream does not accept the channel's frames ({caps})"]);
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("downstream does not accept the channel's frames ({caps})"));
                 return Err(gst::FlowError::NotNegotiated);
             }
         }

@@ -1,0 +1,357 @@
+//! `shmframessrc` and `shmframessink` in real GStreamer pipelines, in this process: zero copy,
+//! held buffers, capture times, renegotiation, waits that end at once, end of stream and the
+//! errors a user sees. (The pipelines across processes, encoders and the network are in
+//! `tests/python/test_gst.py`.)
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+use shmframes::{Error, PixelFormat, Reader, ReaderOptions, Writer, WriterOptions};
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().expect("GStreamer initialises");
+        gstshmframes::plugin_register_static().expect("the plugin registers");
+    });
+}
+
+/// A channel name unique to this test; its segment is removed when the test ends, pass or fail.
+struct Channel(String);
+
+impl Channel {
+    fn new(tag: &str) -> Channel {
+        Channel(format!("gst-elements-{}-{tag}", std::process::id()))
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(format!("/dev/shm/{}", self.0));
+    }
+}
+
+/// A pipeline that is stopped when dropped, pass or fail.
+struct Pipeline(gst::Pipeline);
+
+impl Pipeline {
+    fn launch(desc: &str) -> Pipeline {
+        init();
+        let p = gst::parse::launch(desc).unwrap_or_else(|e| panic!("{desc}: {e}")).downcast::<gst::Pipeline>().expect("a pipeline");
+        Pipeline(p)
+    }
+
+    fn play(&self) {
+        self.0.set_state(gst::State::Playing).expect("the pipeline plays");
+    }
+
+    /// Buffers reaching `fakesink name=sink signal-handoffs=true`, given to `f` with the pad's caps.
+    fn on_buffer(&self, f: impl Fn(&gst::Buffer, gst_video::VideoInfo) + Send + Sync + 'static) {
+        let sink = self.0.by_name("sink").expect("a fakesink named sink");
+        sink.connect("handoff", false, move |args| {
+            let buffer = args[1].get::<gst::Buffer>().expect("a buffer");
+            let pad = args[2].get::<gst::Pad>().expect("a pad");
+            let info = gst_video::VideoInfo::from_caps(&pad.current_caps().expect("caps before buffers")).expect("video caps");
+            f(&buffer, info);
+            None
+        });
+    }
+
+    /// The next error or EOS on the bus within `secs` (`None`: neither).
+    fn next_end(&self, secs: f64) -> Option<Result<(), String>> {
+        let bus = self.0.bus().expect("a bus");
+        let msg = bus.timed_pop_filtered(gst::ClockTime::from_mseconds((secs * 1000.0) as u64), &[gst::MessageType::Error, gst::MessageType::Eos])?;
+        Some(match msg.view() {
+            gst::MessageView::Error(e) => Err(format!("{} ({:?})", e.error(), e.debug())),
+            _ => Ok(()),
+        })
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
+/// Where the segment of `name` is mapped in this process (every mapping of it).
+fn segment_mappings(name: &str) -> Vec<(usize, usize)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
+    let path = format!("/dev/shm/{name}");
+    maps.lines()
+        .filter(|l| l.ends_with(&path))
+        .map(|l| {
+            let range = l.split_whitespace().next().expect("a range");
+            let (a, b) = range.split_once('-').expect("start-end");
+            (usize::from_str_radix(a, 16).expect("hex"), usize::from_str_radix(b, 16).expect("hex"))
+        })
+        .collect()
+}
+
+fn writer(name: &str, w: u32, h: u32, format: PixelFormat, buffer_frames: u32) -> Writer {
+    let mut opts = WriterOptions::new(w, h, format).expect("a shape");
+    opts.buffer_frames = buffer_frames;
+    Writer::create(name, &opts).expect("the channel is created")
+}
+
+/// Publishes a frame whose every byte is `seq % 251`, waiting up to 5 s for room.
+fn publish(w: &mut Writer, capture_ns: Option<u64>) -> u64 {
+    let seq = w.next_seq();
+    let mut slot = w.frame(Duration::from_secs(5)).expect("no error").expect("room within 5 s");
+    slot.pixels().fill((seq % 251) as u8);
+    if let Some(ns) = capture_ns {
+        slot.set_capture_ns(ns);
+    }
+    slot.publish()
+}
+
+/// Waits until the pipeline's source has attached to `w`'s channel (it opens it from its
+/// streaming thread, once playing).
+fn attached(w: &Writer) {
+    assert!(wait_until(10.0, || w.reader_attached()), "shmframessrc did not attach within 10 s");
+}
+
+fn wait_until(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+#[test]
+fn buffers_are_frames_in_the_segment_and_held_ones_are_never_overwritten() {
+    let ch = Channel::new("zero-copy");
+    let mut w = writer(&ch.0, 320, 240, PixelFormat::Bgr24, 4);
+    let p = Pipeline::launch(&format!("shmframessrc channel={} lossless=true ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
+    // The first three buffers are kept (as a queue or a slow encoder would keep them; the
+    // sink keeps no last sample, which would hold one more); the
+    // others are checked and let go.
+    let held: Arc<Mutex<Vec<gst::Buffer>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<(u64, usize, bool)>>> = Arc::default();
+    let (h, s) = (held.clone(), seen.clone());
+    p.on_buffer(move |buffer, _| {
+        let map = buffer.map_readable().expect("readable");
+        let whole = map.iter().all(|&b| b == (buffer.offset() % 251) as u8);
+        s.lock().unwrap().push((buffer.offset(), map.as_ptr() as usize, whole));
+        drop(map);
+        let mut h = h.lock().unwrap();
+        if h.len() < 3 {
+            h.push(buffer.clone());
+        }
+    });
+    p.play();
+    attached(&w);
+    const FRAMES: usize = 40;
+    for _ in 0..FRAMES {
+        publish(&mut w, None);
+    }
+    assert!(wait_until(10.0, || seen.lock().unwrap().len() == FRAMES), "{} of {FRAMES} buffers arrived", seen.lock().unwrap().len());
+
+    let maps = segment_mappings(&ch.0);
+    let inside = |ptr: usize| maps.iter().any(|&(a, b)| (a..b).contains(&ptr));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), (0..FRAMES as u64).collect::<Vec<_>>(), "every frame, in order");
+    for &(seq, ptr, whole) in seen.iter() {
+        assert!(inside(ptr), "buffer {seq} at {ptr:#x} is not in the segment's mappings {maps:x?}: it was copied");
+        assert!(whole, "buffer {seq} did not hold its frame");
+    }
+    // 37 frames went through the two free slots while three were held: the held ones are intact.
+    for b in held.lock().unwrap().iter() {
+        let map = b.map_readable().expect("readable");
+        assert!(map.iter().all(|&x| x == (b.offset() % 251) as u8), "held buffer {} was overwritten", b.offset());
+    }
+    assert_eq!(w.readers().held_slots, 3, "the reader still holds the three frames GStreamer keeps");
+    held.lock().unwrap().clear();
+    assert!(wait_until(2.0, || w.readers().held_slots == 0), "freed buffers release their frames");
+}
+
+#[test]
+fn pts_is_the_capture_time_on_the_pipeline_clock() {
+    let ch = Channel::new("pts");
+    let mut w = writer(&ch.0, 64, 48, PixelFormat::Gray8, 4);
+    let p = Pipeline::launch(&format!("shmframessrc name=src channel={} lossless=true ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
+    let got: Arc<Mutex<Vec<(u64, Option<gst::ClockTime>, Option<gst::ClockTime>, bool)>>> = Arc::default();
+    let (g, pipe) = (got.clone(), p.0.clone());
+    p.on_buffer(move |b, _| g.lock().unwrap().push((b.offset(), b.pts(), pipe.base_time(), b.flags().contains(gst::BufferFlags::DISCONT))));
+    p.play();
+    attached(&w);
+    let mut captured = HashMap::new();
+    for _ in 0..10 {
+        // Captured 20 ms before it is published, 10 ms apart.
+        let ns = shmframes::monotonic_ns() - 20_000_000;
+        captured.insert(publish(&mut w, Some(ns)), ns);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(wait_until(5.0, || got.lock().unwrap().len() == 10));
+    let clock = p.0.clock().expect("a clock");
+    assert_eq!(clock.downcast_ref::<gst::SystemClock>().map(|c| c.clock_type()), Some(gst::ClockType::Monotonic), "the pipeline runs on the monotonic system clock");
+    let mut last = gst::ClockTime::ZERO;
+    for &(seq, pts, base, _) in got.lock().unwrap().iter() {
+        let (pts, base) = (pts.expect("a PTS"), base.expect("a base time"));
+        let want = captured[&seq].saturating_sub(base.nseconds());
+        assert_eq!(pts.nseconds(), want, "frame {seq}: PTS is capture_ns - base_time, exactly");
+        assert!(pts >= last, "PTS never goes back");
+        last = pts;
+    }
+    // The reported latency covers the 20 ms between capture and push.
+    let mut q = gst::query::Latency::new();
+    assert!(p.0.by_name("src").expect("the source").static_pad("src").expect("its pad").query(&mut q));
+    let (live, min, _) = q.result();
+    assert!(live);
+    assert!(min >= gst::ClockTime::from_mseconds(20), "latency {min} < the frames' 20 ms age");
+}
+
+#[test]
+fn a_followed_producer_with_another_shape_renegotiates() {
+    let ch = Channel::new("follow");
+    let mut a = writer(&ch.0, 320, 240, PixelFormat::Bgr24, 2);
+    let p = Pipeline::launch(&format!("shmframessrc channel={} follow=true ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
+    let shapes: Arc<Mutex<Vec<(u32, u32, gst_video::VideoFormat, usize)>>> = Arc::default();
+    let s = shapes.clone();
+    p.on_buffer(move |b, info| {
+        let meta = b.meta::<gst_video::VideoMeta>().expect("a VideoMeta");
+        assert_eq!((meta.width(), meta.height(), meta.format()), (info.width(), info.height(), info.format()), "caps describe the buffer");
+        s.lock().unwrap().push((info.width(), info.height(), info.format(), b.size()));
+    });
+    p.play();
+    assert!(wait_until(10.0, || {
+        publish(&mut a, None);
+        !shapes.lock().unwrap().is_empty()
+    }));
+    a.close().expect("ends");
+    let mut b = writer(&ch.0, 160, 120, PixelFormat::Gray8, 2);
+    assert!(
+        wait_until(10.0, || {
+            publish(&mut b, None);
+            shapes.lock().unwrap().last().is_some_and(|s| s.0 == 160)
+        }),
+        "the new producer's frames arrive"
+    );
+    let shapes = shapes.lock().unwrap();
+    assert_eq!(shapes.first().map(|s| (s.0, s.1, s.2, s.3)), Some((320, 240, gst_video::VideoFormat::Bgr, 320 * 240 * 3)));
+    assert_eq!(shapes.last().map(|s| (s.0, s.1, s.2, s.3)), Some((160, 120, gst_video::VideoFormat::Gray8, 160 * 120)));
+    assert!(p.next_end(0.0).is_none(), "no error, no end: the pipeline goes on");
+}
+
+#[test]
+fn the_sink_publishes_every_frame_with_its_rows_and_times_then_ends() {
+    let ch = Channel::new("sink");
+    // 65 px of RGB: GStreamer pads each row to 196 bytes, a channel's rows are 195.
+    let p = Pipeline::launch(&format!(
+        "videotestsrc num-buffers=20 pattern=ball ! video/x-raw,format=RGB,width=65,height=48,framerate=30/1 ! tee name=t \
+         t. ! queue ! shmframessink channel={} when-full=wait sync=false  t. ! queue ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false",
+        ch.0
+    ));
+    let expected: Arc<Mutex<Vec<(Vec<Vec<u8>>, gst::ClockTime)>>> = Arc::default();
+    let e = expected.clone();
+    p.on_buffer(move |b, info| {
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &info).expect("a frame");
+        let stride = frame.plane_stride()[0] as usize;
+        let data = frame.plane_data(0).expect("plane 0");
+        let rows = (0..48).map(|y| data[y * stride..][..65 * 3].to_vec()).collect();
+        e.lock().unwrap().push((rows, b.pts().expect("a PTS")));
+    });
+    p.play();
+    let opts = ReaderOptions { timeout: Duration::from_secs(10), lossless: true, ..Default::default() };
+    let mut r = Reader::open(&ch.0, &opts).expect("the sink's channel appears");
+    // What each frame held (the frames themselves are let go: a reader holding every slot
+    // would stop the sink).
+    let mut frames: Vec<(u64, Vec<Vec<u8>>, u64, (u32, u32, PixelFormat))> = Vec::new();
+    loop {
+        match r.read(Duration::from_secs(10)) {
+            Ok(Some(f)) => {
+                let s = f.shape();
+                frames.push((f.seq(), (0..48).map(|y| f.row(y).to_vec()).collect(), f.capture_ns(), (s.width, s.height, s.format)));
+            }
+            Ok(None) => panic!("no frame for 10 s after {}", frames.len()),
+            Err(Error::EndOfStream { .. }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(p.next_end(10.0), Some(Ok(())), "EOS");
+    let expected = expected.lock().unwrap();
+    assert_eq!(frames.len(), 20, "every buffer, then the end of stream");
+    for (i, (seq, rows, capture_ns, shape)) in frames.iter().enumerate() {
+        assert_eq!(*seq, i as u64);
+        assert_eq!(*shape, (65, 48, PixelFormat::Rgb24));
+        assert_eq!(rows, &expected[i].0, "frame {i}: its rows");
+        // capture_ns follows the PTS (33.3 ms apart at 30/1), to the nanosecond.
+        let d_pts = expected[i].1.nseconds() - expected[0].1.nseconds();
+        assert_eq!(capture_ns - frames[0].2, d_pts, "frame {i}");
+    }
+}
+
+#[test]
+fn waits_end_at_once_when_the_pipeline_stops() {
+    // A source on a silent channel, waiting for ever; a sink waiting for its first reader.
+    let ch = Channel::new("unlock");
+    let _w = writer(&ch.0, 64, 48, PixelFormat::Gray8, 2);
+    let sink_ch = Channel::new("unlock-sink");
+    for desc in [
+        format!("shmframessrc channel={} timeout=inf ! fakesink", ch.0),
+        format!("videotestsrc is-live=true ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={} when-full=wait", sink_ch.0),
+    ] {
+        let p = Pipeline::launch(&desc);
+        p.0.set_state(gst::State::Playing).expect("plays");
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        p.0.set_state(gst::State::Null).expect("stops");
+        assert!(t.elapsed() < Duration::from_secs(1), "{desc}: stopping took {:?}", t.elapsed());
+        assert!(p.next_end(0.0).is_none_or(|e| e.is_ok()), "{desc}: no error");
+    }
+    assert!(!std::path::Path::new(&format!("/dev/shm/{}", sink_ch.0)).exists(), "a stopped sink removes its channel");
+}
+
+#[test]
+fn the_end_of_the_stream_is_eos() {
+    let ch = Channel::new("eos");
+    let mut w = writer(&ch.0, 64, 48, PixelFormat::Gray8, 2);
+    let p = Pipeline::launch(&format!("shmframessrc channel={} lossless=true ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
+    let n = Arc::new(Mutex::new(0));
+    let n2 = n.clone();
+    p.on_buffer(move |_, _| *n2.lock().unwrap() += 1);
+    p.play();
+    attached(&w);
+    for _ in 0..5 {
+        publish(&mut w, None);
+    }
+    w.close().expect("ends");
+    assert_eq!(p.next_end(10.0), Some(Ok(())), "EOS, not an error");
+    assert_eq!(*n.lock().unwrap(), 5, "every frame before the end");
+}
+
+#[test]
+fn errors_say_what_is_wrong_in_the_message() {
+    let missing = Channel::new("missing");
+    let p = Pipeline::launch(&format!("shmframessrc channel={} timeout=0.2 ! fakesink", missing.0));
+    p.play();
+    let err = p.next_end(10.0).expect("an error").expect_err("an error");
+    assert!(err.contains("no channel named") && err.contains(&missing.0), "{err}");
+
+    let silent = Channel::new("silent");
+    let _w = writer(&silent.0, 64, 48, PixelFormat::Gray8, 2);
+    let p = Pipeline::launch(&format!("shmframessrc channel={} timeout=0.3 ! fakesink", silent.0));
+    p.play();
+    let err = p.next_end(10.0).expect("an error").expect_err("an error");
+    assert!(err.contains("no frame on channel") && err.contains("alive but sent nothing"), "{err}");
+
+    let taken = Channel::new("taken");
+    let _w = writer(&taken.0, 64, 48, PixelFormat::Gray8, 2);
+    let p = Pipeline::launch(&format!("videotestsrc num-buffers=5 ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={}", taken.0));
+    p.play();
+    let err = p.next_end(10.0).expect("an error").expect_err("an error");
+    assert!(err.contains("already has a live producer"), "{err}");
+
+    let p = Pipeline::launch(&format!("shmframessrc channel={} raw=1920by1080 ! fakesink", missing.0));
+    let e = p.0.set_state(gst::State::Playing);
+    let err = p.next_end(5.0).expect("an error").expect_err("an error");
+    assert!(e.is_err() || !err.is_empty());
+    assert!(err.contains("raw=\"1920by1080\"") && err.contains("WIDTHxHEIGHT"), "{err}");
+}
