@@ -4,7 +4,7 @@ SHELL := /bin/bash
 #
 #   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
 #   make test    the whole test suite: Rust and Python
-.PHONY: setup build gst demo test test-rust test-python lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
+.PHONY: setup build gst gst-bench demo test test-rust test-python lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -105,3 +105,8 @@ bench: build bench-deps
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_pipeline.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/side_by_side.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_slot.py
+	$(MAKE) gst-bench
+
+## shmframessrc ! fakesink against a plain Rust reader, alternating rounds (about 90 s).
+gst-bench: build gst
+	cargo bench -p gstshmframes --bench gst_pipeline

@@ -355,3 +355,41 @@ fn errors_say_what_is_wrong_in_the_message() {
     assert!(e.is_err() || !err.is_empty());
     assert!(err.contains("raw=\"1920by1080\"") && err.contains("WIDTHxHEIGHT"), "{err}");
 }
+
+#[test]
+fn header_less_channels_both_ways() {
+    // shmframessink raw=true writes what cpp_py_shmbuf's consumers read; shmframessrc raw=WxH
+    // reads what its producer writes (here our raw Writer, byte for byte the same stream).
+    let out = Channel::new("raw-sink");
+    let p = Pipeline::launch(&format!(
+        "videotestsrc num-buffers=10 pattern=white ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={} raw=true sync=false",
+        out.0
+    ));
+    p.play();
+    let shape = shmframes::FrameShape::packed(64, 48, PixelFormat::Gray8).expect("a shape");
+    let opts = ReaderOptions { timeout: Duration::from_secs(10), raw: Some(shape), ..Default::default() };
+    let mut r = Reader::open(&out.0, &opts).expect("the raw channel");
+    let f = r.read(Duration::from_secs(10)).expect("no error").expect("a frame");
+    // videotestsrc's white in GRAY8 is video-range luma, 235.
+    assert!(f.is_raw() && f.pixels().len() == 64 * 48, "a header-less frame");
+    assert!(f.pixels().iter().all(|&b| b == 235), "white: {:?}", &f.pixels()[..8]);
+    drop((f, r, p));
+
+    let inp = Channel::new("raw-src");
+    let mut o = WriterOptions::new(64, 48, PixelFormat::Gray8).expect("a shape");
+    o.raw = true;
+    let mut w = Writer::create(&inp.0, &o).expect("a raw channel");
+    let p = Pipeline::launch(&format!("shmframessrc channel={} raw=64x48 raw-format=gray ! fakesink name=sink signal-handoffs=true sync=false", inp.0));
+    let got: Arc<Mutex<Vec<(u32, u32, gst_video::VideoFormat, u8)>>> = Arc::default();
+    let g = got.clone();
+    p.on_buffer(move |b, info| g.lock().unwrap().push((info.width(), info.height(), info.format(), b.map_readable().expect("readable")[0])));
+    p.play();
+    assert!(
+        wait_until(10.0, || {
+            let _ = w.write(&[7u8; 64 * 48], None, Duration::ZERO);
+            !got.lock().unwrap().is_empty()
+        }),
+        "no buffer from the raw channel"
+    );
+    assert_eq!(got.lock().unwrap()[0], (64, 48, gst_video::VideoFormat::Gray8, 7));
+}
