@@ -99,7 +99,9 @@ fn rust_round(p: &Producer, frames: u64) -> Round {
 fn gst_round(p: &Producer, frames: u64) -> Round {
     let desc = format!("shmframessrc channel={} lossless=true timeout=30 ! fakesink name=sink sync=false enable-last-sample=false", p.1);
     let pipeline = gst::parse::launch(&desc).expect("the pipeline").downcast::<gst::Pipeline>().expect("a pipeline");
-    let seen: Arc<Mutex<(u64, Option<Instant>, Vec<u64>)>> = Arc::new(Mutex::new((0, None, Vec::with_capacity(frames as usize))));
+    /// Buffers seen, when the first came, and every buffer's capture-to-fakesink latency.
+    type Seen = (u64, Option<Instant>, Vec<u64>);
+    let seen: Arc<Mutex<Seen>> = Arc::new(Mutex::new((0, None, Vec::with_capacity(frames as usize))));
     let s = seen.clone();
     let pipe = pipeline.clone();
     let pad = pipeline.by_name("sink").expect("fakesink").static_pad("sink").expect("its pad");

@@ -9,19 +9,23 @@
 //! offset     = pipeline clock now - CLOCK_MONOTONIC now
 //! ```
 //!
-//! GStreamer's system clock (the pipeline clock unless an element provides another, such as an
-//! audio sink) is `CLOCK_MONOTONIC` itself by default, so `offset` is 0 and the mapping is
-//! exact. For any other clock `offset` is sampled at each frame, the monotonic clock read on
-//! both sides of the pipeline clock: exact to within those reads (microseconds), and it
-//! follows a clock that drifts.
+//! GStreamer's own system clock (the pipeline clock unless an element provides another, such as
+//! an audio sink) is `CLOCK_MONOTONIC` itself by default, so `offset` is 0 and the mapping is
+//! exact. For any other clock (its subclasses too: network, NTP and PTP clocks keep the
+//! monotonic type but run on another machine's time) `offset` is sampled at each frame, the
+//! monotonic clock read on both sides of the pipeline clock: exact to within those reads
+//! (microseconds), and it follows a clock that drifts.
 
 use gst::prelude::*;
 
 /// `pipeline clock - CLOCK_MONOTONIC`, in ns.
 pub fn offset(clock: &gst::Clock) -> i128 {
-    if let Some(system) = clock.downcast_ref::<gst::SystemClock>() {
-        if system.clock_type() == gst::ClockType::Monotonic {
-            return 0;
+    // The system clock itself, not a subclass (GstNetClientClock, GstPtpClock...).
+    if clock.type_() == gst::SystemClock::static_type() {
+        if let Some(system) = clock.downcast_ref::<gst::SystemClock>() {
+            if system.clock_type() == gst::ClockType::Monotonic {
+                return 0;
+            }
         }
     }
     let before = shmframes::monotonic_ns() as i128;

@@ -11,6 +11,9 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 use shmframes::{Error, PixelFormat, Reader, ReaderOptions, Writer, WriterOptions};
 
+/// What a handoff callback collects, shared with the test thread.
+type Shared<T> = Arc<Mutex<Vec<T>>>;
+
 fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -134,7 +137,7 @@ fn buffers_are_frames_in_the_segment_and_held_ones_are_never_overwritten() {
     // sink keeps no last sample, which would hold one more); the
     // others are checked and let go.
     let held: Arc<Mutex<Vec<gst::Buffer>>> = Arc::default();
-    let seen: Arc<Mutex<Vec<(u64, usize, bool)>>> = Arc::default();
+    let seen: Shared<(u64, usize, bool)> = Arc::default();
     let (h, s) = (held.clone(), seen.clone());
     p.on_buffer(move |buffer, _| {
         let map = buffer.map_readable().expect("readable");
@@ -177,7 +180,7 @@ fn pts_is_the_capture_time_on_the_pipeline_clock() {
     let ch = Channel::new("pts");
     let mut w = writer(&ch.0, 64, 48, PixelFormat::Gray8, 4);
     let p = Pipeline::launch(&format!("shmframessrc name=src channel={} lossless=true ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
-    let got: Arc<Mutex<Vec<(u64, Option<gst::ClockTime>, Option<gst::ClockTime>, bool)>>> = Arc::default();
+    let got: Shared<(u64, Option<gst::ClockTime>, Option<gst::ClockTime>, bool)> = Arc::default();
     let (g, pipe) = (got.clone(), p.0.clone());
     p.on_buffer(move |b, _| g.lock().unwrap().push((b.offset(), b.pts(), pipe.base_time(), b.flags().contains(gst::BufferFlags::DISCONT))));
     p.play();
@@ -213,7 +216,7 @@ fn a_followed_producer_with_another_shape_renegotiates() {
     let ch = Channel::new("follow");
     let mut a = writer(&ch.0, 320, 240, PixelFormat::Bgr24, 2);
     let p = Pipeline::launch(&format!("shmframessrc channel={} follow=true ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
-    let shapes: Arc<Mutex<Vec<(u32, u32, gst_video::VideoFormat, usize)>>> = Arc::default();
+    let shapes: Shared<(u32, u32, gst_video::VideoFormat, usize)> = Arc::default();
     let s = shapes.clone();
     p.on_buffer(move |b, info| {
         let meta = b.meta::<gst_video::VideoMeta>().expect("a VideoMeta");
@@ -249,7 +252,7 @@ fn the_sink_publishes_every_frame_with_its_rows_and_times_then_ends() {
          t. ! queue ! shmframessink channel={} when-full=wait sync=false  t. ! queue ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false",
         ch.0
     ));
-    let expected: Arc<Mutex<Vec<(Vec<Vec<u8>>, gst::ClockTime)>>> = Arc::default();
+    let expected: Shared<(Vec<Vec<u8>>, gst::ClockTime)> = Arc::default();
     let e = expected.clone();
     p.on_buffer(move |b, info| {
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &info).expect("a frame");
@@ -263,7 +266,8 @@ fn the_sink_publishes_every_frame_with_its_rows_and_times_then_ends() {
     let mut r = Reader::open(&ch.0, &opts).expect("the sink's channel appears");
     // What each frame held (the frames themselves are let go: a reader holding every slot
     // would stop the sink).
-    let mut frames: Vec<(u64, Vec<Vec<u8>>, u64, (u32, u32, PixelFormat))> = Vec::new();
+    type Seen = (u64, Vec<Vec<u8>>, u64, (u32, u32, PixelFormat));
+    let mut frames: Vec<Seen> = Vec::new();
     loop {
         match r.read(Duration::from_secs(10)) {
             Ok(Some(f)) => {
@@ -380,16 +384,85 @@ fn header_less_channels_both_ways() {
     o.raw = true;
     let mut w = Writer::create(&inp.0, &o).expect("a raw channel");
     let p = Pipeline::launch(&format!("shmframessrc channel={} raw=64x48 raw-format=gray ! fakesink name=sink signal-handoffs=true sync=false", inp.0));
-    let got: Arc<Mutex<Vec<(u32, u32, gst_video::VideoFormat, u8)>>> = Arc::default();
+    let got: Shared<(u32, u32, gst_video::VideoFormat, u8, Option<gst::ClockTime>)> = Arc::default();
     let g = got.clone();
-    p.on_buffer(move |b, info| g.lock().unwrap().push((info.width(), info.height(), info.format(), b.map_readable().expect("readable")[0])));
+    p.on_buffer(move |b, info| g.lock().unwrap().push((info.width(), info.height(), info.format(), b.map_readable().expect("readable")[0], b.pts())));
     p.play();
     assert!(
         wait_until(10.0, || {
             let _ = w.write(&[7u8; 64 * 48], None, Duration::ZERO);
-            !got.lock().unwrap().is_empty()
+            std::thread::sleep(Duration::from_millis(5));
+            got.lock().unwrap().len() >= 3
         }),
-        "no buffer from the raw channel"
+        "no buffers from the raw channel"
     );
-    assert_eq!(got.lock().unwrap()[0], (64, 48, gst_video::VideoFormat::Gray8, 7));
+    let got = got.lock().unwrap();
+    assert_eq!((got[0].0, got[0].1, got[0].2, got[0].3), (64, 48, gst_video::VideoFormat::Gray8, 7));
+    // Header-less frames have no capture time: stamped on arrival, so PTS still advance.
+    let pts: Vec<_> = got.iter().map(|g| g.4.expect("a PTS")).collect();
+    assert!(pts.windows(2).all(|w| w[1] > w[0]), "PTS advance: {pts:?}");
+}
+
+#[test]
+fn an_element_that_reads_no_strides_gets_frames_in_its_own_layout() {
+    // 65 px of BGR: our rows are 195 bytes, GStreamer's default 196. fakesink answers no
+    // allocation query, so it cannot read a VideoMeta: each frame is copied into its layout.
+    let ch = Channel::new("layout");
+    let mut w = writer(&ch.0, 65, 48, PixelFormat::Bgr24, 4);
+    let p = Pipeline::launch(&format!("shmframessrc channel={} lossless=true ! fakesink name=sink signal-handoffs=true sync=false", ch.0));
+    let got: Shared<(usize, usize, bool)> = Arc::default();
+    let g = got.clone();
+    p.on_buffer(move |b, info| {
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &info).expect("a frame");
+        let stride = frame.plane_stride()[0] as usize;
+        let data = frame.plane_data(0).expect("plane 0");
+        let rows_ok = (0..48).all(|y| data[y * stride..][..195].iter().all(|&x| x == (b.offset() % 251) as u8));
+        g.lock().unwrap().push((b.size(), stride, rows_ok));
+    });
+    p.play();
+    attached(&w);
+    for _ in 0..3 {
+        publish(&mut w, None);
+    }
+    assert!(wait_until(10.0, || got.lock().unwrap().len() == 3));
+    for &(size, stride, rows_ok) in got.lock().unwrap().iter() {
+        assert_eq!((size, stride), (196 * 48, 196), "GStreamer's default layout");
+        assert!(rows_ok, "every row where GStreamer's layout puts it");
+    }
+}
+
+#[test]
+fn a_waiting_sink_paused_and_played_again_goes_on() {
+    // Non-live upstream: a sink unlocked by PAUSED must wait for PLAYING, not return flushing
+    // (which would stop videotestsrc for good).
+    let ch = Channel::new("pause");
+    let p = Pipeline::launch(&format!(
+        "videotestsrc num-buffers=30 ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={} when-full=wait sync=false",
+        ch.0
+    ));
+    p.play();
+    std::thread::sleep(Duration::from_millis(300)); // the sink waits for a first reader
+    p.0.set_state(gst::State::Paused).expect("pauses");
+    std::thread::sleep(Duration::from_millis(200));
+    p.play();
+    let opts = ReaderOptions { timeout: Duration::from_secs(10), lossless: true, ..Default::default() };
+    let mut r = Reader::open(&ch.0, &opts).expect("the channel");
+    let mut seqs = Vec::new();
+    loop {
+        match r.read(Duration::from_secs(10)) {
+            Ok(Some(f)) => seqs.push(f.seq()),
+            Ok(None) => panic!("stalled after {} frames", seqs.len()),
+            Err(Error::EndOfStream { .. }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(seqs, (0..30).collect::<Vec<u64>>());
+    assert!(wait_until(5.0, || !std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists()), "EOS removed the name");
+    drop(p);
+    // Stopping to READY ends the channel too.
+    let p2 = Pipeline::launch(&format!("videotestsrc is-live=true ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={}", ch.0));
+    p2.play();
+    assert!(wait_until(10.0, || std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists()));
+    p2.0.set_state(gst::State::Ready).expect("to READY");
+    assert!(!std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists(), "READY leaves no channel behind");
 }

@@ -1,7 +1,8 @@
 //! `shmframessink`: publishes the raw video that reaches it into a shmframes channel.
 //!
 //! The channel is created when caps are set (its frames have their shape) and ends, removing
-//! the name, at EOS or when the element stops; readers read what was published first. New
+//! the name, at EOS or when the element goes to READY; readers read what was published
+//! first. A buffer after EOS (a seek back) starts it again with the same caps. New
 //! caps of another shape end the channel and create it again under the same name (readers
 //! with `follow` carry on). Each buffer is copied once, plane by plane, into the next slot:
 //! GStreamer's strides may pad rows, ours are packed.
@@ -76,13 +77,15 @@ struct Channel {
 pub struct ShmframesSink {
     settings: Mutex<Settings>,
     channel: Mutex<Option<Channel>>,
+    /// The last caps set: the channel starts again with them after EOS (a seek back).
+    last_info: Mutex<Option<gst_video::VideoInfo>>,
     /// Ends the current wait for room: fired by `unlock`, replaced by `unlock_stop`.
     cancel: Mutex<Cancel>,
 }
 
 impl Default for ShmframesSink {
     fn default() -> Self {
-        ShmframesSink { settings: Mutex::default(), channel: Mutex::new(None), cancel: Mutex::new(Cancel::new()) }
+        ShmframesSink { settings: Mutex::default(), channel: Mutex::new(None), last_info: Mutex::new(None), cancel: Mutex::new(Cancel::new()) }
     }
 }
 
@@ -188,12 +191,28 @@ impl ElementImpl for ShmframesSink {
         });
         PADS.as_ref()
     }
+
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        let done = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::PausedToReady {
+            // Base sinks stop only at NULL: a READY pipeline must not leave a channel that
+            // looks live and sends nothing.
+            lock(&self.last_info).take();
+            if let Err(msg) = self.finish() {
+                self.post_error_message(msg);
+            }
+        }
+        Ok(done)
+    }
 }
 
 impl ShmframesSink {
     /// The channel for frames of `info`'s shape: the current one if it has that shape, else a
     /// new one (the old one ends first, so the name is free).
     fn open(&self, info: gst_video::VideoInfo) -> Result<(), gst::ErrorMessage> {
+        if info.interlace_mode() != gst_video::VideoInterlaceMode::Progressive {
+            return Err(gst::error_msg!(gst::StreamError::Format, ("interlaced video ({:?}): put deinterlace in front", info.interlace_mode())));
+        }
         let format = formats::from_gst(info.format())
             .ok_or_else(|| gst::error_msg!(gst::StreamError::Format, ("shmframes has no {:?} frames (put videoconvert in front)", info.format())))?;
         let shape = FrameShape::packed(info.width(), info.height(), format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{e}")))?;
@@ -247,11 +266,13 @@ impl BaseSinkImpl for ShmframesSink {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        lock(&self.last_info).take();
         self.finish()
     }
 
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::loggable_error!(CAT, "not raw video: {caps}"))?;
+        *lock(&self.last_info) = Some(info.clone());
         self.open(info).map_err(|msg| {
             // The reason (a name taken, no space in /dev/shm) is the user's to read, not a
             // bare not-negotiated: post it as the element's error.
@@ -281,44 +302,74 @@ impl BaseSinkImpl for ShmframesSink {
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        let fresh = Cancel::new();
-        *lock(&self.cancel) = fresh.clone();
-        if let Some(c) = lock(&self.channel).as_mut() {
-            c.writer.set_cancel(Some(fresh));
-        }
+        // `render` hands the writer the current cancel before each wait.
+        *lock(&self.cancel) = Cancel::new();
         Ok(())
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let capture_ns = self.capture_ns(buffer);
+        loop {
+            match self.publish(buffer, capture_ns) {
+                Err(Stop::Interrupted) => {
+                    // Unlocked while waiting for room or a reader: flushing, stopping, or going
+                    // to PAUSED. Wait until the pipeline plays again (then try again) or says
+                    // to stop (its flow return).
+                    self.obj().wait_preroll()?;
+                }
+                Err(Stop::Flow(f)) => return Err(f),
+                Err(Stop::Error(msg)) => {
+                    self.post_error_message(msg);
+                    return Err(gst::FlowError::Error);
+                }
+                Ok(s) => return Ok(s),
+            }
+        }
+    }
+}
+
+/// Why `publish` published nothing.
+enum Stop {
+    /// A wait was cancelled (`unlock`).
+    Interrupted,
+    Flow(gst::FlowError),
+    /// An error to post (after our locks are released).
+    Error(gst::ErrorMessage),
+}
+
+impl ShmframesSink {
+    /// Publishes `buffer` (or drops it for want of room, `when-full=drop`).
+    fn publish(&self, buffer: &gst::Buffer, capture_ns: u64) -> Result<gst::FlowSuccess, Stop> {
         let (when_full, raw) = {
             let s = lock(&self.settings);
             (s.when_full, s.raw)
         };
         let cancel = lock(&self.cancel).clone();
-        let capture_ns = self.capture_ns(buffer);
+        if lock(&self.channel).is_none() {
+            // After EOS (a seek back, a loop): the same caps start the channel again.
+            let info = lock(&self.last_info).clone();
+            match info {
+                Some(info) => self.open(info).map_err(Stop::Error)?,
+                None => return Err(Stop::Error(gst::error_msg!(gst::CoreError::Negotiation, ("a buffer arrived before its caps")))),
+            }
+        }
         let mut guard = lock(&self.channel);
-        let Some(c) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("a buffer arrived before its caps"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
+        let c = guard.as_mut().ok_or(Stop::Flow(gst::FlowError::Flushing))?;
         c.writer.set_cancel(Some(cancel.clone()));
-        let seq = c.seq;
-        c.seq += 1;
         if when_full == WhenFull::Wait && !c.reader_seen && !raw {
             // Lossless from the first frame: publish nothing before someone reads. (A raw ring
             // keeps its frames for its consumer anyway, and cpp_py_shmbuf's consumers take no
             // lock we could see.)
             let writer = &c.writer;
-            if !cancel.sleep_while(|| !writer.reader_attached(), Duration::from_millis(5)) {
-                return Err(gst::FlowError::Flushing);
+            if !cancel.sleep_while(|| !writer.reader_attached(), Duration::from_millis(10)) {
+                return Err(Stop::Interrupted);
             }
             c.reader_seen = true;
         }
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &c.info).map_err(|_| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("a buffer does not hold a frame of {:?}", c.info));
-            gst::FlowError::Error
-        })?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &c.info)
+            .map_err(|_| Stop::Error(gst::error_msg!(gst::StreamError::Format, ("a buffer of {} bytes does not hold a frame of {:?}", buffer.size(), c.info))))?;
         let shape = c.writer.shape();
+        let seq = c.seq;
         let slot = match when_full {
             WhenFull::Drop => c.writer.try_frame(),
             WhenFull::Wait => c.writer.frame(None),
@@ -327,19 +378,20 @@ impl BaseSinkImpl for ShmframesSink {
             Ok(Some(slot)) => slot,
             Ok(None) => {
                 gst::debug!(CAT, imp = self, "frame {seq} dropped: readers hold every slot");
+                c.seq += 1;
                 return Ok(gst::FlowSuccess::Ok);
             }
-            Err(Error::Interrupted { .. }) => return Err(gst::FlowError::Flushing),
-            Err(e) => {
-                gst::element_imp_error!(self, gst::ResourceError::Write, ("{e}"));
-                return Err(gst::FlowError::Error);
-            }
+            Err(Error::Interrupted { .. }) => return Err(Stop::Interrupted),
+            Err(e) => return Err(Stop::Error(gst::error_msg!(gst::ResourceError::Write, ("{e}")))),
         };
         let dst = slot.pixels();
         for (p, plane) in shape.planes().iter().enumerate() {
-            let src = frame.plane_data(p as u32).map_err(|_| gst::FlowError::Error)?;
+            let src = frame.plane_data(p as u32).map_err(|_| Stop::Flow(gst::FlowError::Error))?;
             let src_stride = frame.plane_stride()[p] as usize;
             let (row, stride, rows, base) = (plane.row_bytes as usize, plane.stride as usize, plane.rows as usize, plane.offset as usize);
+            if src.len() < src_stride * (rows - 1) + row {
+                return Err(Stop::Error(gst::error_msg!(gst::StreamError::Format, ("plane {p} of a buffer holds {} bytes, not {rows} rows of {row}", src.len()))));
+            }
             if src_stride == stride {
                 // One copy for the whole plane (the usual case: packed rows both sides).
                 let len = stride * (rows - 1) + row;
@@ -353,6 +405,7 @@ impl BaseSinkImpl for ShmframesSink {
         slot.set_seq(seq);
         slot.set_capture_ns(capture_ns);
         slot.publish();
+        c.seq += 1;
         Ok(gst::FlowSuccess::Ok)
     }
 }

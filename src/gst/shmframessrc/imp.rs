@@ -39,7 +39,8 @@ struct Settings {
     lossless: bool,
     /// `WxH` of a header-less (cpp_py_shmbuf) stream; empty: framed.
     raw: String,
-    raw_format: PixelFormat,
+    /// Its pixel format's name, checked by `start` (a property cannot fail when set).
+    raw_format: String,
 }
 
 impl Default for Settings {
@@ -50,7 +51,7 @@ impl Default for Settings {
             follow: false,
             lossless: false,
             raw: String::new(),
-            raw_format: PixelFormat::Bgr24,
+            raw_format: PixelFormat::Bgr24.name().into(),
         }
     }
 }
@@ -68,7 +69,10 @@ impl Settings {
             gst::error_msg!(gst::ResourceError::Settings, ("raw={:?}: {} (write it as WIDTHxHEIGHT, e.g. raw=1920x1080)", self.raw, e))
         };
         let (w, h) = shmframes::format::parse_size(&self.raw).map_err(|e| bad(&e))?;
-        FrameShape::packed(w, h, self.raw_format).map(Some).map_err(|e| bad(&e))
+        let format: PixelFormat = self.raw_format.parse().map_err(|e: shmframes::format::UnknownFormat| {
+            gst::error_msg!(gst::ResourceError::Settings, ("raw-format={:?}: {e}", self.raw_format))
+        })?;
+        FrameShape::packed(w, h, format).map(Some).map_err(|e| bad(&e))
     }
 }
 
@@ -91,6 +95,8 @@ pub struct ShmframesSrc {
     streaming: Mutex<Option<Streaming>>,
     /// The caps being pushed, for caps queries from any thread (never held across a wait).
     info: Mutex<Option<gst_video::VideoInfo>>,
+    /// The caps' layout, and whether frames must be copied into it (streaming thread).
+    layout: Mutex<Option<Layout>>,
     /// Ends the current waits: fired by `unlock`, replaced by `unlock_stop` and `start`.
     cancel: Mutex<Cancel>,
     /// The latency we report: the longest capture-to-push delay seen (at most `MAX_LATENCY`).
@@ -103,6 +109,7 @@ impl Default for ShmframesSrc {
             settings: Mutex::default(),
             streaming: Mutex::new(None),
             info: Mutex::new(None),
+            layout: Mutex::new(None),
             cancel: Mutex::new(Cancel::new()),
             latency: Mutex::new(gst::ClockTime::ZERO),
         }
@@ -205,14 +212,7 @@ impl ObjectImpl for ShmframesSrc {
             "follow" => s.follow = value.get().expect("a boolean"),
             "lossless" => s.lossless = value.get().expect("a boolean"),
             "raw" => s.raw = value.get::<Option<String>>().expect("a string").unwrap_or_default(),
-            "raw-format" => {
-                let name = value.get::<Option<String>>().expect("a string").unwrap_or_default();
-                match name.parse::<PixelFormat>() {
-                    Ok(f) => s.raw_format = f,
-                    // Properties cannot fail: say so, keep the old value (start() re-checks nothing).
-                    Err(e) => gst::error!(CAT, imp = self, "raw-format={name:?}: {e}; keeping {}", s.raw_format),
-                }
-            }
+            "raw-format" => s.raw_format = value.get::<Option<String>>().expect("a string").unwrap_or_default(),
             _ => unreachable!("a property we registered"),
         }
     }
@@ -225,7 +225,7 @@ impl ObjectImpl for ShmframesSrc {
             "follow" => s.follow.to_value(),
             "lossless" => s.lossless.to_value(),
             "raw" => s.raw.to_value(),
-            "raw-format" => s.raw_format.name().to_value(),
+            "raw-format" => s.raw_format.to_value(),
             _ => unreachable!("a property we registered"),
         }
     }
@@ -270,6 +270,7 @@ impl BaseSrcImpl for ShmframesSrc {
         // downstream stay valid until those buffers are freed.
         lock(&self.streaming).take();
         lock(&self.info).take();
+        lock(&self.layout).take();
         Ok(())
     }
 
@@ -318,6 +319,13 @@ impl BaseSrcImpl for ShmframesSrc {
     }
 }
 
+/// The negotiated layout of the frames being pushed.
+struct Layout {
+    info: gst_video::VideoInfo,
+    /// Downstream reads no `GstVideoMeta` and our strides differ from GStreamer's defaults.
+    copy: bool,
+}
+
 /// Why `next_frame` gave no frame.
 enum Stop {
     Flow(gst::FlowError),
@@ -363,6 +371,13 @@ impl ShmframesSrc {
         }
     }
 
+    /// Whether the elements downstream read strides from a `GstVideoMeta` (an allocation query
+    /// for `caps`).
+    fn downstream_takes_video_meta(&self, caps: &gst::Caps) -> bool {
+        let mut q = gst::query::Allocation::new(Some(caps), false);
+        self.obj().src_pad().peer_query(&mut q) && q.find_allocation_meta::<gst_video::VideoMeta>().is_some()
+    }
+
     /// Raises the reported latency to `age` (capture to push) when it is longer, and tells
     /// the pipeline to recompute its latency.
     fn note_age(&self, age: gst::ClockTime) {
@@ -382,7 +397,6 @@ impl PushSrcImpl for ShmframesSrc {
     fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
         let s = lock(&self.settings).clone();
         let cancel = lock(&self.cancel).clone();
-        let mut guard = lock(&self.streaming);
         let fail = |stop: Stop| match stop {
             Stop::Flow(f) => f,
             Stop::Error(msg) => {
@@ -390,68 +404,130 @@ impl PushSrcImpl for ShmframesSrc {
                 gst::FlowError::Error
             }
         };
+        let obj = self.obj();
+        let (clock, base) = (obj.clock(), obj.base_time().unwrap_or(gst::ClockTime::ZERO));
+        let mut guard = lock(&self.streaming);
         if guard.is_none() {
-            *guard = Some(self.open(&s, cancel.clone()).map_err(fail)?);
+            match self.open(&s, cancel.clone()) {
+                Ok(st) => *guard = Some(st),
+                Err(stop) => {
+                    // Messages are posted with none of our locks held.
+                    drop(guard);
+                    return Err(fail(stop));
+                }
+            }
         }
         let st = guard.as_mut().expect("opened above");
         st.reader.set_cancel(Some(cancel));
-        let frame = self.next_frame(st, &s).map_err(fail)?;
+        let frame = match self.next_frame(st, &s) {
+            Ok(f) => f,
+            Err(stop) => {
+                drop(guard);
+                return Err(fail(stop));
+            }
+        };
 
         let shape = frame.shape();
         let discont = frame.lost_before() > 0 || st.next_seq.is_some_and(|n| n != frame.seq());
         st.next_seq = Some(frame.seq() + 1);
-        if let Some(last) = st.last_capture.filter(|&l| l < frame.capture_ns() && !discont) {
-            st.interval = Some(gst::ClockTime::from_nseconds(frame.capture_ns() - last));
+        // Header-less frames carry no capture time (0): they are stamped on arrival.
+        let capture_ns = if frame.is_raw() { None } else { Some(frame.capture_ns()) };
+        if let Some(last) = st.last_capture.filter(|&l| capture_ns.is_some_and(|c| l < c) && !discont) {
+            st.interval = capture_ns.map(|c| gst::ClockTime::from_nseconds(c - last));
         }
-        st.last_capture = Some(frame.capture_ns());
+        st.last_capture = capture_ns;
         let duration = st.interval;
-        let obj = self.obj();
-        let (clock, base) = (obj.clock(), obj.base_time().unwrap_or(gst::ClockTime::ZERO));
-        let pts = clock.as_ref().map(|c| clock::running_time(frame.capture_ns(), c, base));
+        let now = clock.as_ref().map(|c| c.time().saturating_sub(base));
+        let pts = match (clock.as_ref(), capture_ns) {
+            (Some(c), Some(ns)) => Some(clock::running_time(ns, c, base)),
+            _ => now,
+        };
         let pts = match (pts, st.last_pts) {
             (Some(p), Some(last)) if p < last => Some(last),
             (p, _) => p,
         };
         st.last_pts = pts.or(st.last_pts);
-        if let (Some(c), Some(p)) = (clock.as_ref(), pts) {
-            let now = c.time().saturating_sub(base);
+        drop(guard);
+        if let (Some(now), Some(p), Some(_)) = (now, pts, capture_ns) {
             self.note_age(now.saturating_sub(p));
         }
-        drop(guard);
 
         // A new shape (the first frame, or a followed producer's): new caps, before its buffer.
-        let same = |i: &gst_video::VideoInfo| formats::to_gst(shape.format) == i.format() && i.width() == shape.width && i.height() == shape.height;
-        let changed = !lock(&self.info).as_ref().is_some_and(same);
+        let same = |l: &Layout| formats::to_gst(shape.format) == l.info.format() && l.info.width() == shape.width && l.info.height() == shape.height;
+        let changed = !lock(&self.layout).as_ref().is_some_and(same);
         if changed {
-            let new = video_info(&shape).map_err(fail_msg(self))?;
-            let caps = new.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;
+            let info = video_info(&shape).map_err(fail_msg(self))?;
+            let caps = info.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;
             gst::info!(CAT, imp = self, "frames of {shape}: caps {caps}");
-            *lock(&self.info) = Some(new);
+            *lock(&self.info) = Some(info.clone());
             if obj.set_caps(&caps).is_err() {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("downstream does not accept the channel's frames ({caps})"));
                 return Err(gst::FlowError::NotNegotiated);
             }
+            // Our rows are packed; GStreamer's default layout pads some (BGR rows to 4 bytes,
+            // I420's chroma). Where they differ, downstream must read our strides from the
+            // VideoMeta; an element that cannot gets a copy in its own layout.
+            let copy = !layout_matches(&info, &shape) && !self.downstream_takes_video_meta(&caps);
+            if copy {
+                gst::warning!(CAT, imp = self, "downstream reads no GstVideoMeta and {shape} is not GStreamer's default layout: each frame is copied");
+            }
+            *lock(&self.layout) = Some(Layout { info, copy });
         }
+        let copy = lock(&self.layout).as_ref().map(|l| l.copy.then(|| l.info.clone()));
 
         let seq = frame.seq();
-        let mut buffer = gst::Buffer::from_slice(FrameBytes(frame));
-        {
-            let b = buffer.get_mut().expect("a new buffer is writable");
-            b.set_pts(pts);
-            b.set_duration(duration);
-            b.set_offset(seq);
-            if discont {
-                b.set_flags(gst::BufferFlags::DISCONT);
+        let mut buffer = match copy.flatten() {
+            Some(info) => copy_to_default_layout(&frame, &shape, &info)?,
+            None => {
+                let mut buffer = gst::Buffer::from_slice(FrameBytes(frame));
+                // Our plane offsets and strides, for elements that read them.
+                let planes = shape.planes();
+                let offsets: Vec<usize> = planes.iter().map(|p| p.offset as usize).collect();
+                let strides: Vec<i32> = planes.iter().map(|p| p.stride as i32).collect();
+                let b = buffer.get_mut().expect("a new buffer is writable");
+                gst_video::VideoMeta::add_full(b, gst_video::VideoFrameFlags::empty(), formats::to_gst(shape.format), shape.width, shape.height, &offsets, &strides)
+                    .map_err(|e| {
+                        gst::element_imp_error!(self, gst::CoreError::Failed, ("no video meta for {shape}: {e}"));
+                        gst::FlowError::Error
+                    })?;
+                buffer
             }
-            // Our plane offsets and strides: GStreamer's defaults may pad rows otherwise.
-            let planes = shape.planes();
-            let offsets: Vec<usize> = planes.iter().map(|p| p.offset as usize).collect();
-            let strides: Vec<i32> = planes.iter().map(|p| p.stride as i32).collect();
-            gst_video::VideoMeta::add_full(b, gst_video::VideoFrameFlags::empty(), formats::to_gst(shape.format), shape.width, shape.height, &offsets, &strides)
-                .map_err(|_| gst::FlowError::Error)?;
+        };
+        let b = buffer.get_mut().expect("a new buffer is writable");
+        b.set_pts(pts);
+        b.set_duration(duration);
+        b.set_offset(seq);
+        if discont {
+            b.set_flags(gst::BufferFlags::DISCONT);
         }
         Ok(CreateSuccess::NewBuffer(buffer))
     }
+}
+
+/// Whether `shape`'s planes lie where GStreamer's default layout for `info` puts them.
+fn layout_matches(info: &gst_video::VideoInfo, shape: &FrameShape) -> bool {
+    let planes = shape.planes();
+    planes.len() == info.n_planes() as usize
+        && planes.iter().enumerate().all(|(i, p)| info.stride()[i] as i64 == p.stride as i64 && info.offset()[i] as u64 == p.offset)
+}
+
+/// A buffer in GStreamer's default layout for `info`, with the frame's rows copied in.
+fn copy_to_default_layout(frame: &Frame, shape: &FrameShape, info: &gst_video::VideoInfo) -> Result<gst::Buffer, gst::FlowError> {
+    let mut out = gst::Buffer::with_size(info.size()).map_err(|_| gst::FlowError::Error)?;
+    {
+        let b = out.get_mut().expect("a new buffer is writable");
+        let mut map = b.map_writable().map_err(|_| gst::FlowError::Error)?;
+        let (src, dst) = (frame.pixels(), map.as_mut_slice());
+        for (i, p) in shape.planes().iter().enumerate() {
+            let (row, rows) = (p.row_bytes as usize, p.rows as usize);
+            let (so, ss) = (p.offset as usize, p.stride as usize);
+            let (d_off, ds) = (info.offset()[i], info.stride()[i] as usize);
+            for y in 0..rows {
+                dst[d_off + y * ds..][..row].copy_from_slice(&src[so + y * ss..][..row]);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Posts an error message and turns it into a flow error.
