@@ -23,6 +23,34 @@ pub mod formats;
 pub mod shmframessink;
 pub mod shmframessrc;
 
+use std::sync::{Mutex, MutexGuard};
+
+use gst::glib::prelude::*;
+
+/// The channel both elements use unless told otherwise: frame-producer's default.
+const DEFAULT_CHANNEL: &str = "shm_video";
+
+/// A poisoned lock means a panic already reported elsewhere: carry on with the data.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The one pad of either element: raw video in every format a channel carries.
+fn video_pad_template(name: &str, direction: gst::PadDirection) -> gst::PadTemplate {
+    let caps = gst_video::VideoCapsBuilder::new().format_list(formats::all()).build();
+    gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps).expect("a valid template")
+}
+
+/// The `channel` property of either element.
+fn channel_property(blurb: &str) -> gst::glib::ParamSpec {
+    gst::glib::ParamSpecString::builder("channel")
+        .nick("Channel")
+        .blurb(blurb)
+        .default_value(Some(DEFAULT_CHANNEL))
+        .flags(gst::glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY)
+        .build()
+}
+
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     shmframessink::register(plugin)?;
     shmframessrc::register(plugin)

@@ -7,7 +7,7 @@
 //! with `follow` carry on). Each buffer is copied once, plane by plane, into the next slot:
 //! GStreamer's strides may pad rows, ours are packed.
 
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -19,12 +19,11 @@ use gst_video::prelude::*;
 
 use shmframes::{Cancel, Error, FrameShape, Writer, WriterOptions, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};
 
-use crate::{clock, formats};
+use crate::{channel_property, clock, formats, lock, video_pad_template, DEFAULT_CHANNEL};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("shmframessink", gst::DebugColorFlags::empty(), Some("shmframes sink")));
 
-const DEFAULT_CHANNEL: &str = "shm_video";
 const DEFAULT_BUFFER_FRAMES: u32 = 4;
 
 /// What to do when readers leave no room for the next frame.
@@ -89,11 +88,6 @@ impl Default for ShmframesSink {
     }
 }
 
-/// A poisoned lock means a panic already reported elsewhere: carry on with the data.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 #[glib::object_subclass]
 impl ObjectSubclass for ShmframesSink {
     const NAME: &'static str = "GstShmframesSink";
@@ -106,12 +100,7 @@ impl ObjectImpl for ShmframesSink {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let ready = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY;
             vec![
-                glib::ParamSpecString::builder("channel")
-                    .nick("Channel")
-                    .blurb("Name of the shmframes channel to create (readers: shmframes.Reader(name), frame-viewer name, shmframessrc channel=)")
-                    .default_value(Some(DEFAULT_CHANNEL))
-                    .flags(ready)
-                    .build(),
+                channel_property("Name of the shmframes channel to create (readers: shmframes.Reader(name), frame-viewer name, shmframessrc channel=)"),
                 glib::ParamSpecUInt::builder("buffer-frames")
                     .nick("Buffer frames")
                     .blurb("Frames the channel keeps for readers that fall behind")
@@ -185,10 +174,7 @@ impl ElementImpl for ShmframesSink {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PADS: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().format_list(formats::all()).build();
-            vec![gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).expect("a valid template")]
-        });
+        static PADS: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| vec![video_pad_template("sink", gst::PadDirection::Sink)]);
         PADS.as_ref()
     }
 

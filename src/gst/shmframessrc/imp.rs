@@ -7,7 +7,7 @@
 //! with another size) renegotiates. `unlock` (flushing, stopping) ends every wait at once
 //! through a [`Cancel`]; `unlock_stop` gives the reader a fresh one.
 
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -19,12 +19,11 @@ use gst_base::subclass::prelude::*;
 
 use shmframes::{Cancel, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start};
 
-use crate::{clock, formats};
+use crate::{channel_property, clock, formats, lock, video_pad_template, DEFAULT_CHANNEL};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("shmframessrc", gst::DebugColorFlags::empty(), Some("shmframes source")));
 
-const DEFAULT_CHANNEL: &str = "shm_video";
 const DEFAULT_TIMEOUT: f64 = 10.0;
 /// The most latency we report: a lossless reader far behind its producer should not delay
 /// every sink of the pipeline by its backlog for ever.
@@ -116,11 +115,6 @@ impl Default for ShmframesSrc {
     }
 }
 
-/// A poisoned lock means a panic already reported elsewhere: carry on with the data.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The frame's bytes, for `gst::Buffer::from_slice`: the frame (and its lease) lives exactly
 /// as long as the buffer's memory.
 struct FrameBytes(Frame);
@@ -161,12 +155,7 @@ impl ObjectImpl for ShmframesSrc {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let ready = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY;
             vec![
-                glib::ParamSpecString::builder("channel")
-                    .nick("Channel")
-                    .blurb("Name of the shmframes channel to read (frame-producer --name, Writer(name), shmframessink channel=)")
-                    .default_value(Some(DEFAULT_CHANNEL))
-                    .flags(ready)
-                    .build(),
+                channel_property("Name of the shmframes channel to read (frame-producer --name, Writer(name), shmframessink channel=)"),
                 glib::ParamSpecDouble::builder("timeout")
                     .nick("Timeout")
                     .blurb("Seconds to wait for the channel to appear, and then for each frame, before posting an error (inf: for ever)")
@@ -248,10 +237,7 @@ impl ElementImpl for ShmframesSrc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PADS: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().format_list(formats::all()).build();
-            vec![gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).expect("a valid template")]
-        });
+        static PADS: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| vec![video_pad_template("src", gst::PadDirection::Src)]);
         PADS.as_ref()
     }
 }
