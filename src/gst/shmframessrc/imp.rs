@@ -25,6 +25,9 @@ static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("shmframessrc", gst::DebugColorFlags::empty(), Some("shmframes source")));
 
 const DEFAULT_TIMEOUT: f64 = 10.0;
+/// What the source adds to its producer's capture-to-publish time in the latency it reports:
+/// the wake-up and the push (tens of microseconds here), with room to spare.
+const DELIVERY: gst::ClockTime = gst::ClockTime::from_mseconds(1);
 /// The most latency we report: a lossless reader far behind its producer should not delay
 /// every sink of the pipeline by its backlog for ever.
 const MAX_LATENCY: gst::ClockTime = gst::ClockTime::from_seconds(1);
@@ -98,7 +101,8 @@ pub struct ShmframesSrc {
     layout: Mutex<Option<Layout>>,
     /// Ends the current waits: fired by `unlock`, replaced by `unlock_stop` and `start`.
     cancel: Mutex<Cancel>,
-    /// The latency we report: the longest capture-to-push delay seen (at most `MAX_LATENCY`).
+    /// The latency we report: the producer's longest capture-to-publish time seen, plus
+    /// `DELIVERY` (at most `MAX_LATENCY`).
     latency: Mutex<gst::ClockTime>,
 }
 
@@ -287,7 +291,7 @@ impl BaseSrcImpl for ShmframesSrc {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            // A buffer's PTS is its capture time, and it reaches us this much later.
+            // A buffer's PTS is its capture time, and it reaches us about this much later.
             q.set(true, *lock(&self.latency), gst::ClockTime::NONE);
             return true;
         }
@@ -364,14 +368,17 @@ impl ShmframesSrc {
         self.obj().src_pad().peer_query(&mut q) && q.find_allocation_meta::<gst_video::VideoMeta>().is_some()
     }
 
-    /// Raises the reported latency to `age` (capture to push) when it is longer, and tells
-    /// the pipeline to recompute its latency.
-    fn note_age(&self, age: gst::ClockTime) {
-        let age = age.min(MAX_LATENCY);
+    /// Raises the reported latency when a frame took longer from capture to publish than it
+    /// allows, and tells the pipeline to recompute its latency. (Time a frame then waits in
+    /// the channel because the pipeline is slow is not latency the source adds: a live
+    /// pipeline that falls behind drops frames, it should not delay every sink.)
+    fn note_age(&self, capture_to_publish: gst::ClockTime) {
+        let need = (capture_to_publish + DELIVERY).min(MAX_LATENCY);
         let mut latency = lock(&self.latency);
-        // Round up to the next millisecond so that jitter does not repost every frame.
-        if age > *latency {
-            *latency = gst::ClockTime::from_mseconds(age.mseconds() + 1).min(MAX_LATENCY);
+        if need > *latency {
+            // A quarter more than needed: a producer whose times creep up reposts a few
+            // times (about 30 steps from 1 ms to the cap), not at every frame.
+            *latency = gst::ClockTime::from_nseconds(need.nseconds() / 4 * 5).min(MAX_LATENCY);
             drop(latency);
             let obj = self.obj();
             let _ = obj.post_message(gst::message::Latency::builder().src(&*obj).build());
@@ -418,6 +425,7 @@ impl PushSrcImpl for ShmframesSrc {
         st.next_seq = Some(frame.seq() + 1);
         // Header-less frames carry no capture time (0): they are stamped on arrival.
         let capture_ns = if frame.is_raw() { None } else { Some(frame.capture_ns()) };
+        let publish_ns = frame.publish_ns();
         if let Some(last) = st.last_capture.filter(|&l| capture_ns.is_some_and(|c| l < c) && !discont) {
             st.interval = capture_ns.map(|c| gst::ClockTime::from_nseconds(c - last));
         }
@@ -434,8 +442,8 @@ impl PushSrcImpl for ShmframesSrc {
         };
         st.last_pts = pts.or(st.last_pts);
         drop(guard);
-        if let (Some(now), Some(p), Some(_)) = (now, pts, capture_ns) {
-            self.note_age(now.saturating_sub(p));
+        if let Some(capture) = capture_ns {
+            self.note_age(gst::ClockTime::from_nseconds(publish_ns.saturating_sub(capture)));
         }
 
         // A new shape (the first frame, or a followed producer's): new caps, before its buffer.
