@@ -366,7 +366,9 @@ fn header_less_channels_both_ways() {
     // reads what its producer writes (here our raw Writer, byte for byte the same stream).
     let out = Channel::new("raw-sink");
     let p = Pipeline::launch(&format!(
-        "videotestsrc num-buffers=10 pattern=white ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={} raw=true sync=false",
+        // Live and endless: the channel stays until the pipeline stops (a short stream could
+        // end, removing the name, before the reader opens it).
+        "videotestsrc is-live=true pattern=white ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={} raw=true",
         out.0
     ));
     p.play();
