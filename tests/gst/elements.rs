@@ -368,17 +368,16 @@ fn header_less_channels_both_ways() {
     let p = Pipeline::launch(&format!(
         // Live and endless: the channel stays until the pipeline stops (a short stream could
         // end, removing the name, before the reader opens it).
-        "videotestsrc is-live=true pattern=white ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={} raw=true",
+        "videotestsrc is-live=true pattern=white ! video/x-raw,format=BGR,width=64,height=48 ! shmframessink channel={} raw=true",
         out.0
     ));
     p.play();
-    let shape = shmframes::FrameShape::packed(64, 48, PixelFormat::Gray8).expect("a shape");
+    let shape = shmframes::FrameShape::packed(64, 48, PixelFormat::Bgr24).expect("a shape");
     let opts = ReaderOptions { timeout: Duration::from_secs(10), raw: Some(shape), ..Default::default() };
     let mut r = Reader::open(&out.0, &opts).expect("the raw channel");
     let f = r.read(Duration::from_secs(10)).expect("no error").expect("a frame");
-    // videotestsrc's white in GRAY8 is video-range luma, 235.
-    assert!(f.is_raw() && f.pixels().len() == 64 * 48, "a header-less frame");
-    assert!(f.pixels().iter().all(|&b| b == 235), "white: {:?}", &f.pixels()[..8]);
+    assert!(f.is_raw() && f.pixels().len() == 64 * 48 * 3, "a header-less frame");
+    assert!(f.pixels().iter().all(|&b| b == 255), "white: {:?}", &f.pixels()[..8]);
     drop((f, r, p));
 
     let inp = Channel::new("raw-src");
@@ -467,4 +466,23 @@ fn a_waiting_sink_paused_and_played_again_goes_on() {
     assert!(wait_until(10.0, || std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists()));
     p2.0.set_state(gst::State::Ready).expect("to READY");
     assert!(!std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists(), "READY leaves no channel behind");
+}
+
+#[test]
+fn a_raw_sink_takes_bgr_only_and_hints_are_in_gstreamer_terms() {
+    // cpp_py_shmbuf's consumers read BGR: a raw sink offers nothing else, so videoconvert
+    // converts (here from videotestsrc's BGRA).
+    let ch = Channel::new("raw-bgr");
+    let p = Pipeline::launch(&format!("videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! videoconvert ! shmframessink channel={} raw=true", ch.0));
+    p.play();
+    let shape = shmframes::FrameShape::packed(64, 48, PixelFormat::Bgr24).expect("a shape");
+    let mut r = Reader::open(&ch.0, &ReaderOptions { timeout: Duration::from_secs(10), raw: Some(shape), ..Default::default() }).expect("the raw channel");
+    let f = r.read(Duration::from_secs(10)).expect("a BGR frame of the right size, not a size mismatch").expect("a frame");
+    assert_eq!(f.pixels().len(), 64 * 48 * 3);
+    drop((f, r));
+    // Read as framed, the raw channel's error names this element's properties.
+    let src = Pipeline::launch(&format!("shmframessrc channel={} timeout=5 ! fakesink", ch.0));
+    src.play();
+    let err = src.next_end(10.0).expect("an error").expect_err("an error");
+    assert!(err.contains("raw=WIDTHxHEIGHT raw-format=FORMAT"), "{err}");
 }

@@ -267,6 +267,20 @@ impl BaseSinkImpl for ShmframesSink {
         })
     }
 
+    /// A raw channel is for cpp_py_shmbuf's consumers, which read BGR: only BGR is offered
+    /// then (`videoconvert` in front converts).
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let caps = if lock(&self.settings).raw {
+            gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Bgr).build()
+        } else {
+            self.obj().sink_pad().pad_template_caps()
+        };
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        })
+    }
+
     fn propose_allocation(&self, query: &mut gst::query::Allocation) -> Result<(), gst::LoggableError> {
         // Any strides upstream likes: render copies row by row where they differ from ours.
         query.add_allocation_meta::<gst_video::VideoMeta>(None);

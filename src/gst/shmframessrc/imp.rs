@@ -67,9 +67,7 @@ impl Settings {
         if self.raw.is_empty() {
             return Ok(None);
         }
-        let bad = |e: &dyn std::fmt::Display| {
-            gst::error_msg!(gst::ResourceError::Settings, ("raw={:?}: {} (write it as WIDTHxHEIGHT, e.g. raw=1920x1080)", self.raw, e))
-        };
+        let bad = |e: &dyn std::fmt::Display| gst::error_msg!(gst::ResourceError::Settings, ("raw={:?}: {}", self.raw, e));
         let (w, h) = shmframes::format::parse_size(&self.raw).map_err(|e| bad(&e))?;
         let format: PixelFormat = self.raw_format.parse().map_err(|e: shmframes::format::UnknownFormat| {
             gst::error_msg!(gst::ResourceError::Settings, ("raw-format={:?}: {e}", self.raw_format))
@@ -339,7 +337,7 @@ impl ShmframesSrc {
                 Ok(Streaming { reader, last_pts: None, next_seq: None, last_capture: None, interval: None })
             }
             Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
-            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))),
+            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::OpenRead, ("{e}{}", in_gstreamer(&e))))),
         }
     }
 
@@ -357,7 +355,7 @@ impl ShmframesSrc {
             }
             Err(Error::EndOfStream { .. }) => Err(Stop::Flow(gst::FlowError::Eos)),
             Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
-            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::Read, ("{e}")))),
+            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::Read, ("{e}{}", in_gstreamer(&e))))),
         }
     }
 
@@ -495,6 +493,18 @@ impl PushSrcImpl for ShmframesSrc {
             b.set_flags(gst::BufferFlags::DISCONT);
         }
         Ok(CreateSuccess::NewBuffer(buffer))
+    }
+}
+
+/// The core's errors give the fix in command-line and Python terms; this adds this element's.
+fn in_gstreamer(e: &Error) -> &'static str {
+    match e {
+        Error::ProducerGone { .. } => " (here: follow=true)",
+        Error::RawWithoutShape { .. } => " (here: raw=WIDTHxHEIGHT raw-format=FORMAT)",
+        Error::RawSizeMismatch { .. } => {
+            " (here: raw=WIDTHxHEIGHT raw-format=FORMAT; a size that fits only in another format means raw-format is wrong)"
+        }
+        _ => "",
     }
 }
 
