@@ -309,6 +309,8 @@ impl BaseSrcImpl for ShmframesSrc {
 
 /// The negotiated layout of the frames being pushed.
 struct Layout {
+    /// The frames' shape, strides included.
+    shape: FrameShape,
     info: gst_video::VideoInfo,
     /// Downstream reads no `GstVideoMeta` and our strides differ from GStreamer's defaults.
     copy: bool,
@@ -445,8 +447,8 @@ impl PushSrcImpl for ShmframesSrc {
         }
 
         // A new shape (the first frame, or a followed producer's): new caps, before its buffer.
-        let same = |l: &Layout| formats::to_gst(shape.format) == l.info.format() && l.info.width() == shape.width && l.info.height() == shape.height;
-        let changed = !lock(&self.layout).as_ref().is_some_and(same);
+        // (Strides count too: they decide whether frames must be copied.)
+        let changed = !lock(&self.layout).as_ref().is_some_and(|l| l.shape == shape);
         if changed {
             let info = video_info(&shape).map_err(fail_msg(self))?;
             let caps = info.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;
@@ -456,14 +458,14 @@ impl PushSrcImpl for ShmframesSrc {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("downstream does not accept the channel's frames ({caps})"));
                 return Err(gst::FlowError::NotNegotiated);
             }
-            // Our rows are packed; GStreamer's default layout pads some (BGR rows to 4 bytes,
-            // I420's chroma). Where they differ, downstream must read our strides from the
+            // Our producers pack rows; GStreamer's default layout pads some (BGR rows to 4
+            // bytes, I420's chroma). Where they differ, downstream must read our strides from the
             // VideoMeta; an element that cannot gets a copy in its own layout.
             let copy = !layout_matches(&info, &shape) && !self.downstream_takes_video_meta(&caps);
             if copy {
                 gst::warning!(CAT, imp = self, "downstream reads no GstVideoMeta and {shape} is not GStreamer's default layout: each frame is copied");
             }
-            *lock(&self.layout) = Some(Layout { info, copy });
+            *lock(&self.layout) = Some(Layout { shape, info, copy });
         }
         let copy = lock(&self.layout).as_ref().map(|l| l.copy.then(|| l.info.clone()));
 
