@@ -79,6 +79,8 @@ impl Settings {
 /// What only the streaming thread touches (and `start`/`stop`).
 struct Streaming {
     reader: Reader,
+    /// The settings it was opened with (they change only in NULL or READY, when it is closed).
+    settings: Settings,
     /// The last PTS pushed: PTS never go backwards, whatever the producer's clock says.
     last_pts: Option<gst::ClockTime>,
     /// The next sequence number expected: a gap marks the buffer DISCONT.
@@ -336,7 +338,7 @@ impl ShmframesSrc {
         match Reader::open(&s.channel, &opts) {
             Ok(reader) => {
                 gst::info!(CAT, imp = self, "reading channel {:?}", s.channel);
-                Ok(Streaming { reader, last_pts: None, next_seq: None, last_capture: None, interval: None })
+                Ok(Streaming { reader, settings: s.clone(), last_pts: None, next_seq: None, last_capture: None, interval: None })
             }
             Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
             Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::OpenRead, ("{e}{}", in_gstreamer(&e))))),
@@ -344,7 +346,8 @@ impl ShmframesSrc {
     }
 
     /// The next frame, waiting up to `timeout` (the cancel ends the wait at once).
-    fn next_frame(&self, st: &mut Streaming, s: &Settings) -> Result<Frame, Stop> {
+    fn next_frame(&self, st: &mut Streaming) -> Result<Frame, Stop> {
+        let s = &st.settings;
         match st.reader.read(s.timeout()) {
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => {
@@ -388,7 +391,6 @@ impl ShmframesSrc {
 
 impl PushSrcImpl for ShmframesSrc {
     fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
-        let s = lock(&self.settings).clone();
         let cancel = lock(&self.cancel).clone();
         let fail = |stop: Stop| match stop {
             Stop::Flow(f) => f,
@@ -401,6 +403,7 @@ impl PushSrcImpl for ShmframesSrc {
         let (clock, base) = (obj.clock(), obj.base_time().unwrap_or(gst::ClockTime::ZERO));
         let mut guard = lock(&self.streaming);
         if guard.is_none() {
+            let s = lock(&self.settings).clone();
             match self.open(&s, cancel.clone()) {
                 Ok(st) => *guard = Some(st),
                 Err(stop) => {
@@ -412,7 +415,7 @@ impl PushSrcImpl for ShmframesSrc {
         }
         let st = guard.as_mut().expect("opened above");
         st.reader.set_cancel(Some(cancel));
-        let frame = match self.next_frame(st, &s) {
+        let frame = match self.next_frame(st) {
             Ok(f) => f,
             Err(stop) => {
                 drop(guard);
@@ -450,7 +453,7 @@ impl PushSrcImpl for ShmframesSrc {
         // (Strides count too: they decide whether frames must be copied.)
         let changed = !lock(&self.layout).as_ref().is_some_and(|l| l.shape == shape);
         if changed {
-            let info = video_info(&shape).map_err(fail_msg(self))?;
+            let info = video_info(&shape).map_err(|msg| fail(Stop::Error(msg)))?;
             let caps = info.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;
             gst::info!(CAT, imp = self, "frames of {shape}: caps {caps}");
             *lock(&self.info) = Some(info.clone());
@@ -476,10 +479,13 @@ impl PushSrcImpl for ShmframesSrc {
                 let mut buffer = gst::Buffer::from_slice(FrameBytes(frame));
                 // Our plane offsets and strides, for elements that read them.
                 let planes = shape.planes();
-                let offsets: Vec<usize> = planes.iter().map(|p| p.offset as usize).collect();
-                let strides: Vec<i32> = planes.iter().map(|p| p.stride as i32).collect();
+                let (mut offsets, mut strides) = ([0usize; 3], [0i32; 3]);
+                for (i, p) in planes.iter().enumerate() {
+                    (offsets[i], strides[i]) = (p.offset as usize, p.stride as i32);
+                }
+                let (offsets, strides) = (&offsets[..planes.len()], &strides[..planes.len()]);
                 let b = buffer.get_mut().expect("a new buffer is writable");
-                gst_video::VideoMeta::add_full(b, gst_video::VideoFrameFlags::empty(), formats::to_gst(shape.format), shape.width, shape.height, &offsets, &strides)
+                gst_video::VideoMeta::add_full(b, gst_video::VideoFrameFlags::empty(), formats::to_gst(shape.format), shape.width, shape.height, offsets, strides)
                     .map_err(|e| {
                         gst::element_imp_error!(self, gst::CoreError::Failed, ("no video meta for {shape}: {e}"));
                         gst::FlowError::Error
@@ -536,10 +542,3 @@ fn copy_to_default_layout(frame: &Frame, shape: &FrameShape, info: &gst_video::V
     Ok(out)
 }
 
-/// Posts an error message and turns it into a flow error.
-fn fail_msg(imp: &ShmframesSrc) -> impl Fn(gst::ErrorMessage) -> gst::FlowError + '_ {
-    move |msg| {
-        imp.post_error_message(msg);
-        gst::FlowError::Error
-    }
-}
