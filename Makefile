@@ -45,6 +45,7 @@ test-python:
 	$(PY) -m pytest -q tests/python
 
 lint:
+	cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 

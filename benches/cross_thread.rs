@@ -38,9 +38,16 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds = if quick { 1 } else { env_or("CROSS_ROUNDS", 15) as usize };
     let n = if quick { 20_000 } else { env_or("CROSS_MESSAGES", 2_000_000) };
-    let rings = [("ours", Ring::Ours), ("bare", Ring::Bare { tail_at: 4 }), ("bare padded", Ring::Bare { tail_at: 128 })];
+    let rings = [
+        ("ours", Ring::Ours),
+        ("bare", Ring::Bare { tail_at: 4 }),
+        ("bare padded", Ring::Bare { tail_at: 128 }),
+    ];
     println!("cross-thread, {n} messages per run, {rounds} alternating rounds");
-    println!("{:>6} {:>9} | {:>22} {:>22} {:>22} | ours/bare", "size", "mode", rings[0].0, rings[1].0, rings[2].0);
+    println!(
+        "{:>6} {:>9} | {:>22} {:>22} {:>22} | ours/bare",
+        "size", "mode", rings[0].0, rings[1].0, rings[2].0
+    );
     for size in [64usize, 1024, 4096] {
         for batched in [false, true] {
             let mut rates = [vec![], vec![], vec![]];
@@ -57,7 +64,10 @@ fn main() {
                 ratios.push(round[0] / round[1]);
             }
             let cell = |v: &mut Vec<f64>| {
-                let (lo, hi) = (v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(0.0, f64::max));
+                let (lo, hi) = (
+                    v.iter().cloned().fold(f64::MAX, f64::min),
+                    v.iter().cloned().fold(0.0, f64::max),
+                );
                 format!("{:.1} M/s ({lo:.1}-{hi:.1})", median(v))
             };
             println!(

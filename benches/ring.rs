@@ -28,7 +28,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 mod cross;
 use cross::Buf;
 
-const SIZES: [(usize, &str); 4] = [(64, "64B"), (1024, "1KiB"), (4096, "4KiB"), (6_220_800, "1080p_bgr_6220800B")];
+const SIZES: [(usize, &str); 4] =
+    [(64, "64B"), (1024, "1KiB"), (4096, "4KiB"), (6_220_800, "1080p_bgr_6220800B")];
 
 fn write_read(c: &mut Criterion) {
     let mut g = c.benchmark_group("write_read");
@@ -63,7 +64,9 @@ fn write_read(c: &mut Criterion) {
         if size > 1 << 20 {
             g.sample_size(30);
         }
-        g.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| dst.copy_from_slice(black_box(&src))));
+        g.bench_function(BenchmarkId::from_parameter(label), |b| {
+            b.iter(|| dst.copy_from_slice(black_box(&src)))
+        });
     }
     g.finish();
 
@@ -121,7 +124,9 @@ fn cross_thread(c: &mut Criterion) {
             if size > 1 << 20 {
                 g.sample_size(20);
             }
-            g.bench_function(BenchmarkId::from_parameter(label), |b| b.iter_custom(|iters| cross::run(cross::Ring::Ours, size, iters, batched)));
+            g.bench_function(BenchmarkId::from_parameter(label), |b| {
+                b.iter_custom(|iters| cross::run(cross::Ring::Ours, size, iters, batched))
+            });
         }
         g.finish();
     }

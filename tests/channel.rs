@@ -6,7 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Channel;
-use shmframes::{Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Writer, WriterOptions};
+use shmframes::{
+    Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Writer,
+    WriterOptions,
+};
 
 const T: Option<Duration> = Some(Duration::from_secs(5));
 
@@ -22,7 +25,11 @@ fn reader(name: &str) -> Reader {
 
 /// A lossless reader that starts at the oldest frame still kept.
 fn lossless(name: &str) -> Reader {
-    Reader::open(name, &ReaderOptions { lossless: true, start: Start::Oldest, ..Default::default() }).unwrap()
+    Reader::open(
+        name,
+        &ReaderOptions { lossless: true, start: Start::Oldest, ..Default::default() },
+    )
+    .unwrap()
 }
 
 fn publish(w: &mut Writer, value: u8) -> u64 {
@@ -288,7 +295,8 @@ fn write_times_out_when_a_lossless_reader_does_not_read() {
     // A live source (try_frame) does not wait for the lossless reader: the reader loses its
     // oldest frame, and counts it.
     let mut r = r;
-    let last = w.try_frame().unwrap().expect("a live source never waits for a lossless reader").publish();
+    let last =
+        w.try_frame().unwrap().expect("a live source never waits for a lossless reader").publish();
     let mut seqs = Vec::new();
     while let Some(f) = r.try_read().unwrap() {
         seqs.push(f.seq());
@@ -310,7 +318,13 @@ fn readers_take_places_up_to_the_limit_and_a_raw_channel_has_one() {
     assert!(matches!(e, Error::ChannelBusy { max_readers: Some(2), .. }), "{e}");
     assert!(e.to_string().contains("--max-readers"), "{e}");
     // The readers are named from the table (both in this process), not the producer.
-    assert!(e.to_string().contains(&format!("(readers: this process[{0}], this process[{0}])", std::process::id())), "{e}");
+    assert!(
+        e.to_string().contains(&format!(
+            "(readers: this process[{0}], this process[{0}])",
+            std::process::id()
+        )),
+        "{e}"
+    );
     drop(r1);
     let _r3 = reader(&ch);
 
@@ -373,7 +387,9 @@ fn lossless_writer_keeps_pace_with_a_consumer_that_never_wakes_it() {
         // SAFETY: the test maps the segment to play a foreign consumer; the map outlives use.
         let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
         // SAFETY: 4-aligned u32 words at offsets 0 and 4 of the page-aligned mapping.
-        let (head, tail) = unsafe { (&*(map.as_ptr() as *const AtomicU32), &*(map.as_ptr().add(4) as *const AtomicU32)) };
+        let (head, tail) = unsafe {
+            (&*(map.as_ptr() as *const AtomicU32), &*(map.as_ptr().add(4) as *const AtomicU32))
+        };
         let mut n = 0;
         while n < 30 {
             let t = tail.load(Ordering::Relaxed);
@@ -442,7 +458,8 @@ fn raw_mode_round_trip_and_split_frames() {
     o.raw = true;
     let mut w = Writer::create(&ch, &o).unwrap();
     let shape = FrameShape::packed(10, 10, PixelFormat::Bgr24).unwrap();
-    let mut r = Reader::open(&ch, &ReaderOptions { raw: Some(shape), ..Default::default() }).unwrap();
+    let mut r =
+        Reader::open(&ch, &ReaderOptions { raw: Some(shape), ..Default::default() }).unwrap();
     let (mut split, mut inplace) = (0, 0);
     for i in 0..40u8 {
         publish(&mut w, i);
@@ -466,7 +483,8 @@ fn raw_mode_round_trip_and_split_frames() {
     // With a wrong shape, a clear error naming both sizes.
     drop(r);
     let wrong = FrameShape::packed(10, 11, PixelFormat::Bgr24).unwrap();
-    let mut r = Reader::open(&ch, &ReaderOptions { raw: Some(wrong), ..Default::default() }).unwrap();
+    let mut r =
+        Reader::open(&ch, &ReaderOptions { raw: Some(wrong), ..Default::default() }).unwrap();
     let e = r.read(T).unwrap_err();
     assert!(matches!(e, Error::RawSizeMismatch { got: 300, expected: 330, .. }), "{e}");
 }
@@ -510,7 +528,8 @@ fn bad_configurations_are_refused() {
     assert!(e.to_string().contains("buffer fewer frames"), "{e}");
     o.buffer_frames = 0;
     assert!(Writer::create("shmframes-test-zero", &o).is_err());
-    let e = Writer::create("a/b", &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap_err();
+    let e =
+        Writer::create("a/b", &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap_err();
     assert!(matches!(e, Error::InvalidName { .. }), "{e}");
     // Modes: permission bits keeping the owner's read and write, nothing else (no setuid,
     // setgid, sticky or file-type bits), and nothing is created for a bad one.
@@ -562,7 +581,11 @@ fn frames_reuse_two_slots_while_readers_keep_up() {
                 }
             }
         }
-        assert!(addresses.len() <= 2, "buffer {buffer}, holding {holds}: frames used {} slots", addresses.len());
+        assert!(
+            addresses.len() <= 2,
+            "buffer {buffer}, holding {holds}: frames used {} slots",
+            addresses.len()
+        );
         assert!(buffer < 2 || w.slots().unwrap() > 2, "the channel has more slots than were used");
         assert!(rs.iter().all(|r| r.dropped() == 0));
     }
@@ -636,7 +659,10 @@ fn a_slow_reader_never_slows_another() {
     let mut fast_seen = Vec::new();
     let mut slow_seen = Vec::new();
     for i in 0..100u64 {
-        assert!(w.write(&[i as u8; 64 * 64], None, Duration::ZERO).unwrap(), "frame {i} waited for the slow reader");
+        assert!(
+            w.write(&[i as u8; 64 * 64], None, Duration::ZERO).unwrap(),
+            "frame {i} waited for the slow reader"
+        );
         let f = fast.read(T).unwrap().unwrap();
         assert!(f.pixels().iter().all(|&b| b == i as u8));
         fast_seen.push(f.seq());
@@ -708,7 +734,10 @@ fn a_loans_pixels_are_taken_back_so_a_stale_view_changes_no_frame() {
     let second = w.loan(T).unwrap().unwrap();
     assert!(matches!(w.publish_loan(first, None, None), Err(Error::LoanGone { .. })));
     w.discard_loan(second);
-    assert!(r.read(Some(Duration::from_millis(50))).unwrap().is_none(), "a discarded frame was published");
+    assert!(
+        r.read(Some(Duration::from_millis(50))).unwrap().is_none(),
+        "a discarded frame was published"
+    );
     // A raw channel lends no window (its frames may wrap): the caller writes instead.
     let raw = Channel::new("loanraw");
     let mut o = opts(8, 8, PixelFormat::Gray8, 2);

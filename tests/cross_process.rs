@@ -7,7 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{child_role, spawn_child, wait_until, Channel};
-use shmframes::{Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Writer, WriterOptions};
+use shmframes::{
+    Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Writer, WriterOptions,
+};
 
 const FRAME_W: u32 = 512;
 const FRAME_H: u32 = 512;
@@ -71,7 +73,9 @@ fn child_entry() {
         }
         // Wait for a reader, let it fall asleep on the idle channel, then publish one frame.
         "writer_idle_then_one" => {
-            let mut w = Writer::create(&ch, &WriterOptions::new(64, 64, PixelFormat::Gray8).unwrap()).unwrap();
+            let mut w =
+                Writer::create(&ch, &WriterOptions::new(64, 64, PixelFormat::Gray8).unwrap())
+                    .unwrap();
             assert!(common::wait_until(20.0, || w.reader_attached()));
             std::thread::sleep(Duration::from_millis(300));
             let mut slot = w.try_frame().unwrap().unwrap();
@@ -82,7 +86,11 @@ fn child_entry() {
         }
         // Attach, hold two frames, then wait to be killed.
         "reader_hold" => {
-            let o = ReaderOptions { timeout: Duration::from_secs(10), start: shmframes::Start::Oldest, ..Default::default() };
+            let o = ReaderOptions {
+                timeout: Duration::from_secs(10),
+                start: shmframes::Start::Oldest,
+                ..Default::default()
+            };
             let mut r = Reader::open(&ch, &o).unwrap();
             let a = r.read(Some(Duration::from_secs(10))).unwrap().unwrap();
             let b = r.read(Some(Duration::from_secs(10))).unwrap().unwrap();
@@ -91,7 +99,11 @@ fn child_entry() {
         }
         // Attach, read one frame, exit normally.
         "reader_exit" => {
-            let mut r = Reader::open(&ch, &ReaderOptions { timeout: Duration::from_secs(10), ..Default::default() }).unwrap();
+            let mut r = Reader::open(
+                &ch,
+                &ReaderOptions { timeout: Duration::from_secs(10), ..Default::default() },
+            )
+            .unwrap();
             r.read(Some(Duration::from_secs(10))).unwrap().unwrap();
         }
         other => panic!("unknown child role {other}"),
@@ -119,7 +131,12 @@ fn ten_gib_between_processes_lossless_and_checked() {
         << 30;
     let frames = total.div_ceil((FRAME_W * FRAME_H) as u64);
     let ch = Channel::new("xp10g");
-    let _child = spawn_child("child_entry", "writer_stream", &ch, &[("SHMFRAMES_FRAMES", frames.to_string())]);
+    let _child = spawn_child(
+        "child_entry",
+        "writer_stream",
+        &ch,
+        &[("SHMFRAMES_FRAMES", frames.to_string())],
+    );
     let mut r = open_reader(&ch, false);
     let start = Instant::now();
     let mut seq = 0u64;
@@ -147,9 +164,11 @@ fn ten_gib_between_processes_lossless_and_checked() {
 fn raw_split_frames_between_processes() {
     let ch = Channel::new("xpraw");
     let frames = 2000u64;
-    let _child = spawn_child("child_entry", "writer_raw", &ch, &[("SHMFRAMES_FRAMES", frames.to_string())]);
+    let _child =
+        spawn_child("child_entry", "writer_raw", &ch, &[("SHMFRAMES_FRAMES", frames.to_string())]);
     let shape = FrameShape::packed(1000, 100, PixelFormat::Bgr24).unwrap();
-    let o = ReaderOptions { timeout: Duration::from_secs(20), raw: Some(shape), ..Default::default() };
+    let o =
+        ReaderOptions { timeout: Duration::from_secs(20), raw: Some(shape), ..Default::default() };
     let mut r = Reader::open(&ch, &o).unwrap();
     let mut copied = 0;
     for seq in 0..frames {
@@ -166,7 +185,12 @@ fn raw_split_frames_between_processes() {
 fn killed_producer_is_noticed_and_never_tears_a_frame() {
     for round in 0..20u64 {
         let ch = Channel::new("kill");
-        let mut child = spawn_child("child_entry", "writer_forever", &ch, &[("SHMFRAMES_TAG", round.to_string())]);
+        let mut child = spawn_child(
+            "child_entry",
+            "writer_forever",
+            &ch,
+            &[("SHMFRAMES_TAG", round.to_string())],
+        );
         let mut r = open_reader(&ch, false);
         let mut frames = 0u64;
         let kill_after = 20 + common::mix(round) % 200;
@@ -179,12 +203,18 @@ fn killed_producer_is_noticed_and_never_tears_a_frame() {
                 break;
             }
             let f = r.read(Some(Duration::from_secs(10))).unwrap().expect("frame");
-            assert!(common::check(f.pixels(), f.seq() ^ (round << 40)), "round {round}: frame {} torn", f.seq());
+            assert!(
+                common::check(f.pixels(), f.seq() ^ (round << 40)),
+                "round {round}: frame {} torn",
+                f.seq()
+            );
             frames += 1;
         }
         loop {
             match r.read(Some(Duration::from_secs(10))) {
-                Ok(Some(f)) => assert!(common::check(f.pixels(), f.seq() ^ (round << 40)), "torn after kill"),
+                Ok(Some(f)) => {
+                    assert!(common::check(f.pixels(), f.seq() ^ (round << 40)), "torn after kill")
+                }
                 Ok(None) => panic!("round {round}: producer death not noticed in 10 s"),
                 Err(Error::ProducerGone { .. }) => {
                     gone_at = Instant::now();
@@ -238,19 +268,30 @@ fn killed_reader_holding_frames_frees_its_place_and_slots() {
     }
     let mut child = spawn_child("child_entry", "reader_hold", &ch, &[]);
     let holding = || shmframes::readers_of(&ch).is_ok_and(|rs| rs.len() == 1 && rs[0].held == 2);
-    assert!(wait_until(20.0, holding), "the child never held two frames: {:?}", shmframes::readers_of(&ch));
+    assert!(
+        wait_until(20.0, holding),
+        "the child never held two frames: {:?}",
+        shmframes::readers_of(&ch)
+    );
     assert_eq!(shmframes::readers_of(&ch).unwrap()[0].pid, child.pid());
     // While it holds its place, another reader is refused, across processes too, naming it.
     let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
     assert!(matches!(e, Error::ChannelBusy { .. }), "{e}");
-    assert!(e.to_string().contains(&format!("[{}]", child.pid())), "the other reader is not named: {e}");
+    assert!(
+        e.to_string().contains(&format!("[{}]", child.pid())),
+        "the other reader is not named: {e}"
+    );
     child.kill9();
     // Its place is free at once (the kernel dropped its lock)...
-    let mut r = Reader::open(&ch, &ReaderOptions::default()).expect("the dead reader's place was not freed");
+    let mut r = Reader::open(&ch, &ReaderOptions::default())
+        .expect("the dead reader's place was not freed");
     // ...and so are its slots: the producer fills every slot without waiting.
     let slots = w.slots().unwrap();
     for v in 0..2 * slots {
-        let mut s = w.frame(Some(Duration::from_secs(1))).unwrap().expect("a slot stayed pinned by the dead reader");
+        let mut s = w
+            .frame(Some(Duration::from_secs(1)))
+            .unwrap()
+            .expect("a slot stayed pinned by the dead reader");
         s.pixels().fill(v as u8);
         s.publish();
     }
@@ -264,7 +305,8 @@ fn killed_reader_holding_frames_frees_its_place_and_slots() {
 #[test]
 fn reader_exit_leaves_the_producers_segment_alone() {
     let ch = Channel::new("xpexit");
-    let mut w = Writer::create(&ch, &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap();
+    let mut w =
+        Writer::create(&ch, &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap();
     let mut s = w.try_frame().unwrap().unwrap();
     s.pixels().fill(1);
     s.publish();
@@ -285,4 +327,3 @@ fn idle_reader_sleeps_and_wakes_on_the_first_frame() {
     drop(f);
     assert!(matches!(r.read(Some(Duration::from_secs(20))), Err(Error::EndOfStream { .. })));
 }
-

@@ -42,7 +42,11 @@ impl Forked {
         // SAFETY: one byte into a local from our pipe end, then both ends closed.
         unsafe {
             libc::close(started[1]);
-            assert_eq!(libc::read(started[0], byte.as_mut_ptr().cast(), 1), 1, "the child did not start");
+            assert_eq!(
+                libc::read(started[0], byte.as_mut_ptr().cast(), 1),
+                1,
+                "the child did not start"
+            );
             libc::close(started[0]);
         }
         Forked(pid)
@@ -118,7 +122,10 @@ fn a_child_that_drops_its_copies_releases_nothing_of_its_parent() {
         publish(&mut w, v);
     }
     for (i, f) in held.iter().enumerate() {
-        assert!(f.pixels().iter().all(|&b| b == i as u8), "held frame {i} changed under the parent");
+        assert!(
+            f.pixels().iter().all(|&b| b == i as u8),
+            "held frame {i} changed under the parent"
+        );
     }
     assert_eq!(readers_of(&ch).unwrap().len(), 1, "the child freed the parent's reader place");
     drop(held);
@@ -178,7 +185,11 @@ fn a_living_child_does_not_keep_a_dead_producer_alive() {
     });
     let mut pid = [0u8; 4];
     // SAFETY: reading 4 bytes into a local buffer from our pipe end.
-    assert_eq!(unsafe { libc::read(read_end, pid.as_mut_ptr().cast(), 4) }, 4, "the producer did not start");
+    assert_eq!(
+        unsafe { libc::read(read_end, pid.as_mut_ptr().cast(), 4) },
+        4,
+        "the producer did not start"
+    );
     // The grandchild is reparented when its parent dies (we cannot reap it): killed on drop.
     let _grandchild = Orphan(i32::from_ne_bytes(pid));
     let mut r = Reader::open(&ch, &ReaderOptions::default()).unwrap();
@@ -198,7 +209,10 @@ fn a_living_child_does_not_keep_a_dead_producer_alive() {
     // in the test below: another test's brand-new child may share descriptions for an instant).
     let mut o = WriterOptions::new(16, 16, PixelFormat::Gray8).unwrap();
     o.buffer_frames = 2;
-    drop(retry_for(Duration::from_secs(2), || Writer::create(&ch, &o)).expect("a dead producer's channel can be replaced"));
+    drop(
+        retry_for(Duration::from_secs(2), || Writer::create(&ch, &o))
+            .expect("a dead producer's channel can be replaced"),
+    );
     // SAFETY: closing our pipe ends.
     unsafe {
         libc::close(read_end);
@@ -244,7 +258,9 @@ fn retry_for<T, E>(limit: Duration, mut f: impl FnMut() -> Result<T, E>) -> Resu
     let end = std::time::Instant::now() + limit;
     loop {
         match f() {
-            Err(_) if std::time::Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) if std::time::Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
             r => return r,
         }
     }

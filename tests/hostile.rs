@@ -20,7 +20,10 @@ fn segment(head: u32, tail: u32, capacity: u32, reserved: u32, size: usize) -> V
 }
 
 fn raw_opts() -> ReaderOptions {
-    ReaderOptions { raw: Some(FrameShape::packed(4, 1, PixelFormat::Gray8).unwrap()), ..Default::default() }
+    ReaderOptions {
+        raw: Some(FrameShape::packed(4, 1, PixelFormat::Gray8).unwrap()),
+        ..Default::default()
+    }
 }
 
 fn open(bytes: &[u8], opts: &ReaderOptions) -> (Channel, Result<Reader, Error>) {
@@ -76,13 +79,19 @@ fn zero_length_message_is_skipped_not_a_stall() {
     b[20..24].copy_from_slice(&4u32.to_le_bytes()); // then a 4-byte frame
     b[24..28].copy_from_slice(b"abcd");
     let (_ch, r) = open(&b, &raw_opts());
-    let f = r.unwrap().read(Some(Duration::from_secs(5))).unwrap().expect("the frame after the empty message");
+    let f = r
+        .unwrap()
+        .read(Some(Duration::from_secs(5)))
+        .unwrap()
+        .expect("the frame after the empty message");
     assert_eq!(f.pixels(), b"abcd");
 }
 
 #[test]
 fn impossible_head_and_tail_are_errors() {
-    for (what, head, tail) in [("head far ahead", 1000u32, 0u32), ("tail after head", 0, 8), ("partial prefix", 2, 0)] {
+    for (what, head, tail) in
+        [("head far ahead", 1000u32, 0u32), ("tail after head", 0, 8), ("partial prefix", 2, 0)]
+    {
         let (_ch, r) = open(&segment(head, tail, 64, 0, 80), &raw_opts());
         let e = r.unwrap().read(Some(Duration::from_secs(5))).unwrap_err();
         assert!(matches!(e, Error::Protocol { .. }), "{what}: {e}");
@@ -93,7 +102,8 @@ fn impossible_head_and_tail_are_errors() {
 /// channel of ours.
 #[test]
 fn inconsistent_frame_headers_are_refused() {
-    let reserved = shmframes::control::MARK | (shmframes::control::VERSION << 8) | shmframes::control::FRAMED;
+    let reserved =
+        shmframes::control::MARK | (shmframes::control::VERSION << 8) | shmframes::control::FRAMED;
     let mut frame = vec![0u8; 108 + 16];
     let shape = FrameShape::packed(4, 4, PixelFormat::Gray8).unwrap();
     shmframes::frame::FrameHeader {
@@ -104,8 +114,12 @@ fn inconsistent_frame_headers_are_refused() {
         publish_ns: 0,
     }
     .encode(&mut frame);
-    let pokes: [(&str, usize, u32); 4] =
-        [("width", 8, 1000), ("pixel bytes", 48, 17), ("format", 20, 42), ("magic", 0, 0x1234_5678)];
+    let pokes: [(&str, usize, u32); 4] = [
+        ("width", 8, 1000),
+        ("pixel bytes", 48, 17),
+        ("format", 20, 42),
+        ("magic", 0, 0x1234_5678),
+    ];
     for (what, off, val) in pokes {
         let mut f = frame.clone();
         f[off..off + 4].copy_from_slice(&val.to_le_bytes());
@@ -126,7 +140,8 @@ fn scribbled_reader_tables_and_slots_are_refused() {
     use shmframes::{Writer, WriterOptions};
     use std::os::unix::fs::FileExt;
     let ch = Channel::new("table");
-    let mut w = Writer::create(&ch, &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap();
+    let mut w =
+        Writer::create(&ch, &WriterOptions::new(8, 8, PixelFormat::Gray8).unwrap()).unwrap();
     let table_at = (16 + w.capacity() as u64).div_ceil(64) * 64;
     let file = std::fs::OpenOptions::new().read(true).write(true).open(ch.path()).unwrap();
     let word = |off: u64| {
@@ -136,7 +151,9 @@ fn scribbled_reader_tables_and_slots_are_refused() {
     };
     let poke = |off: u64, v: u32| file.write_all_at(&v.to_le_bytes(), off).unwrap();
     // Table geometry: a bad magic, slots, slot size, reader count.
-    for (what, off, bad) in [("magic", 0, 0x1234_5678u32), ("slots", 8, 1000), ("slot size", 12, 8), ("readers", 16, 0)] {
+    for (what, off, bad) in
+        [("magic", 0, 0x1234_5678u32), ("slots", 8, 1000), ("slot size", 12, 8), ("readers", 16, 0)]
+    {
         let keep = word(table_at + off);
         poke(table_at + off, bad);
         let e = Reader::open(&ch, &ReaderOptions::default()).unwrap_err();
@@ -153,7 +170,12 @@ fn scribbled_reader_tables_and_slots_are_refused() {
     let pixels_at = f.segment_offset().unwrap() as u64;
     drop(f);
     let header_at = pixels_at - 108;
-    for (what, off, bad) in [("width", 8u64, 1000u32), ("pixel bytes", 48, 17), ("kind", 4, 0x0002_0001), ("length", 0, 0)] {
+    for (what, off, bad) in [
+        ("width", 8u64, 1000u32),
+        ("pixel bytes", 48, 17),
+        ("kind", 4, 0x0002_0001),
+        ("length", 0, 0),
+    ] {
         let at = if what == "length" { header_at - 4 } else { header_at + off };
         let keep = word(at);
         poke(at, bad);
@@ -189,9 +211,16 @@ fn symlinks_are_not_followed() {
     let e = Reader::open(&ch, &raw_opts()).unwrap_err();
     let _ = std::fs::remove_file(&target);
     assert!(matches!(e, Error::SymbolicLink { .. }), "{e}");
-    assert!(e.to_string().contains("is a symbolic link") && e.to_string().contains("rm /dev/shm/"), "{e}");
+    assert!(
+        e.to_string().contains("is a symbolic link") && e.to_string().contains("rm /dev/shm/"),
+        "{e}"
+    );
     // A producer is refused the name too, with the same words (it never replaces a link).
-    let e = shmframes::Writer::create(&ch, &shmframes::WriterOptions::new(4, 1, PixelFormat::Gray8).unwrap()).unwrap_err();
+    let e = shmframes::Writer::create(
+        &ch,
+        &shmframes::WriterOptions::new(4, 1, PixelFormat::Gray8).unwrap(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::SymbolicLink { .. }), "{e}");
 }
 
@@ -258,7 +287,11 @@ fn an_invalid_segment_is_reported_however_long_the_wait() {
         let started = Instant::now();
         let opts = ReaderOptions { timeout: Duration::from_secs(60), follow: true, ..raw_opts() };
         let r = Reader::open(&ch, &opts);
-        assert!(started.elapsed() < Duration::from_secs(10), "reported after {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "reported after {:?}",
+            started.elapsed()
+        );
         (ch, r)
     };
     let e = r.expect_err("an invalid segment was accepted");

@@ -22,7 +22,9 @@ fn child_entry() {
     match role.as_str() {
         // Publish one frame, then live without publishing until killed.
         "writer_one_then_idle" => {
-            let mut w = Writer::create(&ch, &WriterOptions::new(64, 64, PixelFormat::Gray8).unwrap()).unwrap();
+            let mut w =
+                Writer::create(&ch, &WriterOptions::new(64, 64, PixelFormat::Gray8).unwrap())
+                    .unwrap();
             let mut slot = w.try_frame().unwrap().unwrap();
             slot.pixels().fill(7);
             slot.publish();
@@ -30,7 +32,11 @@ fn child_entry() {
         }
         // Read the first frame, then block in `read(None)`; print how it ended, and when.
         "reader_blocked" => {
-            let o = ReaderOptions { timeout: Duration::from_secs(20), start: Start::Oldest, ..Default::default() };
+            let o = ReaderOptions {
+                timeout: Duration::from_secs(20),
+                start: Start::Oldest,
+                ..Default::default()
+            };
             let mut r = Reader::open(&ch, &o).unwrap();
             let first = r.read(Some(Duration::from_secs(20))).unwrap().expect("the first frame");
             drop(first);
@@ -45,7 +51,12 @@ fn child_entry() {
         }
         // A lossless reader that attaches and never reads: a waiting producer waits for it.
         "reader_stalled" => {
-            let o = ReaderOptions { timeout: Duration::from_secs(20), lossless: true, start: Start::Oldest, ..Default::default() };
+            let o = ReaderOptions {
+                timeout: Duration::from_secs(20),
+                lossless: true,
+                start: Start::Oldest,
+                ..Default::default()
+            };
             let _r = Reader::open(&ch, &o).unwrap();
             std::thread::sleep(Duration::from_secs(600));
         }
@@ -81,7 +92,10 @@ fn context_switches(pid: u32) -> u64 {
             let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
             status
                 .lines()
-                .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
+                .filter(|l| {
+                    l.starts_with("voluntary_ctxt_switches")
+                        || l.starts_with("nonvoluntary_ctxt_switches")
+                })
                 .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
                 .sum::<u64>()
         })
@@ -101,7 +115,6 @@ fn blocked_reader(ch: &str, env: &[(&str, String)]) -> Piped {
 }
 
 impl Piped {
-
     /// The rest of the first line that contains `word`, from `word` on (the test harness may
     /// have printed its own text before it on the same line).
     fn expect_line(&mut self, word: &str) -> String {
@@ -133,7 +146,12 @@ fn piped_child(role: &str, ch: &str, env: &[(&str, String)]) -> Piped {
 
 /// Watches an idle reader for `window`, then kills the producer; returns the reader's context
 /// switches in the window and how long it took to report the death.
-fn idle_then_kill(mut producer: ChildGuard, ch: &Channel, env: &[(&str, String)], window: Duration) -> (u64, Duration) {
+fn idle_then_kill(
+    mut producer: ChildGuard,
+    ch: &Channel,
+    env: &[(&str, String)],
+    window: Duration,
+) -> (u64, Duration) {
     let mut reader = blocked_reader(ch, env);
     // Let it settle into its sleep.
     std::thread::sleep(Duration::from_millis(300));
@@ -155,7 +173,10 @@ fn an_idle_reader_sleeps_without_wake_ups_and_a_killed_producer_wakes_it() {
     let producer = spawn_child("child_entry", "writer_one_then_idle", &ch, &[]);
     assert!(wait_until(20.0, || ch.exists()));
     let (switches, noticed) = idle_then_kill(producer, &ch, &[], Duration::from_secs(2));
-    eprintln!("kernel-watched: {switches} context switches in 2 s idle; death noticed after {:.2} ms", noticed.as_secs_f64() * 1e3);
+    eprintln!(
+        "kernel-watched: {switches} context switches in 2 s idle; death noticed after {:.2} ms",
+        noticed.as_secs_f64() * 1e3
+    );
     assert_eq!(switches, 0, "an idle reader woke up");
     assert!(noticed < Duration::from_secs(1), "noticed only after {noticed:?}");
 }
@@ -167,7 +188,10 @@ fn the_polling_fallback_still_notices_a_killed_producer() {
     let producer = spawn_child("child_entry", "writer_one_then_idle", &ch, &poll);
     assert!(wait_until(20.0, || ch.exists()));
     let (switches, noticed) = idle_then_kill(producer, &ch, &poll, Duration::from_secs(2));
-    eprintln!("polling: {switches} context switches in 2 s idle; death noticed after {:.2} ms", noticed.as_secs_f64() * 1e3);
+    eprintln!(
+        "polling: {switches} context switches in 2 s idle; death noticed after {:.2} ms",
+        noticed.as_secs_f64() * 1e3
+    );
     // The fallback really ran: it wakes to poll (about 25 times in 2 s).
     assert!(switches >= 5, "only {switches} wake-ups: the fallback path did not run");
     assert!(noticed < Duration::from_secs(1), "noticed only after {noticed:?}");
@@ -209,13 +233,29 @@ fn a_producer_waiting_for_room_is_woken_by_a_killed_reader() {
         if poll {
             // The fallback is chosen once per process: run it in a child of its own.
             let out = Command::new(std::env::current_exe().unwrap())
-                .args(["a_producer_waiting_for_room_is_woken_by_a_killed_reader", "--exact", "--nocapture", "--test-threads=1"])
+                .args([
+                    "a_producer_waiting_for_room_is_woken_by_a_killed_reader",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("SHMFRAMES_LIVENESS", "poll")
                 .env("SHMFRAMES_ROOM_ONCE", "1")
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "polling fallback: {}", String::from_utf8_lossy(&out.stderr));
-            eprint!("{}", String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.contains("noticed")).collect::<Vec<_>>().join("\n"));
+            assert!(
+                out.status.success(),
+                "polling fallback: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprint!(
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .filter(|l| l.contains("noticed"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
             eprintln!();
             continue;
         }
@@ -247,8 +287,15 @@ fn a_producer_waiting_for_room_is_woken_by_a_killed_reader() {
         reader.kill9();
         assert!(got.is_some(), "the producer never got room after its reader died");
         let noticed = done - killed;
-        let mode = if std::env::var_os("SHMFRAMES_LIVENESS").is_some() { "polling" } else { "kernel-watched" };
-        eprintln!("{mode}: the waiting producer noticed its reader's death after {:.2} ms", noticed.as_secs_f64() * 1e3);
+        let mode = if std::env::var_os("SHMFRAMES_LIVENESS").is_some() {
+            "polling"
+        } else {
+            "kernel-watched"
+        };
+        eprintln!(
+            "{mode}: the waiting producer noticed its reader's death after {:.2} ms",
+            noticed.as_secs_f64() * 1e3
+        );
         assert!(noticed < Duration::from_secs(1), "noticed only after {noticed:?}");
         drop(got);
         assert_eq!(w.readers().attached, 0, "the dead reader's place was not freed");
@@ -265,7 +312,11 @@ fn a_producer_waiting_for_room_is_woken_by_a_killed_reader() {
 fn a_producer_killed_mid_write_is_reported_not_waited_for() {
     let ch = Channel::new("midwrite");
     let mut producer = piped_child("writer_dies_writing", &ch, &[]);
-    let o = ReaderOptions { timeout: Duration::from_secs(20), start: Start::Oldest, ..Default::default() };
+    let o = ReaderOptions {
+        timeout: Duration::from_secs(20),
+        start: Start::Oldest,
+        ..Default::default()
+    };
     let mut r = Reader::open(&ch, &o).unwrap();
     let a = r.read(Some(Duration::from_secs(20))).unwrap().expect("frame 0");
     let b = r.read(Some(Duration::from_secs(20))).unwrap().expect("frame 1");
@@ -277,5 +328,8 @@ fn a_producer_killed_mid_write_is_reported_not_waited_for() {
     let got = r.read(Some(Duration::from_secs(10)));
     assert!(matches!(got, Err(Error::ProducerGone { .. })), "{got:?}");
     assert!(t.elapsed() < Duration::from_secs(2), "reported only after {:?}", t.elapsed());
-    assert!(a.pixels().iter().all(|&p| p == 0) && b.pixels().iter().all(|&p| p == 1), "held frames changed");
+    assert!(
+        a.pixels().iter().all(|&p| p == 0) && b.pixels().iter().all(|&p| p == 1),
+        "held frames changed"
+    );
 }

@@ -49,7 +49,12 @@ fn child_entry() {
     let mode = Mode::parse(&std::env::var("SHMFRAMES_MODE").unwrap());
     let limit: Option<u64> = std::env::var("SHMFRAMES_FRAMES").ok().and_then(|v| v.parse().ok());
     let lossless = mode == Mode::Lossless;
-    let o = ReaderOptions { timeout: Duration::from_secs(20), lossless, start: Start::Oldest, ..Default::default() };
+    let o = ReaderOptions {
+        timeout: Duration::from_secs(20),
+        lossless,
+        start: Start::Oldest,
+        ..Default::default()
+    };
     let mut r = match Reader::open(&ch, &o) {
         Ok(r) => r,
         // Spawned just before the producer ended: the stream was over before this one began.
@@ -68,7 +73,12 @@ fn child_entry() {
             Err(Error::EndOfStream { .. }) => break,
             other => panic!("{} reader after {count} frames: {other:?}", mode.name()),
         };
-        assert!(common::check(f.pixels(), f.seq()), "{} reader: frame {} torn", mode.name(), f.seq());
+        assert!(
+            common::check(f.pixels(), f.seq()),
+            "{} reader: frame {} torn",
+            mode.name(),
+            f.seq()
+        );
         if let Some(l) = last {
             assert!(f.seq() > l, "{} reader: frame {} after {l}", mode.name(), f.seq());
             if lossless {
@@ -94,12 +104,18 @@ fn child_entry() {
         assert!(common::check(f.pixels(), f.seq()), "a held frame was overwritten");
     }
     if let Ok(path) = std::env::var("SHMFRAMES_REPORT") {
-        let line = format!("{} {} {} {}\n", first.unwrap_or(0), last.unwrap_or(0), count, r.dropped());
+        let line =
+            format!("{} {} {} {}\n", first.unwrap_or(0), last.unwrap_or(0), count, r.dropped());
         std::fs::write(path, line).unwrap();
     }
 }
 
-fn reader_child(ch: &str, mode: Mode, frames: Option<u64>, report: Option<&std::path::Path>) -> ChildGuard {
+fn reader_child(
+    ch: &str,
+    mode: Mode,
+    frames: Option<u64>,
+    report: Option<&std::path::Path>,
+) -> ChildGuard {
     let mut env = vec![("SHMFRAMES_MODE", mode.name().to_owned())];
     if let Some(n) = frames {
         env.push(("SHMFRAMES_FRAMES", n.to_string()));
@@ -112,7 +128,8 @@ fn reader_child(ch: &str, mode: Mode, frames: Option<u64>, report: Option<&std::
 
 /// `first last count dropped`, as a reader child reported them.
 fn read_report(path: &std::path::Path) -> [u64; 4] {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
     let v: Vec<u64> = text.split_whitespace().map(|x| x.parse().unwrap()).collect();
     [v[0], v[1], v[2], v[3]]
 }
@@ -222,7 +239,11 @@ fn run_chaos(secs: u64, label: &str) {
         start.elapsed().as_secs_f64(),
         worst_wait.as_secs_f64() * 1e3
     );
-    assert_eq!((first, last, count, dropped), (0, seq - 1, seq, 0), "the lossless reader missed frames");
+    assert_eq!(
+        (first, last, count, dropped),
+        (0, seq - 1, seq, 0),
+        "the lossless reader missed frames"
+    );
     // Dead readers are freed within a sweep period (40 ms); the bound is generous for a noisy
     // machine, and what a dead reader would cost without the sweep is forever.
     assert!(worst_wait < Duration::from_secs(2), "the producer stalled {worst_wait:?}");
@@ -230,7 +251,8 @@ fn run_chaos(secs: u64, label: &str) {
 
 #[test]
 fn readers_join_leave_and_die_while_a_lossless_reader_loses_nothing() {
-    let secs = std::env::var("SHMFRAMES_CHAOS_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let secs =
+        std::env::var("SHMFRAMES_CHAOS_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     run_chaos(secs, "chaos");
 }
 
@@ -239,12 +261,14 @@ fn readers_join_leave_and_die_while_a_lossless_reader_loses_nothing() {
 #[test]
 #[ignore = "a 10-minute soak; run it on purpose"]
 fn soak() {
-    let secs = std::env::var("SHMFRAMES_SOAK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(600u64);
+    let secs =
+        std::env::var("SHMFRAMES_SOAK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(600u64);
     let ch = Channel::new("soak");
     let mut o = WriterOptions::new(W, H, PixelFormat::Gray8).unwrap();
     o.buffer_frames = 4;
     let mut w = Writer::create(&ch, &o).unwrap();
-    let reports = [Report::new("soak-lossless"), Report::new("soak-lossy"), Report::new("soak-latest")];
+    let reports =
+        [Report::new("soak-lossless"), Report::new("soak-lossy"), Report::new("soak-latest")];
     let mut readers: Vec<ChildGuard> = [Mode::Lossless, Mode::Lossy, Mode::Latest]
         .iter()
         .zip(&reports)
@@ -273,7 +297,11 @@ fn soak() {
         c.0 = None;
     }
     let dt = start.elapsed().as_secs_f64();
-    eprintln!("soak: {seq} frames in {dt:.0} s ({:.0} frames/s, {:.2} GiB/s)", seq as f64 / dt, (seq * (W * H) as u64) as f64 / dt / (1u64 << 30) as f64);
+    eprintln!(
+        "soak: {seq} frames in {dt:.0} s ({:.0} frames/s, {:.2} GiB/s)",
+        seq as f64 / dt,
+        (seq * (W * H) as u64) as f64 / dt / (1u64 << 30) as f64
+    );
     for (r, m) in reports.iter().zip(["lossless", "lossy", "latest"]) {
         let [first, last, count, dropped] = read_report(&r.0);
         eprintln!("soak: {m:8} reader: frames {first}..={last}, {count} read, {dropped} dropped");
@@ -282,7 +310,11 @@ fn soak() {
         eprintln!("soak: at {t:4} s  producer RSS {producer} KiB  readers RSS {readers:?} KiB");
     }
     let [first, last, count, dropped] = read_report(&reports[0].0);
-    assert_eq!((first, last, count, dropped), (0, seq - 1, seq, 0), "the lossless reader missed frames");
+    assert_eq!(
+        (first, last, count, dropped),
+        (0, seq - 1, seq, 0),
+        "the lossless reader missed frames"
+    );
     let (a, b) = (samples.first().unwrap(), samples.last().unwrap());
     assert!(b.1 <= a.1 + 8 * 1024, "producer memory grew: {a:?} -> {b:?}");
     for i in 0..3 {

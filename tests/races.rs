@@ -44,13 +44,19 @@ fn readers_racing_for_places_get_distinct_places_up_to_the_limit() {
             let name = ch.0.clone();
             let shape = o.shape;
             let results = race(6, move || {
-                let r = Reader::open(&name, &ReaderOptions { raw: raw.then_some(shape), ..Default::default() });
+                let r = Reader::open(
+                    &name,
+                    &ReaderOptions { raw: raw.then_some(shape), ..Default::default() },
+                );
                 // Keep the place until every racer has tried.
                 std::thread::sleep(Duration::from_millis(20));
                 r.map(|_| ())
             });
             let winners = results.iter().filter(|r| r.is_ok()).count();
-            assert_eq!(winners, places, "raw={raw} round {round}: {winners} readers attached, {places} places");
+            assert_eq!(
+                winners, places,
+                "raw={raw} round {round}: {winners} readers attached, {places} places"
+            );
             for r in &results {
                 if let Err(e) = r {
                     assert!(matches!(e, Error::ChannelBusy { .. }), "round {round}: {e}");
@@ -63,7 +69,8 @@ fn readers_racing_for_places_get_distinct_places_up_to_the_limit() {
     let _w = Writer::create(&ch, &opts()).unwrap();
     let name = ch.0.clone();
     let readers = race(4, move || Reader::open(&name, &ReaderOptions::default()).unwrap());
-    let mut places: Vec<usize> = shmframes::readers_of(&ch).unwrap().iter().map(|r| r.place).collect();
+    let mut places: Vec<usize> =
+        shmframes::readers_of(&ch).unwrap().iter().map(|r| r.place).collect();
     places.sort();
     assert_eq!(places, vec![0, 1, 2, 3]);
     drop(readers);
@@ -85,10 +92,18 @@ fn producers_racing_to_create_exactly_one_wins() {
             let name = ch.0.clone();
             let results = race(6, move || Writer::create(&name, &opts()));
             let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-            assert_eq!(winners.len(), 1, "stale={stale} round {round}: {} producers won", winners.len());
+            assert_eq!(
+                winners.len(),
+                1,
+                "stale={stale} round {round}: {} producers won",
+                winners.len()
+            );
             for r in &results {
                 if let Err(e) = r {
-                    assert!(matches!(e, Error::ProducerAlive { .. }), "stale={stale} round {round}: {e}");
+                    assert!(
+                        matches!(e, Error::ProducerAlive { .. }),
+                        "stale={stale} round {round}: {e}"
+                    );
                     assert!(e.to_string().contains("live producer"), "{e}");
                 }
             }
@@ -101,7 +116,10 @@ fn producers_racing_to_create_exactly_one_wins() {
             let leftovers = std::fs::read_dir("/dev/shm")
                 .unwrap()
                 .flatten()
-                .filter(|e| e.file_name().to_string_lossy().contains(&ch.0) && e.file_name() != ch.0.as_str())
+                .filter(|e| {
+                    e.file_name().to_string_lossy().contains(&ch.0)
+                        && e.file_name() != ch.0.as_str()
+                })
                 .count();
             assert_eq!(leftovers, 0, "temporary segments left in /dev/shm");
         }
@@ -169,7 +187,8 @@ fn another_users_leftover_is_never_reused() {
 #[test]
 fn creation_never_follows_a_symlink() {
     let ch = Channel::new("symlink");
-    let target = std::env::temp_dir().join(format!("shmframes-symlink-target-{}", std::process::id()));
+    let target =
+        std::env::temp_dir().join(format!("shmframes-symlink-target-{}", std::process::id()));
     std::fs::write(&target, b"not a segment").unwrap();
     std::os::unix::fs::symlink(&target, ch.path()).unwrap();
     let e = Writer::create(&ch, &opts()).unwrap_err();

@@ -13,7 +13,9 @@ use shmframes::{FrameShape, PixelFormat, Reader, ReaderOptions};
 
 fn vectors() -> Vec<Value> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/vectors.json")).unwrap()).unwrap();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/vectors.json")).unwrap())
+            .unwrap();
     json["vectors"].as_array().unwrap().clone()
 }
 
@@ -32,7 +34,9 @@ impl Aligned {
     fn from(bytes: &[u8]) -> Aligned {
         let mut v = vec![0u32; bytes.len().div_ceil(4)];
         // SAFETY: v has at least bytes.len() bytes.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len())
+        };
         Aligned(v, bytes.len())
     }
     fn ptr(&mut self) -> NonNull<u8> {
@@ -87,7 +91,11 @@ fn our_producer_writes_their_bytes() {
         for op in v["ops"].as_array().unwrap() {
             let data = hex(op["hex"].as_str().unwrap());
             match op["op"].as_str().unwrap() {
-                "write" => assert_eq!(p.push(&data).is_ok(), op["ok"].as_bool().unwrap(), "{name}: write {op}"),
+                "write" => assert_eq!(
+                    p.push(&data).is_ok(),
+                    op["ok"].as_bool().unwrap(),
+                    "{name}: write {op}"
+                ),
                 "read" => {
                     assert!(c.pop(&mut out).unwrap(), "{name}: read {op}");
                     assert_eq!(out, data, "{name}: read {op}");

@@ -28,7 +28,8 @@ fn env_or(key: &str, default: u64) -> u64 {
 /// target/release/frame-producer, beside target/release/deps/ where this bench runs.
 fn producer_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the bench's path");
-    let bin = exe.parent().and_then(|deps| deps.parent()).expect("target/release").join("frame-producer");
+    let bin =
+        exe.parent().and_then(|deps| deps.parent()).expect("target/release").join("frame-producer");
     assert!(bin.exists(), "{} is missing: run `make build` first", bin.display());
     bin
 }
@@ -39,7 +40,16 @@ impl Producer {
     fn start(tag: &str, args: &[&str]) -> Producer {
         let name = format!("shmframes-gst-bench-{}-{tag}", std::process::id());
         let child = Command::new(producer_binary())
-            .args(["--name", &name, "--quiet", "--synthetic", "--size", "1920x1080", "--when-full", "wait"])
+            .args([
+                "--name",
+                &name,
+                "--quiet",
+                "--synthetic",
+                "--size",
+                "1920x1080",
+                "--when-full",
+                "wait",
+            ])
             .args(args)
             .stdin(Stdio::null())
             .spawn()
@@ -75,7 +85,12 @@ struct Round {
 }
 
 fn rust_round(p: &Producer, frames: u64) -> Round {
-    let o = ReaderOptions { timeout: Duration::from_secs(30), lossless: true, start: Start::Oldest, ..Default::default() };
+    let o = ReaderOptions {
+        timeout: Duration::from_secs(30),
+        lossless: true,
+        start: Start::Oldest,
+        ..Default::default()
+    };
     let mut r = Reader::open(&p.1, &o).expect("the producer's channel");
     let (mut n, mut first, mut latencies) = (0u64, None, Vec::with_capacity(frames as usize));
     let cpu0 = cpu_ns();
@@ -98,10 +113,14 @@ fn rust_round(p: &Producer, frames: u64) -> Round {
 
 fn gst_round(p: &Producer, frames: u64) -> Round {
     let desc = format!("shmframessrc channel={} lossless=true timeout=30 ! fakesink name=sink sync=false enable-last-sample=false", p.1);
-    let pipeline = gst::parse::launch(&desc).expect("the pipeline").downcast::<gst::Pipeline>().expect("a pipeline");
+    let pipeline = gst::parse::launch(&desc)
+        .expect("the pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
     /// Buffers seen, when the first came, and every buffer's capture-to-fakesink latency.
     type Seen = (u64, Option<Instant>, Vec<u64>);
-    let seen: Arc<Mutex<Seen>> = Arc::new(Mutex::new((0, None, Vec::with_capacity(frames as usize))));
+    let seen: Arc<Mutex<Seen>> =
+        Arc::new(Mutex::new((0, None, Vec::with_capacity(frames as usize))));
     let s = seen.clone();
     let pipe = pipeline.clone();
     let pad = pipeline.by_name("sink").expect("fakesink").static_pad("sink").expect("its pad");
@@ -109,7 +128,8 @@ fn gst_round(p: &Producer, frames: u64) -> Round {
         if let Some(b) = info.buffer() {
             let now = shmframes::monotonic_ns();
             // PTS + base time = capture_ns on the monotonic system clock (src/gst/clock.rs).
-            let capture = b.pts().map(|p| p.nseconds()).unwrap_or(0) + pipe.base_time().map_or(0, |t| t.nseconds());
+            let capture = b.pts().map(|p| p.nseconds()).unwrap_or(0)
+                + pipe.base_time().map_or(0, |t| t.nseconds());
             let mut s = s.lock().unwrap();
             s.0 += 1;
             s.1.get_or_insert_with(Instant::now);
@@ -120,7 +140,12 @@ fn gst_round(p: &Producer, frames: u64) -> Round {
     let cpu0 = cpu_ns();
     pipeline.set_state(gst::State::Playing).expect("plays");
     let bus = pipeline.bus().expect("a bus");
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error]).expect("EOS within 120 s");
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS within 120 s");
     if let gst::MessageView::Error(e) = msg.view() {
         panic!("{} ({:?})", e.error(), e.debug());
     }
@@ -128,7 +153,12 @@ fn gst_round(p: &Producer, frames: u64) -> Round {
     pipeline.set_state(gst::State::Null).expect("stops");
     let (n, first, latencies) = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(n, frames, "a lossless source gets every frame");
-    Round { frames: n, secs: first.map_or(0.0, |t| t.elapsed().as_secs_f64()), cpu_ns: cpu, latencies }
+    Round {
+        frames: n,
+        secs: first.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+        cpu_ns: cpu,
+        latencies,
+    }
 }
 
 fn pct(v: &mut [u64], p: f64) -> f64 {
@@ -157,7 +187,10 @@ fn main() {
     for round in 0..rounds {
         for (k, name) in names.iter().enumerate() {
             let n = frames.to_string();
-            let p = Producer::start(&format!("rate{round}{k}"), &["--fps", "0", "--frames", &n, "--buffer-frames", "4"]);
+            let p = Producer::start(
+                &format!("rate{round}{k}"),
+                &["--fps", "0", "--frames", &n, "--buffer-frames", "4"],
+            );
             let r = if k == 0 { rust_round(&p, frames) } else { gst_round(&p, frames) };
             let fps = r.frames as f64 / r.secs;
             let us = r.cpu_ns as f64 / r.frames as f64 / 1000.0;
@@ -187,5 +220,8 @@ fn main() {
             pct(&mut lat[k], 0.99)
         );
     }
-    println!("shmframessrc / Rust Reader: {:.3} of the rate", median(rate[1].clone()) / median(rate[0].clone()));
+    println!(
+        "shmframessrc / Rust Reader: {:.3} of the rate",
+        median(rate[1].clone()) / median(rate[0].clone())
+    );
 }

@@ -6,9 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shmframes_tools::pattern::TestPattern;
 use shmframes::{FrameShape, PixelFormat};
 use shmframes_tools::convert;
+use shmframes_tools::pattern::TestPattern;
 
 const W: u32 = 1920;
 const H: u32 = 1080;
@@ -23,7 +23,9 @@ fn sample_yuyv() -> Vec<u8> {
     nokhwa::utils::buf_mjpeg_to_rgb(&sample_jpeg(), &mut rgb, false).unwrap();
     rgb.chunks_exact(6)
         .flat_map(|p| {
-            let y = |r: u8, g: u8, b: u8| (16 + ((66 * r as u32 + 129 * g as u32 + 25 * b as u32) >> 8)) as u8;
+            let y = |r: u8, g: u8, b: u8| {
+                (16 + ((66 * r as u32 + 129 * g as u32 + 25 * b as u32) >> 8)) as u8
+            };
             let (r, g, b) = (p[0] as i32, p[1] as i32, p[2] as i32);
             let u = (128 + ((-38 * r - 74 * g + 112 * b) >> 8)).clamp(0, 255) as u8;
             let v = (128 + ((112 * r - 94 * g - 18 * b) >> 8)).clamp(0, 255) as u8;
@@ -53,7 +55,9 @@ fn bench(c: &mut Criterion) {
     });
 
     let yuyv = sample_yuyv();
-    g.bench_function("YUYV -> BGR, yuv crate (used)", |b| b.iter(|| convert::yuyv_to(&bgr, black_box(&yuyv), &mut out).unwrap()));
+    g.bench_function("YUYV -> BGR, yuv crate (used)", |b| {
+        b.iter(|| convert::yuyv_to(&bgr, black_box(&yuyv), &mut out).unwrap())
+    });
     let mut rgb = vec![0u8; n];
     g.bench_function("YUYV -> RGB, nokhwa buf_yuyv422_to_rgb", |b| {
         b.iter(|| nokhwa::utils::buf_yuyv422_to_rgb(black_box(&yuyv), &mut rgb, false).unwrap())
@@ -95,7 +99,15 @@ fn bench(c: &mut Criterion) {
     });
     let gray = FrameShape::packed(W, H, PixelFormat::Gray8).unwrap();
     g.bench_function("gray 1920x1080 -> rgba 1920x1080", |b| {
-        b.iter(|| scaler.render(black_box(&frame[..gray.pixel_bytes() as usize]), &gray, &mut surface, W, H))
+        b.iter(|| {
+            scaler.render(
+                black_box(&frame[..gray.pixel_bytes() as usize]),
+                &gray,
+                &mut surface,
+                W,
+                H,
+            )
+        })
     });
     g.finish();
 }

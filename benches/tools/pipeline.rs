@@ -27,13 +27,19 @@ impl Producer {
         let name = format!("shmframes-bench-{}-{tag}", std::process::id());
         let mut full = vec!["--name", &name, "--quiet", "--size", "1920x1080"];
         full.extend_from_slice(args);
-        let child = Command::new(BIN).args(&full).stdin(Stdio::null()).spawn().expect("run frame-producer");
+        let child =
+            Command::new(BIN).args(&full).stdin(Stdio::null()).spawn().expect("run frame-producer");
         Producer(child, name)
     }
     /// A lossless reader from the oldest frame kept: a `--when-full wait` producer waits for it
     /// (a default reader never slows a producer, and may lose frames to a full-speed one).
     fn reader(&self) -> Reader {
-        let o = ReaderOptions { timeout: Duration::from_secs(30), lossless: true, start: shmframes::Start::Oldest, ..Default::default() };
+        let o = ReaderOptions {
+            timeout: Duration::from_secs(30),
+            lossless: true,
+            start: shmframes::Start::Oldest,
+            ..Default::default()
+        };
         Reader::open(&self.1, &o).unwrap()
     }
 }
@@ -78,12 +84,21 @@ fn bare_wake_latencies(n: u32, fps: f64) -> Vec<u64> {
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     // SAFETY: an anonymous shared mapping of one page, checked below; unmapped at the end.
     let page = unsafe {
-        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     assert_ne!(page, libc::MAP_FAILED);
     // SAFETY: the zeroed page holds an aligned u32 at 0 and an aligned u64 at 8, used only as
     // atomics, in both processes, while mapped.
-    let (word, stamp) = unsafe { (&*(page as *const AtomicU32), &*((page as *const u8).add(8) as *const AtomicU64)) };
+    let (word, stamp) = unsafe {
+        (&*(page as *const AtomicU32), &*((page as *const u8).add(8) as *const AtomicU64))
+    };
     let futex = |op: i32, val: u32, timeout: *const libc::timespec| {
         // SAFETY: a shared (not private) futex on the aligned word of the shared page.
         unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, val, timeout, 0usize, 0u32) };
@@ -109,7 +124,8 @@ fn bare_wake_latencies(n: u32, fps: f64) -> Vec<u64> {
         while word.load(Ordering::Acquire) < i {
             futex(libc::FUTEX_WAIT, i - 1, &ts);
             // SAFETY: polls our own child without blocking.
-            let gone = word.load(Ordering::Acquire) < i && unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == pid;
+            let gone = word.load(Ordering::Acquire) < i
+                && unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == pid;
             assert!(!gone, "the waking process died");
         }
         lat.push(shmframes::monotonic_ns() - stamp.load(Ordering::Relaxed));
@@ -131,7 +147,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 /// every frame read in order and one pixel touched.
 fn lossless(frames: u64, buffer: &str) {
     let frames_s = frames.to_string();
-    let p = Producer::start("tput", &["--fps", "0", "--when-full", "wait", "--frames", &frames_s, "--buffer-frames", buffer]);
+    let p = Producer::start(
+        "tput",
+        &["--fps", "0", "--when-full", "wait", "--frames", &frames_s, "--buffer-frames", buffer],
+    );
     let mut r = p.reader();
     let first = r.read(Some(Duration::from_secs(30))).unwrap().expect("first frame");
     let bytes = first.pixels().len() as u64;

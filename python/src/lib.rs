@@ -20,8 +20,8 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 
 use shmframes::stats::Stats;
 use shmframes::{
-    Cancel, Deadline, Error, Frame, FrameShape, Loan, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Writer,
-    WriterOptions,
+    Cancel, Deadline, Error, Frame, FrameShape, Loan, PixelFormat, ProducerState, Reader,
+    ReaderOptions, Start, Writer, WriterOptions,
 };
 
 /// How long a wait may hold off Python's signal handlers (Ctrl+C) where the core cannot sleep
@@ -38,12 +38,16 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let class = match e {
         Error::ChannelNotFound { .. } => "ChannelNotFound",
         Error::PermissionDenied { .. } => "PermissionDenied",
-        Error::NameTaken { .. } | Error::ForeignSegment { .. } | Error::SymbolicLink { .. } => "NameTaken",
+        Error::NameTaken { .. } | Error::ForeignSegment { .. } | Error::SymbolicLink { .. } => {
+            "NameTaken"
+        }
         Error::ProducerAlive { .. } => "ProducerAlive",
         Error::ChannelBusy { .. } => "ChannelBusy",
         Error::ProducerGone { .. } => "ProducerGone",
         Error::EndOfStream { .. } => "EndOfStream",
-        Error::Protocol { .. } | Error::RawSizeMismatch { .. } | Error::RawWithoutShape { .. } => "ProtocolError",
+        Error::Protocol { .. } | Error::RawSizeMismatch { .. } | Error::RawWithoutShape { .. } => {
+            "ProtocolError"
+        }
         Error::NoSpace { .. } => "NoSpace",
         Error::Closed { .. } => "Closed",
         Error::HoldsEverySlot { .. } => "HoldsEverySlot",
@@ -88,9 +92,11 @@ fn deadline(timeout: Option<f64>, what: &str) -> PyResult<Deadline> {
     match timeout {
         None => Ok(Deadline::NEVER),
         Some(t) if t == f64::INFINITY => Ok(Deadline::NEVER),
-        Some(t) => Duration::try_from_secs_f64(t)
-            .map(Deadline::from)
-            .map_err(|_| PyValueError::new_err(format!("{what} must be a number of seconds >= 0 (or None: for ever), not {t}"))),
+        Some(t) => Duration::try_from_secs_f64(t).map(Deadline::from).map_err(|_| {
+            PyValueError::new_err(format!(
+                "{what} must be a number of seconds >= 0 (or None: for ever), not {t}"
+            ))
+        }),
     }
 }
 
@@ -223,7 +229,11 @@ impl PySlot {
         let w = self.writer.get();
         if self.raw {
             let array = self.array.take().expect("an open slot has its array");
-            let typed = array.bind(py).cast::<PyArrayDyn<u8>>().map_err(|_| PyTypeError::new_err("the slot's array"))?.clone();
+            let typed = array
+                .bind(py)
+                .cast::<PyArrayDyn<u8>>()
+                .map_err(|_| PyTypeError::new_err("the slot's array"))?
+                .clone();
             let ro = typed.readonly();
             let pixels = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
             // A raw channel's frame may wrap around the ring's end: it is drawn in an array of
@@ -259,7 +269,13 @@ impl PySlot {
 
     /// Publishes on a normal exit; discards the frame when the block raised (nothing half
     /// drawn is ever published).
-    fn __exit__(&mut self, py: Python<'_>, exc_type: Option<&Bound<'_, PyAny>>, _exc: Option<&Bound<'_, PyAny>>, _tb: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+    fn __exit__(
+        &mut self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
         match (exc_type, self.done) {
             (_, true) => {}
             (None, false) => {
@@ -272,7 +288,12 @@ impl PySlot {
 
     fn __repr__(&self) -> String {
         let w = self.writer.get();
-        format!("<shmframes.FrameSlot {:?} {}{}>", w.name, w.shape, if self.done { " done" } else { "" })
+        format!(
+            "<shmframes.FrameSlot {:?} {}{}>",
+            w.name,
+            w.shape,
+            if self.done { " done" } else { "" }
+        )
     }
 }
 
@@ -332,7 +353,12 @@ impl PyFrame {
 
     fn leased(&self, py: Python<'_>) -> PyResult<Arc<Frame>> {
         lock(&self.lease).clone().ok_or_else(|| {
-            exception(py, "Closed", "this frame was released; keep it (or call frame.copy()) before releasing it".into())
+            exception(
+                py,
+                "Closed",
+                "this frame was released; keep it (or call frame.copy()) before releasing it"
+                    .into(),
+            )
         })
     }
 }
@@ -375,7 +401,12 @@ impl PyFrame {
     /// numpy's array protocol: `np.asarray(frame)` is `frame.array` (no copy; read-only);
     /// `copy=True` or another `dtype` gives a new array, `copy=False` refuses to make one.
     #[pyo3(signature = (dtype = None, copy = None))]
-    fn __array__(&self, py: Python<'_>, dtype: Option<&Bound<'_, PyAny>>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
+    fn __array__(
+        &self,
+        py: Python<'_>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
         let a = self.array(py)?;
         let a = a.bind(py);
         let converts = match dtype {
@@ -383,7 +414,9 @@ impl PyFrame {
             None => false,
         };
         match (copy, converts) {
-            (Some(false), true) => Err(PyValueError::new_err("a frame is uint8: converting it to another dtype copies (pass copy=None or True)")),
+            (Some(false), true) => Err(PyValueError::new_err(
+                "a frame is uint8: converting it to another dtype copies (pass copy=None or True)",
+            )),
             (_, true) => Ok(a.call_method1("astype", (dtype.expect("converts"),))?.unbind()),
             (Some(true), false) => Ok(a.call_method0("copy")?.unbind()),
             _ => Ok(a.clone().unbind()),
@@ -406,7 +439,9 @@ impl PyFrame {
         let a = self.array(py)?;
         // Only what the consumer passed: numpy before 2.1 takes `stream` alone.
         let kwargs = PyDict::new(py);
-        for (key, value) in [("stream", stream), ("max_version", max_version), ("dl_device", dl_device)] {
+        for (key, value) in
+            [("stream", stream), ("max_version", max_version), ("dl_device", dl_device)]
+        {
             if let Some(v) = value {
                 kwargs.set_item(key, v)?;
             }
@@ -509,7 +544,8 @@ impl PyFrame {
 fn raw_shape(raw: Option<&Bound<'_, PyAny>>, raw_format: &str) -> PyResult<Option<FrameShape>> {
     let Some(raw) = raw else { return Ok(None) };
     let (w, h, f) = if let Ok(text) = raw.extract::<String>() {
-        let (w, h) = shmframes::format::parse_size(&text).map_err(|e| PyValueError::new_err(format!("raw={text:?}: {e}")))?;
+        let (w, h) = shmframes::format::parse_size(&text)
+            .map_err(|e| PyValueError::new_err(format!("raw={text:?}: {e}")))?;
         (w, h, raw_format.to_owned())
     } else if let Ok((h, w, f)) = raw.extract::<(u32, u32, String)>() {
         (w, h, f)
@@ -519,7 +555,9 @@ fn raw_shape(raw: Option<&Bound<'_, PyAny>>, raw_format: &str) -> PyResult<Optio
             raw.repr()?
         )));
     };
-    FrameShape::packed(w, h, parse_format(&f)?).map(Some).map_err(|e| PyValueError::new_err(format!("raw frame shape: {e}")))
+    FrameShape::packed(w, h, parse_format(&f)?)
+        .map(Some)
+        .map_err(|e| PyValueError::new_err(format!("raw frame shape: {e}")))
 }
 
 /// The consumer end of a channel: `Reader(name="shm_video", timeout=0.0, raw=None,
@@ -574,8 +612,20 @@ fn call_detached<H: Send, T: Send>(
 }
 
 impl PyReader {
-    fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Reader) -> Result<T, Error> + Send) -> PyResult<T> {
-        call_detached(py, &self.inner, &self.signals, shmframes::Role::Reader, &self.name, self.pid, f)
+    fn call<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Reader) -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
+        call_detached(
+            py,
+            &self.inner,
+            &self.signals,
+            shmframes::Role::Reader,
+            &self.name,
+            self.pid,
+            f,
+        )
     }
 }
 
@@ -602,11 +652,27 @@ impl PyReader {
         let start = match start {
             "newest" => Start::Newest,
             "oldest" => Start::Oldest,
-            other => return Err(PyValueError::new_err(format!("start must be \"newest\" or \"oldest\", not {other:?}"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "start must be \"newest\" or \"oldest\", not {other:?}"
+                )))
+            }
         };
-        let opts = ReaderOptions { timeout, raw: raw_shape(raw, raw_format)?, follow, cancel: Some(signals.cancel()), lossless, start };
+        let opts = ReaderOptions {
+            timeout,
+            raw: raw_shape(raw, raw_format)?,
+            follow,
+            cancel: Some(signals.cancel()),
+            lossless,
+            start,
+        };
         let reader = py.detach(|| Reader::open(name, &opts)).map_err(|e| signals.to_py(py, e))?;
-        Ok(PyReader { name: reader.name().to_owned(), inner: Mutex::new(Some(reader)), signals, pid: std::process::id() })
+        Ok(PyReader {
+            name: reader.name().to_owned(),
+            inner: Mutex::new(Some(reader)),
+            signals,
+            pid: std::process::id(),
+        })
     }
 
     /// The next frame, waiting up to `timeout` seconds (None: forever); None on timeout.
@@ -700,7 +766,11 @@ impl PyReader {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        format!("<shmframes.Reader {:?}{}>", self.name, if self.closed(py) { " closed" } else { "" })
+        format!(
+            "<shmframes.Reader {:?}{}>",
+            self.name,
+            if self.closed(py) { " closed" } else { "" }
+        )
     }
 }
 
@@ -734,8 +804,20 @@ struct PyWriter {
 }
 
 impl PyWriter {
-    fn call<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Writer) -> Result<T, Error> + Send) -> PyResult<T> {
-        call_detached(py, &self.inner, &self.signals, shmframes::Role::Writer, &self.name, self.pid, f)
+    fn call<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Writer) -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
+        call_detached(
+            py,
+            &self.inner,
+            &self.signals,
+            shmframes::Role::Writer,
+            &self.name,
+            self.pid,
+            f,
+        )
     }
 }
 
@@ -743,7 +825,9 @@ impl PyWriter {
 impl PyWriter {
     #[new]
     #[pyo3(signature = (name, width, height, format = "bgr", buffer_frames = 2, raw = false, mode = 0o600, max_readers = 8))]
-    #[pyo3(text_signature = "(name, width, height, format='bgr', buffer_frames=2, raw=False, mode=0o600, max_readers=8)")]
+    #[pyo3(
+        text_signature = "(name, width, height, format='bgr', buffer_frames=2, raw=False, mode=0o600, max_readers=8)"
+    )]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn new(
         py: Python<'_>,
@@ -757,14 +841,22 @@ impl PyWriter {
         max_readers: u32,
     ) -> PyResult<Self> {
         let signals = Signals::default();
-        let mut opts = WriterOptions::new(width, height, parse_format(format)?).map_err(|e| to_py(py, e))?;
+        let mut opts =
+            WriterOptions::new(width, height, parse_format(format)?).map_err(|e| to_py(py, e))?;
         opts.buffer_frames = buffer_frames;
         opts.max_readers = max_readers;
         opts.raw = raw;
         opts.mode = mode;
         opts.cancel = Some(signals.cancel());
         let w = py.detach(|| Writer::create(name, &opts)).map_err(|e| to_py(py, e))?;
-        Ok(PyWriter { name: w.name().to_owned(), shape: opts.shape, raw, inner: Mutex::new(Some(w)), signals, pid: std::process::id() })
+        Ok(PyWriter {
+            name: w.name().to_owned(),
+            shape: opts.shape,
+            raw,
+            inner: Mutex::new(Some(w)),
+            signals,
+            pid: std::process::id(),
+        })
     }
 
     /// Publishes one frame: a uint8 array of the channel's shape (`Writer.shape`; for gray,
@@ -772,17 +864,28 @@ impl PyWriter {
     /// (None: forever, 0: drop the frame at once if there is none). Returns whether the frame
     /// was published.
     #[pyo3(signature = (array, timeout = None, capture_ns = None))]
-    fn write(&self, py: Python<'_>, array: &Bound<'_, PyAny>, timeout: Option<f64>, capture_ns: Option<u64>) -> PyResult<bool> {
+    fn write(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+        capture_ns: Option<u64>,
+    ) -> PyResult<bool> {
         let d = deadline(timeout, "timeout")?;
         let (expect, _) = self.shape.array_layout();
-        let arr = array.cast::<numpy::PyUntypedArray>().map_err(|_| PyTypeError::new_err("write() takes a numpy array"))?;
+        let arr = array
+            .cast::<numpy::PyUntypedArray>()
+            .map_err(|_| PyTypeError::new_err("write() takes a numpy array"))?;
         if !arr.dtype().is_equiv_to(&numpy::dtype::<u8>(py)) {
             return Err(PyValueError::new_err(format!("frames are uint8, not {}", arr.dtype())));
         }
         let got = arr.shape();
         let gray_3d = expect.len() == 2 && got.len() == 3 && got[..2] == expect[..] && got[2] == 1;
         if got != expect.as_slice() && !gray_3d {
-            return Err(PyValueError::new_err(format!("this writer takes arrays of shape {expect:?} ({}), not {got:?}", self.shape)));
+            return Err(PyValueError::new_err(format!(
+                "this writer takes arrays of shape {expect:?} ({}), not {got:?}",
+                self.shape
+            )));
         }
         // Writers are packed, so a C-contiguous array is the frame's bytes in order: one copy,
         // with the GIL released (as numpy's own copies do). A strided view is made contiguous
@@ -792,7 +895,9 @@ impl PyWriter {
         } else {
             py.import("numpy")?.call_method1("ascontiguousarray", (array,))?
         };
-        let typed = array.cast::<PyArrayDyn<u8>>().map_err(|_| PyTypeError::new_err("frames are uint8 arrays"))?;
+        let typed = array
+            .cast::<PyArrayDyn<u8>>()
+            .map_err(|_| PyTypeError::new_err("frames are uint8 arrays"))?;
         let ro = typed.readonly();
         let pixels = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
         self.call(py, |w| w.write(pixels, capture_ns, d))
@@ -806,7 +911,11 @@ impl PyWriter {
     /// unpublished slot. On a raw channel the array is the slot's own, written at `publish()`
     /// (one copy: a raw frame may wrap around the ring's end).
     #[pyo3(signature = (timeout = None))]
-    fn frame(slf: &Bound<'_, Self>, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PySlot>> {
+    fn frame(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<PySlot>> {
         let d = deadline(timeout, "timeout")?;
         let w = slf.get();
         let (dims, strides) = w.shape.array_layout();
@@ -839,7 +948,10 @@ impl PyWriter {
         // dimensions and strides inside those `pixel_bytes` for the writer's validated shape.
         // Writes through the array go to the slot while it is lent, to private zero pages after.
         let array: Bound<'_, PyAny> = unsafe {
-            let view = numpy::ndarray::ArrayViewMutD::from_shape_ptr(IxDyn(&dims).strides(IxDyn(&strides)), ptr as *mut u8);
+            let view = numpy::ndarray::ArrayViewMutD::from_shape_ptr(
+                IxDyn(&dims).strides(IxDyn(&strides)),
+                ptr as *mut u8,
+            );
             PyArrayDyn::borrow_from_array(&view, base).into_any()
         };
         Ok(Some(slot(Some(loan), array.unbind(), false)))
@@ -936,7 +1048,12 @@ impl PyStats {
     /// Counts a frame read now (or at `now_ns`, CLOCK_MONOTONIC).
     #[pyo3(signature = (frame, now_ns = None))]
     fn record(&mut self, frame: &PyFrame, now_ns: Option<u64>) {
-        self.inner.record(frame.seq, frame.publish_ns, now_ns.unwrap_or_else(shmframes::monotonic_ns), frame.lost_before);
+        self.inner.record(
+            frame.seq,
+            frame.publish_ns,
+            now_ns.unwrap_or_else(shmframes::monotonic_ns),
+            frame.lost_before,
+        );
     }
 
     /// Forgets the last sequence number (a new producer starts counting at 0).

@@ -427,7 +427,10 @@ fn raw_size_hint(got: u32, format: crate::PixelFormat) -> String {
     ];
     let fits: Vec<String> = SIZES
         .iter()
-        .filter(|&&(w, h)| crate::FrameShape::packed(w, h, format).is_ok_and(|s| s.pixel_bytes() as u64 == got as u64))
+        .filter(|&&(w, h)| {
+            crate::FrameShape::packed(w, h, format)
+                .is_ok_and(|s| s.pixel_bytes() as u64 == got as u64)
+        })
         .map(|&(w, h)| format!("--raw {w}x{h}, or raw=\"{w}x{h}\" in Python"))
         .collect();
     if fits.is_empty() {
@@ -446,7 +449,11 @@ fn busy_message(name: &str, users: &[(u32, String)], max_readers: Option<u32>) -
             "channel {name:?} is busy: all {n} reader places are taken{}; close a reader, or \
              restart the producer with more places (frame-producer --max-readers N, \
              WriterOptions::max_readers, Writer(..., max_readers=N) in Python)",
-            if users.is_empty() { String::new() } else { format!(" (readers: {})", process_list(users)) }
+            if users.is_empty() {
+                String::new()
+            } else {
+                format!(" (readers: {})", process_list(users))
+            }
         ),
         None => {
             let who = if users.iter().any(|&(pid, _)| pid == me) {
@@ -521,7 +528,12 @@ mod tests {
             shape: crate::FrameShape::packed(641, 480, crate::PixelFormat::Bgr24).unwrap(),
         };
         assert!(e.to_string().contains("--raw 640x480, or raw=\"640x480\" in Python"), "{e}");
-        let odd = Error::RawSizeMismatch { got: 7, expected: 3, shape: crate::FrameShape::packed(1, 1, crate::PixelFormat::Bgr24).unwrap(), name: "x".into() };
+        let odd = Error::RawSizeMismatch {
+            got: 7,
+            expected: 3,
+            shape: crate::FrameShape::packed(1, 1, crate::PixelFormat::Bgr24).unwrap(),
+            name: "x".into(),
+        };
         assert!(odd.to_string().contains("raw=\"WIDTHxHEIGHT\""), "{odd}");
     }
 

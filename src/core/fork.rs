@@ -78,7 +78,11 @@ static HANDLERS: AtomicBool = AtomicBool::new(false);
 impl Registry {
     fn acquire(&self) {
         // Acquire: pairs with the Release in `release`, so the list's last change is visible.
-        while self.busy.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        while self
+            .busy
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             std::hint::spin_loop();
             std::thread::yield_now();
         }

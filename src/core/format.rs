@@ -91,14 +91,86 @@ const fn packed(bytes_per_pixel: u32) -> Layout {
 
 /// The table: one entry per format, in wire-code order.
 pub const FORMATS: [FormatInfo; 8] = [
-    FormatInfo { format: PixelFormat::Bgr24, code: 1, name: "bgr", aliases: &["bgr24"], layout: packed(3), gstreamer: "BGR", opencv_to_bgr: None, rgb_family: true },
-    FormatInfo { format: PixelFormat::Rgb24, code: 2, name: "rgb", aliases: &["rgb24"], layout: packed(3), gstreamer: "RGB", opencv_to_bgr: Some("COLOR_RGB2BGR"), rgb_family: true },
-    FormatInfo { format: PixelFormat::Gray8, code: 3, name: "gray", aliases: &["grey", "gray8", "mono"], layout: packed(1), gstreamer: "GRAY8", opencv_to_bgr: Some("COLOR_GRAY2BGR"), rgb_family: true },
-    FormatInfo { format: PixelFormat::Rgba32, code: 4, name: "rgba", aliases: &["rgba32"], layout: packed(4), gstreamer: "RGBA", opencv_to_bgr: Some("COLOR_RGBA2BGR"), rgb_family: true },
-    FormatInfo { format: PixelFormat::Bgra32, code: 5, name: "bgra", aliases: &["bgra32"], layout: packed(4), gstreamer: "BGRA", opencv_to_bgr: Some("COLOR_BGRA2BGR"), rgb_family: true },
-    FormatInfo { format: PixelFormat::Nv12, code: 6, name: "nv12", aliases: &[], layout: Layout::SemiPlanar420, gstreamer: "NV12", opencv_to_bgr: Some("COLOR_YUV2BGR_NV12"), rgb_family: false },
-    FormatInfo { format: PixelFormat::I420, code: 7, name: "i420", aliases: &["yuv420p"], layout: Layout::Planar420, gstreamer: "I420", opencv_to_bgr: Some("COLOR_YUV2BGR_I420"), rgb_family: false },
-    FormatInfo { format: PixelFormat::Yuyv, code: 8, name: "yuyv", aliases: &["yuy2", "yuv422"], layout: Layout::Packed422, gstreamer: "YUY2", opencv_to_bgr: Some("COLOR_YUV2BGR_YUYV"), rgb_family: false },
+    FormatInfo {
+        format: PixelFormat::Bgr24,
+        code: 1,
+        name: "bgr",
+        aliases: &["bgr24"],
+        layout: packed(3),
+        gstreamer: "BGR",
+        opencv_to_bgr: None,
+        rgb_family: true,
+    },
+    FormatInfo {
+        format: PixelFormat::Rgb24,
+        code: 2,
+        name: "rgb",
+        aliases: &["rgb24"],
+        layout: packed(3),
+        gstreamer: "RGB",
+        opencv_to_bgr: Some("COLOR_RGB2BGR"),
+        rgb_family: true,
+    },
+    FormatInfo {
+        format: PixelFormat::Gray8,
+        code: 3,
+        name: "gray",
+        aliases: &["grey", "gray8", "mono"],
+        layout: packed(1),
+        gstreamer: "GRAY8",
+        opencv_to_bgr: Some("COLOR_GRAY2BGR"),
+        rgb_family: true,
+    },
+    FormatInfo {
+        format: PixelFormat::Rgba32,
+        code: 4,
+        name: "rgba",
+        aliases: &["rgba32"],
+        layout: packed(4),
+        gstreamer: "RGBA",
+        opencv_to_bgr: Some("COLOR_RGBA2BGR"),
+        rgb_family: true,
+    },
+    FormatInfo {
+        format: PixelFormat::Bgra32,
+        code: 5,
+        name: "bgra",
+        aliases: &["bgra32"],
+        layout: packed(4),
+        gstreamer: "BGRA",
+        opencv_to_bgr: Some("COLOR_BGRA2BGR"),
+        rgb_family: true,
+    },
+    FormatInfo {
+        format: PixelFormat::Nv12,
+        code: 6,
+        name: "nv12",
+        aliases: &[],
+        layout: Layout::SemiPlanar420,
+        gstreamer: "NV12",
+        opencv_to_bgr: Some("COLOR_YUV2BGR_NV12"),
+        rgb_family: false,
+    },
+    FormatInfo {
+        format: PixelFormat::I420,
+        code: 7,
+        name: "i420",
+        aliases: &["yuv420p"],
+        layout: Layout::Planar420,
+        gstreamer: "I420",
+        opencv_to_bgr: Some("COLOR_YUV2BGR_I420"),
+        rgb_family: false,
+    },
+    FormatInfo {
+        format: PixelFormat::Yuyv,
+        code: 8,
+        name: "yuyv",
+        aliases: &["yuy2", "yuv422"],
+        layout: Layout::Packed422,
+        gstreamer: "YUY2",
+        opencv_to_bgr: Some("COLOR_YUV2BGR_YUYV"),
+        rgb_family: false,
+    },
 ];
 
 const _: () = {
@@ -300,8 +372,11 @@ pub enum SizeError {
 /// Parses a frame size written `WIDTHxHEIGHT` (e.g. `1920x1080`): whole numbers from 1 to
 /// [`MAX_DIMENSION`]. The one spelling of a size that the tools and Python accept.
 pub fn parse_size(s: &str) -> Result<(u32, u32), SizeError> {
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| SizeError::NotWxH { text: s.to_owned() })?;
-    let num = |what, t: &str| t.trim().parse::<u32>().map_err(|_| SizeError::NotANumber { what, text: t.to_owned() });
+    let (w, h) =
+        s.split_once(['x', 'X']).ok_or_else(|| SizeError::NotWxH { text: s.to_owned() })?;
+    let num = |what, t: &str| {
+        t.trim().parse::<u32>().map_err(|_| SizeError::NotANumber { what, text: t.to_owned() })
+    };
     let (width, height) = (num("width", w)?, num("height", h)?);
     check_not_empty(width, height)?;
     if width > MAX_DIMENSION || height > MAX_DIMENSION {
@@ -359,14 +434,17 @@ pub struct FrameShape {
 
 /// The largest pixel byte count of one frame: what a ring of [`crate::ring::MAX_CAPACITY`]
 /// bytes can carry twice over, header and alignment included.
-pub const MAX_PIXEL_BYTES: u64 =
-    crate::ring::MAX_CAPACITY as u64 / 2 - crate::frame::FRAME_HEADER_LEN as u64 - crate::frame::FRAME_ALIGN as u64;
+pub const MAX_PIXEL_BYTES: u64 = crate::ring::MAX_CAPACITY as u64 / 2
+    - crate::frame::FRAME_HEADER_LEN as u64
+    - crate::frame::FRAME_ALIGN as u64;
 
 impl FrameShape {
     /// A tightly packed shape (stride = the row's bytes), validated.
     pub fn packed(width: u32, height: u32, format: PixelFormat) -> Result<FrameShape, ShapeError> {
         check_not_empty(width, height)?;
-        let stride = width.checked_mul(format.row_bytes_per_pixel()).ok_or(ShapeError::TooLarge { width, height })?;
+        let stride = width
+            .checked_mul(format.row_bytes_per_pixel())
+            .ok_or(ShapeError::TooLarge { width, height })?;
         let s = FrameShape { width, height, stride, format };
         s.validate()?;
         Ok(s)
@@ -394,7 +472,13 @@ impl FrameShape {
         }
         let bytes = self.pixel_bytes_u64();
         if bytes > MAX_PIXEL_BYTES {
-            return Err(ShapeError::FrameTooBig { width, height, format, bytes, limit: MAX_PIXEL_BYTES });
+            return Err(ShapeError::FrameTooBig {
+                width,
+                height,
+                format,
+                bytes,
+                limit: MAX_PIXEL_BYTES,
+            });
         }
         Ok(())
     }
@@ -423,11 +507,21 @@ impl FrameShape {
         match self.format.info().layout {
             Layout::Packed { .. } | Layout::Packed422 => Planes { planes: [luma; 3], len: 1 },
             Layout::SemiPlanar420 => {
-                let uv = Plane { offset: after_luma, stride: s, row_bytes: w.div_ceil(2) * 2, rows: h.div_ceil(2) };
+                let uv = Plane {
+                    offset: after_luma,
+                    stride: s,
+                    row_bytes: w.div_ceil(2) * 2,
+                    rows: h.div_ceil(2),
+                };
                 Planes { planes: [luma, uv, uv], len: 2 }
             }
             Layout::Planar420 => {
-                let u = Plane { offset: after_luma, stride: s / 2, row_bytes: w.div_ceil(2), rows: h.div_ceil(2) };
+                let u = Plane {
+                    offset: after_luma,
+                    stride: s / 2,
+                    row_bytes: w.div_ceil(2),
+                    rows: h.div_ceil(2),
+                };
                 let v = Plane { offset: after_luma + (s / 2) as u64 * h.div_ceil(2) as u64, ..u };
                 Planes { planes: [luma, u, v], len: 3 }
             }
@@ -441,7 +535,9 @@ impl FrameShape {
         let (w, h, s) = (self.width as usize, self.height as usize, self.stride as usize);
         match self.format.info().layout {
             Layout::Packed { bytes_per_pixel: 1 } => (vec![h, w], vec![s, 1]),
-            Layout::Packed { bytes_per_pixel: c } => (vec![h, w, c as usize], vec![s, c as usize, 1]),
+            Layout::Packed { bytes_per_pixel: c } => {
+                (vec![h, w, c as usize], vec![s, c as usize, 1])
+            }
             Layout::Packed422 => (vec![h, w, 2], vec![s, 2, 1]),
             Layout::SemiPlanar420 | Layout::Planar420 => (vec![h + h / 2, w], vec![s, 1]),
         }
@@ -489,7 +585,10 @@ mod tests {
         assert!(matches!(parse_size("axb"), Err(SizeError::NotANumber { what: "width", .. })));
         assert!(matches!(parse_size("-1x5"), Err(SizeError::NotANumber { .. })));
         assert!(matches!(parse_size("10x0"), Err(SizeError::Shape(ShapeError::Empty { .. }))));
-        assert!(matches!(parse_size("20000x10"), Err(SizeError::Shape(ShapeError::TooLarge { .. }))));
+        assert!(matches!(
+            parse_size("20000x10"),
+            Err(SizeError::Shape(ShapeError::TooLarge { .. }))
+        ));
     }
 
     #[test]
@@ -511,7 +610,10 @@ mod tests {
         i420.validate().unwrap();
         let p = i420.planes();
         assert_eq!(p.len(), 3);
-        assert_eq!((p[1].offset, p[1].stride, p[1].row_bytes, p[1].rows), (704 * 480, 352, 320, 240));
+        assert_eq!(
+            (p[1].offset, p[1].stride, p[1].row_bytes, p[1].rows),
+            (704 * 480, 352, 320, 240)
+        );
         assert_eq!(p[2].offset, 704 * 480 + 352 * 240);
         assert_eq!(i420.pixel_bytes(), 704 * 480 * 3 / 2);
 
@@ -522,14 +624,34 @@ mod tests {
 
     #[test]
     fn shape_errors() {
-        assert!(matches!(FrameShape::packed(0, 10, PixelFormat::Gray8), Err(ShapeError::Empty { .. })));
-        assert!(matches!(FrameShape::packed(100_000, 100_000, PixelFormat::Gray8), Err(ShapeError::FrameTooBig { .. })));
-        assert!(matches!(FrameShape::packed(u32::MAX, 1, PixelFormat::Rgba32), Err(ShapeError::TooLarge { .. })));
-        assert!(matches!(FrameShape::packed(641, 480, PixelFormat::Yuyv), Err(ShapeError::Odd { what: "width", .. })));
-        assert!(matches!(FrameShape::packed(640, 481, PixelFormat::Nv12), Err(ShapeError::Odd { what: "height", .. })));
+        assert!(matches!(
+            FrameShape::packed(0, 10, PixelFormat::Gray8),
+            Err(ShapeError::Empty { .. })
+        ));
+        assert!(matches!(
+            FrameShape::packed(100_000, 100_000, PixelFormat::Gray8),
+            Err(ShapeError::FrameTooBig { .. })
+        ));
+        assert!(matches!(
+            FrameShape::packed(u32::MAX, 1, PixelFormat::Rgba32),
+            Err(ShapeError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            FrameShape::packed(641, 480, PixelFormat::Yuyv),
+            Err(ShapeError::Odd { what: "width", .. })
+        ));
+        assert!(matches!(
+            FrameShape::packed(640, 481, PixelFormat::Nv12),
+            Err(ShapeError::Odd { what: "height", .. })
+        ));
         let s = FrameShape { width: 4, height: 4, stride: 11, format: PixelFormat::Rgb24 };
         assert!(matches!(s.validate(), Err(ShapeError::StrideTooSmall { min: 12, .. })));
-        let huge = FrameShape { width: 16384, height: 16384, stride: u32::MAX, format: PixelFormat::Rgba32 };
+        let huge = FrameShape {
+            width: 16384,
+            height: 16384,
+            stride: u32::MAX,
+            format: PixelFormat::Rgba32,
+        };
         assert!(matches!(huge.validate(), Err(ShapeError::FrameTooBig { .. })));
     }
 }

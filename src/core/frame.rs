@@ -91,11 +91,14 @@ pub mod fields {
     /// `seq`.
     pub const SEQ: Range<usize> = offset_of!(WireHeader, seq)..offset_of!(WireHeader, capture_ns);
     /// `capture_ns`.
-    pub const CAPTURE_NS: Range<usize> = offset_of!(WireHeader, capture_ns)..offset_of!(WireHeader, publish_ns);
+    pub const CAPTURE_NS: Range<usize> =
+        offset_of!(WireHeader, capture_ns)..offset_of!(WireHeader, publish_ns);
     /// `publish_ns`.
-    pub const PUBLISH_NS: Range<usize> = offset_of!(WireHeader, publish_ns)..offset_of!(WireHeader, pixel_bytes);
+    pub const PUBLISH_NS: Range<usize> =
+        offset_of!(WireHeader, publish_ns)..offset_of!(WireHeader, pixel_bytes);
     /// `pixel_bytes`.
-    pub const PIXEL_BYTES: Range<usize> = offset_of!(WireHeader, pixel_bytes)..offset_of!(WireHeader, reserved);
+    pub const PIXEL_BYTES: Range<usize> =
+        offset_of!(WireHeader, pixel_bytes)..offset_of!(WireHeader, reserved);
     /// `reserved`.
     pub const RESERVED: Range<usize> = offset_of!(WireHeader, reserved)..FRAME_HEADER_LEN;
 }
@@ -117,7 +120,11 @@ const _: () = {
     assert!(offset_of!(WireHeader, reserved) == 52);
     assert!(std::mem::align_of::<WireHeader>() == 1);
     // Pixels 64-byte aligned in memory: ring header + length prefix + frame header.
-    assert!((crate::ring::HEADER_LEN + crate::ring::PREFIX_LEN as usize + FRAME_HEADER_LEN) % FRAME_ALIGN as usize == 0);
+    assert!(
+        (crate::ring::HEADER_LEN + crate::ring::PREFIX_LEN as usize + FRAME_HEADER_LEN)
+            % FRAME_ALIGN as usize
+            == 0
+    );
 };
 
 /// Size of a framed message with `pixel_bytes` of pixels, prefix and padding included.
@@ -281,7 +288,11 @@ impl FrameHeader {
             return Ok(FrameHeader { kind, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 });
         }
         if b.len() < FRAME_HEADER_LEN || (payload_len as usize) < FRAME_HEADER_LEN {
-            return Err(HeaderError::Short { what: "frame header".into(), needed: FRAME_HEADER_LEN as u64, payload_len });
+            return Err(HeaderError::Short {
+                what: "frame header".into(),
+                needed: FRAME_HEADER_LEN as u64,
+                payload_len,
+            });
         }
         let seq = u64::from_le_bytes(get(b, fields::SEQ));
         let capture_ns = u64::from_le_bytes(get(b, fields::CAPTURE_NS));
@@ -290,15 +301,28 @@ impl FrameHeader {
             let u32_of = |r| u32::from_le_bytes(get(b, r));
             let code = u32_of(fields::FORMAT);
             let format = PixelFormat::from_code(code).ok_or(HeaderError::Format { found: code })?;
-            let shape = FrameShape { width: u32_of(fields::WIDTH), height: u32_of(fields::HEIGHT), stride: u32_of(fields::STRIDE), format };
+            let shape = FrameShape {
+                width: u32_of(fields::WIDTH),
+                height: u32_of(fields::HEIGHT),
+                stride: u32_of(fields::STRIDE),
+                format,
+            };
             shape.validate()?;
             let pixel_bytes = u32_of(fields::PIXEL_BYTES);
             if pixel_bytes != shape.pixel_bytes() {
-                return Err(HeaderError::PixelBytes { found: pixel_bytes, expected: shape.pixel_bytes(), shape });
+                return Err(HeaderError::PixelBytes {
+                    found: pixel_bytes,
+                    expected: shape.pixel_bytes(),
+                    shape,
+                });
             }
             let needed = FRAME_HEADER_LEN as u64 + pixel_bytes as u64;
             if needed > payload_len as u64 {
-                return Err(HeaderError::Short { what: format!("{shape} frame"), needed, payload_len });
+                return Err(HeaderError::Short {
+                    what: format!("{shape} frame"),
+                    needed,
+                    payload_len,
+                });
             }
             Some(shape)
         } else {
@@ -313,7 +337,13 @@ mod tests {
     use super::*;
 
     fn frame(shape: FrameShape) -> FrameHeader {
-        FrameHeader { kind: MessageKind::Frame, shape: Some(shape), seq: 7, capture_ns: 11, publish_ns: 13 }
+        FrameHeader {
+            kind: MessageKind::Frame,
+            shape: Some(shape),
+            seq: 7,
+            capture_ns: 11,
+            publish_ns: 13,
+        }
     }
 
     #[test]
@@ -363,7 +393,14 @@ mod tests {
         assert_eq!(FrameHeader::decode(&b, 156), Err(HeaderError::Format { found: 99 }));
         assert!(FrameHeader::decode(&good[..50], 50).is_err(), "truncated frame header accepted");
         let mut filler = [0u8; 8];
-        FrameHeader { kind: MessageKind::Filler, shape: None, seq: 0, capture_ns: 0, publish_ns: 0 }.encode(&mut filler);
+        FrameHeader {
+            kind: MessageKind::Filler,
+            shape: None,
+            seq: 0,
+            capture_ns: 0,
+            publish_ns: 0,
+        }
+        .encode(&mut filler);
         assert_eq!(FrameHeader::decode(&filler, 60).unwrap().kind, MessageKind::Filler);
     }
 }

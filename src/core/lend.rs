@@ -91,7 +91,13 @@ impl Lent {
 impl Windows {
     /// Lends slot `slot`'s window: `len` bytes of `file` from `offset` (both page-aligned),
     /// mapped (and populated) on the slot's first loan.
-    pub(crate) fn lend(&mut self, slot: usize, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Lent> {
+    pub(crate) fn lend(
+        &mut self,
+        slot: usize,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<Lent> {
         if self.parked.len() <= slot {
             self.parked.resize_with(slot + 1, || None);
         }
@@ -140,7 +146,13 @@ mod tests {
     fn a_window_taken_back_leaves_zero_pages_and_the_file_untouched() {
         let page = 4096;
         let path = std::env::temp_dir().join(format!("shmframes-lend-test-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
         file.set_len(2 * page as u64).unwrap();
         let _ = std::fs::remove_file(&path);
         let mut windows = Windows::default();
@@ -152,11 +164,17 @@ mod tests {
             pixels.fill(round);
             windows.take_back(0, &lent).unwrap();
             // A stale view: reads zeros, writes privately.
-            assert!(pixels.iter().all(|&b| b == 0), "round {round}: the lent address still shows the slot");
+            assert!(
+                pixels.iter().all(|&b| b == 0),
+                "round {round}: the lent address still shows the slot"
+            );
             pixels.fill(0xEE);
             let mut back = vec![0u8; page];
             std::os::unix::fs::FileExt::read_exact_at(&file, &mut back, page as u64).unwrap();
-            assert!(back.iter().all(|&b| b == round), "round {round}: a stale write reached the file");
+            assert!(
+                back.iter().all(|&b| b == round),
+                "round {round}: a stale write reached the file"
+            );
         }
         assert!(windows.parked[0].is_some(), "the window was kept for the next loan");
     }

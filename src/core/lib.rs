@@ -93,14 +93,16 @@ mod writer;
 pub use error::{Error, Result, Role, Violation};
 pub use format::{FrameShape, PixelFormat};
 #[cfg(not(loom))]
-pub use reader::{channels, readers_of, ChannelInfo, Frame, ProducerState, Reader, ReaderInfo, ReaderOptions};
+pub use lend::Lent;
+#[cfg(not(loom))]
+pub use reader::{
+    channels, readers_of, ChannelInfo, Frame, ProducerState, Reader, ReaderInfo, ReaderOptions,
+};
 #[cfg(not(loom))]
 pub use segment::{clean_leftovers, validate_name, Leftover, NameProblem, MAX_NAME_LEN};
 pub use table::{Start, TableError, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};
 #[cfg(not(loom))]
 pub use wait::{Cancel, Deadline};
-#[cfg(not(loom))]
-pub use lend::Lent;
 #[cfg(not(loom))]
 pub use writer::{FrameSlot, LentPixels, Loan, ReadersNow, Writer, WriterOptions};
 

@@ -75,7 +75,12 @@ pub(crate) fn arm(word: &AtomicU32) -> Option<u32> {
         // SYNC POINT: death (the kernel's compare-and-swap at the owner's death and this one
         // are ordered on the word: either we see OWNER_DIED here, or the kernel sees WAITERS
         // and wakes us; `futex_waitv` re-compares the value before sleeping).
-        match word.compare_exchange_weak(v, v | sys::FUTEX_WAITERS, Ordering::AcqRel, Ordering::Acquire) {
+        match word.compare_exchange_weak(
+            v,
+            v | sys::FUTEX_WAITERS,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => return Some(v | sys::FUTEX_WAITERS),
             Err(now) => v = now,
         }

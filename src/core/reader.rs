@@ -23,11 +23,11 @@ use crate::control::{self, Origin, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
 use crate::error::{Error, Result, Role, Violation};
 use crate::format::FrameShape;
 use crate::frame::{has_magic, FrameHeader, MessageKind, FRAME_HEADER_LEN, FRAME_TAG_LEN};
+use crate::liveness::{self, Keeper, Life, Watch};
 use crate::ring::{Consumer, Message, PREFIX_LEN};
 use crate::segment::Segment;
-use crate::table::{Cursor, Start, TableMemory, Take};
-use crate::liveness::{self, Keeper, Life, Watch};
 use crate::sys::{self, WaitWord};
+use crate::table::{Cursor, Start, TableMemory, Take};
 use crate::wait::{self, Backoff, Cancel, Deadline, Waitable};
 
 /// How often a waiting reader checks that our producer is still alive (the liveness promise is
@@ -110,7 +110,15 @@ impl Attachment {
         // SAFETY: we hold the consumer lock, so no other shmframes consumer exists for this ring
         // (foreign consumers that ignore the lock are outside what we can prevent).
         let consumer = unsafe { Consumer::new(*seg.ring()) };
-        let state = ConsumerState { consumer, leases: VecDeque::new(), broken: None, ended: false, frames: 0, last_seq: None, dropped: 0 };
+        let state = ConsumerState {
+            consumer,
+            leases: VecDeque::new(),
+            broken: None,
+            ended: false,
+            frames: 0,
+            last_seq: None,
+            dropped: 0,
+        };
         Ok(Attachment { seg, origin, state: Mutex::new(state) })
     }
 
@@ -178,15 +186,17 @@ pub(crate) fn live_readers(seg: &Segment, table: &TableMemory) -> Vec<ReaderInfo
     (0..view.max_readers())
         .filter_map(|r| {
             let e = view.reader_info(r);
-            (e.active && e.next != crate::table::NOT_READING && seg.entry_alive(r)).then_some(ReaderInfo {
-                place: r,
-                pid: e.pid,
-                lossless: e.lossless,
-                frames_read: e.read,
-                dropped: e.dropped,
-                lag: count.saturating_sub(e.next),
-                held: e.held,
-            })
+            (e.active && e.next != crate::table::NOT_READING && seg.entry_alive(r)).then_some(
+                ReaderInfo {
+                    place: r,
+                    pid: e.pid,
+                    lossless: e.lossless,
+                    frames_read: e.read,
+                    dropped: e.dropped,
+                    lag: count.saturating_sub(e.next),
+                    held: e.held,
+                },
+            )
         })
         .collect()
 }
@@ -225,7 +235,8 @@ pub struct ChannelInfo {
 /// When the directory cannot be listed.
 pub fn channels() -> Result<Vec<ChannelInfo>> {
     let dir = crate::segment::segment_dir();
-    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     let mut found: Vec<ChannelInfo> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
@@ -267,7 +278,10 @@ fn channel_info(name: &str) -> Option<ChannelInfo> {
             let view = t.view();
             info.frames_published = Some(view.count());
             info.readers = Some(live_readers(&seg, &t).len());
-            info.shape = view.some_frame_slot().and_then(|k| slot_frame(&seg, t.geometry(), k).ok()).and_then(|(h, _, _)| h.shape);
+            info.shape = view
+                .some_frame_slot()
+                .and_then(|k| slot_frame(&seg, t.geometry(), k).ok())
+                .and_then(|(h, _, _)| h.shape);
         }
     }
     Some(info)
@@ -310,7 +324,9 @@ impl SlotAttachment {
                 // that sees the new claim sees a live word, never the dead owner's.
                 // SAFETY: the word and node are in our mapping, which `seg` keeps until the
                 // keeper is dropped (it is dropped first); the entry's lock makes them ours.
-                let keeper = unsafe { Keeper::start(vec![view.reader_watch(r)], crate::table::READER_FUTEX_OFFSET) };
+                let keeper = unsafe {
+                    Keeper::start(vec![view.reader_watch(r)], crate::table::READER_FUTEX_OFFSET)
+                };
                 if keeper.is_none() {
                     view.reader_live(r).store(0, std::sync::atomic::Ordering::SeqCst);
                 }
@@ -325,7 +341,10 @@ impl SlotAttachment {
             }
         }
         // The table knows the readers (the producer, which also has the segment open, is not one).
-        let users = live_readers(&seg, &table).into_iter().map(|r| (r.pid, crate::sys::process_name(r.pid))).collect();
+        let users = live_readers(&seg, &table)
+            .into_iter()
+            .map(|r| (r.pid, crate::sys::process_name(r.pid)))
+            .collect();
         Err(Error::ChannelBusy { name: seg.name().to_owned(), users, max_readers: Some(max) })
     }
 
@@ -345,13 +364,20 @@ impl SlotAttachment {
 
     /// Reads slot `k`'s header (which the caller holds) and returns the frame's header and
     /// pixels.
-    fn frame_at(&self, k: usize) -> std::result::Result<(FrameHeader, NonNull<u8>, usize), Violation> {
+    fn frame_at(
+        &self,
+        k: usize,
+    ) -> std::result::Result<(FrameHeader, NonNull<u8>, usize), Violation> {
         slot_frame(&self.seg, self.table.geometry(), k)
     }
 }
 
 /// Reads slot `k`'s header (`k < slots`) and returns the frame's header and pixels.
-fn slot_frame(seg: &Segment, g: crate::table::Geometry, k: usize) -> std::result::Result<(FrameHeader, NonNull<u8>, usize), Violation> {
+fn slot_frame(
+    seg: &Segment,
+    g: crate::table::Geometry,
+    k: usize,
+) -> std::result::Result<(FrameHeader, NonNull<u8>, usize), Violation> {
     // SAFETY: `k < slots` and `slots * slot_len <= capacity` (validated at attach), so the
     // slot lies inside the data area.
     let slot = unsafe { seg.ring().data_ptr().add(k * g.slot_len as usize) };
@@ -372,7 +398,8 @@ fn slot_frame(seg: &Segment, g: crate::table::Geometry, k: usize) -> std::result
     let shape = header.shape.expect("frames carry a shape");
     // SAFETY: `decode` checked that the header and `pixel_bytes` fit in `len`, which is
     // inside the slot.
-    let pixels = unsafe { NonNull::new_unchecked(slot.add(PREFIX_LEN as usize + FRAME_HEADER_LEN)) };
+    let pixels =
+        unsafe { NonNull::new_unchecked(slot.add(PREFIX_LEN as usize + FRAME_HEADER_LEN)) };
     Ok((header, pixels, shape.pixel_bytes() as usize))
 }
 
@@ -611,8 +638,13 @@ impl Reader {
         if let Some(raw) = opts.raw {
             raw.validate()?;
         }
-        let mut opening = Opening { name, last: None, pause: Opening::FIRST_PAUSE, retry: OpenRetry::default() };
-        let seg = match wait::wait_for(&mut opening, Deadline::after(opts.timeout), opts.cancel.as_ref())? {
+        let mut opening =
+            Opening { name, last: None, pause: Opening::FIRST_PAUSE, retry: OpenRetry::default() };
+        let seg = match wait::wait_for(
+            &mut opening,
+            Deadline::after(opts.timeout),
+            opts.cancel.as_ref(),
+        )? {
             Some(seg) => seg,
             None => return Err(opening.gave_up(opts.timeout)),
         };
@@ -702,7 +734,9 @@ impl Reader {
                 let mut st = att.lock();
                 self.next_frame(&att, &mut st)
             }
-            Source::Slots { att, cursor, seen, broken } => take_slot(&self.name, att, cursor, seen, broken, newest),
+            Source::Slots { att, cursor, seen, broken } => {
+                take_slot(&self.name, att, cursor, seen, broken, newest)
+            }
         };
         if let Err(Error::EndOfStream { .. }) = r {
             self.state = ProducerState::Ended;
@@ -745,7 +779,12 @@ impl Reader {
         }
     }
 
-    fn broken(&self, att: &Attachment, st: &mut ConsumerState, detail: impl Into<Violation>) -> Error {
+    fn broken(
+        &self,
+        att: &Attachment,
+        st: &mut ConsumerState,
+        detail: impl Into<Violation>,
+    ) -> Error {
         let detail = detail.into();
         st.broken = Some(detail.clone());
         att.protocol(detail)
@@ -753,7 +792,12 @@ impl Reader {
 
     /// Turns the message at the read index into a frame, or consumes it (filler, end of
     /// stream) and returns `None`.
-    fn classify(&self, att: &Arc<Attachment>, st: &mut ConsumerState, msg: &Message) -> Result<Option<Frame>> {
+    fn classify(
+        &self,
+        att: &Arc<Attachment>,
+        st: &mut ConsumerState,
+        msg: &Message,
+    ) -> Result<Option<Frame>> {
         let framed = match att.origin {
             Origin::Ours { framed, .. } => framed,
             Origin::Foreign => {
@@ -772,7 +816,12 @@ impl Reader {
         }
     }
 
-    fn classify_framed(&self, att: &Arc<Attachment>, st: &mut ConsumerState, msg: &Message) -> Result<Option<Frame>> {
+    fn classify_framed(
+        &self,
+        att: &Arc<Attachment>,
+        st: &mut ConsumerState,
+        msg: &Message,
+    ) -> Result<Option<Frame>> {
         // Copy the header out once: another process could change the shared bytes, so what we
         // validate must be what we use.
         let mut hb = [0u8; FRAME_HEADER_LEN];
@@ -794,7 +843,10 @@ impl Reader {
                 let pixels = match st.consumer.payload_ptr(msg) {
                     // SAFETY: the payload is contiguous and at least FRAME_HEADER_LEN + n bytes
                     // long (validated by `decode` against `msg.len()`).
-                    Some(p) => Pixels::Shared(unsafe { NonNull::new_unchecked(p.as_ptr().add(FRAME_HEADER_LEN)) }, n),
+                    Some(p) => Pixels::Shared(
+                        unsafe { NonNull::new_unchecked(p.as_ptr().add(FRAME_HEADER_LEN)) },
+                        n,
+                    ),
                     None => {
                         // Only a foreign producer can split a framed payload: copy it.
                         let mut v = Vec::new();
@@ -805,12 +857,27 @@ impl Reader {
                     }
                 };
                 st.frames += 1;
-                Ok(Some(self.hand_out(att, st, msg, pixels, shape, header.seq, header.capture_ns, header.publish_ns, false)))
+                Ok(Some(self.hand_out(
+                    att,
+                    st,
+                    msg,
+                    pixels,
+                    shape,
+                    header.seq,
+                    header.capture_ns,
+                    header.publish_ns,
+                    false,
+                )))
             }
         }
     }
 
-    fn classify_raw(&self, att: &Arc<Attachment>, st: &mut ConsumerState, msg: &Message) -> Result<Frame> {
+    fn classify_raw(
+        &self,
+        att: &Arc<Attachment>,
+        st: &mut ConsumerState,
+        msg: &Message,
+    ) -> Result<Frame> {
         let Some(shape) = self.opts.raw else {
             return Err(Error::RawWithoutShape { name: self.name.clone() });
         };
@@ -864,7 +931,16 @@ impl Reader {
             }
             st.last_seq = Some(seq);
         }
-        Frame { hold: Hold::Ring(att.clone(), lease), pixels, shape, seq, capture_ns, publish_ns, raw, lost_before }
+        Frame {
+            hold: Hold::Ring(att.clone(), lease),
+            pixels,
+            shape,
+            seq,
+            capture_ns,
+            publish_ns,
+            raw,
+            lost_before,
+        }
     }
 
     /// The next frame, waiting (asleep) until `deadline` (`None`: for ever, a `Duration`, an
@@ -892,7 +968,11 @@ impl Reader {
                 Ok(None) => {}
                 // Following survives the end of a producer, nothing else: a protocol error is
                 // the stream's bug, which waiting cannot fix.
-                Err(e @ (Error::EndOfStream { .. } | Error::ProducerGone { .. })) if !self.opts.follow => return Err(e),
+                Err(e @ (Error::EndOfStream { .. } | Error::ProducerGone { .. }))
+                    if !self.opts.follow =>
+                {
+                    return Err(e)
+                }
                 Err(Error::EndOfStream { .. } | Error::ProducerGone { .. }) => {}
                 // Raised when following too: following the next producer would hide the bug
                 // (and, while this producer lives, never come).
@@ -902,7 +982,10 @@ impl Reader {
             if matches!(self.state, ProducerState::Live) {
                 self.check_producer()?;
             }
-            if self.opts.follow && matches!(self.state, ProducerState::Ended | ProducerState::Gone) && self.try_switch()? {
+            if self.opts.follow
+                && matches!(self.state, ProducerState::Ended | ProducerState::Gone)
+                && self.try_switch()?
+            {
                 continue;
             }
             return Ok(None);
@@ -1010,8 +1093,16 @@ impl Reader {
                 let view = att.table.view();
                 let reserved = att.seg.ring().reserved();
                 cursor.announce_sleep(&view);
-                if !control::is_closed(reserved) && view.published_word().load(std::sync::atomic::Ordering::Relaxed) == *seen {
-                    sleep_on_frames(view.published_word(), *seen, view.producer_live(att.entry), wake, left);
+                if !control::is_closed(reserved)
+                    && view.published_word().load(std::sync::atomic::Ordering::Relaxed) == *seen
+                {
+                    sleep_on_frames(
+                        view.published_word(),
+                        *seen,
+                        view.producer_live(att.entry),
+                        wake,
+                        left,
+                    );
                 }
                 cursor.end_sleep(&view);
             }
@@ -1019,14 +1110,23 @@ impl Reader {
                 let mem = *att.seg.ring();
                 let read = att.lock().consumer.read_index();
                 let t = left.min(LIVENESS_PERIOD);
-                wait::sleep_announced(mem.head_word(), read, mem.reserved(), CONSUMER_SLEEPING, control::CLOSED, t);
+                wait::sleep_announced(
+                    mem.head_word(),
+                    read,
+                    mem.reserved(),
+                    CONSUMER_SLEEPING,
+                    control::CLOSED,
+                    t,
+                );
             }
             (ProducerState::Unknown, Source::Ring(att)) => {
                 let mem = *att.seg.ring();
                 let read = att.lock().consumer.read_index();
                 wait::sleep_unannounced(mem.head_word(), read, &mut self.backoff, left);
             }
-            (ProducerState::Unknown, Source::Slots { .. }) => std::thread::sleep(left.min(LIVENESS_PERIOD)),
+            (ProducerState::Unknown, Source::Slots { .. }) => {
+                std::thread::sleep(left.min(LIVENESS_PERIOD))
+            }
             // Following a dead or ended producer: look for its successor a few times a second.
             (ProducerState::Gone | ProducerState::Ended, _) => {
                 std::thread::sleep(left.min(Duration::from_millis(20)));
@@ -1157,8 +1257,15 @@ fn take_slot(
 /// wake-ups at all. Where the kernel cannot (no `futex_waitv`, or nobody watches the
 /// producer's word) it sleeps at most [`LIVENESS_PERIOD`] at a time, and the caller probes the
 /// producer's lock byte.
-fn sleep_on_frames(published: &std::sync::atomic::AtomicU32, seen: u32, producer_live: &std::sync::atomic::AtomicU32, wake: &[WaitWord<'_>], left: Duration) {
-    let mut words = [WaitWord { word: published, expected: seen, shared: true }; 2 + wait::MAX_CANCEL_WORDS];
+fn sleep_on_frames(
+    published: &std::sync::atomic::AtomicU32,
+    seen: u32,
+    producer_live: &std::sync::atomic::AtomicU32,
+    wake: &[WaitWord<'_>],
+    left: Duration,
+) {
+    let mut words =
+        [WaitWord { word: published, expected: seen, shared: true }; 2 + wait::MAX_CANCEL_WORDS];
     let mut n = 1;
     let watched = match liveness::watch(producer_live) {
         Watch::Armed(w) => {
@@ -1198,7 +1305,8 @@ impl Waitable for NextFrame<'_> {
         self.0.sleep(max, wake)
     }
     fn sleeps_on_words(&self) -> bool {
-        matches!((self.0.state, &self.0.src), (ProducerState::Live, Source::Slots { .. })) && sys::kernel_watches_liveness()
+        matches!((self.0.state, &self.0.src), (ProducerState::Live, Source::Slots { .. }))
+            && sys::kernel_watches_liveness()
     }
     fn channel(&self) -> &str {
         &self.0.name

@@ -351,7 +351,11 @@ impl RingMemory {
         // Rust slice the caller holds while we hold exclusive access to the range).
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.at(index), first);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data.as_ptr(), src.len() - first);
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr().add(first),
+                self.data.as_ptr(),
+                src.len() - first,
+            );
         }
     }
 
@@ -372,7 +376,11 @@ impl RingMemory {
         // SAFETY: mirror of `copy_in`.
         unsafe {
             std::ptr::copy_nonoverlapping(self.at(index), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(self.data.as_ptr(), dst.as_mut_ptr().add(first), dst.len() - first);
+            std::ptr::copy_nonoverlapping(
+                self.data.as_ptr(),
+                dst.as_mut_ptr().add(first),
+                dst.len() - first,
+            );
         }
     }
 
@@ -484,7 +492,7 @@ impl Producer {
     pub unsafe fn new(mem: RingMemory) -> Result<Producer, RingError> {
         let h = mem.header();
         let head = h.head.load(Ordering::Relaxed); // we are the only writer of head
-        // SYNC POINT: tail (Acquire; pairs with the consumer's Release store in `release_to`).
+                                                   // SYNC POINT: tail (Acquire; pairs with the consumer's Release store in `release_to`).
         let tail = h.tail.load(Ordering::Acquire);
         let p = Producer { mem, write: head, head, cached_tail: tail };
         p.check_used(tail)?;
@@ -532,7 +540,10 @@ impl Producer {
     #[inline]
     fn ensure_free(&mut self, needed: u64) -> Result<(), RingPushError> {
         if needed > self.mem.capacity as u64 {
-            return Err(RingPushError::Push(PushError::TooLarge { needed, capacity: self.mem.capacity }));
+            return Err(RingPushError::Push(PushError::TooLarge {
+                needed,
+                capacity: self.mem.capacity,
+            }));
         }
         if (self.free_cached() as u64) < needed && (self.refresh_free()? as u64) < needed {
             return Err(RingPushError::Push(PushError::Full));
@@ -547,8 +558,8 @@ impl Producer {
         let needed = PREFIX_LEN as u64 + payload.len() as u64;
         self.ensure_free(needed)?;
         let len = payload.len() as u32; // fits: needed <= capacity <= 2^31
-        // SAFETY: ensure_free proved that `needed` bytes from `write` are free, so the producer
-        // owns them; both pieces are at most `capacity` long.
+                                        // SAFETY: ensure_free proved that `needed` bytes from `write` are free, so the producer
+                                        // owns them; both pieces are at most `capacity` long.
         unsafe {
             self.mem.copy_in(self.write, &len.to_le_bytes());
             self.mem.copy_in(self.write.wrapping_add(PREFIX_LEN), payload);
@@ -745,7 +756,11 @@ impl Consumer {
         // Read once into a local: from here on `len` is ours, whatever the producer does.
         let len = u32::from_le_bytes(prefix);
         if len > readable - PREFIX_LEN {
-            return Err(RingError::LengthTooLong { len, index: self.read, available: readable - PREFIX_LEN });
+            return Err(RingError::LengthTooLong {
+                len,
+                index: self.read,
+                available: readable - PREFIX_LEN,
+            });
         }
         Ok(Some(Message { start: self.read, len }))
     }
@@ -765,7 +780,8 @@ impl Consumer {
     fn check_owned(&self, msg: &Message) {
         let cached = self.cached_head.wrapping_sub(self.tail);
         let start = msg.start.wrapping_sub(self.tail);
-        let owned = start <= cached && msg.len <= cached - start && PREFIX_LEN <= cached - start - msg.len;
+        let owned =
+            start <= cached && msg.len <= cached - start && PREFIX_LEN <= cached - start - msg.len;
         assert!(owned, "message {msg:?} is not in this consumer's unreleased window");
     }
 
@@ -865,7 +881,10 @@ mod tests {
             assert!(r.is_err(), "capacity {bad} accepted");
         }
         // SAFETY: buffer valid for 8 bytes.
-        assert!(matches!(unsafe { RingMemory::attach(b.ptr(), 8) }, Err(RingError::TooSmall { .. })));
+        assert!(matches!(
+            unsafe { RingMemory::attach(b.ptr(), 8) },
+            Err(RingError::TooSmall { .. })
+        ));
     }
 
     #[test]
@@ -899,7 +918,10 @@ mod tests {
     fn full_and_too_large() {
         let mut b = Buf::new(16 + 16);
         let (mut p, mut c) = ring(&mut b, 16, 0);
-        assert_eq!(p.push(&[1; 13]), Err(RingPushError::Push(PushError::TooLarge { needed: 17, capacity: 16 })));
+        assert_eq!(
+            p.push(&[1; 13]),
+            Err(RingPushError::Push(PushError::TooLarge { needed: 17, capacity: 16 }))
+        );
         p.push(&[1; 12]).unwrap();
         assert_eq!(p.push(&[]), Err(RingPushError::Push(PushError::Full)));
         let mut out = Vec::new();
@@ -946,10 +968,13 @@ mod tests {
             let mut b = Buf::new(16 + 64);
             let (mut p, mut c) = ring(&mut b, 64, 0);
             p.push(&[1; 60]).unwrap(); // 64 bytes published
-            // overwrite the prefix with a hostile length
-            // SAFETY: test-only poke of the buffer while no role is using it.
+                                       // overwrite the prefix with a hostile length
+                                       // SAFETY: test-only poke of the buffer while no role is using it.
             unsafe { (b.ptr().as_ptr().add(16) as *mut u32).write_unaligned(bad.to_le()) };
-            assert!(matches!(c.peek(), Err(RingError::LengthTooLong { .. })), "length {bad:#x} not rejected");
+            assert!(
+                matches!(c.peek(), Err(RingError::LengthTooLong { .. })),
+                "length {bad:#x} not rejected"
+            );
         }
     }
 
@@ -961,16 +986,22 @@ mod tests {
         let m = c.peek().unwrap().unwrap();
         c.advance(&m);
         c.release_to(m.end());
-        let stale = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.payload(&m).map(|s| s.len())));
+        let stale = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.payload(&m).map(|s| s.len())
+        }));
         assert!(stale.is_err(), "a released message was readable");
         let mut b2 = Buf::new(16 + 64);
         let (mut p2, mut c2) = ring(&mut b2, 64, 0);
         p2.push(&[2; 50]).unwrap();
         let big = c2.peek().unwrap().unwrap();
         // `big` belongs to another ring: ours has nothing published.
-        let foreign = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.copy_payload(&big, &mut Vec::new())));
+        let foreign = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.copy_payload(&big, &mut Vec::new())
+        }));
         assert!(foreign.is_err(), "a foreign message was readable");
-        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.release_to(1000))).is_err());
+        assert!(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.release_to(1000))).is_err()
+        );
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub(crate) struct Segment {
 /// Maps `len` bytes of the segment whose locks `file` holds, through a description of its own
 /// (see `sys::description_for_mapping`), closed once mapped.
 fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull<u8>)> {
-    let own = sys::description_for_mapping(file).map_err(|e| Error::io(format!("cannot reopen {what} to map it"), e))?;
+    let own = sys::description_for_mapping(file)
+        .map_err(|e| Error::io(format!("cannot reopen {what} to map it"), e))?;
     let map = memmap2::MmapOptions::new()
         .len(len)
         .map_raw(own.as_ref().unwrap_or(file))
@@ -173,22 +174,32 @@ impl Segment {
             sys::monotonic_ns() ^ (&COUNTER as *const AtomicU64 as u64).rotate_left(32)
         ));
         let file = LockFile::open(|| sys::create_new(&temp, mode)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: dir.clone() },
+            std::io::ErrorKind::PermissionDenied => {
+                Error::PermissionDenied { name: name.clone(), path: dir.clone() }
+            }
             _ => Error::io(format!("cannot create a segment in {}", dir.display()), e),
         })?;
         // From here on, remove the temporary name on any failure.
         let cleanup = TempGuard(Some(temp.clone()));
         // Locked at once: an unlocked temporary is a dead producer's leftover, which the next
         // producer removes (see `clean_leftovers`).
-        if !sys::try_lock_byte(&file, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the new segment", e))? {
-            let cause = std::io::Error::new(std::io::ErrorKind::WouldBlock, "locked by another process");
-            return Err(Error::io(format!("cannot lock the fresh temporary segment {}", temp.display()), cause));
+        if !sys::try_lock_byte(&file, PRODUCER_LOCK_BYTE)
+            .map_err(|e| Error::io("cannot lock the new segment", e))?
+        {
+            let cause =
+                std::io::Error::new(std::io::ErrorKind::WouldBlock, "locked by another process");
+            return Err(Error::io(
+                format!("cannot lock the fresh temporary segment {}", temp.display()),
+                cause,
+            ));
         }
         sys::allocate(&file, len).map_err(|source| match source.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) | Some(libc::EDQUOT) => {
                 Error::NoSpace { name: name.clone(), bytes: len, dir: dir.clone(), cause: source }
             }
-            _ => Error::io(format!("cannot size segment {} to {len} bytes", temp.display()), source),
+            _ => {
+                Error::io(format!("cannot size segment {} to {len} bytes", temp.display()), source)
+            }
         })?;
         let (map, base) = map(&file, len as usize, "the new segment")?;
         // SAFETY: the mapping is `len` bytes, page-aligned, ours alone (the temporary name is
@@ -201,7 +212,13 @@ impl Segment {
                 // SAFETY: `offset + g.table_len() == len` bytes are mapped (the length above),
                 // the offset is a multiple of 64 in a page-aligned mapping, and the segment is
                 // still ours alone.
-                let t = unsafe { TableMemory::init(NonNull::new_unchecked(base.as_ptr().add(offset)), len as usize - offset, g) };
+                let t = unsafe {
+                    TableMemory::init(
+                        NonNull::new_unchecked(base.as_ptr().add(offset)),
+                        len as usize - offset,
+                        g,
+                    )
+                };
                 Some(t.expect("the segment was sized for its table"))
             }
             None => None,
@@ -213,7 +230,9 @@ impl Segment {
             match std::fs::hard_link(&temp, &path) {
                 Ok(()) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io(format!("cannot publish segment {}", path.display()), e)),
+                Err(e) => {
+                    return Err(Error::io(format!("cannot publish segment {}", path.display()), e))
+                }
             }
             // The name exists: live owner, or a leftover we may replace?
             let old = match LockFile::open(|| sys::open_existing(&path)) {
@@ -222,10 +241,15 @@ impl Segment {
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Err(Error::PermissionDenied { name, path })
                 }
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::SymbolicLink { name, path }),
-                Err(e) => return Err(Error::io(format!("cannot open existing {}", path.display()), e)),
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(Error::SymbolicLink { name, path })
+                }
+                Err(e) => {
+                    return Err(Error::io(format!("cannot open existing {}", path.display()), e))
+                }
             };
-            let old_meta = old.metadata().map_err(|e| Error::io("cannot stat the existing segment", e))?;
+            let old_meta =
+                old.metadata().map_err(|e| Error::io("cannot stat the existing segment", e))?;
             if sys::file_uid(&old_meta) != sys::euid() {
                 return Err(Error::ForeignSegment { name, path, uid: sys::file_uid(&old_meta) });
             }
@@ -234,7 +258,9 @@ impl Segment {
             if !has_our_mark(&old) {
                 return Err(Error::NameTaken { name, path });
             }
-            if !sys::try_lock_byte(&old, PRODUCER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the existing segment", e))? {
+            if !sys::try_lock_byte(&old, PRODUCER_LOCK_BYTE)
+                .map_err(|e| Error::io("cannot lock the existing segment", e))?
+            {
                 drop(old); // so that we do not list ourselves
                 return Err(Error::ProducerAlive { users: sys::processes_using(&path), name });
             }
@@ -243,12 +269,26 @@ impl Segment {
                 Ok(m) if sys::file_id(&m) == sys::file_id(&old_meta) => {}
                 _ => continue,
             }
-            std::fs::rename(&temp, &path)
-                .map_err(|e| Error::io(format!("cannot replace stale segment {}", path.display()), e))?;
+            std::fs::rename(&temp, &path).map_err(|e| {
+                Error::io(format!("cannot replace stale segment {}", path.display()), e)
+            })?;
             break;
         }
         cleanup.disarm_after_link(&temp);
-        Ok((Segment { name, path, file, owner: Owner::current(), consuming: false.into(), _map: map, ring, len: len as usize, id }, table))
+        Ok((
+            Segment {
+                name,
+                path,
+                file,
+                owner: Owner::current(),
+                consuming: false.into(),
+                _map: map,
+                ring,
+                len: len as usize,
+                id,
+            },
+            table,
+        ))
     }
 
     /// Opens an existing segment and validates its header. Does not take any role.
@@ -256,12 +296,19 @@ impl Segment {
         let name = validate_name(name)?.to_owned();
         let path = sys::shm_path(&name);
         let file = LockFile::open(|| sys::open_existing(&path)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::ChannelNotFound { name: name.clone(), path: path.clone(), waited: None },
-            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { name: name.clone(), path: path.clone() },
-            _ if e.raw_os_error() == Some(libc::ELOOP) => Error::SymbolicLink { name: name.clone(), path: path.clone() },
+            std::io::ErrorKind::NotFound => {
+                Error::ChannelNotFound { name: name.clone(), path: path.clone(), waited: None }
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                Error::PermissionDenied { name: name.clone(), path: path.clone() }
+            }
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                Error::SymbolicLink { name: name.clone(), path: path.clone() }
+            }
             _ => Error::io(format!("cannot open {}", path.display()), e),
         })?;
-        let meta = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+        let meta =
+            file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
         if !meta.is_file() {
             return Err(Error::protocol(&name, Violation::NotAFile { path }));
         }
@@ -269,40 +316,60 @@ impl Segment {
         if len < HEADER_LEN as u64 {
             return Err(Error::protocol(&name, RingError::TooSmall { len: len as usize }));
         }
-        let len = usize::try_from(len).map_err(|_| Error::protocol(&name, Violation::TooBigToMap { len }))?;
+        let len = usize::try_from(len)
+            .map_err(|_| Error::protocol(&name, Violation::TooBigToMap { len }))?;
         let (map, base) = map(&file, len, "the segment")?;
         // SAFETY: the mapping is `len` bytes and lives in the returned Segment with `ring`;
         // `attach` validates the capacity against `len` before any data access. The file size
         // cannot shrink under us without the producer breaking the protocol (ftruncate on a
         // live segment); see the crate docs on trust.
-        let ring = unsafe { RingMemory::attach(base, len) }.map_err(|e| Error::protocol(&name, e))?;
+        let ring =
+            unsafe { RingMemory::attach(base, len) }.map_err(|e| Error::protocol(&name, e))?;
         let id = sys::file_id(&meta);
-        Ok(Segment { name, path, file, owner: Owner::current(), consuming: false.into(), _map: map, ring, len, id })
+        Ok(Segment {
+            name,
+            path,
+            file,
+            owner: Owner::current(),
+            consuming: false.into(),
+            _map: map,
+            ring,
+            len,
+            id,
+        })
     }
 
     /// The reader table after the data area (framed channels of extension version 2).
     pub(crate) fn table(&self) -> Result<TableMemory> {
         let offset = Geometry::table_offset(self.ring.capacity());
         let Some(room) = self.len.checked_sub(offset).filter(|&r| r > 0) else {
-            return Err(Error::protocol(&self.name, crate::table::TableError::Missing { len: self.len, offset }));
+            return Err(Error::protocol(
+                &self.name,
+                crate::table::TableError::Missing { len: self.len, offset },
+            ));
         };
         let base = self.ring.header() as *const _ as *mut u8;
         // SAFETY: `offset < len`, so the pointer is inside the mapping (which lives as long as
         // the segment, and so as long as the caller's use of the table, see `Attachment`).
         let base = unsafe { NonNull::new_unchecked(base.add(offset)) };
         // SAFETY: `room` bytes from `base` are mapped; `attach` validates what it reads.
-        unsafe { TableMemory::attach(base, room, self.ring.capacity()) }.map_err(|e| Error::protocol(&self.name, e))
+        unsafe { TableMemory::attach(base, room, self.ring.capacity()) }
+            .map_err(|e| Error::protocol(&self.name, e))
     }
 
     /// Takes the lock of reader entry `r`; `false` if another reader holds it.
     pub(crate) fn lock_entry(&self, r: usize) -> Result<bool> {
-        sys::try_lock_byte(&self.file, READER_LOCK_BASE + r as u64).map_err(|e| Error::io("cannot lock the segment", e))
+        sys::try_lock_byte(&self.file, READER_LOCK_BASE + r as u64)
+            .map_err(|e| Error::io("cannot lock the segment", e))
     }
 
     /// Whether a reader holds the lock of entry `r` (the kernel drops it when the reader dies).
     pub(crate) fn entry_alive(&self, r: usize) -> bool {
         // An error from the probe is treated as "alive": never free a place we did not see die.
-        !matches!(sys::probe_lock_byte(&self.file, READER_LOCK_BASE + r as u64), Ok(LockState::Free))
+        !matches!(
+            sys::probe_lock_byte(&self.file, READER_LOCK_BASE + r as u64),
+            Ok(LockState::Free)
+        )
     }
 
     /// The processes that have the segment open, other than this one (for error messages).
@@ -340,7 +407,9 @@ impl Segment {
 
     /// Takes the consumer role's lock; `Err(ChannelBusy)` if another consumer has it.
     pub(crate) fn lock_consumer(&self) -> Result<()> {
-        if sys::try_lock_byte(&self.file, CONSUMER_LOCK_BYTE).map_err(|e| Error::io("cannot lock the segment", e))? {
+        if sys::try_lock_byte(&self.file, CONSUMER_LOCK_BYTE)
+            .map_err(|e| Error::io("cannot lock the segment", e))?
+        {
             self.consuming.store(true, Ordering::Relaxed);
             consumed_here().push(self.id);
             return Ok(());
@@ -355,7 +424,11 @@ impl Segment {
         }
         // The kernel does not say who holds an OFD lock: name the processes that have the
         // segment open instead (other than us).
-        Err(Error::ChannelBusy { name: self.name.clone(), users: self.other_users(), max_readers: None })
+        Err(Error::ChannelBusy {
+            name: self.name.clone(),
+            users: self.other_users(),
+            max_readers: None,
+        })
     }
 
     /// Whether a producer holds the producer lock (the kernel drops it when it dies).
@@ -416,7 +489,8 @@ const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 /// When the directory cannot be listed; files that cannot be examined are skipped.
 pub fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
     let dir = segment_dir();
-    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
@@ -448,11 +522,17 @@ fn remove_if_dead(path: &std::path::Path, temporary: bool) -> Option<bool> {
     let meta = file.metadata().ok()?;
     // A temporary may have died before its header was written: its reserved prefix and its
     // lock say enough. A channel must carry our mark: only our producers' locks prove a death.
-    if !meta.is_file() || sys::file_uid(&meta) != sys::euid() || (!temporary && !has_our_mark(&file)) {
+    if !meta.is_file()
+        || sys::file_uid(&meta) != sys::euid()
+        || (!temporary && !has_our_mark(&file))
+    {
         return Some(false);
     }
     if temporary {
-        let changed = std::time::UNIX_EPOCH + std::time::Duration::from_secs(std::os::unix::fs::MetadataExt::ctime(&meta).max(0) as u64);
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(
+                std::os::unix::fs::MetadataExt::ctime(&meta).max(0) as u64
+            );
         if changed.elapsed().map_or(true, |age| age < LEFTOVER_MIN_AGE) {
             return Some(false);
         }
@@ -463,7 +543,9 @@ fn remove_if_dead(path: &std::path::Path, temporary: bool) -> Option<bool> {
         return Some(false); // alive
     }
     match std::fs::symlink_metadata(path) {
-        Ok(m) if sys::file_id(&m) == sys::file_id(&meta) => Some(std::fs::remove_file(path).is_ok()),
+        Ok(m) if sys::file_id(&m) == sys::file_id(&meta) => {
+            Some(std::fs::remove_file(path).is_ok())
+        }
         _ => Some(false),
     }
 }
@@ -530,7 +612,10 @@ mod tests {
             let e = validate_name(bad).unwrap_err();
             assert!(matches!(e, Error::InvalidName { .. }), "{bad:?}: {e}");
         }
-        assert!(matches!(validate_name(&"n".repeat(201)), Err(Error::InvalidName { reason: NameProblem::TooLong { len: 201 }, .. })));
+        assert!(matches!(
+            validate_name(&"n".repeat(201)),
+            Err(Error::InvalidName { reason: NameProblem::TooLong { len: 201 }, .. })
+        ));
         assert!(validate_name(&"n".repeat(200)).is_ok());
     }
 }

@@ -142,7 +142,8 @@ impl Stats {
         let elapsed = self.window_start.elapsed();
         let lat = &mut self.window_latency;
         lat.sort_unstable();
-        let pct = |p: f64| (!lat.is_empty()).then(|| lat[((lat.len() - 1) as f64 * p).round() as usize]);
+        let pct =
+            |p: f64| (!lat.is_empty()).then(|| lat[((lat.len() - 1) as f64 * p).round() as usize]);
         let w = Window {
             frames: self.window_frames,
             elapsed,
@@ -163,8 +164,13 @@ impl Stats {
     /// The whole run's figures.
     pub fn summary(&self) -> Summary {
         let elapsed = self.start.elapsed();
-        let latency_ns = (self.histogram.count > 0)
-            .then(|| [self.histogram.quantile(0.5), self.histogram.quantile(0.99), self.histogram.quantile(0.999)]);
+        let latency_ns = (self.histogram.count > 0).then(|| {
+            [
+                self.histogram.quantile(0.5),
+                self.histogram.quantile(0.99),
+                self.histogram.quantile(0.999),
+            ]
+        });
         Summary {
             frames: self.frames,
             elapsed,
@@ -183,8 +189,16 @@ impl fmt::Display for Window {
     /// `30.0 fps  latency p50 0.052 ms  p99 0.110 ms  max 0.140 ms  dropped 0  frames 300`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:7.1} fps", self.fps)?;
-        if let (Some(p50), Some(p99), Some(max)) = (self.latency_p50_ns, self.latency_p99_ns, self.latency_max_ns) {
-            write!(f, "  latency p50 {:6.3} ms  p99 {:6.3} ms  max {:6.3} ms", ms(p50), ms(p99), ms(max))?;
+        if let (Some(p50), Some(p99), Some(max)) =
+            (self.latency_p50_ns, self.latency_p99_ns, self.latency_max_ns)
+        {
+            write!(
+                f,
+                "  latency p50 {:6.3} ms  p99 {:6.3} ms  max {:6.3} ms",
+                ms(p50),
+                ms(p99),
+                ms(max)
+            )?;
         }
         write!(f, "  dropped {}  frames {}", self.dropped, self.total)
     }
@@ -194,9 +208,19 @@ impl fmt::Display for Summary {
     /// `total: 300 frames in 10.0 s (30.0 fps), dropped 0, latency p50 0.052 ms p99 ... p99.9 ...`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64();
-        write!(f, "total: {} frames in {secs:.1} s ({:.1} fps), dropped {}", self.frames, self.fps, self.dropped)?;
+        write!(
+            f,
+            "total: {} frames in {secs:.1} s ({:.1} fps), dropped {}",
+            self.frames, self.fps, self.dropped
+        )?;
         if let Some([p50, p99, p999]) = self.latency_ns {
-            write!(f, ", latency p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms", ms(p50), ms(p99), ms(p999))?;
+            write!(
+                f,
+                ", latency p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms",
+                ms(p50),
+                ms(p99),
+                ms(p999)
+            )?;
         }
         Ok(())
     }

@@ -262,7 +262,9 @@ fn slot_state(v: u64) -> SlotState {
     match v {
         EMPTY => SlotState::Empty,
         WRITING => SlotState::Writing,
-        v if v & RECLAIM != 0 && v & !RECLAIM < PUBLICATION_LIMIT => SlotState::Reclaiming(v & !RECLAIM),
+        v if v & RECLAIM != 0 && v & !RECLAIM < PUBLICATION_LIMIT => {
+            SlotState::Reclaiming(v & !RECLAIM)
+        }
         v if v < PUBLICATION_LIMIT => SlotState::Frame(v),
         // Only a broken producer writes anything else: treat it as a slot being written,
         // which no reader takes.
@@ -271,7 +273,11 @@ fn slot_state(v: u64) -> SlotState {
 }
 
 impl<'a> Table<'a> {
-    pub(crate) fn new(header: &'a TableHeader, seq: &'a [AtomicU64], readers: &'a [ReaderEntry]) -> Table<'a> {
+    pub(crate) fn new(
+        header: &'a TableHeader,
+        seq: &'a [AtomicU64],
+        readers: &'a [ReaderEntry],
+    ) -> Table<'a> {
         Table { header, seq, readers }
     }
 
@@ -289,7 +295,9 @@ impl<'a> Table<'a> {
     /// bytes may be rewritten meanwhile: validate what is read).
     #[cfg(not(loom))]
     pub(crate) fn some_frame_slot(&self) -> Option<usize> {
-        self.seq.iter().position(|w| matches!(slot_state(w.load(Ordering::Acquire)), SlotState::Frame(_)))
+        self.seq
+            .iter()
+            .position(|w| matches!(slot_state(w.load(Ordering::Acquire)), SlotState::Frame(_)))
     }
 
     /// Frames published so far.
@@ -358,7 +366,10 @@ impl<'a> Table<'a> {
 
     /// How many slots some reader holds now (the producer may take none of them).
     pub(crate) fn held_slots(&self) -> u32 {
-        self.readers.iter().fold(0u64, |held, e| held | (e.claim.load(Ordering::Relaxed) & HELD_MASK)).count_ones()
+        self.readers
+            .iter()
+            .fold(0u64, |held, e| held | (e.claim.load(Ordering::Relaxed) & HELD_MASK))
+            .count_ones()
     }
 
     /// Whether entry `r` is in use or pins slots.
@@ -407,7 +418,11 @@ pub(crate) fn init(t: &Table<'_>, g: Geometry) {
 }
 
 /// Reads and validates the geometry a producer wrote (`capacity`: the data area's size).
-pub(crate) fn read_geometry(h: &TableHeader, capacity: u32, room: usize) -> Result<Geometry, TableError> {
+pub(crate) fn read_geometry(
+    h: &TableHeader,
+    capacity: u32,
+    room: usize,
+) -> Result<Geometry, TableError> {
     let (magic, version) = (h.magic.load(Ordering::Relaxed), h.version.load(Ordering::Relaxed));
     if magic != TABLE_MAGIC || version != TABLE_VERSION {
         return Err(TableError::BadMagic { magic, version });
@@ -427,7 +442,13 @@ pub(crate) fn read_geometry(h: &TableHeader, capacity: u32, room: usize) -> Resu
         && table_len as usize == g.table_len()
         && g.table_len() <= room;
     if !ok {
-        return Err(TableError::Geometry { slots: g.slots, slot_len: g.slot_len, capacity, max_readers: g.max_readers, table_len });
+        return Err(TableError::Geometry {
+            slots: g.slots,
+            slot_len: g.slot_len,
+            capacity,
+            max_readers: g.max_readers,
+            table_len,
+        });
     }
     Ok(g)
 }
@@ -477,7 +498,9 @@ impl Publisher {
                     continue;
                 }
                 let (class, key) = match slot_state(word.load(Ordering::Relaxed)) {
-                    SlotState::Frame(q) if q < needs.min_next && Some(q) != newest => (0, u64::MAX - q),
+                    SlotState::Frame(q) if q < needs.min_next && Some(q) != newest => {
+                        (0, u64::MAX - q)
+                    }
                     SlotState::Empty => (1, 0),
                     SlotState::Frame(q) if q < needs.min_next => (2, 0),
                     SlotState::Frame(q) if !protect_lossless || q < needs.min_lossless => (3, q),
@@ -551,7 +574,12 @@ impl Publisher {
 
     /// Frees the entry of reader `r` if it is in use and `alive` says its owner is gone: its
     /// held slots are free again and it no longer counts. Returns whether it freed it.
-    pub(crate) fn free_if_dead(&self, t: &Table<'_>, r: usize, alive: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn free_if_dead(
+        &self,
+        t: &Table<'_>,
+        r: usize,
+        alive: impl FnOnce() -> bool,
+    ) -> bool {
         let e = &t.readers[r];
         let seen = e.claim.load(Ordering::SeqCst);
         if seen & (ACTIVE | HELD_MASK) == 0 || alive() {
@@ -560,7 +588,8 @@ impl Publisher {
         // Keep the epoch: a reader that took the entry over meanwhile bumped it, so this CAS
         // then fails and leaves the new reader alone.
         let free = seen & EPOCH_MASK;
-        let freed = e.claim.compare_exchange(seen, free, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+        let freed =
+            e.claim.compare_exchange(seen, free, Ordering::SeqCst, Ordering::SeqCst).is_ok();
         if freed {
             // Its `next` is left alone (ignored once ACTIVE is clear; a new owner writes its
             // own, which a store here could overwrite). Its sleeper bit would cost a wake-up
@@ -639,7 +668,13 @@ pub(crate) enum Take {
 impl Cursor {
     /// Takes entry `r` (whose lock the caller holds: any previous owner is gone) and places
     /// the reader at `start`.
-    pub(crate) fn attach(t: &Table<'_>, r: usize, lossless: bool, start: Start, pid: u32) -> Cursor {
+    pub(crate) fn attach(
+        t: &Table<'_>,
+        r: usize,
+        lossless: bool,
+        start: Start,
+        pid: u32,
+    ) -> Cursor {
         let e = &t.readers[r];
         // Protect every frame while we look for our start (a waiting producer spares what a
         // lossless reader has not read), then mark the entry ours under a new epoch, which
@@ -717,7 +752,9 @@ impl Cursor {
                             target = Some((p, k));
                         }
                     }
-                    SlotState::Reclaiming(q) if q >= self.next && q < count => reclaiming = reclaiming.min(q),
+                    SlotState::Reclaiming(q) if q >= self.next && q < count => {
+                        reclaiming = reclaiming.min(q)
+                    }
                     _ => {}
                 }
             }
@@ -861,7 +898,11 @@ impl TableMemory {
     /// # Safety
     /// `base` must be 64-byte aligned and valid for reads and writes of `room` bytes for as
     /// long as the returned value is used, and nobody else may use the memory during this call.
-    pub(crate) unsafe fn init(base: std::ptr::NonNull<u8>, room: usize, g: Geometry) -> Option<TableMemory> {
+    pub(crate) unsafe fn init(
+        base: std::ptr::NonNull<u8>,
+        room: usize,
+        g: Geometry,
+    ) -> Option<TableMemory> {
         if g.table_len() > room || base.as_ptr().align_offset(64) != 0 {
             return None;
         }
@@ -876,7 +917,11 @@ impl TableMemory {
     /// `base` must be valid for reads and writes of `room` bytes for as long as the returned
     /// value is used. Other processes may change the memory at any time; what is read is
     /// validated.
-    pub(crate) unsafe fn attach(base: std::ptr::NonNull<u8>, room: usize, capacity: u32) -> Result<TableMemory, TableError> {
+    pub(crate) unsafe fn attach(
+        base: std::ptr::NonNull<u8>,
+        room: usize,
+        capacity: u32,
+    ) -> Result<TableMemory, TableError> {
         if room < HEADER_BYTES || base.as_ptr().align_offset(64) != 0 {
             return Err(TableError::Missing { len: room, offset: 0 });
         }
@@ -900,7 +945,10 @@ impl TableMemory {
         // bit pattern, and shared memory is only ever accessed through them.
         unsafe {
             let header = &*(base as *const TableHeader);
-            let seq = std::slice::from_raw_parts(base.add(HEADER_BYTES) as *const AtomicU64, g.slots as usize);
+            let seq = std::slice::from_raw_parts(
+                base.add(HEADER_BYTES) as *const AtomicU64,
+                g.slots as usize,
+            );
             let readers = std::slice::from_raw_parts(
                 base.add(HEADER_BYTES + g.seq_bytes()) as *const ReaderEntry,
                 g.max_readers as usize,
@@ -949,7 +997,8 @@ impl OwnedTable {
                 producer_node: AtomicU64::new(0),
             })
             .collect();
-        let t = OwnedTable { header, seq: (0..slots).map(|_| AtomicU64::new(0)).collect(), readers };
+        let t =
+            OwnedTable { header, seq: (0..slots).map(|_| AtomicU64::new(0)).collect(), readers };
         init(&t.table(), Geometry { slots, slot_len: 128, max_readers });
         t
     }
@@ -982,7 +1031,10 @@ mod tests {
         let t = owned.table();
         let mut p = Publisher::new();
         for _ in 0..20 {
-            assert!(publish(&mut p, &t, true).is_some(), "with no reader the producer never stalls");
+            assert!(
+                publish(&mut p, &t, true).is_some(),
+                "with no reader the producer never stalls"
+            );
         }
         let mut c = Cursor::attach(&t, 0, false, Start::Newest, 1);
         let (_, first, skipped) = frame(&mut c, &t);
@@ -1138,7 +1190,14 @@ mod model {
 
     /// Reads up to `frames` frames in at most `attempts` tries, checking each one's bytes, and
     /// releases them (at once, or all at the end in reverse order). Returns the publications.
-    fn consume(s: &Shared, r: usize, lossless: bool, frames: usize, attempts: u32, hold: bool) -> Vec<u64> {
+    fn consume(
+        s: &Shared,
+        r: usize,
+        lossless: bool,
+        frames: usize,
+        attempts: u32,
+        hold: bool,
+    ) -> Vec<u64> {
         let t = s.table.table();
         let mut c = Cursor::attach(&t, r, lossless, Start::Oldest, r as u32);
         let mut seen = Vec::new();

@@ -189,15 +189,28 @@ impl Cancel {
         Cancel::build(Self::DEFAULT_PERIOD, None, None)
     }
 
-    fn build(period: Duration, check: Option<Box<dyn Fn() -> bool + Send + Sync>>, check_word: Option<&'static AtomicU32>) -> Cancel {
+    fn build(
+        period: Duration,
+        check: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+        check_word: Option<&'static AtomicU32>,
+    ) -> Cancel {
         let period = period.max(Duration::from_millis(1));
-        Cancel(Arc::new(CancelInner { cancelled: AtomicBool::new(false), period, check, wake: AtomicU32::new(0), check_word }))
+        Cancel(Arc::new(CancelInner {
+            cancelled: AtomicBool::new(false),
+            period,
+            check,
+            wake: AtomicU32::new(0),
+            check_word,
+        }))
     }
 
     /// A cancel that also fires when `check` returns `true`; waiters run `check` at least every
     /// `period` (at most one period late), and whenever they wake. `check` runs on the waiting
     /// thread: keep it short (a flag set by a signal handler, Python's `PyErr_CheckSignals`).
-    pub fn with_check(period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
+    pub fn with_check(
+        period: Duration,
+        check: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Cancel {
         Cancel::build(period, Some(Box::new(check)), None)
     }
 
@@ -208,7 +221,11 @@ impl Cancel {
     /// no periodic wake-ups. Other waits poll `check` every `period`, as
     /// [`with_check`](Cancel::with_check) does. [`on_signals`](Cancel::on_signals) is this,
     /// with the word its signal hook bumps.
-    pub fn with_check_woken(word: &'static AtomicU32, period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
+    pub fn with_check_woken(
+        word: &'static AtomicU32,
+        period: Duration,
+        check: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Cancel {
         Cancel::build(period, Some(Box::new(check)), Some(word))
     }
 
@@ -218,7 +235,10 @@ impl Cancel {
     /// and then wakes the wait, so a multi-word wait sleeps with no periodic wake-up and is
     /// woken even by a signal that lands just before it sleeps; other waits poll every
     /// `period`.
-    pub fn on_signals(period: Duration, check: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
+    pub fn on_signals(
+        period: Duration,
+        check: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Cancel {
         Cancel::with_check_woken(&sys::SIGNAL_WORD, period, move || {
             // Hook before checking: a signal after the hook wakes the sleep; one before it is
             // pending for the check.
@@ -259,7 +279,8 @@ impl Cancel {
     /// wait only: Python's Ctrl+C check says stop once per signal, and the reader stays usable
     /// after the `KeyboardInterrupt` is handled.
     pub fn is_cancelled(&self) -> bool {
-        self.0.cancelled.load(Ordering::Acquire) || self.0.check.as_ref().is_some_and(|check| check())
+        self.0.cancelled.load(Ordering::Acquire)
+            || self.0.check.as_ref().is_some_and(|check| check())
     }
 
     /// How long a waiter may sleep before looking again.
@@ -346,7 +367,11 @@ pub(crate) trait Waitable {
 /// The one wait loop: attempt; if not done, give up at the deadline (`Ok(None)`) or on
 /// cancellation (`Err(Interrupted)`); else sleep (bounded by the deadline and the cancel's
 /// period) and attempt again. An attempt that succeeds wins over a cancel seen at the same time.
-pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Option<&Cancel>) -> Result<Option<W::Output>> {
+pub(crate) fn wait_for<W: Waitable>(
+    w: &mut W,
+    deadline: Deadline,
+    cancel: Option<&Cancel>,
+) -> Result<Option<W::Output>> {
     let mut deadline = deadline;
     loop {
         // The cancel's words, read before the attempt and the check: a cancel or a signal
@@ -377,7 +402,14 @@ pub(crate) fn wait_for<W: Waitable>(w: &mut W, deadline: Deadline, cancel: Optio
 /// Does not sleep if any bit of `stop` is set in `reserved` (e.g. `CLOSED`: a producer that
 /// closes sets it with an RMW, which is ordered with ours, so one of us sees the other).
 /// Returns after a wake-up, a change, a signal or `timeout`; the caller re-checks.
-pub(crate) fn sleep_announced(word: &AtomicU32, seen: u32, reserved: &AtomicU32, flag: u32, stop: u32, timeout: Duration) {
+pub(crate) fn sleep_announced(
+    word: &AtomicU32,
+    seen: u32,
+    reserved: &AtomicU32,
+    flag: u32,
+    stop: u32,
+    timeout: Duration,
+) {
     let before = reserved.fetch_or(flag, Ordering::Relaxed);
     // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `wake_if_sleeping`).
     fence(Ordering::SeqCst);
@@ -400,7 +432,12 @@ pub(crate) fn wake_if_sleeping(word: &AtomicU32, reserved: &AtomicU32, flag: u32
 
 /// Sleeps on `word` while it equals `seen`, unannounced (nobody will wake us): a bounded timed
 /// wait for peers that do not know our protocol. `backoff` grows from call to call.
-pub(crate) fn sleep_unannounced(word: &AtomicU32, seen: u32, backoff: &mut Backoff, timeout: Duration) {
+pub(crate) fn sleep_unannounced(
+    word: &AtomicU32,
+    seen: u32,
+    backoff: &mut Backoff,
+    timeout: Duration,
+) {
     let step = backoff.next().min(timeout);
     if word.load(Ordering::Acquire) == seen {
         sys::futex_wait(word, seen, step);
@@ -486,10 +523,16 @@ mod tests {
         assert_eq!(Deadline::NEVER.remaining(), None);
         assert!(!Deadline::NEVER.passed());
         assert!(Deadline::from(Some(Duration::ZERO)).passed());
-        assert!(Deadline::from(Duration::MAX).instant().is_none(), "an unrepresentable timeout is never");
+        assert!(
+            Deadline::from(Duration::MAX).instant().is_none(),
+            "an unrepresentable timeout is never"
+        );
         let d = Deadline::from(Duration::from_secs(100));
         assert!(d.remaining().unwrap() > Duration::from_secs(50));
-        assert!(Cancel::new().sleep_until(Duration::from_millis(1).into()), "an uncancelled sleep reaches its deadline");
+        assert!(
+            Cancel::new().sleep_until(Duration::from_millis(1).into()),
+            "an uncancelled sleep reaches its deadline"
+        );
     }
 
     struct Counter {
@@ -529,7 +572,10 @@ mod tests {
         assert_eq!(c.slept, vec![Cancel::DEFAULT_PERIOD]);
         cancel.cancel();
         let mut c = Counter { attempts: 0, done_at: u32::MAX, slept: vec![] };
-        assert!(matches!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)), Err(Error::Interrupted { .. })));
+        assert!(matches!(
+            wait_for(&mut c, Deadline::NEVER, Some(&cancel)),
+            Err(Error::Interrupted { .. })
+        ));
         // ... but what is ready is still handed out.
         let mut c = Counter { attempts: 0, done_at: 1, slept: vec![] };
         assert_eq!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)).unwrap(), Some(1));
@@ -540,10 +586,15 @@ mod tests {
         let calls = Arc::new(AtomicU32::new(0));
         let seen = calls.clone();
         // Says stop on its third call only (a signal that arrived once).
-        let cancel = Cancel::with_check(Duration::from_millis(7), move || seen.fetch_add(1, Ordering::Relaxed) == 2);
+        let cancel = Cancel::with_check(Duration::from_millis(7), move || {
+            seen.fetch_add(1, Ordering::Relaxed) == 2
+        });
         assert_eq!(cancel.period(), Duration::from_millis(7));
         let mut c = Counter { attempts: 0, done_at: u32::MAX, slept: vec![] };
-        assert!(matches!(wait_for(&mut c, Deadline::NEVER, Some(&cancel)), Err(Error::Interrupted { .. })));
+        assert!(matches!(
+            wait_for(&mut c, Deadline::NEVER, Some(&cancel)),
+            Err(Error::Interrupted { .. })
+        ));
         assert_eq!(c.slept, vec![Duration::from_millis(7); 2]);
         // The next wait goes on: the check said stop once.
         let mut c = Counter { attempts: 0, done_at: 3, slept: vec![] };

@@ -8,12 +8,12 @@ use crate::control::{self, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
 use crate::error::{Error, Result, Role};
 use crate::format::FrameShape;
 use crate::frame::{FrameHeader, MessageKind, FRAME_HEADER_LEN};
-use crate::ring::{self, Producer, PushError, RingPushError};
-use crate::segment::Segment;
-use crate::table::{self, Geometry, Publisher, TableMemory, Taken};
 use crate::lend::{Lent, Windows};
 use crate::liveness::{self, Keeper, Life, Watch};
+use crate::ring::{self, Producer, PushError, RingPushError};
+use crate::segment::Segment;
 use crate::sys::WaitWord;
+use crate::table::{self, Geometry, Publisher, TableMemory, Taken};
 use crate::wait::{Cancel, Deadline, Waitable};
 use crate::{sys, wait};
 
@@ -117,7 +117,11 @@ impl WriterOptions {
     /// [`table::MAX_SLOTS`]).
     fn geometry(&self, capacity: u32) -> Geometry {
         let slot_len = self.message_len() as u32;
-        Geometry { slots: (capacity / slot_len).min(table::MAX_SLOTS), slot_len, max_readers: self.max_readers }
+        Geometry {
+            slots: (capacity / slot_len).min(table::MAX_SLOTS),
+            slot_len,
+            max_readers: self.max_readers,
+        }
     }
 }
 
@@ -241,7 +245,8 @@ impl Writer {
             return Err(Error::RawNeedsPackedRows { shape: opts.shape });
         }
         let geometry = (!opts.raw).then(|| opts.geometry(capacity));
-        let (seg, table) = Segment::create(name, capacity, control::initial(!opts.raw), geometry, opts.mode)?;
+        let (seg, table) =
+            Segment::create(name, capacity, control::initial(!opts.raw), geometry, opts.mode)?;
         let mut keeper = None;
         let kind = match table {
             Some(table) => {
@@ -257,7 +262,8 @@ impl Writer {
             None => {
                 // SAFETY: we created the segment and hold its producer lock, so we are its only
                 // producer.
-                let producer = unsafe { Producer::new(*seg.ring()) }.map_err(|e| Error::protocol(seg.name(), e))?;
+                let producer = unsafe { Producer::new(*seg.ring()) }
+                    .map_err(|e| Error::protocol(seg.name(), e))?;
                 Kind::Raw { producer, staging: Vec::new(), msg_len: opts.message_len() as u32 }
             }
         };
@@ -352,7 +358,8 @@ impl Writer {
             Kind::Raw { producer, msg_len, .. } => {
                 let attached = u32::from(self.seg.consumer_attached());
                 // The one consumer of a raw ring holds up the producer like a lossless reader.
-                let backlog = producer.memory().capacity() - self.free_bytes_raw(producer).unwrap_or(0);
+                let backlog =
+                    producer.memory().capacity() - self.free_bytes_raw(producer).unwrap_or(0);
                 let lossless_lag = (attached > 0).then(|| backlog.div_ceil(*msg_len) as u64);
                 ReadersNow { attached, lossless_lag, held_slots: 0, slots: 0 }
             }
@@ -435,8 +442,13 @@ impl Writer {
         match (&self.kind, target) {
             (Kind::Slots { table, .. }, Target::Slot(t)) => {
                 let payload = slot_payload(&self.seg, table.geometry(), t.slot);
-                let header =
-                    FrameHeader { kind: MessageKind::Frame, shape: Some(self.opts.shape), seq: 0, capture_ns: 0, publish_ns: 0 };
+                let header = FrameHeader {
+                    kind: MessageKind::Frame,
+                    shape: Some(self.opts.shape),
+                    seq: 0,
+                    capture_ns: 0,
+                    publish_ns: 0,
+                };
                 // SAFETY: the slot is ours (WRITING) until publish or abandon; its payload is
                 // `slot_len - 4 >= FRAME_HEADER_LEN + pixel bytes` bytes inside the data area.
                 header.encode(unsafe { std::slice::from_raw_parts_mut(payload, FRAME_HEADER_LEN) });
@@ -455,8 +467,11 @@ impl Writer {
     pub fn loan(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Loan>> {
         self.check_open()?;
         let cancel = self.opts.cancel.clone();
-        let Some(Some(target)) =
-            wait::wait_for(&mut Room { writer: self, seen: 0, dry_run: false }, deadline.into(), cancel.as_ref())?
+        let Some(Some(target)) = wait::wait_for(
+            &mut Room { writer: self, seen: 0, dry_run: false },
+            deadline.into(),
+            cancel.as_ref(),
+        )?
         else {
             return Ok(None);
         };
@@ -527,7 +542,12 @@ impl Writer {
     /// # Errors
     /// [`Error::LoanGone`]; [`Error::Io`] when the pixels could not be taken back (the frame is
     /// not published, and its slot stays taken).
-    pub fn publish_loan(&mut self, loan: Loan, seq: Option<u64>, capture_ns: Option<u64>) -> Result<u64> {
+    pub fn publish_loan(
+        &mut self,
+        loan: Loan,
+        seq: Option<u64>,
+        capture_ns: Option<u64>,
+    ) -> Result<u64> {
         self.seg.check_owner(Role::Writer)?;
         self.open_loan(&loan)?;
         if let Err(e) = self.take_back() {
@@ -569,7 +589,11 @@ impl Writer {
     pub fn frame(&mut self, deadline: impl Into<Deadline>) -> Result<Option<FrameSlot<'_>>> {
         self.check_open()?;
         let cancel = self.opts.cancel.clone();
-        match wait::wait_for(&mut Room { writer: self, seen: 0, dry_run: false }, deadline.into(), cancel.as_ref())? {
+        match wait::wait_for(
+            &mut Room { writer: self, seen: 0, dry_run: false },
+            deadline.into(),
+            cancel.as_ref(),
+        )? {
             Some(Some(target)) => Ok(Some(self.slot(target))),
             _ => Ok(None),
         }
@@ -581,7 +605,12 @@ impl Writer {
     pub fn wait_for_room(&mut self, deadline: impl Into<Deadline>) -> Result<bool> {
         self.check_open()?;
         let cancel = self.opts.cancel.clone();
-        Ok(wait::wait_for(&mut Room { writer: self, seen: 0, dry_run: true }, deadline.into(), cancel.as_ref())?.is_some())
+        Ok(wait::wait_for(
+            &mut Room { writer: self, seen: 0, dry_run: true },
+            deadline.into(),
+            cancel.as_ref(),
+        )?
+        .is_some())
     }
 
     /// Whether [`frame`](Writer::frame) would find room now, without taking it.
@@ -589,7 +618,9 @@ impl Writer {
         let name = self.seg.name();
         match &mut self.kind {
             Kind::Slots { table, publisher, .. } => Ok(publisher.has_room(&table.view(), true)),
-            Kind::Raw { producer, msg_len, .. } => producer.has_free(*msg_len).map_err(|e| Error::protocol(name, e)),
+            Kind::Raw { producer, msg_len, .. } => {
+                producer.has_free(*msg_len).map_err(|e| Error::protocol(name, e))
+            }
         }
     }
 
@@ -600,10 +631,19 @@ impl Writer {
     ///
     /// # Errors
     /// [`Error::WrongFrameSize`], and as [`frame`](Writer::frame).
-    pub fn write(&mut self, pixels: &[u8], capture_ns: Option<u64>, deadline: impl Into<Deadline>) -> Result<bool> {
+    pub fn write(
+        &mut self,
+        pixels: &[u8],
+        capture_ns: Option<u64>,
+        deadline: impl Into<Deadline>,
+    ) -> Result<bool> {
         let expected = self.pixel_bytes as usize;
         if pixels.len() != expected {
-            return Err(Error::WrongFrameSize { got: pixels.len(), expected, shape: self.opts.shape });
+            return Err(Error::WrongFrameSize {
+                got: pixels.len(),
+                expected,
+                shape: self.opts.shape,
+            });
         }
         let slot = self.frame(deadline)?;
         let Some(mut slot) = slot else { return Ok(false) };
@@ -646,7 +686,9 @@ impl Writer {
                 published.fetch_add(1, Ordering::SeqCst);
                 sys::futex_wake(published);
             }
-            Kind::Raw { .. } => wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING),
+            Kind::Raw { .. } => {
+                wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING)
+            }
         }
         // The stream is over: our liveness words are unwatched from here on (a reader that
         // sees one sees CLOSED first).
@@ -702,7 +744,9 @@ fn write_slot_prefixes(seg: &Segment, g: Geometry, shape: FrameShape) {
         // SAFETY: the 4 bytes before a slot's payload are its prefix, inside the data area; the
         // segment is not visible to readers before its first publication reaches a slot, and
         // no slot is published yet.
-        unsafe { std::ptr::copy_nonoverlapping(len.as_ptr(), payload.sub(ring::PREFIX_LEN as usize), 4) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(len.as_ptr(), payload.sub(ring::PREFIX_LEN as usize), 4)
+        };
     }
 }
 
@@ -767,7 +811,13 @@ impl FrameSlot<'_> {
 impl Writer {
     /// Makes the frame in `target` visible to readers (and wakes those asleep): the one
     /// implementation of publishing, for slots and loans. Returns its sequence number.
-    fn publish_target(&mut self, ptr: *mut u8, target: Target, seq: Option<u64>, capture_ns: Option<u64>) -> u64 {
+    fn publish_target(
+        &mut self,
+        ptr: *mut u8,
+        target: Target,
+        seq: Option<u64>,
+        capture_ns: Option<u64>,
+    ) -> u64 {
         let now = sys::monotonic_ns();
         let seq = seq.unwrap_or(self.next_seq);
         if !self.seg.owned_here() {
@@ -813,7 +863,9 @@ impl Writer {
             return; // the slot is the parent's (see `fork`)
         }
         match (&mut self.kind, target) {
-            (Kind::Slots { table, publisher, .. }, Target::Slot(t)) => publisher.abandon(&table.view(), t),
+            (Kind::Slots { table, publisher, .. }, Target::Slot(t)) => {
+                publisher.abandon(&table.view(), t)
+            }
             (Kind::Raw { producer, .. }, _) => producer.abandon(),
             _ => {}
         }
@@ -867,12 +919,21 @@ impl Waitable for Room<'_> {
         let w = &mut *self.writer;
         let mem = *w.seg.ring();
         match &w.kind {
-            Kind::Slots { table, .. } => sleep_for_room(table.view(), self.seen, mem.reserved(), wake, max),
+            Kind::Slots { table, .. } => {
+                sleep_for_room(table.view(), self.seen, mem.reserved(), wake, max)
+            }
             Kind::Raw { .. } if w.seg.consumer_attached() => {
                 // Our consumer wakes us when it releases. Look again after a while anyway, to
                 // notice a consumer that went away (and stop waiting for its wake-up).
                 let max = max.min(READER_CHECK_PERIOD);
-                wait::sleep_announced(mem.tail_word(), self.seen, mem.reserved(), PRODUCER_SLEEPING, 0, max);
+                wait::sleep_announced(
+                    mem.tail_word(),
+                    self.seen,
+                    mem.reserved(),
+                    PRODUCER_SLEEPING,
+                    0,
+                    max,
+                );
             }
             Kind::Raw { .. } => {
                 // No consumer, or one that knows nothing of wake-ups (cpp_py_shmbuf's): poll with
@@ -896,7 +957,13 @@ impl Waitable for Room<'_> {
 /// reader's liveness word, so a reader killed with SIGKILL wakes us at once and the next
 /// attempt frees its place. Readers nobody watches (an old kernel) are probed every
 /// [`SWEEP_PERIOD`] instead.
-fn sleep_for_room(view: table::Table<'_>, seen: u32, reserved: &AtomicU32, wake: &[WaitWord<'_>], max: Duration) {
+fn sleep_for_room(
+    view: table::Table<'_>,
+    seen: u32,
+    reserved: &AtomicU32,
+    wake: &[WaitWord<'_>],
+    max: Duration,
+) {
     reserved.fetch_or(PRODUCER_SLEEPING, Ordering::Relaxed);
     // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `wait::wake_if_sleeping`, which
     // readers call after bumping `room`).
@@ -943,7 +1010,9 @@ impl Writer {
     /// it freed one.
     fn sweep_if_due(&mut self) -> bool {
         match &mut self.kind {
-            Kind::Slots { table, publisher, last_sweep_ns } => free_dead_readers(&self.seg, table.view(), publisher, last_sweep_ns),
+            Kind::Slots { table, publisher, last_sweep_ns } => {
+                free_dead_readers(&self.seg, table.view(), publisher, last_sweep_ns)
+            }
             Kind::Raw { .. } => false,
         }
     }
@@ -952,13 +1021,23 @@ impl Writer {
 /// Frees the table entries of dead readers when the producer needs room: those the kernel
 /// marked at once (a load each), those nobody watches by their lock byte when a probe is due.
 /// Returns whether it freed one.
-fn free_dead_readers(seg: &Segment, view: table::Table<'_>, publisher: &Publisher, last_sweep_ns: &mut u64) -> bool {
+fn free_dead_readers(
+    seg: &Segment,
+    view: table::Table<'_>,
+    publisher: &Publisher,
+    last_sweep_ns: &mut u64,
+) -> bool {
     sweep(seg, view, publisher, false) || sweep_if_due(seg, view, publisher, last_sweep_ns)
 }
 
 /// Frees the table entries of readers whose lock is free (dead, however they died), at most
 /// once per [`SWEEP_PERIOD`]. Returns whether it freed one.
-fn sweep_if_due(seg: &Segment, view: table::Table<'_>, publisher: &Publisher, last_sweep_ns: &mut u64) -> bool {
+fn sweep_if_due(
+    seg: &Segment,
+    view: table::Table<'_>,
+    publisher: &Publisher,
+    last_sweep_ns: &mut u64,
+) -> bool {
     let now = sys::monotonic_ns();
     if now.saturating_sub(*last_sweep_ns) < SWEEP_PERIOD.as_nanos() as u64 {
         return false;

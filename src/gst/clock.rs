@@ -36,7 +36,11 @@ pub fn offset(clock: &gst::Clock) -> i128 {
 
 /// The running time of a frame captured at `capture_ns`; frames captured before the pipeline
 /// started (before `base_time`) run at 0.
-pub fn running_time(capture_ns: u64, clock: &gst::Clock, base_time: gst::ClockTime) -> gst::ClockTime {
+pub fn running_time(
+    capture_ns: u64,
+    clock: &gst::Clock,
+    base_time: gst::ClockTime,
+) -> gst::ClockTime {
     let t = capture_ns as i128 + offset(clock) - base_time.nseconds() as i128;
     gst::ClockTime::from_nseconds(t.clamp(0, i64::MAX as i128) as u64)
 }
@@ -68,9 +72,15 @@ mod tests {
     fn another_clock_maps_through_a_sampled_offset() {
         gst::init().unwrap();
         // A realtime system clock is another clock, offset by the epoch.
-        let realtime: gst::Clock = gst::glib::Object::builder::<gst::SystemClock>().property("clock-type", gst::ClockType::Realtime).build().upcast();
+        let realtime: gst::Clock = gst::glib::Object::builder::<gst::SystemClock>()
+            .property("clock-type", gst::ClockType::Realtime)
+            .build()
+            .upcast();
         let off = offset(&realtime);
-        assert!(off > 50 * 365 * 86_400 * 1_000_000_000, "realtime is decades ahead of monotonic: {off}");
+        assert!(
+            off > 50 * 365 * 86_400 * 1_000_000_000,
+            "realtime is decades ahead of monotonic: {off}"
+        );
         let base = realtime.time();
         let capture = shmframes::monotonic_ns();
         let rt = running_time(capture, &realtime, base);

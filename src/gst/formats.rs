@@ -12,7 +12,10 @@ pub fn to_gst(format: PixelFormat) -> VideoFormat {
 
 /// Our format for one of GStreamer's, if we have it.
 pub fn from_gst(format: VideoFormat) -> Option<PixelFormat> {
-    FORMATS.iter().find(|info| VideoFormat::from_string(info.gstreamer) == format).map(|info| info.format)
+    FORMATS
+        .iter()
+        .find(|info| VideoFormat::from_string(info.gstreamer) == format)
+        .map(|info| info.format)
 }
 
 /// Every format a channel can carry, in the table's order (the pad templates' format list).

@@ -38,7 +38,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The one pad of either element: raw video in every format a channel carries.
 fn video_pad_template(name: &str, direction: gst::PadDirection) -> gst::PadTemplate {
     let caps = gst_video::VideoCapsBuilder::new().format_list(formats::all()).build();
-    gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps).expect("a valid template")
+    gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &caps)
+        .expect("a valid template")
 }
 
 /// The `channel` property of either element.

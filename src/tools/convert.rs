@@ -71,7 +71,10 @@ pub enum ConvertError {
         why: String,
     },
     /// A destination format this conversion does not produce.
-    #[error("cannot convert into {format}: use one of the RGB formats ({})", PixelFormat::rgb_family_names())]
+    #[error(
+        "cannot convert into {format}: use one of the RGB formats ({})",
+        PixelFormat::rgb_family_names()
+    )]
     UnsupportedTarget {
         /// The format asked for.
         format: PixelFormat,
@@ -111,9 +114,20 @@ fn check_out(shape: &FrameShape, out: &[u8]) -> Result<(), ConvertError> {
     Ok(())
 }
 
-fn check_in(what: &'static str, input: &[u8], needed: usize, shape: &FrameShape) -> Result<(), ConvertError> {
+fn check_in(
+    what: &'static str,
+    input: &[u8],
+    needed: usize,
+    shape: &FrameShape,
+) -> Result<(), ConvertError> {
     if input.len() < needed {
-        return Err(ConvertError::InputTooSmall { what, len: input.len(), needed, width: shape.width, height: shape.height });
+        return Err(ConvertError::InputTooSmall {
+            what,
+            len: input.len(),
+            needed,
+            width: shape.width,
+            height: shape.height,
+        });
     }
     Ok(())
 }
@@ -127,7 +141,12 @@ fn rgb_bytes_per_pixel(format: PixelFormat) -> Result<usize, ConvertError> {
 
 /// Converts a YUV frame (NV12, I420 or YUYV) of `shape` into RGBA8 in `out`, rows of
 /// `out_stride` bytes: what a display surface takes.
-pub fn yuv_to_rgba(shape: &FrameShape, src: &[u8], out: &mut [u8], out_stride: u32) -> Result<(), ConvertError> {
+pub fn yuv_to_rgba(
+    shape: &FrameShape,
+    src: &[u8],
+    out: &mut [u8],
+    out_stride: u32,
+) -> Result<(), ConvertError> {
     check_in(shape.format.name(), src, shape.pixel_bytes() as usize, shape)?;
     let (w, h) = (shape.width, shape.height);
     let planes = shape.planes();
@@ -135,11 +154,26 @@ pub fn yuv_to_rgba(shape: &FrameShape, src: &[u8], out: &mut [u8], out_stride: u
         let p = planes[i];
         &src[p.offset as usize..p.offset as usize + p.stride as usize * p.rows as usize]
     };
-    let yuv_err = |e: yuv::YuvError| ConvertError::Yuv { what: shape.format.name(), why: e.to_string() };
+    let yuv_err =
+        |e: yuv::YuvError| ConvertError::Yuv { what: shape.format.name(), why: e.to_string() };
     match shape.format {
         PixelFormat::Nv12 => {
-            let img = yuv::YuvBiPlanarImage { y_plane: plane(0), y_stride: planes[0].stride, uv_plane: plane(1), uv_stride: planes[1].stride, width: w, height: h };
-            yuv::yuv_nv12_to_rgba(&img, out, out_stride, YUV_RANGE, YUV_MATRIX, yuv::YuvConversionMode::Balanced)
+            let img = yuv::YuvBiPlanarImage {
+                y_plane: plane(0),
+                y_stride: planes[0].stride,
+                uv_plane: plane(1),
+                uv_stride: planes[1].stride,
+                width: w,
+                height: h,
+            };
+            yuv::yuv_nv12_to_rgba(
+                &img,
+                out,
+                out_stride,
+                YUV_RANGE,
+                YUV_MATRIX,
+                yuv::YuvConversionMode::Balanced,
+            )
         }
         PixelFormat::I420 => {
             let img = yuv::YuvPlanarImage {
@@ -155,7 +189,12 @@ pub fn yuv_to_rgba(shape: &FrameShape, src: &[u8], out: &mut [u8], out_stride: u
             yuv::yuv420_to_rgba(&img, out, out_stride, YUV_RANGE, YUV_MATRIX)
         }
         PixelFormat::Yuyv => {
-            let img = yuv::YuvPackedImage { yuy: plane(0), yuy_stride: shape.stride, width: w, height: h };
+            let img = yuv::YuvPackedImage {
+                yuy: plane(0),
+                yuy_stride: shape.stride,
+                width: w,
+                height: h,
+            };
             yuv::yuyv422_to_rgba(&img, out, out_stride, YUV_RANGE, YUV_MATRIX)
         }
         format => return Err(ConvertError::UnsupportedTarget { format }),
@@ -218,7 +257,9 @@ pub fn jpeg_to(shape: &FrameShape, jpeg: &[u8], out: &mut [u8]) -> Result<(), Co
     // libjpeg reports corrupt data through the mozjpeg crate as a panic (by design): catch it
     // and turn it into an error. Nothing is shared across the boundary but `out`, whose bytes
     // are merely incomplete after a failure.
-    let decode = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_jpeg(shape, &jpeg[..end], cs, out)));
+    let decode = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_jpeg(shape, &jpeg[..end], cs, out)
+    }));
     match decode {
         Ok(r) => r,
         Err(panic) => {
@@ -232,13 +273,23 @@ pub fn jpeg_to(shape: &FrameShape, jpeg: &[u8], out: &mut [u8]) -> Result<(), Co
     }
 }
 
-fn decode_jpeg(shape: &FrameShape, jpeg: &[u8], cs: mozjpeg::ColorSpace, out: &mut [u8]) -> Result<(), ConvertError> {
+fn decode_jpeg(
+    shape: &FrameShape,
+    jpeg: &[u8],
+    cs: mozjpeg::ColorSpace,
+    out: &mut [u8],
+) -> Result<(), ConvertError> {
     use mozjpeg::Decompress;
     let bad = |e: std::io::Error| ConvertError::BadJpeg { why: e.to_string() };
     let dec = Decompress::new_mem(jpeg).map_err(bad)?;
     let (w, h) = (dec.width() as u32, dec.height() as u32);
     if (w, h) != (shape.width, shape.height) {
-        return Err(ConvertError::JpegSize { got_width: w, got_height: h, width: shape.width, height: shape.height });
+        return Err(ConvertError::JpegSize {
+            got_width: w,
+            got_height: h,
+            width: shape.width,
+            height: shape.height,
+        });
     }
     let mut started = dec.to_colorspace(cs).map_err(bad)?;
     let row = shape.row_bytes() as usize;
@@ -246,7 +297,9 @@ fn decode_jpeg(shape: &FrameShape, jpeg: &[u8], cs: mozjpeg::ColorSpace, out: &m
         started.read_scanlines_into::<u8>(&mut out[..shape.pixel_bytes() as usize]).map_err(bad)?;
     } else {
         for y in 0..shape.height as usize {
-            started.read_scanlines_into::<u8>(&mut out[y * shape.stride as usize..][..row]).map_err(bad)?;
+            started
+                .read_scanlines_into::<u8>(&mut out[y * shape.stride as usize..][..row])
+                .map_err(bad)?;
         }
     }
     started.finish().map_err(bad)

@@ -110,12 +110,24 @@ impl Scaler {
     ///
     /// Panics if `pixels` is shorter than `shape.pixel_bytes()` or `dst` shorter than
     /// `dst_w * dst_h * 4` (callers size both from the same values).
-    pub fn render(&mut self, pixels: &[u8], shape: &FrameShape, dst: &mut [u8], dst_w: u32, dst_h: u32) {
+    pub fn render(
+        &mut self,
+        pixels: &[u8],
+        shape: &FrameShape,
+        dst: &mut [u8],
+        dst_w: u32,
+        dst_h: u32,
+    ) {
         assert!(pixels.len() >= shape.pixel_bytes() as usize, "frame buffer too short");
         assert!(dst.len() >= dst_w as usize * dst_h as usize * 4, "destination too short");
         if !shape.format.is_rgb_family() {
             // YUV: to RGBA at full size (SIMD, BT.601), then scaled like any RGBA frame.
-            let rgba = FrameShape { width: shape.width, height: shape.height, stride: shape.width * 4, format: PixelFormat::Rgba32 };
+            let rgba = FrameShape {
+                width: shape.width,
+                height: shape.height,
+                stride: shape.width * 4,
+                format: PixelFormat::Rgba32,
+            };
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.resize(rgba.pixel_bytes() as usize, 0);
             if crate::convert::yuv_to_rgba(shape, pixels, &mut scratch, rgba.stride).is_err() {
@@ -130,7 +142,8 @@ impl Scaler {
         }
         let f = self.fit.expect("prepared");
         paint_borders(dst, dst_w, dst_h, f);
-        if f.w == shape.width && f.h == shape.height && simd_unscaled(pixels, shape, dst, dst_w, f) {
+        if f.w == shape.width && f.h == shape.height && simd_unscaled(pixels, shape, dst, dst_w, f)
+        {
             return;
         }
         match shape.format {
@@ -147,9 +160,15 @@ impl Scaler {
         let f = fit(shape.width, shape.height, dst_w, dst_h);
         let bpp = shape.format.row_bytes_per_pixel() as usize;
         // Sample at pixel centres: src = (dst + 0.5) * src_len / dst_len.
-        self.xmap = (0..f.w as u64).map(|x| (((2 * x + 1) * shape.width as u64) / (2 * f.w as u64)) as usize * bpp).collect();
-        self.ymap =
-            (0..f.h as u64).map(|y| (((2 * y + 1) * shape.height as u64) / (2 * f.h as u64)) as usize * shape.stride as usize).collect();
+        self.xmap = (0..f.w as u64)
+            .map(|x| (((2 * x + 1) * shape.width as u64) / (2 * f.w as u64)) as usize * bpp)
+            .collect();
+        self.ymap = (0..f.h as u64)
+            .map(|y| {
+                (((2 * y + 1) * shape.height as u64) / (2 * f.h as u64)) as usize
+                    * shape.stride as usize
+            })
+            .collect();
         self.fit = Some(f);
         self.key = Some((*shape, dst_w, dst_h));
     }
@@ -159,7 +178,8 @@ impl Scaler {
         let dst_stride = dst_w as usize * 4;
         let unscaled = f.w == shape.width && f.h == shape.height;
         for (dy, &row_off) in self.ymap.iter().enumerate() {
-            let out = &mut dst[(f.y as usize + dy) * dst_stride + f.x as usize * 4..][..f.w as usize * 4];
+            let out =
+                &mut dst[(f.y as usize + dy) * dst_stride + f.x as usize * 4..][..f.w as usize * 4];
             if unscaled {
                 let row = &src[row_off..][..shape.width as usize * P::BPP];
                 for (o, p) in out.chunks_exact_mut(4).zip(row.chunks_exact(P::BPP)) {

@@ -16,8 +16,15 @@
 use shmframes::{FrameShape, PixelFormat};
 
 /// 75 % colour bars, RGB.
-pub const BARS: [[u8; 3]; 7] =
-    [[191, 191, 191], [191, 191, 0], [0, 191, 191], [0, 191, 0], [191, 0, 191], [191, 0, 0], [0, 0, 191]];
+pub const BARS: [[u8; 3]; 7] = [
+    [191, 191, 191],
+    [191, 191, 0],
+    [0, 191, 191],
+    [0, 191, 0],
+    [191, 0, 191],
+    [191, 0, 0],
+    [0, 0, 191],
+];
 /// The reverse castellation band, RGB.
 pub const CASTELLATION: [[u8; 3]; 7] =
     [[0, 0, 191], [0, 0, 0], [191, 0, 191], [0, 0, 0], [0, 191, 191], [0, 0, 0], [191, 191, 191]];
@@ -70,7 +77,11 @@ impl TestPattern {
     /// Pre-renders the background for `shape`, which must be of an RGB-family format (bgr,
     /// rgb, gray, rgba, bgra): panics otherwise (the producer refuses other formats first).
     pub fn new(shape: FrameShape) -> TestPattern {
-        assert!(shape.format.is_rgb_family(), "the test pattern draws RGB-family formats, not {}", shape.format);
+        assert!(
+            shape.format.is_rgb_family(),
+            "the test pattern draws RGB-family formats, not {}",
+            shape.format
+        );
         let mut background = vec![0u8; shape.pixel_bytes() as usize];
         let bpp = shape.format.row_bytes_per_pixel() as usize;
         for y in 0..shape.height {
@@ -95,7 +106,8 @@ impl TestPattern {
         } else if y < h * 3 / 4 {
             CASTELLATION[bar]
         } else if x >= w / 2 {
-            let v = ((x - w / 2) as u64 * 255 / (w - w / 2).max(2).saturating_sub(1) as u64).min(255) as u8;
+            let v = ((x - w / 2) as u64 * 255 / (w - w / 2).max(2).saturating_sub(1) as u64)
+                .min(255) as u8;
             [v, v, v]
         } else {
             [0, 0, 0]
@@ -166,7 +178,14 @@ impl TestPattern {
             for (gy, bits) in glyph(c).iter().enumerate() {
                 for gx in 0..5 {
                     if bits & (0x10 >> gx) != 0 {
-                        self.fill_rect(out, cx + gx * scale, y0 + gy as u32 * scale, scale, scale, [255, 255, 255]);
+                        self.fill_rect(
+                            out,
+                            cx + gx * scale,
+                            y0 + gy as u32 * scale,
+                            scale,
+                            scale,
+                            [255, 255, 255],
+                        );
                     }
                 }
             }
@@ -192,7 +211,11 @@ mod tests {
             let (size, sx, sy) = p.square(seq);
             assert_eq!(rgb_at(shape, &buf, sx + size / 2, sy + size / 2), SQUARE);
             for (x, y) in [(sx + size / 2, sy + size / 2), (100, 100), (1900, 1070), (1000, 780)] {
-                assert_eq!(rgb_at(shape, &buf, x, y), p.expected_rgb(seq, x, y), "({x},{y}) seq {seq}");
+                assert_eq!(
+                    rgb_at(shape, &buf, x, y),
+                    p.expected_rgb(seq, x, y),
+                    "({x},{y}) seq {seq}"
+                );
             }
         }
         // The overlay text changes with the frame number.

@@ -45,7 +45,8 @@ impl TextPainter {
             let mut x = margin as f32;
             for ch in line.chars() {
                 let id = font.glyph_id(ch);
-                let glyph = id.with_scale_and_position(PxScale::from(px), ab_glyph::point(x, baseline));
+                let glyph =
+                    id.with_scale_and_position(PxScale::from(px), ab_glyph::point(x, baseline));
                 x += font.h_advance(id);
                 let Some(outlined) = self.font.outline_glyph(glyph) else { continue };
                 let b = outlined.px_bounds();

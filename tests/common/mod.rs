@@ -12,7 +12,11 @@ pub struct Channel(pub String);
 impl Channel {
     pub fn new(tag: &str) -> Channel {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("shmframes-test-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "shmframes-test-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let c = Channel(name);
         let _ = std::fs::remove_file(c.path());
         c
@@ -66,7 +70,12 @@ impl Drop for ChildGuard {
 /// Runs the named test of this same test binary in a child process, with `SHMFRAMES_CHILD`
 /// set to `role` and `SHMFRAMES_CHANNEL` to `channel`. The test function checks the variable
 /// and plays the child's part.
-pub fn spawn_child(test_name: &str, role: &str, channel: &str, extra_env: &[(&str, String)]) -> ChildGuard {
+pub fn spawn_child(
+    test_name: &str,
+    role: &str,
+    channel: &str,
+    extra_env: &[(&str, String)],
+) -> ChildGuard {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env("SHMFRAMES_CHILD", role)

@@ -43,7 +43,10 @@ struct Pipeline(gst::Pipeline);
 impl Pipeline {
     fn launch(desc: &str) -> Pipeline {
         init();
-        let p = gst::parse::launch(desc).unwrap_or_else(|e| panic!("{desc}: {e}")).downcast::<gst::Pipeline>().expect("a pipeline");
+        let p = gst::parse::launch(desc)
+            .unwrap_or_else(|e| panic!("{desc}: {e}"))
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline");
         Pipeline(p)
     }
 
@@ -57,7 +60,9 @@ impl Pipeline {
         sink.connect("handoff", false, move |args| {
             let buffer = args[1].get::<gst::Buffer>().expect("a buffer");
             let pad = args[2].get::<gst::Pad>().expect("a pad");
-            let info = gst_video::VideoInfo::from_caps(&pad.current_caps().expect("caps before buffers")).expect("video caps");
+            let info =
+                gst_video::VideoInfo::from_caps(&pad.current_caps().expect("caps before buffers"))
+                    .expect("video caps");
             f(&buffer, info);
             None
         });
@@ -66,7 +71,10 @@ impl Pipeline {
     /// The next error or EOS on the bus within `secs` (`None`: neither).
     fn next_end(&self, secs: f64) -> Option<Result<(), String>> {
         let bus = self.0.bus().expect("a bus");
-        let msg = bus.timed_pop_filtered(gst::ClockTime::from_mseconds((secs * 1000.0) as u64), &[gst::MessageType::Error, gst::MessageType::Eos])?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds((secs * 1000.0) as u64),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )?;
         Some(match msg.view() {
             gst::MessageView::Error(e) => Err(format!("{} ({:?})", e.error(), e.debug())),
             _ => Ok(()),
@@ -155,22 +163,41 @@ fn buffers_are_frames_in_the_segment_and_held_ones_are_never_overwritten() {
     for _ in 0..FRAMES {
         publish(&mut w, None);
     }
-    assert!(wait_until(10.0, || seen.lock().unwrap().len() == FRAMES), "{} of {FRAMES} buffers arrived", seen.lock().unwrap().len());
+    assert!(
+        wait_until(10.0, || seen.lock().unwrap().len() == FRAMES),
+        "{} of {FRAMES} buffers arrived",
+        seen.lock().unwrap().len()
+    );
 
     let maps = segment_mappings(&ch.0);
     let inside = |ptr: usize| maps.iter().any(|&(a, b)| (a..b).contains(&ptr));
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), (0..FRAMES as u64).collect::<Vec<_>>(), "every frame, in order");
+    assert_eq!(
+        seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (0..FRAMES as u64).collect::<Vec<_>>(),
+        "every frame, in order"
+    );
     for &(seq, ptr, whole) in seen.iter() {
-        assert!(inside(ptr), "buffer {seq} at {ptr:#x} is not in the segment's mappings {maps:x?}: it was copied");
+        assert!(
+            inside(ptr),
+            "buffer {seq} at {ptr:#x} is not in the segment's mappings {maps:x?}: it was copied"
+        );
         assert!(whole, "buffer {seq} did not hold its frame");
     }
     // 37 frames went through the two free slots while three were held: the held ones are intact.
     for b in held.lock().unwrap().iter() {
         let map = b.map_readable().expect("readable");
-        assert!(map.iter().all(|&x| x == (b.offset() % 251) as u8), "held buffer {} was overwritten", b.offset());
+        assert!(
+            map.iter().all(|&x| x == (b.offset() % 251) as u8),
+            "held buffer {} was overwritten",
+            b.offset()
+        );
     }
-    assert_eq!(w.readers().held_slots, 3, "the reader still holds the three frames GStreamer keeps");
+    assert_eq!(
+        w.readers().held_slots,
+        3,
+        "the reader still holds the three frames GStreamer keeps"
+    );
     held.lock().unwrap().clear();
     assert!(wait_until(2.0, || w.readers().held_slots == 0), "freed buffers release their frames");
 }
@@ -182,7 +209,14 @@ fn pts_is_the_capture_time_on_the_pipeline_clock() {
     let p = Pipeline::launch(&format!("shmframessrc name=src channel={} lossless=true ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
     let got: Shared<(u64, Option<gst::ClockTime>, Option<gst::ClockTime>, bool)> = Arc::default();
     let (g, pipe) = (got.clone(), p.0.clone());
-    p.on_buffer(move |b, _| g.lock().unwrap().push((b.offset(), b.pts(), pipe.base_time(), b.flags().contains(gst::BufferFlags::DISCONT))));
+    p.on_buffer(move |b, _| {
+        g.lock().unwrap().push((
+            b.offset(),
+            b.pts(),
+            pipe.base_time(),
+            b.flags().contains(gst::BufferFlags::DISCONT),
+        ))
+    });
     p.play();
     attached(&w);
     let mut captured = HashMap::new();
@@ -194,7 +228,11 @@ fn pts_is_the_capture_time_on_the_pipeline_clock() {
     }
     assert!(wait_until(5.0, || got.lock().unwrap().len() == 10));
     let clock = p.0.clock().expect("a clock");
-    assert_eq!(clock.downcast_ref::<gst::SystemClock>().map(|c| c.clock_type()), Some(gst::ClockType::Monotonic), "the pipeline runs on the monotonic system clock");
+    assert_eq!(
+        clock.downcast_ref::<gst::SystemClock>().map(|c| c.clock_type()),
+        Some(gst::ClockType::Monotonic),
+        "the pipeline runs on the monotonic system clock"
+    );
     let mut last = gst::ClockTime::ZERO;
     for &(seq, pts, base, _) in got.lock().unwrap().iter() {
         let (pts, base) = (pts.expect("a PTS"), base.expect("a base time"));
@@ -205,7 +243,13 @@ fn pts_is_the_capture_time_on_the_pipeline_clock() {
     }
     // The reported latency covers the 20 ms between capture and push.
     let mut q = gst::query::Latency::new();
-    assert!(p.0.by_name("src").expect("the source").static_pad("src").expect("its pad").query(&mut q));
+    assert!(p
+        .0
+        .by_name("src")
+        .expect("the source")
+        .static_pad("src")
+        .expect("its pad")
+        .query(&mut q));
     let (live, min, _) = q.result();
     assert!(live);
     assert!(min >= gst::ClockTime::from_mseconds(20), "latency {min} < the frames' 20 ms age");
@@ -220,7 +264,11 @@ fn a_followed_producer_with_another_shape_renegotiates() {
     let s = shapes.clone();
     p.on_buffer(move |b, info| {
         let meta = b.meta::<gst_video::VideoMeta>().expect("a VideoMeta");
-        assert_eq!((meta.width(), meta.height(), meta.format()), (info.width(), info.height(), info.format()), "caps describe the buffer");
+        assert_eq!(
+            (meta.width(), meta.height(), meta.format()),
+            (info.width(), info.height(), info.format()),
+            "caps describe the buffer"
+        );
         s.lock().unwrap().push((info.width(), info.height(), info.format(), b.size()));
     });
     p.play();
@@ -238,8 +286,14 @@ fn a_followed_producer_with_another_shape_renegotiates() {
         "the new producer's frames arrive"
     );
     let shapes = shapes.lock().unwrap();
-    assert_eq!(shapes.first().map(|s| (s.0, s.1, s.2, s.3)), Some((320, 240, gst_video::VideoFormat::Bgr, 320 * 240 * 3)));
-    assert_eq!(shapes.last().map(|s| (s.0, s.1, s.2, s.3)), Some((160, 120, gst_video::VideoFormat::Gray8, 160 * 120)));
+    assert_eq!(
+        shapes.first().map(|s| (s.0, s.1, s.2, s.3)),
+        Some((320, 240, gst_video::VideoFormat::Bgr, 320 * 240 * 3))
+    );
+    assert_eq!(
+        shapes.last().map(|s| (s.0, s.1, s.2, s.3)),
+        Some((160, 120, gst_video::VideoFormat::Gray8, 160 * 120))
+    );
     assert!(p.next_end(0.0).is_none(), "no error, no end: the pipeline goes on");
 }
 
@@ -255,14 +309,16 @@ fn the_sink_publishes_every_frame_with_its_rows_and_times_then_ends() {
     let expected: Shared<(Vec<Vec<u8>>, gst::ClockTime)> = Arc::default();
     let e = expected.clone();
     p.on_buffer(move |b, info| {
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &info).expect("a frame");
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &info).expect("a frame");
         let stride = frame.plane_stride()[0] as usize;
         let data = frame.plane_data(0).expect("plane 0");
         let rows = (0..48).map(|y| data[y * stride..][..65 * 3].to_vec()).collect();
         e.lock().unwrap().push((rows, b.pts().expect("a PTS")));
     });
     p.play();
-    let opts = ReaderOptions { timeout: Duration::from_secs(10), lossless: true, ..Default::default() };
+    let opts =
+        ReaderOptions { timeout: Duration::from_secs(10), lossless: true, ..Default::default() };
     let mut r = Reader::open(&ch.0, &opts).expect("the sink's channel appears");
     // What each frame held (the frames themselves are let go: a reader holding every slot
     // would stop the sink).
@@ -272,7 +328,12 @@ fn the_sink_publishes_every_frame_with_its_rows_and_times_then_ends() {
         match r.read(Duration::from_secs(10)) {
             Ok(Some(f)) => {
                 let s = f.shape();
-                frames.push((f.seq(), (0..48).map(|y| f.row(y).to_vec()).collect(), f.capture_ns(), (s.width, s.height, s.format)));
+                frames.push((
+                    f.seq(),
+                    (0..48).map(|y| f.row(y).to_vec()).collect(),
+                    f.capture_ns(),
+                    (s.width, s.height, s.format),
+                ));
             }
             Ok(None) => panic!("no frame for 10 s after {}", frames.len()),
             Err(Error::EndOfStream { .. }) => break,
@@ -310,7 +371,10 @@ fn waits_end_at_once_when_the_pipeline_stops() {
         assert!(t.elapsed() < Duration::from_secs(1), "{desc}: stopping took {:?}", t.elapsed());
         assert!(p.next_end(0.0).is_none_or(|e| e.is_ok()), "{desc}: no error");
     }
-    assert!(!std::path::Path::new(&format!("/dev/shm/{}", sink_ch.0)).exists(), "a stopped sink removes its channel");
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm/{}", sink_ch.0)).exists(),
+        "a stopped sink removes its channel"
+    );
 }
 
 #[test]
@@ -353,7 +417,8 @@ fn errors_say_what_is_wrong_in_the_message() {
     let err = p.next_end(10.0).expect("an error").expect_err("an error");
     assert!(err.contains("already has a live producer"), "{err}");
 
-    let p = Pipeline::launch(&format!("shmframessrc channel={} raw=1920by1080 ! fakesink", missing.0));
+    let p =
+        Pipeline::launch(&format!("shmframessrc channel={} raw=1920by1080 ! fakesink", missing.0));
     let e = p.0.set_state(gst::State::Playing);
     let err = p.next_end(5.0).expect("an error").expect_err("an error");
     assert!(e.is_err() || !err.is_empty());
@@ -373,7 +438,8 @@ fn header_less_channels_both_ways() {
     ));
     p.play();
     let shape = shmframes::FrameShape::packed(64, 48, PixelFormat::Bgr24).expect("a shape");
-    let opts = ReaderOptions { timeout: Duration::from_secs(10), raw: Some(shape), ..Default::default() };
+    let opts =
+        ReaderOptions { timeout: Duration::from_secs(10), raw: Some(shape), ..Default::default() };
     let mut r = Reader::open(&out.0, &opts).expect("the raw channel");
     let f = r.read(Duration::from_secs(10)).expect("no error").expect("a frame");
     assert!(f.is_raw() && f.pixels().len() == 64 * 48 * 3, "a header-less frame");
@@ -385,9 +451,18 @@ fn header_less_channels_both_ways() {
     o.raw = true;
     let mut w = Writer::create(&inp.0, &o).expect("a raw channel");
     let p = Pipeline::launch(&format!("shmframessrc channel={} raw=64x48 raw-format=gray ! fakesink name=sink signal-handoffs=true sync=false", inp.0));
-    let got: Shared<(u32, u32, gst_video::VideoFormat, u8, Option<gst::ClockTime>)> = Arc::default();
+    let got: Shared<(u32, u32, gst_video::VideoFormat, u8, Option<gst::ClockTime>)> =
+        Arc::default();
     let g = got.clone();
-    p.on_buffer(move |b, info| g.lock().unwrap().push((info.width(), info.height(), info.format(), b.map_readable().expect("readable")[0], b.pts())));
+    p.on_buffer(move |b, info| {
+        g.lock().unwrap().push((
+            info.width(),
+            info.height(),
+            info.format(),
+            b.map_readable().expect("readable")[0],
+            b.pts(),
+        ))
+    });
     p.play();
     assert!(
         wait_until(10.0, || {
@@ -398,7 +473,10 @@ fn header_less_channels_both_ways() {
         "no buffers from the raw channel"
     );
     let got = got.lock().unwrap();
-    assert_eq!((got[0].0, got[0].1, got[0].2, got[0].3), (64, 48, gst_video::VideoFormat::Gray8, 7));
+    assert_eq!(
+        (got[0].0, got[0].1, got[0].2, got[0].3),
+        (64, 48, gst_video::VideoFormat::Gray8, 7)
+    );
     // Header-less frames have no capture time: stamped on arrival, so PTS still advance.
     let pts: Vec<_> = got.iter().map(|g| g.4.expect("a PTS")).collect();
     assert!(pts.windows(2).all(|w| w[1] > w[0]), "PTS advance: {pts:?}");
@@ -414,10 +492,12 @@ fn an_element_that_reads_no_strides_gets_frames_in_its_own_layout() {
     let got: Shared<(usize, usize, bool)> = Arc::default();
     let g = got.clone();
     p.on_buffer(move |b, info| {
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &info).expect("a frame");
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &info).expect("a frame");
         let stride = frame.plane_stride()[0] as usize;
         let data = frame.plane_data(0).expect("plane 0");
-        let rows_ok = (0..48).all(|y| data[y * stride..][..195].iter().all(|&x| x == (b.offset() % 251) as u8));
+        let rows_ok = (0..48)
+            .all(|y| data[y * stride..][..195].iter().all(|&x| x == (b.offset() % 251) as u8));
         g.lock().unwrap().push((b.size(), stride, rows_ok));
     });
     p.play();
@@ -446,7 +526,8 @@ fn a_waiting_sink_paused_and_played_again_goes_on() {
     p.0.set_state(gst::State::Paused).expect("pauses");
     std::thread::sleep(Duration::from_millis(200));
     p.play();
-    let opts = ReaderOptions { timeout: Duration::from_secs(10), lossless: true, ..Default::default() };
+    let opts =
+        ReaderOptions { timeout: Duration::from_secs(10), lossless: true, ..Default::default() };
     let mut r = Reader::open(&ch.0, &opts).expect("the channel");
     let mut seqs = Vec::new();
     loop {
@@ -458,14 +539,20 @@ fn a_waiting_sink_paused_and_played_again_goes_on() {
         }
     }
     assert_eq!(seqs, (0..30).collect::<Vec<u64>>());
-    assert!(wait_until(5.0, || !std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists()), "EOS removed the name");
+    assert!(
+        wait_until(5.0, || !std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists()),
+        "EOS removed the name"
+    );
     drop(p);
     // Stopping to READY ends the channel too.
     let p2 = Pipeline::launch(&format!("videotestsrc is-live=true ! video/x-raw,format=GRAY8,width=64,height=48 ! shmframessink channel={}", ch.0));
     p2.play();
     assert!(wait_until(10.0, || std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists()));
     p2.0.set_state(gst::State::Ready).expect("to READY");
-    assert!(!std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists(), "READY leaves no channel behind");
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm/{}", ch.0)).exists(),
+        "READY leaves no channel behind"
+    );
 }
 
 #[test]
@@ -476,8 +563,15 @@ fn a_raw_sink_takes_bgr_only_and_hints_are_in_gstreamer_terms() {
     let p = Pipeline::launch(&format!("videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! videoconvert ! shmframessink channel={} raw=true", ch.0));
     p.play();
     let shape = shmframes::FrameShape::packed(64, 48, PixelFormat::Bgr24).expect("a shape");
-    let mut r = Reader::open(&ch.0, &ReaderOptions { timeout: Duration::from_secs(10), raw: Some(shape), ..Default::default() }).expect("the raw channel");
-    let f = r.read(Duration::from_secs(10)).expect("a BGR frame of the right size, not a size mismatch").expect("a frame");
+    let mut r = Reader::open(
+        &ch.0,
+        &ReaderOptions { timeout: Duration::from_secs(10), raw: Some(shape), ..Default::default() },
+    )
+    .expect("the raw channel");
+    let f = r
+        .read(Duration::from_secs(10))
+        .expect("a BGR frame of the right size, not a size mismatch")
+        .expect("a frame");
     assert_eq!(f.pixels().len(), 64 * 48 * 3);
     drop((f, r));
     // Read as framed, the raw channel's error names this element's properties.

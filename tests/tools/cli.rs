@@ -16,7 +16,11 @@ const STATS: &str = env!("CARGO_BIN_EXE_frame-stats");
 
 fn out(bin: &str, args: &[&str]) -> (bool, String, String) {
     let o = Command::new(bin).args(args).output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -27,7 +31,11 @@ fn each_binary_speaks_for_itself() {
         (STATS, "frame-stats", "Reads a shmframes channel", "frame-stats --list"),
     ] {
         let (ok, help, _) = out(bin, &["--help"]);
-        assert!(ok && help.starts_with(about), "{name} --help begins: {:?}", &help[..help.len().min(80)]);
+        assert!(
+            ok && help.starts_with(about),
+            "{name} --help begins: {:?}",
+            &help[..help.len().min(80)]
+        );
         assert!(help.contains(example), "{name} --help lacks {example:?}");
         let (ok, version, _) = out(bin, &["--version"]);
         assert!(ok && version.starts_with(&format!("{name} ")), "{name} --version: {version:?}");
@@ -64,9 +72,21 @@ fn the_list_shows_every_channel_without_attaching() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let line = |n: &str| listing.lines().find(|l| l.split_whitespace().next() == Some(n)).unwrap_or_else(|| panic!("{n} not listed:\n{listing}")).to_owned();
+    let line = |n: &str| {
+        listing
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(n))
+            .unwrap_or_else(|| panic!("{n} not listed:\n{listing}"))
+            .to_owned()
+    };
     let mine = line(&ours);
-    assert!(mine.contains("live") && mine.contains("framed") && mine.contains("320x240 bgr") && mine.contains("frame-producer["), "{mine}");
+    assert!(
+        mine.contains("live")
+            && mine.contains("framed")
+            && mine.contains("320x240 bgr")
+            && mine.contains("frame-producer["),
+        "{mine}"
+    );
     let cpp = line(&theirs);
     assert!(cpp.contains("unknown") && cpp.contains("cpp_py_shmbuf"), "{cpp}");
     assert_eq!(shmframes::readers_of(&ours).unwrap().len(), 0, "listing attached as a reader");
@@ -76,7 +96,11 @@ fn the_list_shows_every_channel_without_attaching() {
 fn ctrl_c_prints_the_summary() {
     let ch = Channel::new("statsint");
     let _p = ChildGuard(Some(
-        Command::new(PRODUCER).args(["--name", &ch, "--size", "64x48", "--fps", "100", "--quiet"]).stdin(Stdio::null()).spawn().unwrap(),
+        Command::new(PRODUCER)
+            .args(["--name", &ch, "--size", "64x48", "--fps", "100", "--quiet"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
     ));
     assert!(common::wait_until(20.0, || ch.exists()));
     let mut child = Command::new(STATS).arg(&ch.0).stderr(Stdio::piped()).spawn().unwrap();
@@ -90,7 +114,8 @@ fn ctrl_c_prints_the_summary() {
             let _ = tx.send(line);
         }
     });
-    let first = rx.recv_timeout(Duration::from_secs(30)).expect("frame-stats printed nothing in 30 s");
+    let first =
+        rx.recv_timeout(Duration::from_secs(30)).expect("frame-stats printed nothing in 30 s");
     assert!(first.starts_with(&format!("[{}]", ch.0)), "{first}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(stats.pid() as i32, libc::SIGINT) };

@@ -2,8 +2,8 @@
 //! 1080p picture (assets/sample.jpg), decoded by our conversions and by nokhwa's own decoders,
 //! must agree with each other and with the picture.
 
-use shmframes_tools::convert;
 use shmframes::{FrameShape, PixelFormat};
+use shmframes_tools::convert;
 
 const W: u32 = 1920;
 const H: u32 = 1080;
@@ -25,10 +25,14 @@ fn rgb_to_yuyv(rgb: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity((W * H * 2) as usize);
     for px in rgb.chunks_exact(6) {
         let f = |i: usize| px[i] as f64;
-        let y = |r: f64, g: f64, b: f64| (16.0 + (65.738 * r + 129.057 * g + 25.064 * b) / 256.0).round().clamp(0.0, 255.0) as u8;
+        let y = |r: f64, g: f64, b: f64| {
+            (16.0 + (65.738 * r + 129.057 * g + 25.064 * b) / 256.0).round().clamp(0.0, 255.0) as u8
+        };
         let (r, g, b) = ((f(0) + f(3)) / 2.0, (f(1) + f(4)) / 2.0, (f(2) + f(5)) / 2.0);
-        let u = (128.0 + (-37.945 * r - 74.494 * g + 112.439 * b) / 256.0).round().clamp(0.0, 255.0) as u8;
-        let v = (128.0 + (112.439 * r - 94.154 * g - 18.285 * b) / 256.0).round().clamp(0.0, 255.0) as u8;
+        let u = (128.0 + (-37.945 * r - 74.494 * g + 112.439 * b) / 256.0).round().clamp(0.0, 255.0)
+            as u8;
+        let v = (128.0 + (112.439 * r - 94.154 * g - 18.285 * b) / 256.0).round().clamp(0.0, 255.0)
+            as u8;
         out.extend_from_slice(&[y(f(0), f(1), f(2)), u, y(f(3), f(4), f(5)), v]);
     }
     out
@@ -45,7 +49,10 @@ fn compare(a: &[u8], b: &[u8]) -> (f64, f64) {
     }
     let n = a.len() as f64;
     let mse = sq as f64 / n;
-    (abs as f64 / n, if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() })
+    (
+        abs as f64 / n,
+        if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() },
+    )
 }
 
 fn reorder(rgb: &[u8], f: PixelFormat) -> Vec<u8> {
@@ -80,7 +87,10 @@ fn mjpeg_with_row_padding_and_wrong_size() {
     let mut tight = vec![0u8; packed.pixel_bytes() as usize];
     convert::jpeg_to(&packed, &jpeg, &mut tight).unwrap();
     for y in [0usize, 500, 1079] {
-        assert_eq!(&out[y * shape.stride as usize..][..(W * 3) as usize], &tight[y * (W * 3) as usize..][..(W * 3) as usize]);
+        assert_eq!(
+            &out[y * shape.stride as usize..][..(W * 3) as usize],
+            &tight[y * (W * 3) as usize..][..(W * 3) as usize]
+        );
     }
     let small = FrameShape::packed(640, 480, PixelFormat::Bgr24).unwrap();
     let e = convert::jpeg_to(&small, &jpeg, &mut out).unwrap_err();
@@ -91,7 +101,9 @@ fn mjpeg_with_row_padding_and_wrong_size() {
     for cut in [2usize, 20, 300, 5000] {
         let mut broken = jpeg[..cut].to_vec();
         broken.extend_from_slice(&[0xFF, 0xD9]);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| convert::jpeg_to(&packed, &broken, &mut tight)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            convert::jpeg_to(&packed, &broken, &mut tight)
+        }));
         assert!(r.is_ok(), "decoder panicked on a {cut}-byte corrupt frame");
     }
     let mut garbage = vec![0x5Au8; 4000];

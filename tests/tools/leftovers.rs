@@ -35,7 +35,11 @@ fn temporaries_of(name: &str) -> Vec<PathBuf> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".shmframes-tmp-") && n.ends_with(name)))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".shmframes-tmp-") && n.ends_with(name))
+        })
         .collect()
 }
 

@@ -8,21 +8,27 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Channel, ChildGuard};
-use shmframes_tools::pattern::TestPattern;
 use shmframes::{Error, FrameShape, PixelFormat, Reader, ReaderOptions, Start};
+use shmframes_tools::pattern::TestPattern;
 
 const BIN: &str = env!("CARGO_BIN_EXE_frame-producer");
 const T: Option<Duration> = Some(Duration::from_secs(20));
 
 fn producer(args: &[&str]) -> ChildGuard {
-    let child = Command::new(BIN).args(args).stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        Command::new(BIN).args(args).stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     ChildGuard(Some(child))
 }
 
 /// A lossless reader from the oldest frame kept: with `--when-full wait` it gets every frame
 /// (a default reader never slows the producer, and may lose frames to a full-speed one).
 fn open(name: &str) -> Reader {
-    let o = ReaderOptions { timeout: Duration::from_secs(20), lossless: true, start: Start::Oldest, ..Default::default() };
+    let o = ReaderOptions {
+        timeout: Duration::from_secs(20),
+        lossless: true,
+        start: Start::Oldest,
+        ..Default::default()
+    };
     Reader::open(name, &o).unwrap()
 }
 
@@ -42,7 +48,8 @@ fn check_pattern(f: &shmframes::Frame) {
     let rgb = FrameShape::packed(s.width, s.height, PixelFormat::Rgb24).unwrap();
     let pattern = TestPattern::new(rgb);
     let (size, sx, sy) = pattern.square(f.seq());
-    let mut probes: Vec<(u32, u32)> = (0..7).map(|i| ((2 * i + 1) * s.width / 14, s.height / 3)).collect();
+    let mut probes: Vec<(u32, u32)> =
+        (0..7).map(|i| ((2 * i + 1) * s.width / 14, s.height / 3)).collect();
     probes.push((sx + size / 2, sy + size / 2));
     probes.push((s.width * 3 / 4, s.height * 7 / 8));
     for (x, y) in probes {
@@ -62,7 +69,21 @@ fn check_pattern(f: &shmframes::Frame) {
 fn synthetic_frames_arrive_in_order_with_metadata_and_pixels() {
     for format in ["bgr", "gray", "rgba"] {
         let ch = Channel::new("prod");
-        let p = producer(&["--name", &ch, "--size", "320x240", "--fps", "0", "--frames", "60", "--when-full", "wait", "--format", format, "--quiet"]);
+        let p = producer(&[
+            "--name",
+            &ch,
+            "--size",
+            "320x240",
+            "--fps",
+            "0",
+            "--frames",
+            "60",
+            "--when-full",
+            "wait",
+            "--format",
+            format,
+            "--quiet",
+        ]);
         let mut r = open(&ch);
         for seq in 0..60u64 {
             let f = r.read(T).unwrap().expect("frame");
@@ -111,14 +132,30 @@ fn sigterm_and_sigint_end_the_stream_and_remove_the_segment() {
 fn raw_stream_is_read_by_a_plain_cpp_layout_consumer() {
     use std::sync::atomic::{AtomicU32, Ordering};
     let ch = Channel::new("raw");
-    let p = producer(&["--name", &ch, "--size", "64x48", "--fps", "0", "--frames", "40", "--raw", "--when-full", "wait", "--buffer-frames", "3", "--quiet"]);
+    let p = producer(&[
+        "--name",
+        &ch,
+        "--size",
+        "64x48",
+        "--fps",
+        "0",
+        "--frames",
+        "40",
+        "--raw",
+        "--when-full",
+        "wait",
+        "--buffer-frames",
+        "3",
+        "--quiet",
+    ]);
     assert!(common::wait_until(20.0, || ch.exists()));
     let file = std::fs::OpenOptions::new().read(true).write(true).open(ch.path()).unwrap();
     // SAFETY: the test maps the segment to play a foreign consumer; the mapping outlives use.
     let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
     let base = map.as_ptr();
     // SAFETY: offsets 0 and 4 are 4-aligned u32 words inside the page-aligned mapping.
-    let (head, tail) = unsafe { (&*(base as *const AtomicU32), &*(base.add(4) as *const AtomicU32)) };
+    let (head, tail) =
+        unsafe { (&*(base as *const AtomicU32), &*(base.add(4) as *const AtomicU32)) };
     let cap = u32::from_le_bytes(map[8..12].try_into().unwrap());
     let data = |i: u32| map[16 + (i & (cap - 1)) as usize];
     let shape = FrameShape::packed(64, 48, PixelFormat::Bgr24).unwrap();
@@ -168,7 +205,21 @@ fn a_producer_stopped_by_a_protocol_error_leaves_nothing_behind() {
 fn an_absent_reader_on_one_channel_never_stalls_another() {
     let a = Channel::new("multiA");
     let b = Channel::new("multiB");
-    let p = producer(&["--name", &a, "--name", &b, "--size", "64x64", "--fps", "200", "--frames", "400", "--when-full", "wait", "--quiet"]);
+    let p = producer(&[
+        "--name",
+        &a,
+        "--name",
+        &b,
+        "--size",
+        "64x64",
+        "--fps",
+        "200",
+        "--frames",
+        "400",
+        "--when-full",
+        "wait",
+        "--quiet",
+    ]);
     let mut r = open(&a);
     let mut last = None;
     let mut count = 0;
@@ -210,9 +261,25 @@ fn child_entry() {
 fn a_killed_reader_on_one_channel_never_stalls_another() {
     let a = Channel::new("killA");
     let b = Channel::new("killB");
-    let _p = producer(&["--name", &a, "--name", &b, "--size", "64x64", "--fps", "0", "--buffer-frames", "2", "--when-full", "wait", "--quiet"]);
+    let _p = producer(&[
+        "--name",
+        &a,
+        "--name",
+        &b,
+        "--size",
+        "64x64",
+        "--fps",
+        "0",
+        "--buffer-frames",
+        "2",
+        "--when-full",
+        "wait",
+        "--quiet",
+    ]);
     assert!(common::wait_until(20.0, || a.exists() && b.exists()));
-    let mut on_b = Reader::open(&b, &ReaderOptions { timeout: Duration::from_secs(20), ..Default::default() }).unwrap();
+    let mut on_b =
+        Reader::open(&b, &ReaderOptions { timeout: Duration::from_secs(20), ..Default::default() })
+            .unwrap();
     let mut holder = common::spawn_child("child_entry", "reader_holds", &a, &[]);
     // Once the producer counts A's reader (its status refreshes every second), it waits for it,
     // and B stops.
@@ -235,7 +302,23 @@ fn image_source_scales_keeps_aspect_and_loops_a_folder() {
     let ch = Channel::new("img");
     let sample = format!("{root}/assets/sample.jpg");
     // More frames than the ring holds, so the producer waits for the reader (no race with its exit).
-    let p = producer(&["--name", &ch, "--image", &sample, "--size", "640x480", "--frames", "12", "--fps", "0", "--when-full", "wait", "--format", "rgb", "--quiet"]);
+    let p = producer(&[
+        "--name",
+        &ch,
+        "--image",
+        &sample,
+        "--size",
+        "640x480",
+        "--frames",
+        "12",
+        "--fps",
+        "0",
+        "--when-full",
+        "wait",
+        "--format",
+        "rgb",
+        "--quiet",
+    ]);
     let mut r = open(&ch);
     let f = r.read(T).unwrap().unwrap();
     // 1920x1080 into 640x480 keeps 16:9: 640x360 with black bars of 60 rows above and below.
@@ -250,7 +333,21 @@ fn image_source_scales_keeps_aspect_and_loops_a_folder() {
 
     let ch = Channel::new("slides");
     let slides = format!("{root}/assets/slides");
-    let p = producer(&["--name", &ch, "--image", &slides, "--size", "320x180", "--frames", "40", "--fps", "0", "--when-full", "wait", "--quiet"]);
+    let p = producer(&[
+        "--name",
+        &ch,
+        "--image",
+        &slides,
+        "--size",
+        "320x180",
+        "--frames",
+        "40",
+        "--fps",
+        "0",
+        "--when-full",
+        "wait",
+        "--quiet",
+    ]);
     let mut r = open(&ch);
     let mut frames = Vec::new();
     while let Ok(Some(f)) = r.read(T) {
@@ -271,7 +368,10 @@ fn a_second_producer_on_a_live_name_is_refused() {
     let (code, err) = wait_exit(producer(&["--name", &ch, "--size", "32x32", "--quiet"]));
     assert_ne!(code, 0);
     assert!(err.contains("already has a live producer"), "{err}");
-    assert!(err.contains(&format!("frame-producer[{}]", first.pid())), "the owner is not named: {err}");
+    assert!(
+        err.contains(&format!("frame-producer[{}]", first.pid())),
+        "the owner is not named: {err}"
+    );
     drop(first);
 }
 

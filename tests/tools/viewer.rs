@@ -26,7 +26,9 @@ impl Xvfb {
     fn start(width: u32, height: u32) -> Xvfb {
         // One display number per server: tests run in parallel threads of one process.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = 100 + (std::process::id() * 4 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 3200;
+        let n = 100
+            + (std::process::id() * 4 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                % 3200;
         let display = format!(":{n}");
         let server = Command::new("Xvfb")
             .args([&display, "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp"])
@@ -48,7 +50,11 @@ impl Xvfb {
 
     /// The whole screen as RGB8.
     fn screenshot(&self) -> image::RgbImage {
-        let path = std::env::temp_dir().join(format!("shmframes-viewer-{}-{}.png", std::process::id(), &self.display[1..]));
+        let path = std::env::temp_dir().join(format!(
+            "shmframes-viewer-{}-{}.png",
+            std::process::id(),
+            &self.display[1..]
+        ));
         let ok = Command::new("import")
             .args(["-display", &self.display, "-window", "root", path.to_str().unwrap()])
             .status()
@@ -76,7 +82,11 @@ fn test_pattern_shows_in_the_window_and_frames_exits_0() {
             .spawn()
             .unwrap(),
     ));
-    let viewer = x.viewer(&[&ch, "--frames", "60", "--timeout", "30"]).stderr(Stdio::piped()).spawn().unwrap();
+    let viewer = x
+        .viewer(&[&ch, "--frames", "60", "--timeout", "30"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut viewer = ChildGuard(Some(viewer));
     // The window is the size of the screen (no window manager): the frame fills it 1:1.
     let start = Instant::now();
@@ -87,7 +97,8 @@ fn test_pattern_shows_in_the_window_and_frames_exits_0() {
         }
         std::thread::sleep(Duration::from_millis(300));
         let shot = x.screenshot();
-        let bars: Vec<[u8; 3]> = (0..7).map(|i| shot.get_pixel((2 * i + 1) * w / 14, h / 3).0).collect();
+        let bars: Vec<[u8; 3]> =
+            (0..7).map(|i| shot.get_pixel((2 * i + 1) * w / 14, h / 3).0).collect();
         if bars.iter().zip(BARS.iter()).all(|(got, want)| near(*got, *want)) {
             break true;
         }
@@ -114,7 +125,10 @@ fn a_broken_segment_is_reported_not_waited_on() {
     let out = x.viewer(&[&ch, "--timeout", "60"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("breaks the shared-memory protocol") && stderr.contains("capacity"), "{stderr}");
+    assert!(
+        stderr.contains("breaks the shared-memory protocol") && stderr.contains("capacity"),
+        "{stderr}"
+    );
     assert!(start.elapsed() < Duration::from_secs(30), "reported after {:?}", start.elapsed());
 }
 
@@ -131,7 +145,10 @@ fn the_window_says_what_it_waits_for() {
     while start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(300));
         let shot = x.screenshot();
-        white = (0..h / 8).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| shot.get_pixel(x, y).0.iter().all(|&c| c > 200)).count();
+        white = (0..h / 8)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| shot.get_pixel(x, y).0.iter().all(|&c| c > 200))
+            .count();
         if white > 100 {
             break;
         }
@@ -146,16 +163,29 @@ fn a_timeout_says_why_no_frame_came() {
     let out = x.viewer(&[&ch, "--timeout", "1"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no frame from channel") && stderr.contains("no channel named"), "{stderr}");
+    assert!(
+        stderr.contains("no frame from channel") && stderr.contains("no channel named"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn no_display_is_one_clear_line() {
-    let out = Command::new(VIEWER).arg("whatever").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").output().unwrap();
+    let out = Command::new(VIEWER)
+        .arg("whatever")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("no display") && err.contains("DISPLAY") && err.contains("frame-stats whatever"), "{err}");
+    assert!(
+        err.contains("no display")
+            && err.contains("DISPLAY")
+            && err.contains("frame-stats whatever"),
+        "{err}"
+    );
     assert!(!err.contains("panicked") && !err.contains(".cargo") && !err.contains(".rs:"), "{err}");
 }
 

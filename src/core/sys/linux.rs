@@ -17,7 +17,8 @@ pub fn shm_path(name: &str) -> PathBuf {
 /// Sizes the object to `len` bytes and allocates its pages now, so that a full `/dev/shm`
 /// fails here (ENOSPC) and not later as a SIGBUS on first touch (tmpfs allocates lazily).
 pub fn allocate(file: &File, len: u64) -> io::Result<()> {
-    let len_off = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let len_off =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
     // SAFETY: plain syscall on a valid fd owned by `file`.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len_off) };
     match rc {
@@ -63,7 +64,10 @@ pub fn description_for_mapping(file: &File) -> io::Result<Option<File>> {
 ///
 /// # Safety
 /// The range must be a page-aligned mapping the caller owns.
-pub unsafe fn move_keeping_range(addr: std::ptr::NonNull<u8>, len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+pub unsafe fn move_keeping_range(
+    addr: std::ptr::NonNull<u8>,
+    len: usize,
+) -> io::Result<std::ptr::NonNull<u8>> {
     // A fresh address range to move to (MREMAP_DONTUNMAP needs MREMAP_MAYMOVE; FIXED makes
     // the kernel use our reservation).
     // SAFETY: a new anonymous reservation at an address the kernel chooses.
@@ -134,10 +138,17 @@ pub fn futex_wake(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE only uses the address as a key; it does not dereference user memory
     // beyond validating the mapping.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
     }
 }
-
 
 /// Processes that have the file at `path` open, as `(pid, command name)`, from `/proc/*/fd`
 /// (only those this user may inspect), matched by inode: a producer opened its segment under a
@@ -147,9 +158,14 @@ pub fn processes_using(path: &Path) -> Vec<(u32, String)> {
     let Ok(target) = std::fs::metadata(path).map(|m| super::file_id(&m)) else { return found };
     let Ok(procs) = std::fs::read_dir("/proc") else { return found };
     for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
-        if fds.flatten().any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| super::file_id(&m) == target)) {
+        if fds
+            .flatten()
+            .any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| super::file_id(&m) == target))
+        {
             let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
             found.push((pid, comm.trim().to_owned()));
         }
@@ -159,7 +175,9 @@ pub fn processes_using(path: &Path) -> Vec<(u32, String)> {
 
 /// A process's command name (`/proc/<pid>/comm`), empty if it cannot be read.
 pub fn process_name(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// `struct futex_waitv` (linux/futex.h).
@@ -190,14 +208,24 @@ pub fn kernel_watches_liveness() -> bool {
             // SAFETY: futex_waitv with no waiters only validates its arguments: EINVAL if the
             // call exists, ENOSYS if not (EPERM where a seccomp filter forbids it).
             // get_robust_list(0) writes two locals.
-            let ok = !forced_off && unsafe {
-                let r = libc::syscall(libc::SYS_futex_waitv, std::ptr::null::<FutexWaitv>(), 0u32, 0u32, std::ptr::null::<libc::timespec>(), libc::CLOCK_MONOTONIC);
-                let waitv = r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL);
-                let mut head: *mut libc::c_void = std::ptr::null_mut();
-                let mut len: libc::size_t = 0;
-                let robust = libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut len) == 0;
-                waitv && robust
-            };
+            let ok = !forced_off
+                && unsafe {
+                    let r = libc::syscall(
+                        libc::SYS_futex_waitv,
+                        std::ptr::null::<FutexWaitv>(),
+                        0u32,
+                        0u32,
+                        std::ptr::null::<libc::timespec>(),
+                        libc::CLOCK_MONOTONIC,
+                    );
+                    let waitv =
+                        r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL);
+                    let mut head: *mut libc::c_void = std::ptr::null_mut();
+                    let mut len: libc::size_t = 0;
+                    let robust =
+                        libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut len) == 0;
+                    waitv && robust
+                };
             WAITV.store(if ok { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
             ok
         }
@@ -212,7 +240,8 @@ pub fn futex_wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool
     if !kernel_watches_liveness() {
         return false;
     }
-    let mut v: [FutexWaitv; MAX_WAIT_WORDS] = std::array::from_fn(|_| FutexWaitv { val: 0, uaddr: 0, flags: 0, reserved: 0 });
+    let mut v: [FutexWaitv; MAX_WAIT_WORDS] =
+        std::array::from_fn(|_| FutexWaitv { val: 0, uaddr: 0, flags: 0, reserved: 0 });
     let n = words.len().min(MAX_WAIT_WORDS);
     for (slot, w) in v.iter_mut().zip(words) {
         slot.val = w.expected as u64;
@@ -223,13 +252,20 @@ pub fn futex_wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool
     let deadline = timeout.map(|t| {
         let now = monotonic_ns();
         let at = now.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64).min(i64::MAX as u64);
-        libc::timespec { tv_sec: (at / 1_000_000_000) as libc::time_t, tv_nsec: (at % 1_000_000_000) as libc::c_long }
+        libc::timespec {
+            tv_sec: (at / 1_000_000_000) as libc::time_t,
+            tv_nsec: (at % 1_000_000_000) as libc::c_long,
+        }
     });
     let ts = deadline.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `v[..n]` are valid futex_waitv entries pointing at aligned u32 atomics that the
     // caller keeps alive for the call; `ts` is null or a valid timespec on our stack.
-    let r = unsafe { libc::syscall(libc::SYS_futex_waitv, v.as_ptr(), n as u32, 0u32, ts, libc::CLOCK_MONOTONIC) };
-    if r == -1 && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+    let r = unsafe {
+        libc::syscall(libc::SYS_futex_waitv, v.as_ptr(), n as u32, 0u32, ts, libc::CLOCK_MONOTONIC)
+    };
+    if r == -1
+        && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
+    {
         // Forbidden after all (a seccomp filter installed later): never try again, so that
         // callers fall back instead of spinning.
         WAITV.store(2, std::sync::atomic::Ordering::Relaxed);
@@ -242,7 +278,15 @@ pub fn futex_wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool
 pub fn futex_wake_private(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE uses the address as a key only.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX, 0usize, 0usize, 0u32);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
     }
 }
 
@@ -301,7 +345,11 @@ impl RobustListHead {
 
     /// An empty head.
     pub fn empty() -> RobustListHead {
-        RobustListHead { next: std::ptr::null_mut(), futex_offset: 0, list_op_pending: std::ptr::null_mut() }
+        RobustListHead {
+            next: std::ptr::null_mut(),
+            futex_offset: 0,
+            list_op_pending: std::ptr::null_mut(),
+        }
     }
 }
 
@@ -321,8 +369,14 @@ pub fn robust_list() -> *mut RobustListHead {
 /// head unregisters.
 pub unsafe fn set_robust_list(head: *mut RobustListHead) -> io::Result<()> {
     // SAFETY: the caller keeps the list valid; the kernel only stores the pointer now.
-    let r = unsafe { libc::syscall(libc::SYS_set_robust_list, head, std::mem::size_of::<RobustListHead>()) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    let r = unsafe {
+        libc::syscall(libc::SYS_set_robust_list, head, std::mem::size_of::<RobustListHead>())
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Blocks every signal in the calling thread, so that process-wide signals (Ctrl+C) go to the
@@ -354,13 +408,17 @@ struct Previous {
 /// this is no longer hooked (its waits then poll).
 const MAX_REHOOKS: usize = 16;
 #[allow(clippy::declare_interior_mutable_const)]
-const NO_PREVIOUS: Previous = Previous { handler: std::sync::atomic::AtomicUsize::new(0), flags: std::sync::atomic::AtomicI32::new(0) };
+const NO_PREVIOUS: Previous = Previous {
+    handler: std::sync::atomic::AtomicUsize::new(0),
+    flags: std::sync::atomic::AtomicI32::new(0),
+};
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_PREVIOUS_ROW: [Previous; MAX_REHOOKS] = [NO_PREVIOUS; MAX_REHOOKS];
 static PREVIOUS: [[Previous; MAX_REHOOKS]; 2] = [NO_PREVIOUS_ROW; 2];
 /// Per hooked signal: 1 + the index in [`PREVIOUS`] of the handler chained to now, 0: none.
 /// Entries are taken in order, so it is also the number of entries used.
-static CURRENT: [std::sync::atomic::AtomicUsize; 2] = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
+static CURRENT: [std::sync::atomic::AtomicUsize; 2] =
+    [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
 /// Serialises [`hook_signals`] between threads.
 static HOOKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -374,13 +432,15 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         let current = CURRENT[i].load(Ordering::Acquire);
         if current > 0 {
             let prev = &PREVIOUS[i][current - 1];
-            let (handler, flags) = (prev.handler.load(Ordering::Relaxed), prev.flags.load(Ordering::Relaxed));
+            let (handler, flags) =
+                (prev.handler.load(Ordering::Relaxed), prev.flags.load(Ordering::Relaxed));
             if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
                 // SAFETY: `handler` is the handler function that was installed for `sig` when
                 // `hook_signals` replaced it with ours, called as its own flags say it expects.
                 unsafe {
                     if flags & libc::SA_SIGINFO != 0 {
-                        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(handler);
+                        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                            std::mem::transmute(handler);
                         f(sig, info, ctx);
                     } else {
                         let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
@@ -412,7 +472,10 @@ pub fn hook_signals() {
             continue;
         }
         let handler = cur.sa_sigaction;
-        if handler == on_signal as *const () as usize || handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        if handler == on_signal as *const () as usize
+            || handler == libc::SIG_DFL
+            || handler == libc::SIG_IGN
+        {
             continue;
         }
         let used = CURRENT[i].load(Ordering::Relaxed);

@@ -49,7 +49,10 @@ pub fn description_for_mapping(_file: &File) -> io::Result<Option<File>> {
 ///
 /// # Safety
 /// None needed (nothing happens); the signature matches Linux's.
-pub unsafe fn move_keeping_range(_addr: std::ptr::NonNull<u8>, _len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+pub unsafe fn move_keeping_range(
+    _addr: std::ptr::NonNull<u8>,
+    _len: usize,
+) -> io::Result<std::ptr::NonNull<u8>> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
@@ -144,7 +147,8 @@ mod tests {
 
     #[test]
     fn record_locks_and_timed_waits() {
-        let path = std::env::temp_dir().join(format!("shmframes-other-unix-{}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("shmframes-other-unix-{}", std::process::id()));
         let f = File::create(&path).unwrap();
         assert!(try_lock_byte(&f, 0).unwrap());
         // Our own process's lock is not reported as a conflict (process-owned locks).

@@ -130,7 +130,11 @@ pub struct WaitWord<'a> {
 
 /// Registers fork handlers (`pthread_atfork`): `prepare` runs in the forking thread before the
 /// fork, `parent` after it in the parent, `child` in the child (which has only that thread).
-pub fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> io::Result<()> {
+pub fn at_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> io::Result<()> {
     // SAFETY: the handlers are plain functions that live for the whole program.
     let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     if rc == 0 {
@@ -189,7 +193,8 @@ pub fn map_window(file: &File, offset: u64, len: usize) -> io::Result<std::ptr::
     let populate = libc::MAP_POPULATE;
     #[cfg(not(target_os = "linux"))]
     let populate = 0;
-    let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let offset =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: a new mapping at an address the kernel chooses; `mapped` is a valid descriptor
     // (the mapping keeps its own reference after it is closed).
     let p = unsafe {

@@ -17,12 +17,15 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
-use shmframes::{Cancel, Error, FrameShape, Writer, WriterOptions, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};
+use shmframes::{
+    Cancel, Error, FrameShape, Writer, WriterOptions, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS,
+};
 
 use crate::{channel_property, clock, formats, lock, video_pad_template, DEFAULT_CHANNEL};
 
-static CAT: LazyLock<gst::DebugCategory> =
-    LazyLock::new(|| gst::DebugCategory::new("shmframessink", gst::DebugColorFlags::empty(), Some("shmframes sink")));
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("shmframessink", gst::DebugColorFlags::empty(), Some("shmframes sink"))
+});
 
 const DEFAULT_BUFFER_FRAMES: u32 = 4;
 
@@ -37,7 +40,10 @@ pub enum WhenFull {
     Drop = 0,
     /// Wait for lossless readers (and, raw, the consumer), and for a first reader before the
     /// first frame: nothing is lost; upstream is held back.
-    #[enum_value(name = "Wait for lossless readers (and for a first reader): lose nothing", nick = "wait")]
+    #[enum_value(
+        name = "Wait for lossless readers (and for a first reader): lose nothing",
+        nick = "wait"
+    )]
     Wait = 1,
 }
 
@@ -84,7 +90,12 @@ pub struct ShmframesSink {
 
 impl Default for ShmframesSink {
     fn default() -> Self {
-        ShmframesSink { settings: Mutex::default(), channel: Mutex::new(None), last_info: Mutex::new(None), cancel: Mutex::new(Cancel::new()) }
+        ShmframesSink {
+            settings: Mutex::default(),
+            channel: Mutex::new(None),
+            last_info: Mutex::new(None),
+            cancel: Mutex::new(Cancel::new()),
+        }
     }
 }
 
@@ -136,7 +147,12 @@ impl ObjectImpl for ShmframesSink {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         match pspec.name() {
-            "channel" => s.channel = value.get::<Option<String>>().expect("a string").unwrap_or_else(|| DEFAULT_CHANNEL.into()),
+            "channel" => {
+                s.channel = value
+                    .get::<Option<String>>()
+                    .expect("a string")
+                    .unwrap_or_else(|| DEFAULT_CHANNEL.into())
+            }
             "buffer-frames" => s.buffer_frames = value.get().expect("a uint"),
             "max-readers" => s.max_readers = value.get().expect("a uint"),
             "when-full" => s.when_full = value.get().expect("a WhenFull"),
@@ -174,11 +190,15 @@ impl ElementImpl for ShmframesSink {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PADS: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| vec![video_pad_template("sink", gst::PadDirection::Sink)]);
+        static PADS: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| vec![video_pad_template("sink", gst::PadDirection::Sink)]);
         PADS.as_ref()
     }
 
-    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         let done = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
             // Base sinks stop only at NULL: a READY pipeline must not leave a channel that
@@ -197,11 +217,19 @@ impl ShmframesSink {
     /// new one (the old one ends first, so the name is free).
     fn open(&self, info: gst_video::VideoInfo) -> Result<(), gst::ErrorMessage> {
         if info.interlace_mode() != gst_video::VideoInterlaceMode::Progressive {
-            return Err(gst::error_msg!(gst::StreamError::Format, ("interlaced video ({:?}): put deinterlace in front", info.interlace_mode())));
+            return Err(gst::error_msg!(
+                gst::StreamError::Format,
+                ("interlaced video ({:?}): put deinterlace in front", info.interlace_mode())
+            ));
         }
-        let format = formats::from_gst(info.format())
-            .ok_or_else(|| gst::error_msg!(gst::StreamError::Format, ("shmframes has no {:?} frames (put videoconvert in front)", info.format())))?;
-        let shape = FrameShape::packed(info.width(), info.height(), format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{e}")))?;
+        let format = formats::from_gst(info.format()).ok_or_else(|| {
+            gst::error_msg!(
+                gst::StreamError::Format,
+                ("shmframes has no {:?} frames (put videoconvert in front)", info.format())
+            )
+        })?;
+        let shape = FrameShape::packed(info.width(), info.height(), format)
+            .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{e}")))?;
         let mut channel = lock(&self.channel);
         if channel.as_ref().is_some_and(|c| c.writer.shape() == shape) {
             if let Some(c) = channel.as_mut() {
@@ -210,16 +238,23 @@ impl ShmframesSink {
             return Ok(());
         }
         if let Some(old) = channel.take() {
-            gst::info!(CAT, imp = self, "frames change from {} to {shape}: the channel starts again", old.writer.shape());
+            gst::info!(
+                CAT,
+                imp = self,
+                "frames change from {} to {shape}: the channel starts again",
+                old.writer.shape()
+            );
             old.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ("{e}")))?;
         }
         let s = lock(&self.settings).clone();
-        let mut opts = WriterOptions::new(shape.width, shape.height, format).map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{e}")))?;
+        let mut opts = WriterOptions::new(shape.width, shape.height, format)
+            .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{e}")))?;
         opts.buffer_frames = s.buffer_frames;
         opts.max_readers = s.max_readers;
         opts.raw = s.raw;
         opts.cancel = Some(lock(&self.cancel).clone());
-        let writer = Writer::create(&s.channel, &opts).map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{e}")))?;
+        let writer = Writer::create(&s.channel, &opts)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{e}")))?;
         gst::info!(CAT, imp = self, "channel {:?}: frames of {shape}", s.channel);
         *channel = Some(Channel { writer, info, seq: 0, reader_seen: false });
         Ok(())
@@ -228,7 +263,9 @@ impl ShmframesSink {
     /// Ends the stream: readers read what was published, then see its end; the name goes.
     fn finish(&self) -> Result<(), gst::ErrorMessage> {
         match lock(&self.channel).take() {
-            Some(c) => c.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ("{e}"))),
+            Some(c) => {
+                c.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ("{e}")))
+            }
             None => Ok(()),
         }
     }
@@ -237,7 +274,9 @@ impl ShmframesSink {
     fn capture_ns(&self, buffer: &gst::BufferRef) -> u64 {
         let obj = self.obj();
         let segment = obj.segment();
-        let running = buffer.pts().and_then(|pts| segment.downcast_ref::<gst::ClockTime>()?.to_running_time(pts));
+        let running = buffer
+            .pts()
+            .and_then(|pts| segment.downcast_ref::<gst::ClockTime>()?.to_running_time(pts));
         match (running, obj.clock(), obj.base_time()) {
             (Some(rt), Some(clock), Some(base)) => clock::capture_ns(rt, &clock, base),
             _ => shmframes::monotonic_ns(),
@@ -257,7 +296,8 @@ impl BaseSinkImpl for ShmframesSink {
     }
 
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::loggable_error!(CAT, "not raw video: {caps}"))?;
+        let info = gst_video::VideoInfo::from_caps(caps)
+            .map_err(|_| gst::loggable_error!(CAT, "not raw video: {caps}"))?;
         *lock(&self.last_info) = Some(info.clone());
         self.open(info).map_err(|msg| {
             // The reason (a name taken, no space in /dev/shm) is the user's to read, not a
@@ -281,7 +321,10 @@ impl BaseSinkImpl for ShmframesSink {
         })
     }
 
-    fn propose_allocation(&self, query: &mut gst::query::Allocation) -> Result<(), gst::LoggableError> {
+    fn propose_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
         // Any strides upstream likes: render copies row by row where they differ from ours.
         query.add_allocation_meta::<gst_video::VideoMeta>(None);
         self.parent_propose_allocation(query)
@@ -350,7 +393,12 @@ impl ShmframesSink {
             let info = lock(&self.last_info).clone();
             match info {
                 Some(info) => self.open(info).map_err(Stop::Error)?,
-                None => return Err(Stop::Error(gst::error_msg!(gst::CoreError::Negotiation, ("a buffer arrived before its caps")))),
+                None => {
+                    return Err(Stop::Error(gst::error_msg!(
+                        gst::CoreError::Negotiation,
+                        ("a buffer arrived before its caps")
+                    )))
+                }
             }
         }
         let mut guard = lock(&self.channel);
@@ -367,7 +415,12 @@ impl ShmframesSink {
             c.reader_seen = true;
         }
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &c.info)
-            .map_err(|_| Stop::Error(gst::error_msg!(gst::StreamError::Format, ("a buffer of {} bytes does not hold a frame of {:?}", buffer.size(), c.info))))?;
+            .map_err(|_| {
+                Stop::Error(gst::error_msg!(
+                    gst::StreamError::Format,
+                    ("a buffer of {} bytes does not hold a frame of {:?}", buffer.size(), c.info)
+                ))
+            })?;
         let shape = c.writer.shape();
         let seq = c.seq;
         let slot = match when_full {
@@ -388,9 +441,17 @@ impl ShmframesSink {
         for (p, plane) in shape.planes().iter().enumerate() {
             let src = frame.plane_data(p as u32).map_err(|_| Stop::Flow(gst::FlowError::Error))?;
             let src_stride = frame.plane_stride()[p] as usize;
-            let (row, stride, rows, base) = (plane.row_bytes as usize, plane.stride as usize, plane.rows as usize, plane.offset as usize);
+            let (row, stride, rows, base) = (
+                plane.row_bytes as usize,
+                plane.stride as usize,
+                plane.rows as usize,
+                plane.offset as usize,
+            );
             if src.len() < src_stride * (rows - 1) + row {
-                return Err(Stop::Error(gst::error_msg!(gst::StreamError::Format, ("plane {p} of a buffer holds {} bytes, not {rows} rows of {row}", src.len()))));
+                return Err(Stop::Error(gst::error_msg!(
+                    gst::StreamError::Format,
+                    ("plane {p} of a buffer holds {} bytes, not {rows} rows of {row}", src.len())
+                )));
             }
             if src_stride == stride {
                 // One copy for the whole plane (the usual case: packed rows both sides).

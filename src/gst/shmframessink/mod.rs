@@ -11,5 +11,10 @@ glib::wrapper! {
 
 /// Registers the element with `plugin`.
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(Some(plugin), "shmframessink", gst::Rank::NONE, ShmframesSink::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "shmframessink",
+        gst::Rank::NONE,
+        ShmframesSink::static_type(),
+    )
 }

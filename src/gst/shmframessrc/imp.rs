@@ -17,12 +17,15 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
-use shmframes::{Cancel, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start};
+use shmframes::{
+    Cancel, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start,
+};
 
 use crate::{channel_property, clock, formats, lock, video_pad_template, DEFAULT_CHANNEL};
 
-static CAT: LazyLock<gst::DebugCategory> =
-    LazyLock::new(|| gst::DebugCategory::new("shmframessrc", gst::DebugColorFlags::empty(), Some("shmframes source")));
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("shmframessrc", gst::DebugColorFlags::empty(), Some("shmframes source"))
+});
 
 const DEFAULT_TIMEOUT: f64 = 10.0;
 /// What the source adds to its producer's capture-to-publish time in the latency it reports:
@@ -67,11 +70,17 @@ impl Settings {
         if self.raw.is_empty() {
             return Ok(None);
         }
-        let bad = |e: &dyn std::fmt::Display| gst::error_msg!(gst::ResourceError::Settings, ("raw={:?}: {}", self.raw, e));
+        let bad = |e: &dyn std::fmt::Display| {
+            gst::error_msg!(gst::ResourceError::Settings, ("raw={:?}: {}", self.raw, e))
+        };
         let (w, h) = shmframes::format::parse_size(&self.raw).map_err(|e| bad(&e))?;
-        let format: PixelFormat = self.raw_format.parse().map_err(|e: shmframes::format::UnknownFormat| {
-            gst::error_msg!(gst::ResourceError::Settings, ("raw-format={:?}: {e}", self.raw_format))
-        })?;
+        let format: PixelFormat =
+            self.raw_format.parse().map_err(|e: shmframes::format::UnknownFormat| {
+                gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    ("raw-format={:?}: {e}", self.raw_format)
+                )
+            })?;
         FrameShape::packed(w, h, format).map(Some).map_err(|e| bad(&e))
     }
 }
@@ -135,7 +144,12 @@ fn video_info(shape: &FrameShape) -> Result<gst_video::VideoInfo, gst::ErrorMess
         // The channel does not say its rate: variable (0/1); buffers carry capture times.
         .fps(gst::Fraction::new(0, 1))
         .build()
-        .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("frames of {shape} have no GStreamer caps: {e}")))
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::StreamError::Format,
+                ("frames of {shape} have no GStreamer caps: {e}")
+            )
+        })
 }
 
 #[glib::object_subclass]
@@ -200,12 +214,19 @@ impl ObjectImpl for ShmframesSrc {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         match pspec.name() {
-            "channel" => s.channel = value.get::<Option<String>>().expect("a string").unwrap_or_else(|| DEFAULT_CHANNEL.into()),
+            "channel" => {
+                s.channel = value
+                    .get::<Option<String>>()
+                    .expect("a string")
+                    .unwrap_or_else(|| DEFAULT_CHANNEL.into())
+            }
             "timeout" => s.timeout = value.get().expect("a double"),
             "follow" => s.follow = value.get().expect("a boolean"),
             "lossless" => s.lossless = value.get().expect("a boolean"),
             "raw" => s.raw = value.get::<Option<String>>().expect("a string").unwrap_or_default(),
-            "raw-format" => s.raw_format = value.get::<Option<String>>().expect("a string").unwrap_or_default(),
+            "raw-format" => {
+                s.raw_format = value.get::<Option<String>>().expect("a string").unwrap_or_default()
+            }
             _ => unreachable!("a property we registered"),
         }
     }
@@ -241,7 +262,8 @@ impl ElementImpl for ShmframesSrc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PADS: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| vec![video_pad_template("src", gst::PadDirection::Src)]);
+        static PADS: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| vec![video_pad_template("src", gst::PadDirection::Src)]);
         PADS.as_ref()
     }
 }
@@ -280,7 +302,10 @@ impl BaseSrcImpl for ShmframesSrc {
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
         let caps = lock(&self.info).as_ref().and_then(|i| i.to_caps().ok());
         match caps {
-            Some(caps) => self.obj().set_caps(&caps).map_err(|_| gst::loggable_error!(CAT, "downstream refused {caps}")),
+            Some(caps) => self
+                .obj()
+                .set_caps(&caps)
+                .map_err(|_| gst::loggable_error!(CAT, "downstream refused {caps}")),
             None => Ok(()),
         }
     }
@@ -338,10 +363,20 @@ impl ShmframesSrc {
         match Reader::open(&s.channel, &opts) {
             Ok(reader) => {
                 gst::info!(CAT, imp = self, "reading channel {:?}", s.channel);
-                Ok(Streaming { reader, settings: s.clone(), last_pts: None, next_seq: None, last_capture: None, interval: None })
+                Ok(Streaming {
+                    reader,
+                    settings: s.clone(),
+                    last_pts: None,
+                    next_seq: None,
+                    last_capture: None,
+                    interval: None,
+                })
             }
             Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
-            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::OpenRead, ("{e}{}", in_gstreamer(&e))))),
+            Err(e) => Err(Stop::Error(gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ("{e}{}", in_gstreamer(&e))
+            ))),
         }
     }
 
@@ -352,15 +387,26 @@ impl ShmframesSrc {
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => {
                 let why = match st.reader.producer_state() {
-                    ProducerState::Gone | ProducerState::Ended => "its producer is gone and no new one took its place",
+                    ProducerState::Gone | ProducerState::Ended => {
+                        "its producer is gone and no new one took its place"
+                    }
                     _ => "the producer is alive but sent nothing",
                 };
                 Err(Stop::Error(gst::error_msg!(
-                    gst::ResourceError::Read, ("no frame on channel {:?} for {} s: {why} (timeout=inf waits for ever)", s.channel, s.timeout))))
+                    gst::ResourceError::Read,
+                    (
+                        "no frame on channel {:?} for {} s: {why} (timeout=inf waits for ever)",
+                        s.channel,
+                        s.timeout
+                    )
+                )))
             }
             Err(Error::EndOfStream { .. }) => Err(Stop::Flow(gst::FlowError::Eos)),
             Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
-            Err(e) => Err(Stop::Error(gst::error_msg!(gst::ResourceError::Read, ("{e}{}", in_gstreamer(&e))))),
+            Err(e) => Err(Stop::Error(gst::error_msg!(
+                gst::ResourceError::Read,
+                ("{e}{}", in_gstreamer(&e))
+            ))),
         }
     }
 
@@ -368,7 +414,8 @@ impl ShmframesSrc {
     /// for `caps`).
     fn downstream_takes_video_meta(&self, caps: &gst::Caps) -> bool {
         let mut q = gst::query::Allocation::new(Some(caps), false);
-        self.obj().src_pad().peer_query(&mut q) && q.find_allocation_meta::<gst_video::VideoMeta>().is_some()
+        self.obj().src_pad().peer_query(&mut q)
+            && q.find_allocation_meta::<gst_video::VideoMeta>().is_some()
     }
 
     /// Raises the reported latency when a frame took longer from capture to publish than it
@@ -390,7 +437,10 @@ impl ShmframesSrc {
 }
 
 impl PushSrcImpl for ShmframesSrc {
-    fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
+    fn create(
+        &self,
+        _buffer: Option<&mut gst::BufferRef>,
+    ) -> Result<CreateSuccess, gst::FlowError> {
         let cancel = lock(&self.cancel).clone();
         let fail = |stop: Stop| match stop {
             Stop::Flow(f) => f,
@@ -429,7 +479,9 @@ impl PushSrcImpl for ShmframesSrc {
         // Header-less frames carry no capture time (0): they are stamped on arrival.
         let capture_ns = if frame.is_raw() { None } else { Some(frame.capture_ns()) };
         let publish_ns = frame.publish_ns();
-        if let Some(last) = st.last_capture.filter(|&l| capture_ns.is_some_and(|c| l < c) && !discont) {
+        if let Some(last) =
+            st.last_capture.filter(|&l| capture_ns.is_some_and(|c| l < c) && !discont)
+        {
             st.interval = capture_ns.map(|c| gst::ClockTime::from_nseconds(c - last));
         }
         st.last_capture = capture_ns;
@@ -458,7 +510,11 @@ impl PushSrcImpl for ShmframesSrc {
             gst::info!(CAT, imp = self, "frames of {shape}: caps {caps}");
             *lock(&self.info) = Some(info.clone());
             if obj.set_caps(&caps).is_err() {
-                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("downstream does not accept the channel's frames ({caps})"));
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("downstream does not accept the channel's frames ({caps})")
+                );
                 return Err(gst::FlowError::NotNegotiated);
             }
             // Our producers pack rows; GStreamer's default layout pads some (BGR rows to 4
@@ -485,11 +541,23 @@ impl PushSrcImpl for ShmframesSrc {
                 }
                 let (offsets, strides) = (&offsets[..planes.len()], &strides[..planes.len()]);
                 let b = buffer.get_mut().expect("a new buffer is writable");
-                gst_video::VideoMeta::add_full(b, gst_video::VideoFrameFlags::empty(), formats::to_gst(shape.format), shape.width, shape.height, offsets, strides)
-                    .map_err(|e| {
-                        gst::element_imp_error!(self, gst::CoreError::Failed, ("no video meta for {shape}: {e}"));
-                        gst::FlowError::Error
-                    })?;
+                gst_video::VideoMeta::add_full(
+                    b,
+                    gst_video::VideoFrameFlags::empty(),
+                    formats::to_gst(shape.format),
+                    shape.width,
+                    shape.height,
+                    offsets,
+                    strides,
+                )
+                .map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Failed,
+                        ("no video meta for {shape}: {e}")
+                    );
+                    gst::FlowError::Error
+                })?;
                 buffer
             }
         };
@@ -520,11 +588,17 @@ fn in_gstreamer(e: &Error) -> &'static str {
 fn layout_matches(info: &gst_video::VideoInfo, shape: &FrameShape) -> bool {
     let planes = shape.planes();
     planes.len() == info.n_planes() as usize
-        && planes.iter().enumerate().all(|(i, p)| info.stride()[i] as i64 == p.stride as i64 && info.offset()[i] as u64 == p.offset)
+        && planes.iter().enumerate().all(|(i, p)| {
+            info.stride()[i] as i64 == p.stride as i64 && info.offset()[i] as u64 == p.offset
+        })
 }
 
 /// A buffer in GStreamer's default layout for `info`, with the frame's rows copied in.
-fn copy_to_default_layout(frame: &Frame, shape: &FrameShape, info: &gst_video::VideoInfo) -> Result<gst::Buffer, gst::FlowError> {
+fn copy_to_default_layout(
+    frame: &Frame,
+    shape: &FrameShape,
+    info: &gst_video::VideoInfo,
+) -> Result<gst::Buffer, gst::FlowError> {
     let mut out = gst::Buffer::with_size(info.size()).map_err(|_| gst::FlowError::Error)?;
     {
         let b = out.get_mut().expect("a new buffer is writable");
@@ -541,4 +615,3 @@ fn copy_to_default_layout(frame: &Frame, shape: &FrameShape, info: &gst_video::V
     }
     Ok(out)
 }
-

@@ -3,7 +3,10 @@
 
 use anyhow::{anyhow, bail, Context};
 use nokhwa::pixel_format::RgbFormat;
-use nokhwa::utils::{ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution};
+use nokhwa::utils::{
+    ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType,
+    Resolution,
+};
 use nokhwa::{Buffer, Camera};
 use shmframes::{FrameShape, PixelFormat};
 
@@ -21,7 +24,11 @@ pub fn list() -> anyhow::Result<()> {
 }
 
 fn no_device_hint() -> &'static str {
-    if cfg!(target_os = "linux") && !std::fs::read_dir("/dev").is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("video"))) {
+    if cfg!(target_os = "linux")
+        && !std::fs::read_dir("/dev").is_ok_and(|d| {
+            d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("video"))
+        })
+    {
         " (no /dev/video* devices on this machine)"
     } else {
         ""
@@ -39,7 +46,13 @@ pub struct CameraSource {
 
 impl CameraSource {
     /// Opens camera `index` with the format closest to `width x height` at `fps`.
-    pub fn open(index: u32, width: u32, height: u32, fps: f64, format: PixelFormat) -> anyhow::Result<CameraSource> {
+    pub fn open(
+        index: u32,
+        width: u32,
+        height: u32,
+        fps: f64,
+        format: PixelFormat,
+    ) -> anyhow::Result<CameraSource> {
         let rate = if fps > 0.0 { fps.round().max(1.0) as u32 } else { 60 };
         let wanted = CameraFormat::new(Resolution::new(width, height), FrameFormat::MJPEG, rate);
         let request = RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(wanted));
@@ -50,10 +63,15 @@ impl CameraSource {
                 no_device_hint()
             )
         })?;
-        camera.open_stream().map_err(|e| anyhow!("camera {index} opened but cannot stream: {e}"))?;
+        camera
+            .open_stream()
+            .map_err(|e| anyhow!("camera {index} opened but cannot stream: {e}"))?;
         let f = camera.camera_format();
         let source_format = f.format();
-        if !matches!(source_format, FrameFormat::MJPEG | FrameFormat::YUYV | FrameFormat::GRAY | FrameFormat::RAWRGB) {
+        if !matches!(
+            source_format,
+            FrameFormat::MJPEG | FrameFormat::YUYV | FrameFormat::GRAY | FrameFormat::RAWRGB
+        ) {
             bail!("camera {index} only offers {source_format}, which frame-producer cannot convert yet (MJPEG, YUYV, GRAY, RGB)");
         }
         let shape = crate::shape_of(f.width(), f.height(), format)?;
@@ -79,7 +97,11 @@ impl CameraSource {
 
     /// Blocks until the camera delivers the next frame.
     pub fn grab(&mut self) -> anyhow::Result<()> {
-        self.frame = Some(self.camera.frame().with_context(|| format!("camera {} stopped delivering frames", self.index))?);
+        self.frame = Some(
+            self.camera
+                .frame()
+                .with_context(|| format!("camera {} stopped delivering frames", self.index))?,
+        );
         Ok(())
     }
 
@@ -91,7 +113,13 @@ impl CameraSource {
 }
 
 /// Converts one camera buffer of `shape`'s size into `out`.
-pub fn decode(shape: &FrameShape, from: FrameFormat, data: &[u8], out: &mut [u8], scratch: &mut Vec<u8>) -> anyhow::Result<()> {
+pub fn decode(
+    shape: &FrameShape,
+    from: FrameFormat,
+    data: &[u8],
+    out: &mut [u8],
+    scratch: &mut Vec<u8>,
+) -> anyhow::Result<()> {
     use shmframes_tools::convert;
     match from {
         FrameFormat::MJPEG => convert::jpeg_to(shape, data, out)?,
@@ -99,7 +127,9 @@ pub fn decode(shape: &FrameShape, from: FrameFormat, data: &[u8], out: &mut [u8]
         FrameFormat::RAWRGB => convert::rgb_to(shape, data, out)?,
         FrameFormat::GRAY => {
             scratch.clear();
-            scratch.extend(data.iter().take((shape.width * shape.height) as usize).flat_map(|&g| [g, g, g]));
+            scratch.extend(
+                data.iter().take((shape.width * shape.height) as usize).flat_map(|&g| [g, g, g]),
+            );
             convert::rgb_to(shape, scratch, out)?
         }
         other => bail!("camera frames in {other} cannot be converted"),

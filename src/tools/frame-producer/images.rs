@@ -21,7 +21,8 @@ pub struct Images {
 
 impl Images {
     pub fn open(path: &Path, shape: FrameShape) -> anyhow::Result<Images> {
-        let meta = std::fs::metadata(path).with_context(|| format!("cannot read --image {}", path.display()))?;
+        let meta = std::fs::metadata(path)
+            .with_context(|| format!("cannot read --image {}", path.display()))?;
         let files = if meta.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(|| format!("cannot list {}", path.display()))?
@@ -61,7 +62,11 @@ impl Images {
     pub fn describe(&self) -> String {
         match self.files.as_slice() {
             [one] => format!("image {}", one.display()),
-            many => format!("{} images from {}", many.len(), many[0].parent().unwrap_or(Path::new(".")).display()),
+            many => format!(
+                "{} images from {}",
+                many.len(),
+                many[0].parent().unwrap_or(Path::new(".")).display()
+            ),
         }
     }
 
@@ -87,10 +92,18 @@ impl Images {
         let (w, h) = (self.shape.width, self.shape.height);
         // Fit inside w x h, keeping the aspect ratio.
         let scale = (w as f64 / sw as f64).min(h as f64 / sh as f64);
-        let (dw, dh) = (((sw as f64 * scale).round() as u32).clamp(1, w), ((sh as f64 * scale).round() as u32).clamp(1, h));
+        let (dw, dh) = (
+            ((sw as f64 * scale).round() as u32).clamp(1, w),
+            ((sh as f64 * scale).round() as u32).clamp(1, h),
+        );
         let src = fr::images::Image::from_vec_u8(sw, sh, img.into_raw(), fr::PixelType::U8x3)?;
         let mut dst = fr::images::Image::new(dw, dh, fr::PixelType::U8x3);
-        self.resizer.resize(&src, &mut dst, &fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)))?;
+        self.resizer.resize(
+            &src,
+            &mut dst,
+            &fr::ResizeOptions::new()
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)),
+        )?;
         let mut canvas = vec![0u8; (w * h * 3) as usize];
         let (ox, oy) = ((w - dw) / 2, (h - dh) / 2);
         for (y, row) in dst.buffer().chunks_exact((dw * 3) as usize).enumerate() {

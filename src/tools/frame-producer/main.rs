@@ -108,7 +108,10 @@ struct Opts {
 fn parse_rgb_format(s: &str) -> Result<PixelFormat, String> {
     let f: PixelFormat = s.parse().map_err(|e: shmframes::format::UnknownFormat| e.to_string())?;
     if !f.is_rgb_family() {
-        return Err(format!("frame-producer draws RGB-family frames ({}), not {f}", PixelFormat::rgb_family_names()));
+        return Err(format!(
+            "frame-producer draws RGB-family frames ({}), not {f}",
+            PixelFormat::rgb_family_names()
+        ));
     }
     Ok(f)
 }
@@ -124,7 +127,9 @@ enum WhenFull {
 fn parse_fps(s: &str) -> Result<f64, String> {
     let f: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if !f.is_finite() || f < 0.0 {
-        return Err(format!("{s} is not a frame rate: use a number >= 0 (0 = as fast as possible)"));
+        return Err(format!(
+            "{s} is not a frame rate: use a number >= 0 (0 = as fast as possible)"
+        ));
     }
     if f > 0.0 && f < 0.001 {
         return Err(format!("{s} fps is one frame every {:.0} s; use at least 0.001", 1.0 / f));
@@ -133,8 +138,11 @@ fn parse_fps(s: &str) -> Result<f64, String> {
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
-    let m = u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| format!("{s:?} is not an octal mode such as 600 or 660"))?;
-    shmframes::WriterOptions::check_mode(m).map_err(|_| format!("mode {s} must be within 777 and keep 600 (the owner reads and writes)"))
+    let m = u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("{s:?} is not an octal mode such as 600 or 660"))?;
+    shmframes::WriterOptions::check_mode(m).map_err(|_| {
+        format!("mode {s} must be within 777 and keep 600 (the owner reads and writes)")
+    })
 }
 
 fn main() -> ExitCode {
@@ -163,11 +171,13 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     let format = opts.format;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("cannot install the signal handler")?;
+        signal_hook::flag::register(sig, stop.clone())
+            .context("cannot install the signal handler")?;
     }
     // Every wait (pacing, room in a ring) ends within 100 ms of Ctrl+C or SIGTERM.
     let flag = stop.clone();
-    let cancel = Cancel::with_check(Duration::from_millis(100), move || flag.load(Ordering::Relaxed));
+    let cancel =
+        Cancel::with_check(Duration::from_millis(100), move || flag.load(Ordering::Relaxed));
 
     let mut source = Source::open(&opts, format)?;
     let shape = source.shape();

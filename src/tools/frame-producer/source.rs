@@ -26,7 +26,9 @@ impl Source {
     pub fn open(opts: &Opts, format: PixelFormat) -> anyhow::Result<Source> {
         let (w, h) = opts.size;
         if let Some(index) = opts.camera {
-            return Ok(Source::Camera(Box::new(camera::CameraSource::open(index, w, h, opts.fps, format)?)));
+            return Ok(Source::Camera(Box::new(camera::CameraSource::open(
+                index, w, h, opts.fps, format,
+            )?)));
         }
         let shape = shape_of(w, h, format)?;
         if let Some(path) = &opts.image {
@@ -90,7 +92,8 @@ pub struct Pacer {
 impl Pacer {
     /// `fps == 0` or a self-paced source: no pacing. `cancel` ends a wait (Ctrl+C).
     pub fn new(fps: f64, source_paces_itself: bool, cancel: Cancel) -> Pacer {
-        let period = (fps > 0.0 && !source_paces_itself).then(|| Duration::from_secs_f64(1.0 / fps));
+        let period =
+            (fps > 0.0 && !source_paces_itself).then(|| Duration::from_secs_f64(1.0 / fps));
         Pacer { period, next: Instant::now(), cancel }
     }
 

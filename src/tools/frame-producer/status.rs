@@ -75,7 +75,8 @@ impl Status {
             let frames = self.published[i] - self.last_published[i];
             self.last_published[i] = self.published[i];
             let readers = w.readers();
-            let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            let plural =
+                |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             let reader = match (readers.attached, readers.lossless_lag) {
                 (0, _) => "no reader".to_owned(),
                 (n, None) => format!("{} attached", plural(n as u64, "reader")),
@@ -86,7 +87,10 @@ impl Status {
                 ),
             };
             let held = if readers.slots > 0 && readers.held_slots == readers.slots {
-                format!(", readers hold all {} slots (no room until they release one)", readers.slots)
+                format!(
+                    ", readers hold all {} slots (no room until they release one)",
+                    readers.slots
+                )
             } else {
                 String::new()
             };

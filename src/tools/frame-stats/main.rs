@@ -89,7 +89,10 @@ fn run(o: Opts) -> anyhow::Result<()> {
         let removed = shmframes::clean_leftovers(true)?;
         for l in &removed {
             match &l.channel {
-                Some(name) => println!("removed channel {name:?} (its producer is dead): {}", l.path.display()),
+                Some(name) => println!(
+                    "removed channel {name:?} (its producer is dead): {}",
+                    l.path.display()
+                ),
                 None => println!("removed a dead producer's temporary: {}", l.path.display()),
             }
         }
@@ -100,12 +103,21 @@ fn run(o: Opts) -> anyhow::Result<()> {
     // Ctrl+C (or SIGTERM) ends the run with its summary, exit 0.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("cannot install the signal handler")?;
+        signal_hook::flag::register(sig, stop.clone())
+            .context("cannot install the signal handler")?;
     }
     // Woken by the signal itself (no periodic wake-up while idle; 100 ms polls on old kernels).
     let flag = stop.clone();
-    let cancel = Cancel::on_signals(Duration::from_millis(100), move || flag.load(Ordering::Relaxed));
-    let opts = ReaderOptions { timeout, raw, lossless: o.lossless, start, cancel: Some(cancel), ..Default::default() };
+    let cancel =
+        Cancel::on_signals(Duration::from_millis(100), move || flag.load(Ordering::Relaxed));
+    let opts = ReaderOptions {
+        timeout,
+        raw,
+        lossless: o.lossless,
+        start,
+        cancel: Some(cancel),
+        ..Default::default()
+    };
     let mut reader = match Reader::open(&o.name, &opts) {
         Err(Error::Interrupted { .. }) => return Ok(()),
         r => r?,
@@ -123,7 +135,8 @@ fn run(o: Opts) -> anyhow::Result<()> {
         stats.record(frame.seq(), frame.publish_ns(), now, frame.lost_before());
         if o.json {
             let s = frame.shape();
-            let latency_ns = (frame.publish_ns() > 0).then(|| now.saturating_sub(frame.publish_ns()));
+            let latency_ns =
+                (frame.publish_ns() > 0).then(|| now.saturating_sub(frame.publish_ns()));
             println!(
                 "{{\"seq\":{},\"width\":{},\"height\":{},\"stride\":{},\"format\":\"{}\",\"raw\":{},\"capture_ns\":{},\"publish_ns\":{},\"latency_ns\":{},\"crc32\":{}}}",
                 frame.seq(),
@@ -152,7 +165,10 @@ fn list_channels() -> anyhow::Result<()> {
         println!("no channel in /dev/shm");
         return Ok(());
     }
-    println!("{:<28} {:<8} {:<13} {:<16} {:>9} {:>7}  open by", "name", "producer", "kind", "shape", "frames", "readers");
+    println!(
+        "{:<28} {:<8} {:<13} {:<16} {:>9} {:>7}  open by",
+        "name", "producer", "kind", "shape", "frames", "readers"
+    );
     for c in found {
         let kind = match (c.ours, c.framed) {
             (false, _) => "cpp_py_shmbuf",
@@ -165,7 +181,8 @@ fn list_channels() -> anyhow::Result<()> {
             shmframes::ProducerState::Gone => "dead",
             shmframes::ProducerState::Unknown => "unknown",
         };
-        let shape = c.shape.map_or("-".to_owned(), |s| format!("{}x{} {}", s.width, s.height, s.format));
+        let shape =
+            c.shape.map_or("-".to_owned(), |s| format!("{}x{} {}", s.width, s.height, s.format));
         let num = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
         let users: Vec<String> = c.open_by.iter().map(|(pid, n)| format!("{n}[{pid}]")).collect();
         println!(
@@ -189,7 +206,10 @@ fn list_readers(name: &str) -> anyhow::Result<()> {
         println!("{name}: no reader (a raw channel's one consumer is not listed)");
         return Ok(());
     }
-    println!("{:>5} {:>8} {:>9} {:>10} {:>9} {:>5} {:>5}", "place", "pid", "mode", "read", "dropped", "lag", "held");
+    println!(
+        "{:>5} {:>8} {:>9} {:>10} {:>9} {:>5} {:>5}",
+        "place", "pid", "mode", "read", "dropped", "lag", "held"
+    );
     for r in readers {
         println!(
             "{:>5} {:>8} {:>9} {:>10} {:>9} {:>5} {:>5}",

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use clap::Parser;
 use pixels::{Pixels, PixelsBuilder, SurfaceTexture};
-use shmframes_tools::display::Scaler;
 use shmframes::stats::Stats;
 use shmframes::{FrameShape, PixelFormat, ProducerState};
+use shmframes_tools::display::Scaler;
 use winit::application::ApplicationHandler;
 use winit::dpi::PhysicalSize;
 use winit::event::{ElementState, KeyEvent, WindowEvent};
@@ -116,8 +116,12 @@ fn status_message(st: &reader_thread::Status) -> Option<String> {
     match (&st.error, st.state, st.attached) {
         (Some(e), _, _) => Some(e.clone()),
         (None, _, false) => Some("waiting for the channel".to_owned()),
-        (None, Some(ProducerState::Gone), _) => Some("producer gone, waiting for a new one".to_owned()),
-        (None, Some(ProducerState::Ended), _) => Some("stream ended, waiting for a new one".to_owned()),
+        (None, Some(ProducerState::Gone), _) => {
+            Some("producer gone, waiting for a new one".to_owned())
+        }
+        (None, Some(ProducerState::Ended), _) => {
+            Some("stream ended, waiting for a new one".to_owned())
+        }
         _ => None,
     }
 }
@@ -182,7 +186,8 @@ impl App {
         let size = window.inner_size();
         let surface = SurfaceTexture::new(size.width.max(1), size.height.max(1), window.clone());
         // Vulkan, Metal or DX12 (not GL, which does not work under Xvfb); WGPU_BACKEND overrides.
-        let backends = pixels::wgpu::Backends::from_env().unwrap_or(pixels::wgpu::Backends::PRIMARY);
+        let backends =
+            pixels::wgpu::Backends::from_env().unwrap_or(pixels::wgpu::Backends::PRIMARY);
         let pixels = PixelsBuilder::new(size.width.max(1), size.height.max(1), surface)
             .wgpu_backend(backends)
             .enable_vsync(false)
@@ -221,9 +226,14 @@ impl App {
         r
     }
 
-    fn draw_into(&mut self, el: &ActiveEventLoop, pixels: &mut Pixels<'static>) -> anyhow::Result<()> {
+    fn draw_into(
+        &mut self,
+        el: &ActiveEventLoop,
+        pixels: &mut Pixels<'static>,
+    ) -> anyhow::Result<()> {
         let frame = if self.paused { None } else { self.shared.take_newest() };
-        let fits = pixels.frame().len() == (self.size.width as usize * self.size.height as usize * 4);
+        let fits =
+            pixels.frame().len() == (self.size.width as usize * self.size.height as usize * 4);
         if let Some(frame) = frame {
             let (w, h) = (self.size.width, self.size.height);
             if fits {
@@ -232,7 +242,12 @@ impl App {
                 self.draw_status(pixels);
             }
             pixels.render().context("cannot present the frame")?;
-            self.stats.record(frame.seq(), frame.publish_ns(), shmframes::monotonic_ns(), frame.lost_before());
+            self.stats.record(
+                frame.seq(),
+                frame.publish_ns(),
+                shmframes::monotonic_ns(),
+                frame.lost_before(),
+            );
             self.current = Some((frame.shape(), frame.seq()));
             drop(frame); // released: the producer may reuse its bytes
             self.last_frame = Instant::now();
@@ -243,7 +258,8 @@ impl App {
         } else {
             if fits {
                 // Back to the picture as it was before any status was drawn over it.
-                if let Some(clean) = self.clean.as_ref().filter(|c| c.len() == pixels.frame().len()) {
+                if let Some(clean) = self.clean.as_ref().filter(|c| c.len() == pixels.frame().len())
+                {
                     pixels.frame_mut().copy_from_slice(clean);
                 }
                 self.draw_status(pixels);
@@ -288,7 +304,9 @@ impl App {
                 "{} - {shape} - {:.1} fps - latency {} - dropped {} - #{seq}{}{state}",
                 self.opts.name,
                 shown.fps,
-                shown.latency_p50_ns.map_or("-".to_owned(), |l| format!("{:.2} ms", l as f64 / 1e6)),
+                shown
+                    .latency_p50_ns
+                    .map_or("-".to_owned(), |l| format!("{:.2} ms", l as f64 / 1e6)),
                 st.dropped,
                 if self.paused { " - paused" } else { "" },
             ),
@@ -340,7 +358,8 @@ impl ApplicationHandler<Wake> for App {
                 }
             }
             Wake::Fatal => {
-                let e = self.shared.status().error.unwrap_or_else(|| "the reader stopped".to_owned());
+                let e =
+                    self.shared.status().error.unwrap_or_else(|| "the reader stopped".to_owned());
                 self.fail(el, anyhow!(e));
             }
         }
@@ -359,7 +378,11 @@ impl ApplicationHandler<Wake> for App {
                     (None, true, Some(ProducerState::Ended)) => "its producer ended the stream, and no new one came".to_owned(),
                     (None, true, _) => "the producer publishes nothing".to_owned(),
                 };
-                let e = anyhow!("no frame from channel {:?} for {:.1} s: {why}", self.opts.name, t.as_secs_f64());
+                let e = anyhow!(
+                    "no frame from channel {:?} for {:.1} s: {why}",
+                    self.opts.name,
+                    t.as_secs_f64()
+                );
                 self.fail(el, e);
             }
         }
@@ -374,7 +397,10 @@ impl ApplicationHandler<Wake> for App {
             }
             WindowEvent::Resized(size) => self.resize(size),
             WindowEvent::RedrawRequested => self.draw(el),
-            WindowEvent::KeyboardInput { event: KeyEvent { logical_key, state: ElementState::Pressed, .. }, .. } => {
+            WindowEvent::KeyboardInput {
+                event: KeyEvent { logical_key, state: ElementState::Pressed, .. },
+                ..
+            } => {
                 self.key(el, &logical_key);
                 Ok(())
             }

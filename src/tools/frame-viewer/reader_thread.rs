@@ -80,7 +80,12 @@ pub fn spawn(name: String, raw: Option<FrameShape>, proxy: EventLoopProxy<Wake>)
     shared
 }
 
-fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Arc<Shared>, proxy: &EventLoopProxy<Wake>) -> Result<(), Error> {
+fn read_loop(
+    name: &str,
+    raw: Option<FrameShape>,
+    shared: &Arc<Shared>,
+    proxy: &EventLoopProxy<Wake>,
+) -> Result<(), Error> {
     // Every wait ends within 100 ms of the window closing; while the channel is awaited, the
     // window gets a status tick (it checks its --timeout on those).
     let (s, p) = (shared.clone(), proxy.clone());
@@ -90,13 +95,20 @@ fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Arc<Shared>, proxy: &
         }
         s.quit.load(Ordering::Relaxed)
     });
-    let opts = ReaderOptions { timeout: Duration::MAX, raw, follow: true, cancel: Some(cancel.clone()), ..Default::default() };
+    let opts = ReaderOptions {
+        timeout: Duration::MAX,
+        raw,
+        follow: true,
+        cancel: Some(cancel.clone()),
+        ..Default::default()
+    };
     let mut reader = loop {
         match Reader::open(name, &opts) {
             Ok(r) => break r,
             Err(Error::ChannelBusy { .. }) => {
                 // A UI choice, not a transport retry: show it and look again shortly.
-                shared.lock().status.error = Some("another reader is attached; waiting for it to go".into());
+                shared.lock().status.error =
+                    Some("another reader is attached; waiting for it to go".into());
                 let _ = proxy.send_event(Wake::Status);
                 if !cancel.sleep_until(Deadline::after(Duration::from_millis(200))) {
                     return Ok(());
@@ -134,7 +146,9 @@ fn read_loop(name: &str, raw: Option<FrameShape>, shared: &Arc<Shared>, proxy: &
             // Replacing the previous newest frame releases it: a slow window skips frames.
             g.newest = Some(f);
             drop(g);
-            if !shared.frame_wake_pending.swap(true, Ordering::AcqRel) && proxy.send_event(Wake::Frame).is_err() {
+            if !shared.frame_wake_pending.swap(true, Ordering::AcqRel)
+                && proxy.send_event(Wake::Frame).is_err()
+            {
                 return Ok(()); // the window is gone
             }
         } else {
