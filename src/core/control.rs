@@ -10,8 +10,8 @@
 //! | 15..8 | extension version: 1 for a raw channel, 2 for a framed one (frames in slots with a reader table after the data area, see the `table` module); framed channels of version 1 (older producers: frames in the ring, one consumer) are still read | producer, at creation | never |
 //! | 0 | `FRAMED`: payloads carry the frame header of [`crate::frame`] (else raw pixels) | producer, at creation | never |
 //! | 1 | `CLOSED`: the producer ended the stream (even if the ring was too full for an end-of-stream message) | producer | never |
-//! | 2 | `CONSUMER_SLEEPING`: the consumer sleeps on the `head` futex (version 1; framed channels use the table's `sleepers`) | consumer | either side |
-//! | 3 | `PRODUCER_SLEEPING`: the producer sleeps on the `tail` futex | producer | either side |
+//! | 2 | `CONSUMER_SLEEPING`: the consumer sleeps on the `head` futex (version 1; framed channels use the table's `sleepers`) | consumer | consumer (only the sleeper clears its bit) |
+//! | 3 | `PRODUCER_SLEEPING`: the producer sleeps on the `tail` futex (version 1) or the table's `room` word (version 2) | producer | producer (only the sleeper clears its bit) |
 //!
 //! Liveness and exclusivity do not live here (a dead process could never clear a bit): they are
 //! byte-range locks on the segment file that the kernel drops when the holder dies, see
@@ -34,7 +34,8 @@ pub const FRAMED: u32 = 1 << 0;
 pub const CLOSED: u32 = 1 << 1;
 /// The consumer is (about to be) asleep on `head`.
 pub const CONSUMER_SLEEPING: u32 = 1 << 2;
-/// The producer is (about to be) asleep on `tail`.
+/// The producer is (about to be) asleep on `tail` (version 1) or the table's `room` word
+/// (version 2).
 pub const PRODUCER_SLEEPING: u32 = 1 << 3;
 
 /// The value our producer writes at creation.

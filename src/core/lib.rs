@@ -1,15 +1,17 @@
 //! # shmframes
 //!
-//! Live video frames between processes on one machine, through a lock-free single-producer /
-//! single-consumer ring in POSIX shared memory.
+//! Live video frames between processes on one machine, through POSIX shared memory: one
+//! producer, and up to [`MAX_READERS`] readers that each see every frame in place, lock-free.
 //!
-//! The ring speaks cpp_py_shmbuf's protocol byte for byte ([`ring`]), so its C++ producer and its
-//! C++ and Python consumers interoperate with ours in both directions. Everything new is layered
-//! on top without breaking it: a frame header with shape, format, sequence number and
-//! timestamps, frames laid out contiguously so readers view them in place ([`frame`]); futex
-//! wake-ups and flags in the header's reserved word ([`control`], [`wait`]); liveness and
-//! single-consumer exclusivity through locks the kernel drops when a process dies (see
-//! [`Writer::create`] and [`Reader::open`]; the README has the full protocol).
+//! A channel is a segment with cpp_py_shmbuf's ring header. A *framed* channel (the default)
+//! keeps frames in slots of the data area with a reader table after it, so many readers view
+//! each frame in place at once; a *raw* channel is cpp_py_shmbuf's single-producer /
+//! single-consumer ring byte for byte ([`ring`]), so its C++ producer and its C++ and Python
+//! consumers interoperate with ours in both directions. Everything new is layered on top
+//! without breaking it: a frame header with shape, format, sequence number and timestamps
+//! ([`frame`]); futex wake-ups and flags in the header's reserved word ([`control`], [`wait`]);
+//! liveness through words and locks the kernel marks or drops when a process dies (see
+//! [`Writer::create`] and [`Reader::open`]; `docs/protocol.md` has the full protocol).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -41,10 +43,11 @@
 //!
 //! # Where the unsafe code is, and what a peer can do
 //!
-//! Unsafe code is in six modules, each block with a `// SAFETY:` reason: [`ring`] (raw memory
-//! of the ring), `segment` (the mapping), `sys` (system calls), `reader` (handing out a
-//! frame's pixels in place), `writer` (lending a slot's pixels) and `fork` (the list of lock
-//! descriptors its fork handlers share). The tools crate forbids
+//! Unsafe code is in nine modules, each block with a `// SAFETY:` reason: [`ring`] (raw memory
+//! of the ring), `table` (the reader table's memory), `segment` (the mapping), `sys` (system
+//! calls), `reader` (handing out a frame's pixels in place), `writer` (a slot's pixels),
+//! `lend` (the windows that lend a slot's pixels), `liveness` (the keeper's robust-futex list)
+//! and `fork` (the list of lock descriptors its fork handlers share). The tools crate forbids
 //! unsafe code; the Python crate has two blocks (numpy views of leased pixels).
 //!
 //! Everything read from shared memory is copied into a local and validated before it is used,
@@ -71,8 +74,6 @@ pub mod format;
 pub mod frame;
 #[cfg(not(loom))]
 mod lend;
-#[cfg(not(loom))]
-mod liveness;
 #[cfg(not(loom))]
 mod reader;
 pub mod ring;

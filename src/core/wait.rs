@@ -10,10 +10,11 @@
 //! so (how the Python layer lets Ctrl+C through, and how the producer stops on SIGINT). They all
 //! run the same loop (`wait_for`): try, give up if the deadline passed or the cancel fired,
 //! sleep, try again. What counts as "try again" when opening a channel is decided in one place,
-//! [`crate::Reader::open`]'s `retry_open` (in `reader.rs`).
+//! the `OpenRetry` policy that [`crate::Reader::open`] uses.
 //!
-//! A consumer with nothing to read sleeps in the kernel on the ring's `head` word; a producer
-//! with no room sleeps on `tail`. Before sleeping, a side sets its `*_SLEEPING` bit in the
+//! A consumer with nothing to read sleeps in the kernel on the ring's `head` word (a framed
+//! channel's readers on the table's `published`); a producer with no room sleeps on `tail` (a
+//! framed channel's producer on the table's `room`). Before sleeping, a side sets its `*_SLEEPING` bit in the
 //! `reserved` word ([`crate::control`]); after publishing, the other side looks at that bit and
 //! makes the wake-up system call only if it is set. In the common case (nobody asleep) a publish
 //! costs a fence and a load, no system call.
@@ -24,13 +25,13 @@
 //! sleeper                                   waker
 //! reserved |= SLEEPING                      word = new value          (the publish)
 //! fence(SeqCst)                             fence(SeqCst)
-//! if word == seen: futex_wait(word, seen)   if reserved & SLEEPING: futex_wake(word)
+//! if word == seen: wait_word(word, seen)   if reserved & SLEEPING: wake_word(word)
 //! reserved &= !SLEEPING
 //! ```
 //!
 //! The two SeqCst fences guarantee that at least one side sees the other's store: either the
 //! sleeper sees the new value and does not sleep, or the waker sees the bit and wakes. And
-//! `futex_wait` itself re-checks `word == seen` atomically in the kernel, so a wake that lands
+//! `wait_word` itself re-checks `word == seen` atomically in the kernel, so a wake that lands
 //! between the sleeper's check and its sleep is not lost either.
 //!
 //! Only the sleeper clears its bit. A waker that cleared it could be a late one: it saw the
@@ -253,7 +254,7 @@ impl Cancel {
         self.0.cancelled.store(true, Ordering::Release);
         // Release: a waiter that sees the new value sees `cancelled` too.
         self.0.wake.fetch_add(1, Ordering::Release);
-        sys::futex_wake_private(&self.0.wake);
+        sys::wake_local(&self.0.wake);
     }
 
     /// The cancel's words as they are now, read before a wait's attempt: a cancel (or a
@@ -311,7 +312,7 @@ impl Cancel {
                 Ok(None)
             }
             fn sleep(&mut self, max: Duration, wake: &[sys::WaitWord<'_>]) {
-                if !sys::futex_wait_any(wake, Some(max)) {
+                if !sys::wait_any(wake, Some(max)) {
                     std::thread::sleep(max);
                 }
             }
@@ -414,7 +415,7 @@ pub(crate) fn sleep_announced(
     // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `wake_if_sleeping`).
     fence(Ordering::SeqCst);
     if before & stop == 0 && word.load(Ordering::Relaxed) == seen {
-        sys::futex_wait(word, seen, timeout);
+        sys::wait_word(word, seen, timeout);
     }
     reserved.fetch_and(!flag, Ordering::Relaxed);
 }
@@ -426,7 +427,7 @@ pub(crate) fn wake_if_sleeping(word: &AtomicU32, reserved: &AtomicU32, flag: u32
     fence(Ordering::SeqCst);
     if reserved.load(Ordering::Relaxed) & flag != 0 {
         // The sleeper clears its own bit (see the module docs for why a waker must not).
-        sys::futex_wake(word);
+        sys::wake_word(word);
     }
 }
 
@@ -440,7 +441,7 @@ pub(crate) fn sleep_unannounced(
 ) {
     let step = backoff.next().min(timeout);
     if word.load(Ordering::Acquire) == seen {
-        sys::futex_wait(word, seen, step);
+        sys::wait_word(word, seen, step);
     }
 }
 
