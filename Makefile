@@ -55,6 +55,8 @@ layers:
 	echo "layers: shmframes depends on: $$(echo $$deps | tr '\n' ' ')"; \
 	if echo "$$deps" | grep -qE '^(nokhwa|winit|pixels|wgpu|clap|anyhow|pyo3|numpy|image|mozjpeg|yuv)$$'; then \
 		echo "layers: FAILED: an app crate reached the core"; exit 1; fi
+	@python3 scripts/check_os_layer.py || { echo "layers: FAILED: a system call outside src/core/sys/ (listed above)"; exit 1; }
+	@echo "layers: no libc:: or futex outside src/core/sys/"
 
 ## Miri runs the ring's unit tests on heap memory: undefined behaviour, alignment, data races
 ## between the test threads (a few minutes). Needs the nightly toolchain with miri (.ci/setup).

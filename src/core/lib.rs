@@ -86,6 +86,8 @@ mod sync;
 mod sys;
 mod table;
 #[cfg(not(loom))]
+pub mod timing;
+#[cfg(not(loom))]
 pub mod wait;
 #[cfg(not(loom))]
 mod writer;

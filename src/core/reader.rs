@@ -23,16 +23,18 @@ use crate::control::{self, Origin, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
 use crate::error::{Error, Result, Role, Violation};
 use crate::format::FrameShape;
 use crate::frame::{has_magic, FrameHeader, MessageKind, FRAME_HEADER_LEN, FRAME_TAG_LEN};
-use crate::liveness::{self, Keeper, Life, Watch};
 use crate::ring::{Consumer, Message, PREFIX_LEN};
 use crate::segment::Segment;
+use crate::sys::liveness::{self, Keeper, Life};
 use crate::sys::{self, WaitWord};
 use crate::table::{Cursor, Start, TableMemory, Take};
 use crate::wait::{self, Backoff, Cancel, Deadline, Waitable};
 
 /// How often a waiting reader checks that our producer is still alive (the liveness promise is
 /// "noticed within 100 ms").
-const LIVENESS_PERIOD: Duration = Duration::from_millis(80);
+use crate::timing::{
+    FOLLOW_PERIOD, LIVENESS_PERIOD, OPEN_FIRST_PAUSE, OPEN_MAX_PAUSE, SETUP_GRACE,
+};
 
 /// How to attach.
 #[derive(Clone, Debug, Default)]
@@ -325,7 +327,7 @@ impl SlotAttachment {
                 // SAFETY: the word and node are in our mapping, which `seg` keeps until the
                 // keeper is dropped (it is dropped first); the entry's lock makes them ours.
                 let keeper = unsafe {
-                    Keeper::start(vec![view.reader_watch(r)], crate::table::READER_FUTEX_OFFSET)
+                    Keeper::start(vec![view.reader_watch(r)], crate::table::READER_WORD_FROM_NODE)
                 };
                 if keeper.is_none() {
                     view.reader_live(r).store(0, std::sync::atomic::Ordering::SeqCst);
@@ -639,7 +641,7 @@ impl Reader {
             raw.validate()?;
         }
         let mut opening =
-            Opening { name, last: None, pause: Opening::FIRST_PAUSE, retry: OpenRetry::default() };
+            Opening { name, last: None, pause: OPEN_FIRST_PAUSE, retry: OpenRetry::default() };
         let seg = match wait::wait_for(
             &mut opening,
             Deadline::after(opts.timeout),
@@ -1096,12 +1098,13 @@ impl Reader {
                 if !control::is_closed(reserved)
                     && view.published_word().load(std::sync::atomic::Ordering::Relaxed) == *seen
                 {
-                    sleep_on_frames(
+                    wait::sleep_watching(
                         view.published_word(),
                         *seen,
-                        view.producer_live(att.entry),
+                        [view.producer_live(att.entry)],
                         wake,
                         left,
+                        LIVENESS_PERIOD,
                     );
                 }
                 cursor.end_sleep(&view);
@@ -1129,7 +1132,7 @@ impl Reader {
             }
             // Following a dead or ended producer: look for its successor a few times a second.
             (ProducerState::Gone | ProducerState::Ended, _) => {
-                std::thread::sleep(left.min(Duration::from_millis(20)));
+                std::thread::sleep(left.min(FOLLOW_PERIOD));
             }
         }
     }
@@ -1252,40 +1255,6 @@ fn take_slot(
     }
 }
 
-/// Sleeps until a frame is published (`published` leaves `seen`), the producer dies, a cancel
-/// word changes or `left` passes: one `futex_waitv` on all of them, so an idle reader makes no
-/// wake-ups at all. Where the kernel cannot (no `futex_waitv`, or nobody watches the
-/// producer's word) it sleeps at most [`LIVENESS_PERIOD`] at a time, and the caller probes the
-/// producer's lock byte.
-fn sleep_on_frames(
-    published: &std::sync::atomic::AtomicU32,
-    seen: u32,
-    producer_live: &std::sync::atomic::AtomicU32,
-    wake: &[WaitWord<'_>],
-    left: Duration,
-) {
-    let mut words =
-        [WaitWord { word: published, expected: seen, shared: true }; 2 + wait::MAX_CANCEL_WORDS];
-    let mut n = 1;
-    let watched = match liveness::watch(producer_live) {
-        Watch::Armed(w) => {
-            words[n] = w;
-            n += 1;
-            true
-        }
-        Watch::Dead => return, // the next attempt reports it
-        Watch::Unwatched => false,
-    };
-    for w in wake {
-        words[n] = *w;
-        n += 1;
-    }
-    let timeout = if watched { left } else { left.min(LIVENESS_PERIOD) };
-    if !sys::futex_wait_any(&words[..n], Some(timeout)) {
-        sys::futex_wait(published, seen, left.min(LIVENESS_PERIOD));
-    }
-}
-
 /// Consumes a message that needs no lease (filler, end of stream, copied frames).
 fn consume_now(att: &Attachment, st: &mut ConsumerState, msg: &Message) {
     st.consumer.advance(msg);
@@ -1315,7 +1284,7 @@ impl Waitable for NextFrame<'_> {
 
 /// The one retry policy for attaching: a channel that does not exist yet may appear, and a
 /// segment that fails validation may be one a foreign producer is still setting up (it takes
-/// no lock and writes its header after creating the object), for [`OpenRetry::SETUP_GRACE`] at
+/// no lock and writes its header after creating the object), for [`SETUP_GRACE`](crate::timing::SETUP_GRACE) at
 /// most: a segment still invalid after that is broken, and the error says so, however long
 /// the caller was willing to wait. Nothing else changes by waiting.
 #[derive(Debug, Default)]
@@ -1325,9 +1294,6 @@ pub(crate) struct OpenRetry {
 }
 
 impl OpenRetry {
-    /// How long an invalid segment may be a producer's half-written header.
-    pub(crate) const SETUP_GRACE: Duration = Duration::from_secs(1);
-
     /// Whether opening again may succeed after error `e`.
     pub(crate) fn retry(&mut self, e: &Error) -> bool {
         match e {
@@ -1336,7 +1302,7 @@ impl OpenRetry {
                 true
             }
             Error::Protocol { .. } => {
-                self.invalid_since.get_or_insert_with(Instant::now).elapsed() < Self::SETUP_GRACE
+                self.invalid_since.get_or_insert_with(Instant::now).elapsed() < SETUP_GRACE
             }
             _ => false,
         }
@@ -1353,9 +1319,6 @@ struct Opening<'n> {
 }
 
 impl Opening<'_> {
-    const FIRST_PAUSE: Duration = Duration::from_millis(1);
-    const MAX_PAUSE: Duration = Duration::from_millis(20);
-
     /// The error for a deadline that passed.
     fn gave_up(self, timeout: Duration) -> Error {
         match self.last {
@@ -1382,7 +1345,7 @@ impl Waitable for Opening<'_> {
     }
     fn sleep(&mut self, max: Duration, _wake: &[WaitWord<'_>]) {
         std::thread::sleep(self.pause.min(max));
-        self.pause = (self.pause * 2).min(Self::MAX_PAUSE);
+        self.pause = (self.pause * 2).min(OPEN_MAX_PAUSE);
     }
     fn channel(&self) -> &str {
         self.name

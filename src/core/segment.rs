@@ -193,8 +193,8 @@ impl Segment {
                 cause,
             ));
         }
-        sys::allocate(&file, len).map_err(|source| match source.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) | Some(libc::EDQUOT) => {
+        sys::allocate(&file, len).map_err(|source| match source {
+            _ if sys::is_out_of_space(&source) => {
                 Error::NoSpace { name: name.clone(), bytes: len, dir: dir.clone(), cause: source }
             }
             _ => {
@@ -241,7 +241,7 @@ impl Segment {
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Err(Error::PermissionDenied { name, path })
                 }
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                Err(e) if sys::is_symlink_refused(&e) => {
                     return Err(Error::SymbolicLink { name, path })
                 }
                 Err(e) => {
@@ -302,7 +302,7 @@ impl Segment {
             std::io::ErrorKind::PermissionDenied => {
                 Error::PermissionDenied { name: name.clone(), path: path.clone() }
             }
-            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+            _ if sys::is_symlink_refused(&e) => {
                 Error::SymbolicLink { name: name.clone(), path: path.clone() }
             }
             _ => Error::io(format!("cannot open {}", path.display()), e),
@@ -470,9 +470,7 @@ pub struct Leftover {
     pub channel: Option<String>,
 }
 
-/// A temporary younger than this may belong to a producer between its `O_EXCL` create and its
-/// lock (microseconds): never removed.
-const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+use crate::timing::LEFTOVER_MIN_AGE;
 
 /// Removes what dead producers left in the segment directory (`/dev/shm` on Linux) that only
 /// this user's own processes could have used: the hidden temporaries (`.shmframes-tmp-*`) of

@@ -44,9 +44,9 @@
 //! | 48 | 4 | `producer_live`: the producer's liveness word for this reader | the producer's keeper; the kernel at its death | reader (futex) |
 //! | 56 | 8 | the producer keeper's robust-list node | the producer's keeper | the kernel |
 //!
-//! The liveness words and their robust-list nodes are explained in [`crate::liveness`]: 0 is
+//! The liveness words and their robust-list nodes are explained in [`crate::sys::liveness`]: 0 is
 //! "unwatched" (probe the lock byte), a thread id is "alive, the kernel will mark its death",
-//! `FUTEX_OWNER_DIED` is "dead".
+//! `OWNER_DIED` is "dead".
 //!
 //! An entry belongs to the reader holding the segment file's lock byte `2 + r` (see the
 //! `segment` module), which the kernel drops when the reader dies. The producer frees the entry
@@ -147,7 +147,7 @@ pub(crate) struct ReaderEntry {
     read: AtomicU64,
     dropped: AtomicU64,
     pid: AtomicU32,
-    /// The reader's liveness word (see [`crate::liveness`]): its keeper's thread id.
+    /// The reader's liveness word (see [`crate::sys::liveness`]): its keeper's thread id.
     reader_live: AtomicU32,
     /// The reader keeper's robust-list node for `reader_live` (a pointer in its process).
     reader_node: AtomicU64,
@@ -176,10 +176,10 @@ const _: () = {
 
 /// From a robust-list node to its liveness word, for the reader's keeper.
 #[cfg(not(loom))]
-pub(crate) const READER_FUTEX_OFFSET: isize = 36 - 40;
+pub(crate) const READER_WORD_FROM_NODE: isize = 36 - 40;
 /// From a robust-list node to its liveness word, for the producer's keeper.
 #[cfg(not(loom))]
-pub(crate) const PRODUCER_FUTEX_OFFSET: isize = 48 - 56;
+pub(crate) const PRODUCER_WORD_FROM_NODE: isize = 48 - 56;
 
 /// The shape of a table: how many slots of how many bytes, how many reader entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,16 +320,19 @@ impl<'a> Table<'a> {
 
     /// Reader `r`'s liveness word (its keeper's) and robust-list node.
     #[cfg(not(loom))]
-    pub(crate) fn reader_watch(&self, r: usize) -> crate::liveness::Watched {
+    pub(crate) fn reader_watch(&self, r: usize) -> crate::sys::liveness::Watched {
         let e = &self.readers[r];
-        crate::liveness::Watched { word: &e.reader_live, node: e.reader_node.as_ptr().cast() }
+        crate::sys::liveness::Watched { word: &e.reader_live, node: e.reader_node.as_ptr().cast() }
     }
 
     /// The producer's liveness word that reader `r` waits on, and its robust-list node.
     #[cfg(not(loom))]
-    pub(crate) fn producer_watch(&self, r: usize) -> crate::liveness::Watched {
+    pub(crate) fn producer_watch(&self, r: usize) -> crate::sys::liveness::Watched {
         let e = &self.readers[r];
-        crate::liveness::Watched { word: &e.producer_live, node: e.producer_node.as_ptr().cast() }
+        crate::sys::liveness::Watched {
+            word: &e.producer_live,
+            node: e.producer_node.as_ptr().cast(),
+        }
     }
 
     /// Reader `r`'s liveness word.

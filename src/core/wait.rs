@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::sys::liveness::{self, Watch};
 
 /// When a blocking call gives up: at an instant, after a timeout, or never.
 ///
@@ -183,7 +184,7 @@ impl Default for Cancel {
 
 impl Cancel {
     /// How often a waiter with a plain cancel looks at it.
-    pub const DEFAULT_PERIOD: Duration = Duration::from_millis(50);
+    pub const DEFAULT_PERIOD: Duration = crate::timing::CANCEL_PERIOD;
 
     /// A cancel that fires when [`cancel`](Cancel::cancel) is called.
     pub fn new() -> Cancel {
@@ -342,9 +343,7 @@ impl Marks<'_> {
 /// Most words a cancel adds to a sleep.
 pub(crate) const MAX_CANCEL_WORDS: usize = 2;
 
-/// How long one sleep may last when nothing bounds it (no deadline, no cancel): the sleep is
-/// re-armed after this, which costs one wake-up an hour.
-const UNBOUNDED_STEP: Duration = Duration::from_secs(3600);
+use crate::timing::UNBOUNDED_STEP;
 
 /// Something a blocking call waits for: tried, then slept on, until it happens.
 pub(crate) trait Waitable {
@@ -431,6 +430,50 @@ pub(crate) fn wake_if_sleeping(word: &AtomicU32, reserved: &AtomicU32, flag: u32
     }
 }
 
+/// Most words one sleep waits on: the data word, the liveness word of every reader a producer
+/// waits for, and a cancel's words.
+const MAX_SLEEP_WORDS: usize = 1 + crate::table::MAX_READERS as usize + MAX_CANCEL_WORDS;
+
+/// The one sleep of every announced wait of a framed channel: until `data` leaves `seen` (a
+/// frame published, a slot given back), one of the `peers` dies, a `wake` word changes (a
+/// cancel) or `max` passes. With kernel-reported liveness it is one kernel wait on all the
+/// words, so an idle waiter makes no wake-ups and a SIGKILLed peer wakes it at once. A peer
+/// nobody watches (an old kernel, polling asked for) bounds the sleep by `unwatched_period`,
+/// after which the caller probes that peer's lock byte; without a multi-word wait the sleep is
+/// a timed one on `data` alone, bounded the same way. A peer already dead: no sleep (the next
+/// attempt reports it). The caller announces the sleep (and re-checks `data`) first.
+pub(crate) fn sleep_watching<'w>(
+    data: &'w AtomicU32,
+    seen: u32,
+    peers: impl IntoIterator<Item = &'w AtomicU32>,
+    wake: &[sys::WaitWord<'_>],
+    max: Duration,
+    unwatched_period: Duration,
+) {
+    let placeholder = sys::WaitWord { word: data, expected: seen, shared: true };
+    let mut words = [placeholder; MAX_SLEEP_WORDS];
+    let mut n = 1;
+    let mut unwatched = false;
+    for live in peers {
+        match liveness::watch(live) {
+            Watch::Armed(w) if n < words.len() - MAX_CANCEL_WORDS => {
+                words[n] = w;
+                n += 1;
+            }
+            Watch::Armed(_) | Watch::Unwatched => unwatched = true,
+            Watch::Dead => return,
+        }
+    }
+    for w in wake.iter().take(MAX_CANCEL_WORDS) {
+        words[n] = *w;
+        n += 1;
+    }
+    let timeout = if unwatched { max.min(unwatched_period) } else { max };
+    if !sys::wait_any(&words[..n], Some(timeout)) {
+        sys::wait_word(data, seen, max.min(unwatched_period));
+    }
+}
+
 /// Sleeps on `word` while it equals `seen`, unannounced (nobody will wake us): a bounded timed
 /// wait for peers that do not know our protocol. `backoff` grows from call to call.
 pub(crate) fn sleep_unannounced(
@@ -452,8 +495,8 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    const FIRST: Duration = Duration::from_micros(50);
-    const MAX: Duration = Duration::from_millis(4);
+    const FIRST: Duration = crate::timing::BACKOFF_FIRST;
+    const MAX: Duration = crate::timing::BACKOFF_MAX;
 
     pub(crate) fn new() -> Backoff {
         Backoff { current: Self::FIRST }

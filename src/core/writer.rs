@@ -9,9 +9,9 @@ use crate::error::{Error, Result, Role};
 use crate::format::FrameShape;
 use crate::frame::{FrameHeader, MessageKind, FRAME_HEADER_LEN};
 use crate::lend::{Lent, Windows};
-use crate::liveness::{self, Keeper, Life, Watch};
 use crate::ring::{self, Producer, PushError, RingPushError};
 use crate::segment::Segment;
+use crate::sys::liveness::{self, Keeper, Life};
 use crate::sys::WaitWord;
 use crate::table::{self, Geometry, Publisher, TableMemory, Taken};
 use crate::wait::{Cancel, Deadline, Waitable};
@@ -227,8 +227,7 @@ enum Kind {
     },
 }
 
-/// How often a writer looks for readers that died holding slots, while it needs them.
-const SWEEP_PERIOD: Duration = Duration::from_millis(40);
+use crate::timing::{CONSUMER_CHECK_PERIOD, SWEEP_PERIOD};
 
 impl Writer {
     /// Creates the channel `name`. Fails if a live producer owns the name; replaces a stale
@@ -256,7 +255,7 @@ impl Writer {
                 // SAFETY: the words and nodes are in our mapping, which `seg` keeps until the
                 // keeper is dropped (in `finish`, and first among the fields); we are the
                 // segment's only producer.
-                keeper = unsafe { Keeper::start(words, table::PRODUCER_FUTEX_OFFSET) };
+                keeper = unsafe { Keeper::start(words, table::PRODUCER_WORD_FROM_NODE) };
                 Kind::Slots { table, publisher: Publisher::new(), last_sweep_ns: 0 }
             }
             None => {
@@ -684,7 +683,7 @@ impl Writer {
             Kind::Slots { table, .. } => {
                 let published = table.view().published_word();
                 published.fetch_add(1, Ordering::SeqCst);
-                sys::futex_wake(published);
+                sys::wake_word(published);
             }
             Kind::Raw { .. } => {
                 wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING)
@@ -833,7 +832,7 @@ impl Writer {
                 let view = table.view();
                 let (_, sleepers) = publisher.publish(&view, t);
                 if sleepers {
-                    sys::futex_wake(view.published_word());
+                    sys::wake_word(view.published_word());
                 }
                 // Free the places of readers that died, so that they neither pin slots nor
                 // count as readers (rate-limited: a clock comparison per frame).
@@ -879,10 +878,6 @@ impl Drop for FrameSlot<'_> {
     }
 }
 
-/// How often a writer waiting for room on a raw channel checks whether its consumer is still
-/// attached.
-const READER_CHECK_PERIOD: Duration = Duration::from_secs(1);
-
 /// [`Writer::frame`] and [`Writer::wait_for_room`] as a [`Waitable`].
 struct Room<'w> {
     writer: &'w mut Writer,
@@ -925,7 +920,7 @@ impl Waitable for Room<'_> {
             Kind::Raw { .. } if w.seg.consumer_attached() => {
                 // Our consumer wakes us when it releases. Look again after a while anyway, to
                 // notice a consumer that went away (and stop waiting for its wake-up).
-                let max = max.min(READER_CHECK_PERIOD);
+                let max = max.min(CONSUMER_CHECK_PERIOD);
                 wait::sleep_announced(
                     mem.tail_word(),
                     self.seen,
@@ -970,37 +965,9 @@ fn sleep_for_room(
     std::sync::atomic::fence(Ordering::SeqCst);
     let room = view.room_word();
     if room.load(Ordering::Relaxed) == seen {
-        let placeholder = WaitWord { word: room, expected: seen, shared: true };
-        let mut words = [placeholder; 1 + table::MAX_READERS as usize + wait::MAX_CANCEL_WORDS];
-        let mut n = 1;
-        let mut unwatched = false;
-        for r in 0..view.max_readers() {
-            if !view.entry_active(r) {
-                continue;
-            }
-            match liveness::watch(view.reader_live(r)) {
-                Watch::Armed(w) => {
-                    words[n] = w;
-                    n += 1;
-                }
-                Watch::Dead => {
-                    // The next attempt frees it.
-                    reserved.fetch_and(!PRODUCER_SLEEPING, Ordering::Relaxed);
-                    return;
-                }
-                Watch::Unwatched => unwatched = true,
-            }
-        }
-        for w in wake {
-            words[n] = *w;
-            n += 1;
-        }
-        let timeout = if unwatched { max.min(SWEEP_PERIOD) } else { max };
-        if !sys::futex_wait_any(&words[..n], Some(timeout)) {
-            // Readers wake us when they give a slot back; a reader that dies never will:
-            // look again after a sweep period.
-            sys::futex_wait(room, seen, max.min(SWEEP_PERIOD));
-        }
+        let active = (0..view.max_readers()).filter(|&r| view.entry_active(r));
+        let peers = active.map(|r| view.reader_live(r));
+        wait::sleep_watching(room, seen, peers, wake, max, SWEEP_PERIOD);
     }
     reserved.fetch_and(!PRODUCER_SLEEPING, Ordering::Relaxed);
 }

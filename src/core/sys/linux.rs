@@ -112,7 +112,7 @@ pub fn probe_lock_byte(file: &File, byte: u64) -> io::Result<LockState> {
 /// changed value, a signal or the timeout; callers always re-check their condition.
 ///
 /// The word may live in memory shared with other processes: the futex is not private.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+pub fn wait_word(word: &AtomicU32, expected: u32, timeout: Duration) {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -134,7 +134,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 }
 
 /// Wakes every waiter sleeping on `word`, in any process.
-pub fn futex_wake(word: &AtomicU32) {
+pub fn wake_word(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE only uses the address as a key; it does not dereference user memory
     // beyond validating the mapping.
     unsafe {
@@ -236,7 +236,7 @@ pub fn kernel_watches_liveness() -> bool {
 /// `timeout` passes (`None`: no limit); callers always re-check their conditions. Returns
 /// `false` without sleeping if the kernel lacks `futex_waitv` (see
 /// [`kernel_watches_liveness`]): the caller then falls back to timed single waits.
-pub fn futex_wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
+pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
     if !kernel_watches_liveness() {
         return false;
     }
@@ -275,7 +275,7 @@ pub fn futex_wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool
 }
 
 /// Wakes every waiter on a word of this process only (a private futex).
-pub fn futex_wake_private(word: &AtomicU32) {
+pub fn wake_local(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE uses the address as a key only.
     unsafe {
         libc::syscall(
@@ -291,7 +291,7 @@ pub fn futex_wake_private(word: &AtomicU32) {
 }
 
 /// Sleeps on a word of this process only while it equals `expected` (no timeout).
-pub fn futex_wait_private(word: &AtomicU32, expected: u32) {
+pub fn wait_local(word: &AtomicU32, expected: u32) {
     // SAFETY: FUTEX_WAIT reads the aligned u32 behind `word`, valid for the call.
     unsafe {
         libc::syscall(
@@ -314,26 +314,26 @@ pub fn gettid() -> u32 {
 }
 
 /// `struct robust_list_head` (linux/futex.h): the list of futex words the kernel marks
-/// `FUTEX_OWNER_DIED` (and wakes a waiter of) when the registering thread dies, however it
-/// dies. Each entry is a pointer-sized `next` field; its futex word lies `futex_offset` bytes
+/// `OWNER_DIED` (and wakes a waiter of) when the registering thread dies, however it
+/// dies. Each entry is a pointer-sized `next` field; its futex word lies `node_offset` bytes
 /// from it; the last entry points back at the head.
 #[repr(C)]
 pub struct RobustListHead {
     next: *mut libc::c_void,
-    futex_offset: libc::c_long,
+    node_offset: libc::c_long,
     list_op_pending: *mut libc::c_void,
 }
 
 impl RobustListHead {
-    /// Links `nodes` (addresses of pointer-sized fields, each `futex_offset` bytes from its
+    /// Links `nodes` (addresses of pointer-sized fields, each `node_offset` bytes from its
     /// word) into a list headed by `self`.
     ///
     /// # Safety
     /// Every node must be valid for pointer-sized writes, and `self` must not move while the
     /// list is registered.
-    pub unsafe fn link(&mut self, nodes: &[*mut *mut libc::c_void], futex_offset: isize) {
+    pub unsafe fn link(&mut self, nodes: &[*mut *mut libc::c_void], node_offset: isize) {
         let head = self as *mut RobustListHead as *mut libc::c_void;
-        self.futex_offset = futex_offset as libc::c_long;
+        self.node_offset = node_offset as libc::c_long;
         self.list_op_pending = std::ptr::null_mut();
         self.next = head;
         for &node in nodes.iter().rev() {
@@ -347,7 +347,7 @@ impl RobustListHead {
     pub fn empty() -> RobustListHead {
         RobustListHead {
             next: std::ptr::null_mut(),
-            futex_offset: 0,
+            node_offset: 0,
             list_op_pending: std::ptr::null_mut(),
         }
     }
@@ -452,7 +452,7 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     }
     // After the handler: a waiter woken by this sees what the handler recorded.
     SIGNAL_WORD.fetch_add(1, Ordering::SeqCst);
-    futex_wake_private(&SIGNAL_WORD);
+    wake_local(&SIGNAL_WORD);
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
 }

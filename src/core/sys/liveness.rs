@@ -6,8 +6,8 @@
 //! (`set_robust_list`), writes its thread id into each, blocks every signal and sleeps until
 //! the role ends. When the keeper dies (its process is killed, crashes, exits or execs without
 //! ending the role: every way a process can go), the kernel walks that list and, for each word
-//! still holding the keeper's thread id, sets `FUTEX_OWNER_DIED` and wakes one waiter that
-//! announced itself with `FUTEX_WAITERS`. A waiter therefore sleeps in `futex_waitv` on its
+//! still holding the keeper's thread id, sets `OWNER_DIED` and wakes one waiter that
+//! announced itself with `OWNER_WAITERS`. A waiter therefore sleeps in `futex_waitv` on its
 //! data word *and* the peer's liveness word at once: new data and the peer's death both wake
 //! it, and nothing else does.
 //!
@@ -21,7 +21,7 @@
 //!   the words *before* it unregisters: a word never names a keeper the kernel would not
 //!   mark. A word that is 0 is not watched (no keeper: an old kernel, or polling asked for):
 //!   the waiter then checks the role's lock byte on a timer, as before.
-//! - A waiter sets `FUTEX_WAITERS` with a compare-and-swap and passes the value it wrote to
+//! - A waiter sets `OWNER_WAITERS` with a compare-and-swap and passes the value it wrote to
 //!   `futex_waitv`, which compares it in the kernel before sleeping: a death between the
 //!   check and the sleep changes the word, and the sleep does not begin.
 //! - Thread ids are per PID namespace, but the kernel compares the word with the dying
@@ -52,24 +52,24 @@ pub(crate) fn life(word: &AtomicU32) -> Life {
     // Acquire: pairs with the kernel's (fully ordered) compare-and-swap at the owner's death,
     // and with the keeper's Release stores.
     let v = word.load(Ordering::Acquire);
-    if v & sys::FUTEX_OWNER_DIED != 0 {
+    if v & sys::OWNER_DIED != 0 {
         Life::Dead
-    } else if v & sys::FUTEX_TID_MASK == 0 {
+    } else if v & sys::OWNER_MASK == 0 {
         Life::Unwatched
     } else {
         Life::Alive
     }
 }
 
-/// Makes `word` wake us when its owner dies (sets `FUTEX_WAITERS`), and returns the value to
+/// Makes `word` wake us when its owner dies (sets `OWNER_WAITERS`), and returns the value to
 /// sleep on; `None` when the owner is dead already or nobody watches the word.
 pub(crate) fn arm(word: &AtomicU32) -> Option<u32> {
     let mut v = word.load(Ordering::Acquire);
     loop {
-        if v & sys::FUTEX_OWNER_DIED != 0 || v & sys::FUTEX_TID_MASK == 0 {
+        if v & sys::OWNER_DIED != 0 || v & sys::OWNER_MASK == 0 {
             return None;
         }
-        if v & sys::FUTEX_WAITERS != 0 {
+        if v & sys::OWNER_WAITERS != 0 {
             return Some(v);
         }
         // SYNC POINT: death (the kernel's compare-and-swap at the owner's death and this one
@@ -77,11 +77,11 @@ pub(crate) fn arm(word: &AtomicU32) -> Option<u32> {
         // and wakes us; `futex_waitv` re-compares the value before sleeping).
         match word.compare_exchange_weak(
             v,
-            v | sys::FUTEX_WAITERS,
+            v | sys::OWNER_WAITERS,
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            Ok(_) => return Some(v | sys::FUTEX_WAITERS),
+            Ok(_) => return Some(v | sys::OWNER_WAITERS),
             Err(now) => v = now,
         }
     }
@@ -133,19 +133,19 @@ struct Words(Vec<Watched>, isize);
 unsafe impl Send for Words {}
 
 impl Keeper {
-    /// Starts a keeper owning `words`, each `futex_offset` bytes from its node. Returns `None`,
+    /// Starts a keeper owning `words`, each `node_offset` bytes from its node. Returns `None`,
     /// leaving the words 0 (unwatched), when the kernel cannot watch them.
     ///
     /// # Safety
     /// The words and nodes must stay mapped, and used by nobody else's keeper, until the
     /// returned keeper is dropped.
-    pub(crate) unsafe fn start(words: Vec<Watched>, futex_offset: isize) -> Option<Keeper> {
+    pub(crate) unsafe fn start(words: Vec<Watched>, node_offset: isize) -> Option<Keeper> {
         if !sys::kernel_watches_liveness() || words.is_empty() {
             return None;
         }
         let stop = Arc::new(AtomicU32::new(0));
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<bool>(1);
-        let words = Words(words, futex_offset);
+        let words = Words(words, node_offset);
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("shmframes-keeper".into())
@@ -187,7 +187,7 @@ fn keep(words: Words, stop: &AtomicU32, ready: std::sync::mpsc::SyncSender<bool>
     }
     let _ = ready.send(true);
     while stop.load(Ordering::Acquire) == 0 {
-        sys::futex_wait_private(stop, 0);
+        sys::wait_local(stop, 0);
     }
     // The role ended: unwatch the words first (a sleeper on one is woken and sees 0), then
     // give the thread its old list back.
@@ -195,7 +195,7 @@ fn keep(words: Words, stop: &AtomicU32, ready: std::sync::mpsc::SyncSender<bool>
         // SAFETY: as above; the mapping outlives this thread (Keeper::drop joins it).
         let word = unsafe { &*w.word };
         word.store(0, Ordering::Release);
-        sys::futex_wake(word);
+        sys::wake_word(word);
     }
     // SAFETY: glibc's list head for this thread, as the kernel returned it; it is valid for
     // the thread's life.
@@ -213,7 +213,7 @@ impl Drop for Keeper {
             return;
         }
         self.stop.store(1, Ordering::Release);
-        sys::futex_wake_private(&self.stop);
+        sys::wake_local(&self.stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

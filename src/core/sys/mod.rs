@@ -1,17 +1,35 @@
-//! Platform code, chosen by `cfg`: everything that talks to the operating system lives here.
+//! The OS layer: every system call of the channel lives under this folder, behind one small
+//! interface per service; the channel code (ring, table, reader, writer, wait) names the
+//! service, never the system call. A platform is one backend file chosen here by `cfg`.
 //!
-//! Each platform module offers the same functions: where a named segment lives, page
-//! reservation, byte-range locks the kernel drops when a process dies, and waiting on and waking
-//! a 32-bit word shared between processes. `unix.rs` holds what all Unix systems share (opening
-//! without following symlinks, CLOCK_MONOTONIC, file identities).
+//! | service | what the channel asks of it | Linux (`linux.rs`) | other Unix (`other_unix.rs`) |
+//! |---|---|---|---|
+//! | named segment | `shm_path`, `create_new`, `open_existing`, `allocate`, `file_id`, `file_uid`, `euid`, `is_out_of_space`, `is_symlink_refused` | files in `/dev/shm` (what `shm_open("/NAME")` opens) | files in `$TMPDIR/shmframes` |
+//! | mapping | `map_window`, `map_zero_pages`, `unmap`, `move_keeping_range`, `page_size`, `description_for_mapping` | `mmap`, `mremap(MREMAP_DONTUNMAP)` | `mmap`; no take-back by moving |
+//! | wait word | `wait_word`, `wake_word` (shared), `wait_local`, `wake_local` (one process), `wait_any` (several words at once), `WaitWord` | futex without `FUTEX_PRIVATE_FLAG`, `futex_waitv` | timed sleeps of at most [`FALLBACK_POLL`](crate::timing::FALLBACK_POLL) |
+//! | liveness token | [`liveness`]: a keeper owning liveness words the kernel marks at death; `try_lock_byte`, `probe_lock_byte` (a role's lock, dropped by the kernel) | robust-futex list, OFD locks | classic record locks, probed |
+//! | clock | `monotonic_ns` | `CLOCK_MONOTONIC` | `CLOCK_MONOTONIC` |
+//! | process | `at_fork`, `disown_fd`, `processes_using`, `process_name`, signal hook (`SIGNAL_WORD`, `hook_signals`, `block_signals`) | `pthread_atfork`, `/proc` | `pthread_atfork`; nobody named |
 //!
-//! - Linux (`linux.rs`): `/dev/shm`, futexes without `FUTEX_PRIVATE_FLAG`, OFD locks.
-//! - Other Unix (`other_unix.rs`): segment files in `$TMPDIR/shmframes`, classic `fcntl` locks,
-//!   bounded timed waits instead of futex wake-ups (correct, slower to react). It is also
-//!   compiled and unit-tested on Linux, so it cannot rot unnoticed.
+//! Guarantees every backend keeps (the channel relies on them, see `docs/protocol.md`):
+//! - `wait_word(word, expected, timeout)` returns at once if `*word != expected` (checked
+//!   atomically with going to sleep where the system can), and otherwise after a wake, a
+//!   signal or `timeout`; callers always re-check, so an early return is never wrong.
+//! - `wake_word(word)` wakes every waiter on the word in any process; it may be a no-op only
+//!   where `wait_word` is a bounded timed sleep.
+//! - `wait_any` returns `false` without sleeping where the system has no multi-word wait:
+//!   callers then sleep on their data word alone, bounded by a period of [`crate::timing`].
+//! - A lock byte taken with `try_lock_byte` is released by the kernel when its holder dies,
+//!   however it dies.
+//!
+//! `unix.rs` holds what all Unix systems share (opening without following symlinks,
+//! CLOCK_MONOTONIC, file identities, record locks, mappings, fork hygiene). The other-Unix
+//! backend is also compiled and unit-tested on Linux, so it cannot rot unnoticed.
 
 mod unix;
 pub use unix::*;
+
+pub(crate) mod liveness;
 
 #[cfg(target_os = "linux")]
 mod linux;

@@ -72,14 +72,14 @@ pub fn processes_using(_path: &std::path::Path) -> Vec<(u32, String)> {
 }
 
 /// No futex: sleeps at most 2 ms (or `timeout`) unless the word already changed.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+pub fn wait_word(word: &AtomicU32, expected: u32, timeout: Duration) {
     if word.load(Ordering::Acquire) == expected {
-        std::thread::sleep(timeout.min(Duration::from_millis(2)));
+        std::thread::sleep(timeout.min(crate::timing::FALLBACK_POLL));
     }
 }
 
 /// No futex: sleepers poll, nothing to wake.
-pub fn futex_wake(_word: &AtomicU32) {}
+pub fn wake_word(_word: &AtomicU32) {}
 
 /// No robust futexes or multi-word waits here: liveness is polled through the lock bytes.
 pub fn kernel_watches_liveness() -> bool {
@@ -87,16 +87,16 @@ pub fn kernel_watches_liveness() -> bool {
 }
 
 /// No multi-word wait: the caller falls back to timed single waits.
-pub fn futex_wait_any(_words: &[WaitWord<'_>], _timeout: Option<Duration>) -> bool {
+pub fn wait_any(_words: &[WaitWord<'_>], _timeout: Option<Duration>) -> bool {
     false
 }
 
 /// No futex: nothing to wake.
-pub fn futex_wake_private(_word: &AtomicU32) {}
+pub fn wake_local(_word: &AtomicU32) {}
 
 /// No futex: polls.
-pub fn futex_wait_private(word: &AtomicU32, expected: u32) {
-    futex_wait(word, expected, Duration::from_millis(2));
+pub fn wait_local(word: &AtomicU32, expected: u32) {
+    wait_word(word, expected, crate::timing::FALLBACK_POLL);
 }
 
 /// Not used without robust futexes.
@@ -156,9 +156,9 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let w = AtomicU32::new(1);
         let t = std::time::Instant::now();
-        futex_wait(&w, 1, Duration::from_secs(60));
-        futex_wait(&w, 0, Duration::from_secs(60));
-        futex_wake(&w);
+        wait_word(&w, 1, Duration::from_secs(60));
+        wait_word(&w, 0, Duration::from_secs(60));
+        wake_word(&w);
         assert!(t.elapsed() < Duration::from_secs(30));
     }
 }

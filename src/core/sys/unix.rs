@@ -108,15 +108,15 @@ pub(super) fn get_lock(file: &File, byte: u64, cmd: libc::c_int) -> io::Result<L
     })
 }
 
-/// `FUTEX_WAITERS` in a robust futex word: someone sleeps on it (the kernel wakes them when
+/// `OWNER_WAITERS` in a robust futex word: someone sleeps on it (the kernel wakes them when
 /// the owner dies). Linux's values, so that liveness words read the same everywhere.
-pub const FUTEX_WAITERS: u32 = 0x8000_0000;
-/// `FUTEX_OWNER_DIED` in a robust futex word: the kernel found the owning thread dead.
-pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+pub const OWNER_WAITERS: u32 = 0x8000_0000;
+/// `OWNER_DIED` in a robust futex word: the kernel found the owning thread dead.
+pub const OWNER_DIED: u32 = 0x4000_0000;
 /// The owner's thread id in a robust futex word.
-pub const FUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
+pub const OWNER_MASK: u32 = 0x3FFF_FFFF;
 
-/// One word of a multi-word wait (`futex_wait_any`): sleep while `*word == expected`.
+/// One word of a multi-word wait (`wait_any`): sleep while `*word == expected`.
 #[derive(Clone, Copy, Debug)]
 pub struct WaitWord<'a> {
     /// The word.
@@ -146,30 +146,52 @@ pub fn at_fork(
 
 /// In a fork child: points descriptor `fd` at `/dev/null`, so that it no longer refers to the
 /// open file description it shares with the parent (nor holds that description open). The
-/// number stays valid, so whoever owns it closes it as usual. Async-signal-safe (open, dup3,
-/// close): callable from a `pthread_atfork` child handler.
+/// number stays valid, so whoever owns it closes it as usual. Async-signal-safe (open, dup2,
+/// fcntl, close, pipe: all POSIX, so macOS and the BSDs too): callable from a `pthread_atfork`
+/// child handler, where only this thread runs (so `dup2` then `FD_CLOEXEC` is not a race).
 pub fn disown_fd(fd: std::os::fd::RawFd) {
+    /// Makes `fd` a copy of `with`, closed on exec like the descriptor it replaces.
+    fn replace(with: libc::c_int, fd: libc::c_int) {
+        // SAFETY: both are descriptors of this process; dup2 atomically drops `fd`'s old
+        // description reference and makes `fd` a copy of `with`.
+        if unsafe { libc::dup2(with, fd) } == fd {
+            // SAFETY: plain fcntl on a descriptor of ours.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
     // SAFETY: a NUL-terminated path and plain flags.
     let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if null >= 0 {
-        // SAFETY: both are descriptors of this process; dup3 atomically closes `fd`'s old
-        // description reference and makes `fd` a copy of `null`.
-        unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
+        replace(null, fd);
         // SAFETY: `null` is ours and used nowhere else.
         unsafe { libc::close(null) };
     } else {
         // No /dev/null (a bare chroot): a pipe's end serves as well.
         let mut ends = [-1; 2];
         // SAFETY: `ends` is a writable array of two descriptors.
-        if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
-            // SAFETY: as above; both pipe ends are ours and closed after the copy.
+        if unsafe { libc::pipe(ends.as_mut_ptr()) } == 0 {
+            replace(ends[0], fd);
+            // SAFETY: both pipe ends are ours and used nowhere else.
             unsafe {
-                libc::dup3(ends[0], fd, libc::O_CLOEXEC);
                 libc::close(ends[0]);
                 libc::close(ends[1]);
             }
         }
     }
+}
+
+/// Whether an I/O error means the system ran out of room for a segment (a full `/dev/shm`, a
+/// size the filesystem refuses, no memory, a quota).
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) | Some(libc::EDQUOT)
+    )
+}
+
+/// Whether an open failed because the name is a symbolic link (refused: see `open_existing`).
+pub fn is_symlink_refused(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
 }
 
 /// The system's page size.
