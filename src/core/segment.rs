@@ -157,8 +157,12 @@ impl Segment {
         let name = validate_name(name)?.to_owned();
         let path = sys::shm_path(&name);
         let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-        // Temporaries of producers killed while creating (best effort: never a reason to fail).
-        let _ = clean_leftovers(false);
+        let table_geometry = table;
+        // What dead producers left: temporaries of producers killed while creating, and
+        // channels whose producer died without ending its stream (ours, this user's, proven
+        // dead by their lock; best effort: never a reason to fail). Without this, producers
+        // killed at start fill a 64 MB /dev/shm with three 1080p channels.
+        let _ = clean_leftovers(true);
         let len = match table {
             Some(g) => (Geometry::table_offset(capacity) + g.table_len()) as u64,
             None => HEADER_LEN as u64 + capacity as u64,
@@ -230,6 +234,12 @@ impl Segment {
             match std::fs::hard_link(&temp, &path) {
                 Ok(()) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                // Our temporary is gone: another producer's clean-up took it for a dead one's
+                // (its pid unknown in that producer's PID namespace). Start again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !temp.exists() => {
+                    drop(cleanup);
+                    return Segment::create(&name, capacity, reserved, table_geometry, mode);
+                }
                 Err(e) => {
                     return Err(Error::io(format!("cannot publish segment {}", path.display()), e))
                 }
@@ -480,8 +490,10 @@ use crate::timing::LEFTOVER_MIN_AGE;
 /// its producer lock, so no live or starting producer loses it. Readers still attached to a
 /// removed channel keep their mapping (and their frames); a new producer gets a fresh name.
 ///
-/// Every producer runs this without `channels` when it creates a channel; `frame-stats --clean`
-/// runs it with.
+/// Every producer runs this (with `channels`) when it creates a channel, as iceoryx2 cleans up
+/// dead nodes whenever a node is created; `frame-stats --clean` runs it on demand. A temporary
+/// is dead once its lock is free and either its creator's pid (in its name) no longer exists
+/// or it is older than [`LEFTOVER_MIN_AGE`](crate::timing::LEFTOVER_MIN_AGE).
 ///
 /// # Errors
 /// When the directory cannot be listed; files that cannot be examined are skipped.
@@ -526,7 +538,16 @@ fn remove_if_dead(path: &std::path::Path, temporary: bool) -> Option<bool> {
     {
         return Some(false);
     }
-    if temporary {
+    // A temporary whose creator is gone (its pid is in the name) is dead whatever its age.
+    let creator_gone = temporary
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !sys::pid_exists(pid));
+    if temporary && !creator_gone {
         let changed = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs(
                 std::os::unix::fs::MetadataExt::ctime(&meta).max(0) as u64

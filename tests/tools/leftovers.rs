@@ -69,12 +69,13 @@ fn leftovers_of_killed_producers_are_removed_and_nothing_alive_is() {
     let temp = fake_temporary(&dead, "a");
     std::fs::write(foreign.path(), [0u8; 64]).unwrap(); // cpp_py_shmbuf's, or anyone's: no mark
 
-    // A producer killed with SIGKILL leaves its channel.
+    // A producer killed with SIGKILL leaves its channel (until the next producer starts, or
+    // `--clean`: the live one is started first).
+    let _alive = producer(&live, &[]);
+    wait_for(&live.path());
     let mut p = producer(&dead, &[]);
     wait_for(&dead.path());
     p.kill9();
-    let _alive = producer(&live, &[]);
-    wait_for(&live.path());
 
     // A temporary may be a producer's between its create and its lock: only old ones go.
     std::thread::sleep(Duration::from_millis(2100));
@@ -97,4 +98,23 @@ fn a_new_producer_removes_dead_temporaries() {
     let _p = producer(&ch, &[]);
     wait_for(&ch.path());
     assert_eq!(temporaries_of(&ch), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn producers_killed_at_start_leave_nothing_once_a_new_producer_started() {
+    // Eight producers SIGKILLed in their first 90 ms: some before, some while, some after
+    // creating their channel (a temporary, a channel, or nothing).
+    let names: Vec<Channel> = (0..8).map(|i| Channel::new(&format!("killed{i}"))).collect();
+    for (i, name) in names.iter().enumerate() {
+        let mut p = producer(name, &[]);
+        std::thread::sleep(Duration::from_millis(5 + 12 * i as u64));
+        p.kill9();
+    }
+    let next = Channel::new("next");
+    let _next = producer(&next, &[]);
+    wait_for(&next.path());
+    for name in &names {
+        assert!(!name.exists(), "{} stayed after a new producer started", name.0);
+        assert!(temporaries_of(name).is_empty(), "a temporary of {} stayed", name.0);
+    }
 }

@@ -180,6 +180,19 @@ pub fn disown_fd(fd: std::os::fd::RawFd) {
     }
 }
 
+/// Whether process `pid` exists in this PID namespace (`kill(pid, 0)`: ESRCH means it does
+/// not; EPERM means it does, another user's). A pid from another namespace may be unknown here
+/// though its process lives: callers use this only to hurry a decision a lock also backs.
+pub fn pid_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// Whether an I/O error means the system ran out of room for a segment (a full `/dev/shm`, a
 /// size the filesystem refuses, no memory, a quota).
 pub fn is_out_of_space(e: &io::Error) -> bool {
