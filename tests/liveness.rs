@@ -333,3 +333,39 @@ fn a_producer_killed_mid_write_is_reported_not_waited_for() {
         "held frames changed"
     );
 }
+
+/// A terminal state is sticky (issue 27): after the producer's SIGKILL, `producer_state` says
+/// gone without a read, and every later `read`, `try_read` and `latest` raises `ProducerGone`
+/// at once, however long its timeout (a retry loop must not hang). A following reader goes on
+/// to the next producer instead.
+#[test]
+fn a_dead_producer_is_reported_by_every_later_call_at_once() {
+    let ch = Channel::new("sticky");
+    let mut producer = spawn_child("child_entry", "writer_one_then_idle", &ch, &[]);
+    let o = ReaderOptions {
+        timeout: Duration::from_secs(20),
+        start: Start::Oldest,
+        ..Default::default()
+    };
+    let mut r = Reader::open(&ch, &o).unwrap();
+    drop(r.read(Some(Duration::from_secs(20))).unwrap().expect("the first frame"));
+    assert_eq!(r.producer_state(), shmframes::ProducerState::Live);
+    producer.kill9();
+    let t = Instant::now();
+    assert!(
+        wait_until(5.0, || r.producer_state() == shmframes::ProducerState::Gone),
+        "producer_state never said gone without a read"
+    );
+    println!("producer_state gone {:?} after the kill", t.elapsed());
+    for i in 0..3 {
+        let t = Instant::now();
+        let got = r.read(Some(Duration::from_secs(1)));
+        assert!(matches!(got, Err(Error::ProducerGone { .. })), "read {i}: {got:?}");
+        // Generous (a noisy machine): the point is "not after the 1 s timeout".
+        assert!(t.elapsed() < Duration::from_millis(500), "read {i} took {:?}", t.elapsed());
+    }
+    let t = Instant::now();
+    assert!(matches!(r.latest(None), Err(Error::ProducerGone { .. })));
+    assert!(matches!(r.try_read(), Err(Error::ProducerGone { .. })));
+    assert!(t.elapsed() < Duration::from_millis(500), "latest took {:?}", t.elapsed());
+}

@@ -676,9 +676,29 @@ impl Reader {
         self.opts.cancel = cancel;
     }
 
-    /// What the reader last learned about the producer.
+    /// What the reader knows of the producer now: a death the kernel reported shows at once
+    /// (one load of the producer's liveness word, or a probe of its lock where nobody watches
+    /// it), without a read. A reader that still has frames of a dead producer to read says
+    /// [`Gone`](ProducerState::Gone) too; its reads hand them out first.
     pub fn producer_state(&self) -> ProducerState {
-        self.state
+        match self.state {
+            ProducerState::Live if self.producer_dead_now() => ProducerState::Gone,
+            state => state,
+        }
+    }
+
+    /// Whether our producer is known dead right now (its liveness word marked by the kernel,
+    /// or, unwatched, its lock free).
+    fn producer_dead_now(&self) -> bool {
+        let life = match &self.src {
+            Source::Slots { att, .. } => liveness::life(att.table.view().producer_live(att.entry)),
+            Source::Ring(_) => Life::Unwatched,
+        };
+        match life {
+            Life::Dead => true,
+            Life::Alive => false,
+            Life::Unwatched => !self.src.seg().producer_alive(),
+        }
     }
 
     /// Data-area capacity of the current segment.
@@ -730,6 +750,13 @@ impl Reader {
     /// The next frame (or with `newest`, the newest one) if one is published.
     fn take(&mut self, newest: bool) -> Result<Option<Frame>> {
         self.src.seg().check_owner(Role::Reader)?;
+        // Terminal states are sticky: once a death was reported, every later call says so at
+        // once (a retry loop must not hang on a producer that will never come back). End of
+        // stream is sticky through the stream itself. Following readers go on to the next
+        // producer instead (see `attempt_read`).
+        if self.state == ProducerState::Gone && !self.opts.follow {
+            return Err(Error::ProducerGone { name: self.name.clone() });
+        }
         let r = match &mut self.src {
             Source::Ring(att) => {
                 let att = att.clone();
