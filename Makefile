@@ -113,3 +113,14 @@ bench: build bench-deps
 ## shmframessrc ! fakesink against a plain Rust reader, alternating rounds (about 90 s).
 gst-bench: build gst
 	cargo bench -p gstshmframes --bench gst_pipeline
+
+## The Windows harness (issue 23), not yet part of `make test`: Windows programs cross-built with
+## mingw-w64 and cargo (x86_64-pc-windows-gnu), run under Wine in a private prefix
+## (target/windows/). `make windows-setup` installs it (`bash .ci/setup windows`);
+## `bash tests/windows/run.sh --bench` also measures Wine's wake and death-notice latencies.
+.PHONY: windows-setup test-windows
+windows-setup:
+	@bash .ci/setup windows
+
+test-windows: windows-setup
+	@bash tests/windows/run.sh

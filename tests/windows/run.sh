@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The Windows harness (`make test-windows`): builds the Windows programs with mingw-w64 and
+# cargo (x86_64-pc-windows-gnu) and runs them under Wine in the private prefix made by
+# tests/windows/setup.sh. What it proves today (the core itself is not ported yet):
+#   1. a cross-built Rust program runs (std through the ProcessPrng stand-in, threads, a named
+#      file mapping seen through two views);
+#   2. the embeddable CPython 3.13 imports numpy 2.1.3, computes, and views a mapping;
+#   3. the cpp_py_shmbuf-compatible raw producer and consumer (tests/windows/cpp) interoperate,
+#      as Win32 programs under Wine and as their POSIX build on Linux;
+#   4. a mapping's name goes with its last handle, not its last view (docs/windows.md relies on
+#      it: a restarted producer gets its name back once readers closed their handles).
+#   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
+# Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+win="${SHMFRAMES_WINDOWS_DIR:-$root/target/windows}"
+bench=0
+rounds=200
+for a in "$@"; do
+    case "$a" in
+        --bench) bench=1 ;;
+        --rounds=*) rounds="${a#--rounds=}" ;;
+        *) echo "usage: $0 [--bench] [--rounds=N]" >&2; exit 2 ;;
+    esac
+done
+if [ ! -f "$win/env.sh" ] || [ ! -x /usr/lib/wine/wine64 ]; then
+    echo "test-windows: the Wine harness is not set up: run 'bash .ci/setup windows' (or make windows-setup)" >&2
+    exit 2
+fi
+# shellcheck source=/dev/null
+. "$win/env.sh"
+run="$here/wine-run"
+bin="$win/bin"
+mkdir -p "$bin" "$win/linux"
+trap '/usr/lib/wine/wineserver64 -k 2>/dev/null || true' EXIT
+failed=0
+step() { printf '\n== %s\n' "$*"; }
+check() { # check DESCRIPTION COMMAND...: runs, reports, counts failures
+    local what="$1" t0 rc
+    shift
+    t0=$(date +%s%N)
+    set +e
+    "$@"
+    rc=$?
+    set -e
+    printf -- '-- %s: %s (%d ms)\n' "$what" "$([ $rc -eq 0 ] && echo ok || echo "FAILED, exit $rc")" \
+        $(( ($(date +%s%N) - t0) / 1000000 ))
+    [ $rc -eq 0 ] || failed=$((failed + 1))
+}
+# build OUT SOURCE COMPILER FLAGS...: compiles when a source is newer than OUT.
+build() {
+    local out="$1" src="$2" cc="$3"
+    shift 3
+    if [ ! -f "$out" ] || [ "$src" -nt "$out" ] || [ "$here/cpp/shmring.h" -nt "$out" ] \
+        || [ "$here/bench/common.h" -nt "$out" ]; then
+        "$cc" "$@" -o "$out" "$src"
+    fi
+}
+
+step "build"
+t0=$(date +%s%N)
+for p in raw_producer raw_consumer; do
+    build "$bin/$p.exe" "$here/cpp/$p.cpp" x86_64-w64-mingw32-g++ -std=c++14 -O2 -Wall -Wextra -static
+    build "$win/linux/$p" "$here/cpp/$p.cpp" g++ -std=c++14 -O2 -Wall -Wextra
+done
+for p in wake_latency death_latency name_lifetime; do
+    build "$bin/$p.exe" "$here/bench/$p.c" x86_64-w64-mingw32-gcc -O2 -Wall
+done
+CARGO_TARGET_DIR="$win/cargo" cargo build --quiet --release --target x86_64-pc-windows-gnu \
+    --manifest-path "$here/smoke/Cargo.toml"
+echo "-- built in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+
+step "1. a Rust program cross-built for Windows, under Wine"
+check "smoke.exe" "$run" "$win/cargo/x86_64-pc-windows-gnu/release/shmframes-wine-smoke.exe"
+
+step "2. the embeddable CPython 3.13 + numpy 2.1.3, under Wine"
+check "python.exe check_numpy.py" "$run" "$win/python/python.exe" "$here/python/check_numpy.py"
+
+step "3. raw channels, cpp_py_shmbuf's layout: producer -> consumer"
+raw_pair() { # raw_pair RUNNER PRODUCER CONSUMER NAME W H COUNT IN_RING
+    local runner="$1" prod="$2" cons="$3" name="$4" p rc
+    shift 4
+    $runner "$prod" "$name" "$@" 20 &
+    p=$!
+    set +e
+    $runner "$cons" "$name" "$1" "$2" "$3" 20
+    rc=$?
+    wait $p || rc=1
+    set -e
+    return $rc
+}
+n="shmframes-wine-raw-$$"
+check "Windows, 320x240 BGR x 100 (5 frames in the ring)" \
+    raw_pair "$run" "$bin/raw_producer.exe" "$bin/raw_consumer.exe" "$n-a" 320 240 100 5
+check "Windows, 33x7 BGR x 300, messages split at the ring's end" \
+    raw_pair "$run" "$bin/raw_producer.exe" "$bin/raw_consumer.exe" "$n-b" 33 7 300 2
+check "Linux build, 320x240 BGR x 100 (shm_open)" \
+    raw_pair "" "$win/linux/raw_producer" "$win/linux/raw_consumer" "$n-c" 320 240 100 5
+check "Linux build, 33x7 BGR x 300, split messages" \
+    raw_pair "" "$win/linux/raw_producer" "$win/linux/raw_consumer" "$n-d" 33 7 300 2
+
+step "4. a mapping's name lives as long as its handles (views do not keep it)"
+names() {
+    local out
+    out="$("$run" "$bin/name_lifetime.exe")" || return 1
+    echo "$out"
+    grep -q "keeps its handle.*OpenFileMapping finds the old mapping.*ERROR_ALREADY_EXISTS" <<<"$out" &&
+        grep -q "closed its handle.*OpenFileMapping fails; CreateFileMapping makes a fresh one.*old view still reads 42" <<<"$out"
+}
+check "name_lifetime.exe" names
+
+if [ $bench -eq 1 ]; then
+    step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"
+    check "wake latency" "$run" "$bin/wake_latency.exe" "$rounds"
+    check "death latency" "$run" "$bin/death_latency.exe" "$rounds"
+fi
+
+echo
+if [ $failed -gt 0 ]; then
+    echo "test-windows: $failed check(s) FAILED"
+    exit 1
+fi
+echo "test-windows: all checks passed"
