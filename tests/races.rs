@@ -43,13 +43,15 @@ fn readers_racing_for_places_get_distinct_places_up_to_the_limit() {
             let _w = Writer::create(&ch, &o).unwrap();
             let name = ch.0.clone();
             let shape = o.shape;
+            let tried = Arc::new(Barrier::new(6));
             let results = race(6, move || {
                 let r = Reader::open(
                     &name,
                     &ReaderOptions { raw: raw.then_some(shape), ..Default::default() },
                 );
-                // Keep the place until every racer has tried.
-                std::thread::sleep(Duration::from_millis(20));
+                // Keep the place until every racer has tried (a barrier, not a sleep: a racer
+                // started late on a loaded machine must still find the places taken).
+                tried.wait();
                 r.map(|_| ())
             });
             let winners = results.iter().filter(|r| r.is_ok()).count();

@@ -207,6 +207,16 @@ pub enum Error {
         name: String,
     },
 
+    /// A raw shape given for a framed channel, whose frames describe themselves.
+    #[error(
+        "channel {name:?} is framed: its frames carry their own shape and pixel format, so a raw \
+         shape does not apply; open it without raw mode"
+    )]
+    RawOnFramed {
+        /// The channel name.
+        name: String,
+    },
+
     /// A frame shape that cannot be used (as given to a writer, or as a raw reader's shape).
     #[error(transparent)]
     Shape(#[from] ShapeError),

@@ -75,6 +75,8 @@ pub mod frame;
 #[cfg(not(loom))]
 mod lend;
 #[cfg(not(loom))]
+mod channels;
+#[cfg(not(loom))]
 mod reader;
 pub mod ring;
 #[cfg(not(loom))]
@@ -98,9 +100,9 @@ pub use format::{FrameShape, PixelFormat};
 #[cfg(not(loom))]
 pub use lend::Lent;
 #[cfg(not(loom))]
-pub use reader::{
-    channels, readers_of, ChannelInfo, Frame, ProducerState, Reader, ReaderInfo, ReaderOptions,
-};
+pub use channels::{channels, readers_of, ChannelInfo, ReaderInfo};
+#[cfg(not(loom))]
+pub use reader::{Frame, ProducerState, Reader, ReaderOptions};
 #[cfg(not(loom))]
 pub use segment::{clean_leftovers, validate_name, Leftover, NameProblem, MAX_NAME_LEN};
 pub use table::{Start, TableError, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};

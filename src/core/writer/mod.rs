@@ -1,21 +1,82 @@
 //! The producer end: [`Writer`] creates a channel and publishes frames into it.
+//!
+//! One [`Writer`] type, one implementation per transport behind the private [`Transport`]
+//! trait, chosen once at creation: `slots.rs` (a framed channel: frames in slots, readers in a
+//! table) and `raw.rs` (cpp_py_shmbuf's ring, one consumer). What stays here is what both share:
+//! options, sequence numbers, the one publish and discard path for slots and loans, lending a
+//! slot's pixels, waiting for room, ending the stream.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::control::{self, CONSUMER_SLEEPING, PRODUCER_SLEEPING};
+use crate::control;
 use crate::error::{Error, Result, Role};
 use crate::format::FrameShape;
-use crate::frame::{FrameHeader, MessageKind, FRAME_HEADER_LEN};
 use crate::lend::{Lent, Windows};
-use crate::ring::{self, Producer, PushError, RingPushError};
+use crate::ring;
 use crate::segment::Segment;
-use crate::sys::liveness::{self, Keeper, Life};
 use crate::sys::WaitWord;
-use crate::table::{self, Geometry, Publisher, TableMemory, Taken};
+use crate::table::{self, Geometry};
 use crate::wait::{Cancel, Deadline, Waitable};
 use crate::{sys, wait};
+
+mod raw;
+mod slots;
+
+use raw::RawWriter;
+use slots::SlotWriter;
+
+/// What a writer writes into: one implementation per transport (see the module docs). The
+/// writer calls these without knowing which it has.
+trait Transport: std::fmt::Debug + Send {
+    /// Frame slots of a framed channel (`None` for a raw one).
+    fn slots(&self) -> Option<u32>;
+    /// The live readers (empty for a raw channel).
+    fn reader_list(&self, seg: &Segment) -> Vec<crate::ReaderInfo>;
+    /// Whether a reader is attached.
+    fn reader_attached(&self, seg: &Segment) -> bool;
+    /// How many readers are attached, and how far the slowest lossless one is behind.
+    fn readers(&self, seg: &Segment) -> ReadersNow;
+    /// Takes room for one frame of `shape` (a slot with its header written, or room in the
+    /// ring); `None` when there is none now. With `protect_lossless`, frames a lossless reader
+    /// has not read are spared.
+    fn take(
+        &mut self,
+        seg: &Segment,
+        shape: FrameShape,
+        protect_lossless: bool,
+    ) -> Result<Option<Target>>;
+    /// The buffer `target`'s pixels are drawn into when they are not in place (raw frames
+    /// that would wrap), `None` when they are in place at `target.pixels`.
+    fn staging(&mut self, target: Target, n: usize) -> Option<&mut [u8]>;
+    /// The slot whose pixels may be lent through a window (`None`: not lendable).
+    fn lendable(&self, target: Target) -> Option<usize>;
+    /// Makes the frame in `target` visible to readers and wakes those asleep.
+    fn publish(&mut self, seg: &Segment, target: Target, seq: u64, capture_ns: u64, now: u64);
+    /// Gives the room in `target` back unpublished.
+    fn abandon(&mut self, target: Target);
+    /// Whether a frame would find room now (sparing lossless readers), without taking it.
+    fn has_room(&mut self, seg: &Segment) -> Result<bool>;
+    /// The word that changes when room is given back (what a wait for room sleeps on).
+    fn room_word(&self) -> &AtomicU32;
+    /// Sleeps until room may be there (`room_word` leaves `seen`), at most `max`.
+    fn sleep_for_room(
+        &mut self,
+        seg: &Segment,
+        seen: u32,
+        wake: &[WaitWord<'_>],
+        max: Duration,
+        backoff: &mut wait::Backoff,
+    );
+    /// Whether `sleep_for_room` also wakes on the `wake` words (a cancel needs no period).
+    fn sleeps_on_words(&self) -> bool;
+    /// Frees what dead readers hold, if a check is due; whether it freed anything.
+    fn free_dead_readers(&mut self, seg: &Segment) -> bool;
+    /// Wakes readers for the end of the stream (the CLOSED flag is set) and stops watching
+    /// the producer's liveness words.
+    fn end_stream(&mut self, seg: &Segment);
+}
 
 /// How to create a channel.
 #[derive(Clone, Debug)]
@@ -145,11 +206,11 @@ impl WriterOptions {
 /// ```
 #[derive(Debug)]
 pub struct Writer {
-    /// Owns the producer's liveness words (first: dropped before the segment is unmapped).
-    keeper: Option<Keeper>,
+    /// The transport (first: dropped before the segment is unmapped; it owns the producer's
+    /// liveness words).
+    src: Box<dyn Transport>,
     seg: Segment,
     opts: WriterOptions,
-    kind: Kind,
     /// Sequence number of the next frame unless the slot sets its own.
     next_seq: u64,
     /// Frames published so far.
@@ -172,13 +233,12 @@ pub struct Writer {
 struct OpenLoan {
     id: u64,
     target: Target,
-    ptr: *mut u8,
     /// The window its pixels are lent through, and the slot's index.
     lent: Option<(usize, Lent)>,
 }
 
-// SAFETY: `ptr` points into the writer's own mapping (its segment), which moves with the
-// writer; only the writer dereferences it.
+// SAFETY: the target's pointer points into the writer's own mapping (its segment) or staging
+// buffer, which move with the writer; only the writer dereferences it.
 unsafe impl Send for OpenLoan {}
 
 /// A frame slot a writer lends to a holder that cannot borrow the writer (a binding: Python's
@@ -208,27 +268,6 @@ pub struct LentPixels {
     pub owner: Lent,
 }
 
-#[derive(Debug)]
-enum Kind {
-    /// cpp_py_shmbuf's ring, one consumer.
-    Raw {
-        producer: Producer,
-        /// A frame that would split at the ring's end is drawn here first.
-        staging: Vec<u8>,
-        /// Bytes one message takes in the ring.
-        msg_len: u32,
-    },
-    /// Frames in slots, readers in the table.
-    Slots {
-        table: TableMemory,
-        publisher: Publisher,
-        /// When dead readers were last looked for (CLOCK_MONOTONIC ns).
-        last_sweep_ns: u64,
-    },
-}
-
-use crate::timing::{CONSUMER_CHECK_PERIOD, SWEEP_PERIOD};
-
 impl Writer {
     /// Creates the channel `name`. Fails if a live producer owns the name; replaces a stale
     /// segment left by a dead one.
@@ -246,31 +285,14 @@ impl Writer {
         let geometry = (!opts.raw).then(|| opts.geometry(capacity));
         let (seg, table) =
             Segment::create(name, capacity, control::initial(!opts.raw), geometry, opts.mode)?;
-        let mut keeper = None;
-        let kind = match table {
-            Some(table) => {
-                write_slot_prefixes(&seg, table.geometry(), opts.shape);
-                let view = table.view();
-                let words = (0..view.max_readers()).map(|r| view.producer_watch(r)).collect();
-                // SAFETY: the words and nodes are in our mapping, which `seg` keeps until the
-                // keeper is dropped (in `finish`, and first among the fields); we are the
-                // segment's only producer.
-                keeper = unsafe { Keeper::start(words, table::PRODUCER_WORD_FROM_NODE) };
-                Kind::Slots { table, publisher: Publisher::new(), last_sweep_ns: 0 }
-            }
-            None => {
-                // SAFETY: we created the segment and hold its producer lock, so we are its only
-                // producer.
-                let producer = unsafe { Producer::new(*seg.ring()) }
-                    .map_err(|e| Error::protocol(seg.name(), e))?;
-                Kind::Raw { producer, staging: Vec::new(), msg_len: opts.message_len() as u32 }
-            }
+        let src: Box<dyn Transport> = match table {
+            Some(table) => Box::new(SlotWriter::new(&seg, table, opts.shape)),
+            None => Box::new(RawWriter::new(&seg, opts.message_len() as u32)?),
         };
         Ok(Writer {
-            keeper,
+            src,
             seg,
             opts: opts.clone(),
-            kind,
             next_seq: 0,
             published: 0,
             backoff: wait::Backoff::new(),
@@ -306,10 +328,7 @@ impl Writer {
 
     /// Frame slots of a framed channel (`None` for a raw one).
     pub fn slots(&self) -> Option<u32> {
-        match &self.kind {
-            Kind::Slots { table, .. } => Some(table.geometry().slots),
-            Kind::Raw { .. } => None,
-        }
+        self.src.slots()
     }
 
     /// The sequence number the next frame carries unless its slot sets one.
@@ -325,50 +344,18 @@ impl Writer {
     /// The live readers of a framed channel (empty for a raw one). A system call per reader:
     /// call it about once a second, not per frame.
     pub fn reader_list(&self) -> Vec<crate::ReaderInfo> {
-        match &self.kind {
-            Kind::Slots { table, .. } => crate::reader::live_readers(&self.seg, table),
-            Kind::Raw { .. } => Vec::new(),
-        }
+        self.src.reader_list(&self.seg)
     }
 
     /// Whether a reader is attached (a system call per reader place: call it about once a
     /// second, not per frame).
     pub fn reader_attached(&self) -> bool {
-        match &self.kind {
-            Kind::Slots { .. } => self.readers().attached > 0,
-            Kind::Raw { .. } => self.seg.consumer_attached(),
-        }
+        self.src.reader_attached(&self.seg)
     }
 
     /// How many readers are attached, and how far the slowest lossless one is behind.
     pub fn readers(&self) -> ReadersNow {
-        match &self.kind {
-            Kind::Slots { table, .. } => {
-                let live = crate::reader::live_readers(&self.seg, table);
-                let lag = live.iter().filter(|r| r.lossless).map(|r| r.lag).max();
-                let view = table.view();
-                ReadersNow {
-                    attached: live.len() as u32,
-                    lossless_lag: lag,
-                    held_slots: view.held_slots(),
-                    slots: view.slots() as u32,
-                }
-            }
-            Kind::Raw { producer, msg_len, .. } => {
-                let attached = u32::from(self.seg.consumer_attached());
-                // The one consumer of a raw ring holds up the producer like a lossless reader.
-                let backlog =
-                    producer.memory().capacity() - self.free_bytes_raw(producer).unwrap_or(0);
-                let lossless_lag = (attached > 0).then(|| backlog.div_ceil(*msg_len) as u64);
-                ReadersNow { attached, lossless_lag, held_slots: 0, slots: 0 }
-            }
-        }
-    }
-
-    fn free_bytes_raw(&self, producer: &Producer) -> Option<u32> {
-        let tail = producer.memory().tail_word().load(Ordering::Acquire);
-        let used = producer.write_index().wrapping_sub(tail);
-        producer.memory().capacity().checked_sub(used)
+        self.src.readers(&self.seg)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -399,63 +386,12 @@ impl Writer {
     fn take(&mut self, protect_lossless: bool) -> Result<Option<Target>> {
         // One frame at a time: room for a new one ends an open loan's.
         self.end_loan();
-        let name = self.seg.name();
-        match &mut self.kind {
-            Kind::Slots { table, publisher, last_sweep_ns } => {
-                let view = table.view();
-                if let Some(t) = publisher.take_slot(&view, protect_lossless) {
-                    return Ok(Some(Target::Slot(t)));
-                }
-                // Readers hold or need every slot: is one of them dead?
-                if free_dead_readers(&self.seg, view, publisher, last_sweep_ns) {
-                    return Ok(publisher.take_slot(&view, protect_lossless).map(Target::Slot));
-                }
-                Ok(None)
-            }
-            Kind::Raw { producer, staging, msg_len } => {
-                let len = self.opts.shape.pixel_bytes();
-                if !producer.has_free(*msg_len).map_err(|e| Error::protocol(name, e))? {
-                    return Ok(None);
-                }
-                match producer.append_in_place(len) {
-                    Ok(s) => Ok(Some(Target::Ring(s.as_mut_ptr()))),
-                    Err(RingPushError::Push(PushError::Full)) => {
-                        // Would split at the ring's end: draw into staging, copy at publish.
-                        staging.resize(len as usize, 0);
-                        Ok(Some(Target::Ring(std::ptr::null_mut())))
-                    }
-                    Err(e) => Err(Error::protocol(name, e)),
-                }
-            }
-        }
+        self.src.take(&self.seg, self.opts.shape, protect_lossless)
     }
 
     /// The slot handed to the caller for `target`.
     fn slot(&mut self, target: Target) -> FrameSlot<'_> {
-        let ptr = self.prepare(target);
-        FrameSlot { writer: self, ptr, target, capture_ns: None, seq: None }
-    }
-
-    /// Writes the frame header of `target` (a slot) and returns its payload pointer.
-    fn prepare(&mut self, target: Target) -> *mut u8 {
-        match (&self.kind, target) {
-            (Kind::Slots { table, .. }, Target::Slot(t)) => {
-                let payload = slot_payload(&self.seg, table.geometry(), t.slot);
-                let header = FrameHeader {
-                    kind: MessageKind::Frame,
-                    shape: Some(self.opts.shape),
-                    seq: 0,
-                    capture_ns: 0,
-                    publish_ns: 0,
-                };
-                // SAFETY: the slot is ours (WRITING) until publish or abandon; its payload is
-                // `slot_len - 4 >= FRAME_HEADER_LEN + pixel bytes` bytes inside the data area.
-                header.encode(unsafe { std::slice::from_raw_parts_mut(payload, FRAME_HEADER_LEN) });
-                payload
-            }
-            (_, Target::Ring(p)) => p,
-            (Kind::Raw { .. }, Target::Slot(_)) => unreachable!("raw channels have no slots"),
-        }
+        FrameSlot { writer: self, target, capture_ns: None, seq: None }
     }
 
     /// Takes room for a frame as [`frame`](Writer::frame) does (waiting until `deadline`), and
@@ -474,10 +410,9 @@ impl Writer {
         else {
             return Ok(None);
         };
-        let ptr = self.prepare(target);
         let id = self.next_loan;
         self.next_loan += 1;
-        self.loan = Some(OpenLoan { id, target, ptr, lent: None });
+        self.loan = Some(OpenLoan { id, target, lent: None });
         Ok(Some(Loan { id }))
     }
 
@@ -504,9 +439,9 @@ impl Writer {
             Some(open) if open.id == loan.id => open,
             _ => return Err(Error::LoanGone { name: self.seg.name().to_owned() }),
         };
-        let Target::Slot(t) = open.target else { return Ok(None) };
+        let Some(slot) = self.src.lendable(open.target) else { return Ok(None) };
         // The window covers whole pages around the pixels.
-        let pixels = open.ptr as usize + FRAME_HEADER_LEN - base;
+        let pixels = open.target.pixels as usize - base;
         let start = pixels / page * page;
         let len = (pixels + n).div_ceil(page) * page - start;
         let lent = match &open.lent {
@@ -514,9 +449,9 @@ impl Writer {
             None => {
                 let lent = self
                     .windows
-                    .lend(t.slot, self.seg.file(), start as u64, len)
+                    .lend(slot, self.seg.file(), start as u64, len)
                     .map_err(|e| Error::io("cannot map a window onto the frame's slot", e))?;
-                open.lent = Some((t.slot, lent.clone()));
+                open.lent = Some((slot, lent.clone()));
                 lent
             }
         };
@@ -554,7 +489,7 @@ impl Writer {
             return Err(Error::io("cannot take a lent frame back (the frame is dropped)", e));
         }
         let open = self.loan.take().expect("checked above");
-        Ok(self.publish_target(open.ptr, open.target, seq, capture_ns))
+        Ok(self.publish_target(open.target, seq, capture_ns))
     }
 
     /// Discards `loan`'s frame: readers never see it, and its lent pixels are taken back.
@@ -614,13 +549,7 @@ impl Writer {
 
     /// Whether [`frame`](Writer::frame) would find room now, without taking it.
     fn has_room(&mut self) -> Result<bool> {
-        let name = self.seg.name();
-        match &mut self.kind {
-            Kind::Slots { table, publisher, .. } => Ok(publisher.has_room(&table.view(), true)),
-            Kind::Raw { producer, msg_len, .. } => {
-                producer.has_free(*msg_len).map_err(|e| Error::protocol(name, e))
-            }
-        }
+        self.src.has_room(&self.seg)
     }
 
     /// Copies `pixels` (exactly [`FrameShape::pixel_bytes`]) into the next frame and publishes
@@ -675,23 +604,8 @@ impl Writer {
         }
         // An unpublished loan: its frame is discarded, its pixels taken back.
         self.end_loan();
-        let mem = *self.seg.ring();
-        control::close(mem.reserved());
-        match &self.kind {
-            // Readers check CLOSED before they sleep; wake the ones asleep, changing the word
-            // they sleep on so that one between its check and its sleep does not sleep.
-            Kind::Slots { table, .. } => {
-                let published = table.view().published_word();
-                published.fetch_add(1, Ordering::SeqCst);
-                sys::wake_word(published);
-            }
-            Kind::Raw { .. } => {
-                wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING)
-            }
-        }
-        // The stream is over: our liveness words are unwatched from here on (a reader that
-        // sees one sees CLOSED first).
-        self.keeper = None;
+        control::close(self.seg.ring().reserved());
+        self.src.end_stream(&self.seg);
         self.seg.unlink_if_ours();
     }
 }
@@ -718,35 +632,12 @@ pub struct ReadersNow {
     pub slots: u32,
 }
 
-/// Room taken for one frame.
+/// Room taken for one frame: where its pixels go (null: the transport's staging buffer) and,
+/// in a framed channel, its slot.
 #[derive(Clone, Copy, Debug)]
-enum Target {
-    Slot(Taken),
-    /// The payload in the raw ring; null when drawing into the staging buffer.
-    Ring(*mut u8),
-}
-
-/// The first payload byte of slot `k` (the frame header; the length prefix is before it).
-fn slot_payload(seg: &Segment, g: Geometry, k: usize) -> *mut u8 {
-    let data = seg.ring().data_ptr();
-    // SAFETY: `k < slots` and `slots * slot_len <= capacity` (the geometry was made so), so
-    // the slot and its 4-byte prefix lie inside the data area.
-    unsafe { data.add(k * g.slot_len as usize + ring::PREFIX_LEN as usize) }
-}
-
-/// Writes every slot's length prefix once (they never change): the payload is a frame header
-/// and the pixels.
-fn write_slot_prefixes(seg: &Segment, g: Geometry, shape: FrameShape) {
-    let len = (FRAME_HEADER_LEN as u32 + shape.pixel_bytes()).to_le_bytes();
-    for k in 0..g.slots as usize {
-        let payload = slot_payload(seg, g, k);
-        // SAFETY: the 4 bytes before a slot's payload are its prefix, inside the data area; the
-        // segment is not visible to readers before its first publication reaches a slot, and
-        // no slot is published yet.
-        unsafe {
-            std::ptr::copy_nonoverlapping(len.as_ptr(), payload.sub(ring::PREFIX_LEN as usize), 4)
-        };
-    }
+struct Target {
+    pixels: *mut u8,
+    slot: usize,
 }
 
 /// Room for one frame, reserved in the channel (or, rarely in raw mode, in a staging buffer).
@@ -755,8 +646,6 @@ fn write_slot_prefixes(seg: &Segment, g: Geometry, shape: FrameShape) {
 #[derive(Debug)]
 pub struct FrameSlot<'w> {
     writer: &'w mut Writer,
-    /// The payload: frame header then pixels (framed), pixels (raw), null (raw, staging).
-    ptr: *mut u8,
     target: Target,
     capture_ns: Option<u64>,
     seq: Option<u64>,
@@ -767,17 +656,16 @@ impl FrameSlot<'_> {
     /// place.
     pub fn pixels(&mut self) -> &mut [u8] {
         let n = self.writer.pixel_bytes as usize;
-        if let (Target::Ring(p), Kind::Raw { staging, .. }) = (self.target, &mut self.writer.kind) {
-            if p.is_null() {
-                return &mut staging[..n];
-            }
+        let target = self.target;
+        let writer = &mut *self.writer;
+        if let Some(staging) = writer.src.staging(target, n) {
+            return staging;
         }
-        let skip = if matches!(self.target, Target::Slot(_)) { FRAME_HEADER_LEN } else { 0 };
-        // SAFETY: `ptr..ptr + skip + n` is a payload taken by our producer and not published:
+        // SAFETY: `pixels..pixels + n` is a payload taken by our producer and not published:
         // a slot marked WRITING, which no reader reads or holds, or raw ring space no one
         // reads until `publish` commits it. The slot holds `&mut Writer`, so nothing else can
         // take it meanwhile, and the payload was sized from the same shape.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(skip), n) }
+        unsafe { std::slice::from_raw_parts_mut(target.pixels, n) }
     }
 
     /// Sequence number this frame will carry: one more than the previous frame's, unless set.
@@ -802,57 +690,24 @@ impl FrameSlot<'_> {
     pub fn publish(self) -> u64 {
         // Published: nothing for `Drop` to abandon.
         let mut this = std::mem::ManuallyDrop::new(self);
-        let (ptr, target, seq, capture_ns) = (this.ptr, this.target, this.seq, this.capture_ns);
-        this.writer.publish_target(ptr, target, seq, capture_ns)
+        let (target, seq, capture_ns) = (this.target, this.seq, this.capture_ns);
+        this.writer.publish_target(target, seq, capture_ns)
     }
 }
 
 impl Writer {
     /// Makes the frame in `target` visible to readers (and wakes those asleep): the one
     /// implementation of publishing, for slots and loans. Returns its sequence number.
-    fn publish_target(
-        &mut self,
-        ptr: *mut u8,
-        target: Target,
-        seq: Option<u64>,
-        capture_ns: Option<u64>,
-    ) -> u64 {
+    fn publish_target(&mut self, target: Target, seq: Option<u64>, capture_ns: Option<u64>) -> u64 {
         let now = sys::monotonic_ns();
         let seq = seq.unwrap_or(self.next_seq);
         if !self.seg.owned_here() {
             return seq; // a slot taken before a fork, published in the child: not ours to publish
         }
         let capture_ns = capture_ns.unwrap_or(now);
-        let w = self;
-        match (&mut w.kind, target) {
-            (Kind::Slots { table, publisher, last_sweep_ns }, Target::Slot(t)) => {
-                // SAFETY: the first FRAME_HEADER_LEN bytes of our unpublished slot (see `pixels`).
-                let header = unsafe { std::slice::from_raw_parts_mut(ptr, FRAME_HEADER_LEN) };
-                FrameHeader::stamp(header, seq, capture_ns, now);
-                let view = table.view();
-                let (_, sleepers) = publisher.publish(&view, t);
-                if sleepers {
-                    sys::wake_word(view.published_word());
-                }
-                // Free the places of readers that died, so that they neither pin slots nor
-                // count as readers (rate-limited: a clock comparison per frame).
-                if now.saturating_sub(*last_sweep_ns) >= SWEEP_PERIOD.as_nanos() as u64 {
-                    sweep_if_due(&w.seg, view, publisher, last_sweep_ns);
-                }
-            }
-            (Kind::Raw { producer, staging, .. }, Target::Ring(p)) => {
-                if p.is_null() {
-                    // `take` proved the room; the split copy cannot fail.
-                    producer.append(staging).expect("room was checked");
-                }
-                producer.commit();
-                let mem = *producer.memory();
-                wait::wake_if_sleeping(mem.head_word(), mem.reserved(), CONSUMER_SLEEPING);
-            }
-            _ => unreachable!("targets match their channel kind"),
-        }
-        w.next_seq = seq.wrapping_add(1);
-        w.published += 1;
+        self.src.publish(&self.seg, target, seq, capture_ns, now);
+        self.next_seq = seq.wrapping_add(1);
+        self.published += 1;
         seq
     }
 
@@ -861,13 +716,7 @@ impl Writer {
         if !self.seg.owned_here() {
             return; // the slot is the parent's (see `fork`)
         }
-        match (&mut self.kind, target) {
-            (Kind::Slots { table, publisher, .. }, Target::Slot(t)) => {
-                publisher.abandon(&table.view(), t)
-            }
-            (Kind::Raw { producer, .. }, _) => producer.abandon(),
-            _ => {}
-        }
+        self.src.abandon(target);
     }
 }
 
@@ -894,13 +743,10 @@ impl Waitable for Room<'_> {
         let w = &mut *self.writer;
         // Read the word *before* checking for room: if a reader releases in between, the
         // futex sees a changed value and does not sleep.
-        self.seen = match &w.kind {
-            Kind::Slots { table, .. } => table.view().room_word().load(Ordering::Acquire),
-            Kind::Raw { producer, .. } => producer.memory().tail_word().load(Ordering::Acquire),
-        };
+        self.seen = w.src.room_word().load(Ordering::Acquire);
         let found = if self.dry_run {
             // Room may be pinned by a dead reader: look for those before giving up.
-            (w.has_room()? || (w.sweep_if_due() && w.has_room()?)).then_some(None)
+            (w.has_room()? || (w.src.free_dead_readers(&w.seg) && w.has_room()?)).then_some(None)
         } else {
             w.take(true)?.map(Some)
         };
@@ -912,118 +758,14 @@ impl Waitable for Room<'_> {
 
     fn sleep(&mut self, max: Duration, wake: &[WaitWord<'_>]) {
         let w = &mut *self.writer;
-        let mem = *w.seg.ring();
-        match &w.kind {
-            Kind::Slots { table, .. } => {
-                sleep_for_room(table.view(), self.seen, mem.reserved(), wake, max)
-            }
-            Kind::Raw { .. } if w.seg.consumer_attached() => {
-                // Our consumer wakes us when it releases. Look again after a while anyway, to
-                // notice a consumer that went away (and stop waiting for its wake-up).
-                let max = max.min(CONSUMER_CHECK_PERIOD);
-                wait::sleep_announced(
-                    mem.tail_word(),
-                    self.seen,
-                    mem.reserved(),
-                    PRODUCER_SLEEPING,
-                    0,
-                    max,
-                );
-            }
-            Kind::Raw { .. } => {
-                // No consumer, or one that knows nothing of wake-ups (cpp_py_shmbuf's): poll with
-                // a bounded back-off so that room is noticed within milliseconds.
-                wait::sleep_unannounced(mem.tail_word(), self.seen, &mut w.backoff, max);
-            }
-        }
+        w.src.sleep_for_room(&w.seg, self.seen, wake, max, &mut w.backoff);
     }
 
     fn sleeps_on_words(&self) -> bool {
-        matches!(self.writer.kind, Kind::Slots { .. }) && sys::kernel_watches_liveness()
+        self.writer.src.sleeps_on_words()
     }
 
     fn channel(&self) -> &str {
         self.writer.seg.name()
     }
-}
-
-/// Sleeps until a reader gives a slot back (`room` leaves `seen`), a reader in the table dies,
-/// a cancel word changes or `max` passes: one `futex_waitv` on the room word and every live
-/// reader's liveness word, so a reader killed with SIGKILL wakes us at once and the next
-/// attempt frees its place. Readers nobody watches (an old kernel) are probed every
-/// [`SWEEP_PERIOD`] instead.
-fn sleep_for_room(
-    view: table::Table<'_>,
-    seen: u32,
-    reserved: &AtomicU32,
-    wake: &[WaitWord<'_>],
-    max: Duration,
-) {
-    reserved.fetch_or(PRODUCER_SLEEPING, Ordering::Relaxed);
-    // SYNC POINT: sleep (SeqCst fence; pairs with the fence in `wait::wake_if_sleeping`, which
-    // readers call after bumping `room`).
-    std::sync::atomic::fence(Ordering::SeqCst);
-    let room = view.room_word();
-    if room.load(Ordering::Relaxed) == seen {
-        let active = (0..view.max_readers()).filter(|&r| view.entry_active(r));
-        let peers = active.map(|r| view.reader_live(r));
-        wait::sleep_watching(room, seen, peers, wake, max, SWEEP_PERIOD);
-    }
-    reserved.fetch_and(!PRODUCER_SLEEPING, Ordering::Relaxed);
-}
-
-impl Writer {
-    /// Frees the entries of dead readers, at most once per [`SWEEP_PERIOD`]. Returns whether
-    /// it freed one.
-    fn sweep_if_due(&mut self) -> bool {
-        match &mut self.kind {
-            Kind::Slots { table, publisher, last_sweep_ns } => {
-                free_dead_readers(&self.seg, table.view(), publisher, last_sweep_ns)
-            }
-            Kind::Raw { .. } => false,
-        }
-    }
-}
-
-/// Frees the table entries of dead readers when the producer needs room: those the kernel
-/// marked at once (a load each), those nobody watches by their lock byte when a probe is due.
-/// Returns whether it freed one.
-fn free_dead_readers(
-    seg: &Segment,
-    view: table::Table<'_>,
-    publisher: &Publisher,
-    last_sweep_ns: &mut u64,
-) -> bool {
-    sweep(seg, view, publisher, false) || sweep_if_due(seg, view, publisher, last_sweep_ns)
-}
-
-/// Frees the table entries of readers whose lock is free (dead, however they died), at most
-/// once per [`SWEEP_PERIOD`]. Returns whether it freed one.
-fn sweep_if_due(
-    seg: &Segment,
-    view: table::Table<'_>,
-    publisher: &Publisher,
-    last_sweep_ns: &mut u64,
-) -> bool {
-    let now = sys::monotonic_ns();
-    if now.saturating_sub(*last_sweep_ns) < SWEEP_PERIOD.as_nanos() as u64 {
-        return false;
-    }
-    *last_sweep_ns = now;
-    sweep(seg, view, publisher, true)
-}
-
-/// Frees the table entries of dead readers: those whose liveness word the kernel marked (a
-/// load each), and with `probe` those nobody watches whose lock byte is free (a system call
-/// each). Returns whether it freed one.
-fn sweep(seg: &Segment, view: table::Table<'_>, publisher: &Publisher, probe: bool) -> bool {
-    let mut freed = false;
-    for r in 0..view.max_readers() {
-        freed |= publisher.free_if_dead(&view, r, || match liveness::life(view.reader_live(r)) {
-            Life::Dead => false,
-            Life::Alive => true,
-            Life::Unwatched => !probe || seg.entry_alive(r),
-        });
-    }
-    freed
 }
