@@ -4,7 +4,7 @@ SHELL := /bin/bash
 #
 #   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
 #   make test    the whole test suite: Rust and Python
-.PHONY: setup build gst gst-bench demo test test-rust test-python lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
+.PHONY: setup build gst gst-bench demo test test-rust test-python test-c capi install-c capi-bench lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -35,7 +35,7 @@ demo: build
 	trap 'kill $$producer 2>/dev/null; wait $$producer 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m shmframes.view shm_video --timeout 10
 
-test: build gst test-rust test-python lint layers miri loom fuzz-smoke
+test: build gst test-c test-rust test-python lint layers miri loom fuzz-smoke
 
 test-rust:
 	cargo test --release --workspace --all-targets
@@ -48,6 +48,70 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+## C and C++ (issue 24, docs/c.md): libshmframes (shared and static), shmframes.h (C, made by
+## cbindgen), shmframes.hpp (C++17), pkg-config and CMake files, and the two C++ examples built
+## against them, all under PREFIX. cargo-c is the usual tool for this, but building it takes
+## longer here than the rest of CI's C part together, so the .pc and CMake files are written
+## from the templates in src/capi/install/.
+PREFIX ?= /usr/local
+C_PREFIX = $(abspath $(PREFIX))
+CAPI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+CAPI_MAJOR := $(firstword $(subst ., ,$(CAPI_VERSION)))
+CAPI_LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+CAPI_BUILD := target/c-build
+CAPI_LIB_DIR = $(or $(CARGO_TARGET_DIR),target)/release
+
+capi:
+	cargo build --release -p shmframes-capi
+
+install-c: setup capi
+	install -d $(C_PREFIX)/include $(C_PREFIX)/lib/pkgconfig $(C_PREFIX)/lib/cmake/shmframes $(C_PREFIX)/bin
+	install -m 644 src/capi/include/shmframes.h src/capi/include/shmframes.hpp $(C_PREFIX)/include/
+	install -m 755 $(CAPI_LIB_DIR)/libshmframes_capi.so $(C_PREFIX)/lib/libshmframes.so.$(CAPI_VERSION)
+	ln -sf libshmframes.so.$(CAPI_VERSION) $(C_PREFIX)/lib/libshmframes.so.$(CAPI_MAJOR)
+	ln -sf libshmframes.so.$(CAPI_MAJOR) $(C_PREFIX)/lib/libshmframes.so
+	install -m 644 $(CAPI_LIB_DIR)/libshmframes_capi.a $(C_PREFIX)/lib/libshmframes.a
+	sed -e 's|@PREFIX@|$(C_PREFIX)|' -e 's|@VERSION@|$(CAPI_VERSION)|' -e 's|@LIBS_PRIVATE@|$(CAPI_LIBS_PRIVATE)|' \
+		src/capi/install/shmframes.pc.in > $(C_PREFIX)/lib/pkgconfig/shmframes.pc
+	sed -e 's|@VERSION@|$(CAPI_VERSION)|g' -e 's|@MAJOR@|$(CAPI_MAJOR)|g' \
+		-e 's|@CMAKE_LIBS_PRIVATE@|$(subst $() ,;,$(patsubst -l%,%,$(CAPI_LIBS_PRIVATE)))|' \
+		src/capi/install/shmframesConfig.cmake.in > $(C_PREFIX)/lib/cmake/shmframes/shmframesConfig.cmake
+	sed -e 's|@VERSION@|$(CAPI_VERSION)|g' src/capi/install/shmframesConfigVersion.cmake.in \
+		> $(C_PREFIX)/lib/cmake/shmframes/shmframesConfigVersion.cmake
+	cmake -S examples/cpp -B $(CAPI_BUILD)/examples -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$(C_PREFIX) \
+		-Dshmframes_DIR=$(C_PREFIX)/lib/cmake/shmframes -DCMAKE_INSTALL_PREFIX=$(C_PREFIX) >/dev/null
+	cmake --build $(CAPI_BUILD)/examples -j2
+	cmake --install $(CAPI_BUILD)/examples >/dev/null
+	@echo "install-c: installed into $(C_PREFIX)"
+
+## The C and C++ tests (tests/c), against an install in target/c-install (which the Python
+## tests in tests/python/test_capi.py also use): the C11 header check, bad calls in C, the C++
+## wrapper; each built plainly and again under AddressSanitizer + UndefinedBehaviorSanitizer.
+C_TEST_PREFIX := $(CURDIR)/target/c-install
+C_PKG = PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config
+C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+test-c:
+	$(MAKE) --no-print-directory install-c PREFIX=$(C_TEST_PREFIX)
+	@mkdir -p $(CAPI_BUILD)/tests
+	gcc -std=c11 -Wall -Wextra -Werror -pedantic $$($(C_PKG) --cflags shmframes) tests/c/c11_check.c \
+		-o $(CAPI_BUILD)/tests/c11_check $$($(C_PKG) --libs shmframes)
+	g++ -std=c++17 -Wall -Wextra -Werror -pthread $$($(C_PKG) --cflags shmframes) tests/c/cpp_api.cpp \
+		-o $(CAPI_BUILD)/tests/cpp_api $$($(C_PKG) --libs shmframes)
+	gcc -std=c11 -g $(C_SAN) $$($(C_PKG) --cflags shmframes) tests/c/c11_check.c \
+		-o $(CAPI_BUILD)/tests/c11_check_san $$($(C_PKG) --libs shmframes)
+	g++ -std=c++17 -g -pthread $(C_SAN) $$($(C_PKG) --cflags shmframes) tests/c/cpp_api.cpp \
+		-o $(CAPI_BUILD)/tests/cpp_api_san $$($(C_PKG) --libs shmframes)
+	g++ -std=c++17 -Wall -Wextra -Werror -pthread $$($(C_PKG) --cflags shmframes) tests/c/cpp_api.cpp \
+		-o $(CAPI_BUILD)/tests/cpp_api_static $(C_TEST_PREFIX)/lib/libshmframes.a $$($(C_PKG) --static --libs-only-l shmframes | sed 's/-lshmframes//')
+	cd $(CAPI_BUILD)/tests && export LD_LIBRARY_PATH=$(C_TEST_PREFIX)/lib && \
+		./c11_check && ./cpp_api && ./cpp_api_static && \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./c11_check_san && \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./cpp_api_san
+
+## The C path's per-frame cost against the Rust API's, 1080p, alternating rounds in one run.
+capi-bench:
+	cargo bench -p shmframes-capi --bench capi_overhead
 
 ## The core crate is the channel only: no camera, window, CLI or Python crate below it.
 layers:

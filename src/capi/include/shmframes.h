@@ -206,7 +206,7 @@ typedef struct shmframes_plane {
   uint32_t rows;
 } shmframes_plane;
 
-// Everything about a frame, from `shmframes_frame_info`.
+// Everything about a frame, from `shmframes_frame_get_info`.
 typedef struct shmframes_frame_info {
   // The first pixel byte, in shared memory (64-byte aligned): read-only, valid until the
   // frame is released or freed.
@@ -456,8 +456,8 @@ void shmframes_reader_free(struct shmframes_reader *reader);
 //
 // # Safety
 // `frame` is NULL or a live frame handle; `out_info` writable.
-enum shmframes_result shmframes_frame_info(const struct shmframes_frame *frame,
-                                           struct shmframes_frame_info *out_info);
+enum shmframes_result shmframes_frame_get_info(const struct shmframes_frame *frame,
+                                               struct shmframes_frame_info *out_info);
 
 // Gives the frame back: the producer may reuse its slot, and its pixels are no longer
 // yours. The handle stays valid (calls return `SHMFRAMES_ERR_FRAME_RELEASED`) until

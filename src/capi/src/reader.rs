@@ -71,7 +71,7 @@ pub struct shmframes_plane {
     pub rows: u32,
 }
 
-/// Everything about a frame, from `shmframes_frame_info`.
+/// Everything about a frame, from `shmframes_frame_get_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct shmframes_frame_info {
@@ -255,6 +255,7 @@ pub unsafe extern "C" fn shmframes_reader_open(
             cancel: unsafe { cancel_arg(o.cancel) },
             lossless: o.lossless,
             start: if o.start_oldest { Start::Oldest } else { Start::Newest },
+            ..Default::default()
         };
         let reader = Reader::open(name, &ro)?;
         let name: Arc<str> = Arc::from(reader.name());
@@ -482,11 +483,11 @@ unsafe fn frame_arg<'a>(f: *const shmframes_frame) -> Result<&'a Frame, Fail> {
 /// # Safety
 /// `frame` is NULL or a live frame handle; `out_info` writable.
 #[no_mangle]
-pub unsafe extern "C" fn shmframes_frame_info(
+pub unsafe extern "C" fn shmframes_frame_get_info(
     frame: *const shmframes_frame,
     out_info: *mut shmframes_frame_info,
 ) -> shmframes_result {
-    ffi("shmframes_frame_info", || {
+    ffi("shmframes_frame_get_info", || {
         // SAFETY: the caller's contract.
         let f = unsafe { frame_arg(frame) }?;
         let shape = f.shape();
