@@ -9,6 +9,7 @@
 //! the `Writer` is touched again or freed.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
 use shmframes::{Cancel, Deadline, FrameSlot, Writer, WriterOptions};
@@ -65,7 +66,7 @@ pub struct shmframes_writer {
     open: *mut shmframes_slot,
     wait: bool,
     cancel: Option<Cancel>,
-    name: String,
+    name: Arc<str>,
 }
 
 /// Room for one frame, taken from a writer: fill its pixels, then publish or discard it.
@@ -79,7 +80,7 @@ pub struct shmframes_slot {
     len: usize,
     /// Its sequence number once published.
     published: Option<u64>,
-    name: String,
+    name: Arc<str>,
 }
 
 impl shmframes_writer {
@@ -253,7 +254,7 @@ pub unsafe extern "C" fn shmframes_writer_create(
             open: std::ptr::null_mut(),
             wait,
             cancel: wo.cancel.clone(),
-            name: name.to_owned(),
+            name: Arc::from(name),
         };
         // SAFETY: checked non-NULL, writable by the caller's contract.
         unsafe { out_writer.write(Box::into_raw(Box::new(handle))) };
