@@ -255,7 +255,6 @@ pub unsafe extern "C" fn shmframes_reader_open(
             cancel: unsafe { cancel_arg(o.cancel) },
             lossless: o.lossless,
             start: if o.start_oldest { Start::Oldest } else { Start::Newest },
-            ..Default::default()
         };
         let reader = Reader::open(name, &ro)?;
         let name: Arc<str> = Arc::from(reader.name());
