@@ -102,7 +102,7 @@ pub use lend::Lent;
 #[cfg(not(loom))]
 pub use channels::{channels, readers_of, ChannelInfo, ReaderInfo};
 #[cfg(not(loom))]
-pub use reader::{Frame, ProducerState, Reader, ReaderOptions};
+pub use reader::{Frame, ProducerState, Reader, ReaderOptions, Wake};
 #[cfg(not(loom))]
 pub use segment::{clean_leftovers, validate_name, Leftover, NameProblem, MAX_NAME_LEN};
 pub use table::{Start, TableError, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};

@@ -32,6 +32,7 @@ use crate::timing::{
 };
 use crate::wait::{self, Backoff, Cancel, Deadline, Waitable};
 
+mod anticipate;
 mod held;
 mod ring;
 mod slots;
@@ -67,6 +68,26 @@ pub struct ReaderOptions {
     pub lossless: bool,
     /// Where to start: the newest frame (default), or the oldest still in the channel.
     pub start: Start,
+}
+
+/// How a blocked [`Reader::read`] wakes for the next frame of a framed channel (set with
+/// [`Reader::set_wake`]).
+///
+/// With [`Anticipate`](Wake::Anticipate) (the default) a reader that has seen a few frames at a
+/// steady rate sleeps in the kernel until just before the next one is due, then watches for it
+/// for a short, self-tuning window (at most 2 % of the frame interval): a busy-poller's
+/// latency at a sleeper's cost. A frame that comes early still wakes it; a late one is waited
+/// for in the kernel as usual; irregular producers are never watched for, and a producer that
+/// falls silent costs one early wake-up, then none. [`Publish`](Wake::Publish) always sleeps
+/// until the producer's wake-up (the behaviour of version 0.1). Raw channels always do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Wake {
+    /// Wake just before a steady producer's next frame is due.
+    #[default]
+    Anticipate,
+    /// Wake only when the producer publishes.
+    Publish,
 }
 
 /// What the reader knows of its producer.
@@ -121,10 +142,12 @@ trait Transport: std::fmt::Debug + Send {
     );
     /// Whether an announced sleep also wakes on the `wake` words (a cancel needs no period).
     fn sleeps_on_words(&self) -> bool;
+    /// How blocked reads wake, where the transport can anticipate frames.
+    fn set_wake(&mut self, wake: Wake);
 }
 
 /// Attaches to `seg` with the transport its producer's extension version says.
-fn attach(seg: Segment, opts: &ReaderOptions) -> Result<Box<dyn Transport>> {
+fn attach(seg: Segment, opts: &ReaderOptions, wake: Wake) -> Result<Box<dyn Transport>> {
     let origin = control::origin(seg.ring().reserved()).map_err(|found| {
         Error::protocol(seg.name(), crate::error::Violation::ExtensionVersion { found })
     })?;
@@ -133,7 +156,7 @@ fn attach(seg: Segment, opts: &ReaderOptions) -> Result<Box<dyn Transport>> {
     }
     Ok(match origin {
         Origin::Ours { table: true, .. } => {
-            Box::new(SlotReader::open(seg, opts.lossless, opts.start)?)
+            Box::new(SlotReader::open(seg, opts.lossless, opts.start, wake)?)
         }
         _ => Box::new(RingReader::open(seg, origin, opts.raw)?),
     })
@@ -163,6 +186,8 @@ pub struct Reader {
     state: ProducerState,
     /// Following: the retry policy for the next producer's segment.
     switch_retry: OpenRetry,
+    /// How blocked reads wake (kept for the next producer's channel when following).
+    wake: Wake,
 }
 
 impl Reader {
@@ -189,7 +214,7 @@ impl Reader {
             None => return Err(opening.gave_up(opts.timeout)),
         };
         let name = seg.name().to_owned();
-        let src = attach(seg, opts)?;
+        let src = attach(seg, opts, Wake::default())?;
         let state = if src.is_ours() { ProducerState::Live } else { ProducerState::Unknown };
         Ok(Reader {
             name,
@@ -199,6 +224,7 @@ impl Reader {
             last_liveness: Instant::now(),
             state,
             switch_retry: OpenRetry::default(),
+            wake: Wake::default(),
         })
     }
 
@@ -212,6 +238,19 @@ impl Reader {
     /// element's unlock, then unlock_stop) gives the reader a fresh one.
     pub fn set_cancel(&mut self, cancel: Option<Cancel>) {
         self.opts.cancel = cancel;
+    }
+
+    /// How blocked reads wake for the next frame: [`Wake::Anticipate`] (the default) or
+    /// [`Wake::Publish`]. Applies from the next read on, and to the channels of later
+    /// producers when following.
+    pub fn set_wake(&mut self, wake: Wake) {
+        self.wake = wake;
+        self.src.set_wake(wake);
+    }
+
+    /// How blocked reads wake (see [`set_wake`](Reader::set_wake)).
+    pub fn wake(&self) -> Wake {
+        self.wake
     }
 
     /// What the reader knows of the producer now: a death the kernel reported shows at once
@@ -417,7 +456,7 @@ impl Reader {
             Err(e) if self.switch_retry.retry(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let src = match attach(seg, &self.opts) {
+        let src = match attach(seg, &self.opts, self.wake) {
             Ok(s) => s,
             Err(Error::ChannelBusy { .. }) => return Ok(false),
             Err(e) if self.switch_retry.retry(&e) => return Ok(false),

@@ -429,6 +429,9 @@ impl Transport for RingReader {
     fn sleeps_on_words(&self) -> bool {
         false
     }
+
+    /// A ring's reader always waits for the producer's wake-up (or its timed waits).
+    fn set_wake(&mut self, _wake: super::Wake) {}
 }
 
 impl Holder for Attachment {

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::anticipate::{Anticipation, Plan};
 use super::held::{Frame, Holder, Pixels};
-use super::Transport;
+use super::{Transport, Wake};
 use crate::channels::live_readers;
 use crate::control::{self, PRODUCER_SLEEPING};
 use crate::error::{Error, Result, Violation};
@@ -17,7 +18,7 @@ use crate::frame::{FrameHeader, MessageKind, FRAME_HEADER_LEN};
 use crate::ring::PREFIX_LEN;
 use crate::segment::Segment;
 use crate::sys::liveness::{self, Keeper, Life};
-use crate::sys::WaitWord;
+use crate::sys::{self, WaitWord};
 use crate::table::{Cursor, Start, TableMemory, Take};
 use crate::timing::LIVENESS_PERIOD;
 use crate::wait::{self, Backoff};
@@ -27,6 +28,8 @@ use crate::wait::{self, Backoff};
 pub(super) struct SlotReader {
     att: Arc<SlotAttachment>,
     cursor: Cursor,
+    /// When the next frame is due, for waking just before it (see `anticipate`).
+    rhythm: Anticipation,
     /// The `published` word when we last found nothing: what a sleep waits to change.
     seen: u32,
     /// Set once the stream broke the protocol: nothing more is read from it.
@@ -35,14 +38,20 @@ pub(super) struct SlotReader {
 
 impl SlotReader {
     /// Takes a free place in `seg`'s table.
-    pub(super) fn open(seg: Segment, lossless: bool, start: Start) -> Result<SlotReader> {
+    pub(super) fn open(
+        seg: Segment,
+        lossless: bool,
+        start: Start,
+        wake: Wake,
+    ) -> Result<SlotReader> {
         let (att, cursor) = SlotAttachment::open(seg, lossless, start)?;
-        Ok(SlotReader { att: Arc::new(att), cursor, seen: 0, broken: None })
+        let rhythm = Anticipation::new(wake == Wake::Anticipate);
+        Ok(SlotReader { att: Arc::new(att), cursor, rhythm, seen: 0, broken: None })
     }
 
     /// The next frame from the slots (with `newest`, the newest), if one is published.
     fn take(&mut self, newest: bool) -> Result<Option<Frame>> {
-        let SlotReader { att, cursor, seen, broken } = self;
+        let SlotReader { att, cursor, rhythm, seen, broken } = self;
         let name = att.seg.name();
         if let Some(detail) = broken {
             return Err(Error::protocol(name, detail.clone()));
@@ -68,6 +77,7 @@ impl SlotReader {
                             return Err(Error::protocol(name, detail));
                         }
                     };
+                    rhythm.observe(header.publish_ns);
                     return Ok(Some(Frame {
                         holder: att.clone(),
                         token: Some(slot as u64),
@@ -108,6 +118,30 @@ impl SlotReader {
                     return Ok(None);
                 }
             }
+        }
+    }
+}
+
+impl SlotReader {
+    /// Watches the `published` word, unannounced (the producer makes no system call), until
+    /// it leaves `seen` (returns `true`) or the clock reaches `until` (CLOCK_MONOTONIC ns).
+    /// Bounded by the anticipation's budget: a few percent of a frame interval at most. Yields
+    /// the CPU between looks, so a producer sharing our core is not held up.
+    fn watch(&self, until: u64) -> bool {
+        let published = self.att.table.view().published_word();
+        loop {
+            // SYNC POINT: publish (Acquire; the frame's slot is then taken by the next attempt,
+            // which synchronizes with the publisher as without anticipation).
+            if published.load(Ordering::Acquire) != self.seen {
+                return true;
+            }
+            if sys::monotonic_ns() >= until {
+                return false;
+            }
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+            std::thread::yield_now();
         }
     }
 }
@@ -179,6 +213,21 @@ impl Transport for SlotReader {
             std::thread::sleep(left.min(LIVENESS_PERIOD));
             return;
         }
+        let mut left = left;
+        let now = sys::monotonic_ns();
+        match self.rhythm.plan(now) {
+            Plan::Block => {}
+            // Sleep as usual, but only until the frame is nearly due.
+            Plan::SleepUntil(at) => left = left.min(Duration::from_nanos(at - now)),
+            Plan::Watch(until) => {
+                let limit = until.min(now.saturating_add(left.as_nanos() as u64));
+                if self.watch(limit) {
+                    return;
+                }
+                // Late past the allowance: sleep as without anticipation.
+                self.rhythm.given_up();
+            }
+        }
         let att = &self.att;
         let view = att.table.view();
         let reserved = att.seg.ring().reserved();
@@ -199,7 +248,11 @@ impl Transport for SlotReader {
     }
 
     fn sleeps_on_words(&self) -> bool {
-        crate::sys::kernel_watches_liveness()
+        sys::kernel_watches_liveness()
+    }
+
+    fn set_wake(&mut self, wake: Wake) {
+        self.rhythm.set_enabled(wake == Wake::Anticipate);
     }
 }
 
