@@ -13,24 +13,59 @@
 //! liveness through words and locks the kernel marks or drops when a process dies (see
 //! [`Writer::create`] and [`Reader::open`]; `docs/protocol.md` has the full protocol).
 //!
-//! ```no_run
-//! use std::time::Duration;
-//! use shmframes::{PixelFormat, Reader, ReaderOptions, Writer, WriterOptions};
+//! A producer and a reader, here in one process (they are usually two):
 //!
-//! // Producer process
-//! let mut writer = Writer::create("cam", &WriterOptions::new(1920, 1080, PixelFormat::Bgr24)?)?;
+//! ```
+//! use std::time::Duration;
+//! use shmframes::{Error, PixelFormat, Reader, ReaderOptions, Writer, WriterOptions};
+//!
+//! let name = format!("doctest-crate-{}", std::process::id()); // a name no one else uses
+//! // Producer: creates the channel (and removes its name again when closed or dropped).
+//! let mut writer = Writer::create(&name, &WriterOptions::new(64, 48, PixelFormat::Bgr24)?)?;
+//! // Reader: attaches, waiting up to 5 s for the channel to appear.
+//! let opts = ReaderOptions { timeout: Duration::from_secs(5), ..Default::default() };
+//! let mut reader = Reader::open(&name, &opts)?;
+//!
 //! if let Some(mut slot) = writer.try_frame()? {
-//!     slot.pixels().fill(0x80);     // render or decode straight into shared memory
+//!     slot.pixels().fill(0x80); // render or decode straight into shared memory
 //!     slot.publish();
 //! }
 //!
-//! // Consumer process
-//! let mut reader = Reader::open("cam", &ReaderOptions { timeout: Duration::from_secs(5), ..Default::default() })?;
-//! if let Some(frame) = reader.read(Some(Duration::from_millis(500)))? {
-//!     let (w, h) = (frame.shape().width, frame.shape().height);
-//!     let bgr: &[u8] = frame.pixels(); // in place; the producer cannot overwrite it while held
-//!     println!("#{} {w}x{h}, {} bytes", frame.seq(), bgr.len());
-//! }
+//! let frame = reader.read(Duration::from_secs(5))?.expect("a frame within 5 s");
+//! let (w, h) = (frame.shape().width, frame.shape().height);
+//! let bgr: &[u8] = frame.pixels(); // in place; the producer cannot overwrite it while held
+//! assert_eq!((w, h, bgr.len()), (64, 48, 64 * 48 * 3));
+//! assert!(bgr.iter().all(|&b| b == 0x80));
+//! drop(frame); // gives the slot back
+//!
+//! writer.close()?; // ends the stream: the reader gets EndOfStream once it has read every frame
+//! assert!(matches!(reader.read(Duration::from_secs(5)), Err(Error::EndOfStream { .. })));
+//! # Ok::<(), shmframes::Error>(())
+//! ```
+//!
+//! A [`FrameSlot`] borrows its writer mutably until it is published or dropped, so the writer
+//! cannot take a second slot while one is open:
+//!
+//! ```compile_fail,E0499
+//! # use shmframes::{PixelFormat, Writer, WriterOptions};
+//! # let opts = WriterOptions::new(64, 48, PixelFormat::Bgr24)?;
+//! # let mut writer = Writer::create("never-created", &opts)?;
+//! let first = writer.try_frame()?;
+//! let second = writer.try_frame()?; // error: `writer` is already borrowed by `first`
+//! drop(first);
+//! # Ok::<(), shmframes::Error>(())
+//! ```
+//!
+//! and a slot's pixels cannot outlive it: once published, the frame belongs to its readers.
+//!
+//! ```compile_fail,E0505
+//! # use shmframes::{PixelFormat, Writer, WriterOptions};
+//! # let opts = WriterOptions::new(64, 48, PixelFormat::Bgr24)?;
+//! # let mut writer = Writer::create("never-created", &opts)?;
+//! let mut slot = writer.try_frame()?.expect("room");
+//! let pixels = slot.pixels();
+//! slot.publish();
+//! pixels.fill(0); // error: `slot` was moved into `publish` while `pixels` borrowed it
 //! # Ok::<(), shmframes::Error>(())
 //! ```
 //!
@@ -43,12 +78,12 @@
 //!
 //! # Where the unsafe code is, and what a peer can do
 //!
-//! Unsafe code is in nine modules, each block with a `// SAFETY:` reason: [`ring`] (raw memory
-//! of the ring), `table` (the reader table's memory), `segment` (the mapping), `sys` (system
-//! calls), `reader` (handing out a frame's pixels in place), `writer` (a slot's pixels),
-//! `lend` (the windows that lend a slot's pixels), `liveness` (the keeper's robust-futex list)
-//! and `fork` (the list of lock descriptors its fork handlers share). The tools crate forbids
-//! unsafe code; the Python crate has two blocks (numpy views of leased pixels).
+//! Unsafe code is in these modules only, each block with a `// SAFETY:` reason: [`ring`] (raw
+//! memory of the ring), `table` (the reader table's memory), `segment` (the mapping), `sys`
+//! (system calls, and the liveness keeper's robust-futex list), `reader` (handing out a
+//! frame's pixels in place), `writer` (a slot's pixels), `lend` (the windows that lend a slot's
+//! pixels) and `fork` (the list of lock descriptors its fork handlers share). The tools crate
+//! forbids unsafe code; the Python crate has two blocks (numpy views of leased pixels).
 //!
 //! Everything read from shared memory is copied into a local and validated before it is used,
 //! so a buggy or hostile peer that *writes* the segment can cause errors
