@@ -113,7 +113,7 @@ fn median(v: &mut [Duration]) -> Duration {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (rounds, frames) = if bench { (21, 200) } else { (1, 3) };
+    let (rounds, frames) = if bench { (101, 20) } else { (1, 3) };
     let pid = std::process::id();
     let (rust_name, c_name) =
         (format!("shmframes-capi-bench-rust-{pid}"), format!("shmframes-capi-bench-c-{pid}"));
