@@ -201,3 +201,29 @@ def test_the_readme_cpp_example_runs_as_written(procs: Procs, channel: str, tmp_
     assert app.wait(timeout=60) == 0
     out, _ = reader.communicate(timeout=60)
     assert reader.returncode == 0 and out.split() == ["100", "True"], out
+
+
+def test_cpp_producer_plays_a_video_file_into_the_slots(procs: Procs, channel: str, tmp_path: Path) -> None:
+    """--video: cv::VideoCapture reads each frame into a cv::Mat that is the slot; the file's
+    size as is, and another size scaled into the slot."""
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    for i in range(10):
+        out.write(np.full((240, 320, 3), (i * 20, 100, 200), np.uint8))
+    out.release()
+    for size in ("320x240", "160x120"):
+        name = f"{channel}-{size}"
+        producer = procs.start([cbin("shmframes-cpp-producer"), "--name", name, "--frames", "12", "--size", size,
+                                "--video", str(clip)], stderr=subprocess.PIPE, text=True)
+        reader = subprocess.run([cbin("shmframes-cpp-reader"), "--name", name, "--frames", "12"], capture_output=True,
+                                text=True, timeout=60)
+        assert reader.returncode == 0, reader.stderr
+        assert producer.wait(timeout=30) == 0
+        for i, line in enumerate(reader.stdout.splitlines()):
+            f = dict(kv.split("=", 1) for kv in line.split())
+            assert f["seq"] == str(i) and f["size"] == size, line
+            b, g, r = map(int, f["first_pixel"].split(","))
+            want = (i % 10) * 20  # the file loops after its 10 frames
+            assert abs(b - want) <= 8 and abs(g - 100) <= 8 and abs(r - 200) <= 8, line
