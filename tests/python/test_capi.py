@@ -1,6 +1,6 @@
 """C and C++ programs on our channels (issue 24), against the install `make test-c` makes in
 target/c-install (SHMFRAMES_C_PREFIX to use another): the C++ examples with Python readers and
-writers, frame-stats, the GStreamer source, a killed producer, and the README's C++ example."""
+writers, frame-stats, frame-viewer (under Xvfb), the GStreamer source, a killed producer, and the README's C++ example."""
 
 from __future__ import annotations
 
@@ -227,3 +227,20 @@ def test_cpp_producer_plays_a_video_file_into_the_slots(procs: Procs, channel: s
             b, g, r = map(int, f["first_pixel"].split(","))
             want = (i % 10) * 20  # the file loops after its 10 frames
             assert abs(b - want) <= 8 and abs(g - 100) <= 8 and abs(r - 200) <= 8, line
+
+
+def test_cpp_producer_to_frame_viewer(procs: Procs, channel: str) -> None:
+    """frame-viewer shows a C++ producer's frames in a real window (Xvfb, lavapipe) and exits 0
+    after --frames (as tests/tools/viewer.rs runs it)."""
+    n = 4000 + os.getpid() % 3000
+    xvfb = procs.start(["Xvfb", f":{n}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: Path(f"/tmp/.X11-unix/X{n}").exists()), "Xvfb did not start"
+    procs.start([cbin("shmframes-cpp-producer"), "--name", channel, "--size", "320x240", "--fps", "60",
+                 "--when-full", "drop"])
+    env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+    env["DISPLAY"] = f":{n}"
+    viewer = subprocess.run([binary("frame-viewer"), channel, "--frames", "30", "--timeout", "30"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert viewer.returncode == 0, viewer.stderr
+    xvfb.terminate()
