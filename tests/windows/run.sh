@@ -8,7 +8,8 @@
 #   3. the cpp_py_shmbuf-compatible raw producer and consumer (tests/windows/cpp) interoperate,
 #      as Win32 programs under Wine and as their POSIX build on Linux;
 #   4. a mapping's name goes with its last handle, not its last view (docs/windows.md relies on
-#      it: a restarted producer gets its name back once readers closed their handles).
+#      it: a restarted producer gets its name back once readers closed their handles);
+#   5. the session's named mappings can be listed (NtQueryDirectoryObject), as --list will.
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
 set -euo pipefail
@@ -54,7 +55,7 @@ build() {
     shift 3
     if [ ! -f "$out" ] || [ "$src" -nt "$out" ] || [ "$here/cpp/shmring.h" -nt "$out" ] \
         || [ "$here/bench/common.h" -nt "$out" ]; then
-        "$cc" "$@" -o "$out" "$src"
+        "$cc" "$src" -o "$out" "$@"
     fi
 }
 
@@ -64,8 +65,8 @@ for p in raw_producer raw_consumer; do
     build "$bin/$p.exe" "$here/cpp/$p.cpp" x86_64-w64-mingw32-g++ -std=c++14 -O2 -Wall -Wextra -static
     build "$win/linux/$p" "$here/cpp/$p.cpp" g++ -std=c++14 -O2 -Wall -Wextra
 done
-for p in wake_latency death_latency name_lifetime; do
-    build "$bin/$p.exe" "$here/bench/$p.c" x86_64-w64-mingw32-gcc -O2 -Wall
+for p in wake_latency death_latency name_lifetime list_sections; do
+    build "$bin/$p.exe" "$here/bench/$p.c" x86_64-w64-mingw32-gcc -O2 -Wall -lntdll
 done
 CARGO_TARGET_DIR="$win/cargo" cargo build --quiet --release --target x86_64-pc-windows-gnu \
     --manifest-path "$here/smoke/Cargo.toml"
@@ -109,6 +110,9 @@ names() {
         grep -q "closed its handle.*OpenFileMapping fails; CreateFileMapping makes a fresh one.*old view still reads 42" <<<"$out"
 }
 check "name_lifetime.exe" names
+
+step "5. the session's named mappings can be listed (frame-stats --list, docs/windows.md)"
+check "list_sections.exe" "$run" "$bin/list_sections.exe"
 
 if [ $bench -eq 1 ]; then
     step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"

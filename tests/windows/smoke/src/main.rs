@@ -39,11 +39,25 @@ fn mapping() -> Result<(), String> {
     // SAFETY: plain Win32 calls with a NUL-terminated name; the views are unmapped before the
     // handles are closed, and each view is 4096 bytes, of which we touch the first 4.
     unsafe {
-        let a = CreateFileMappingA(INVALID_HANDLE_VALUE, std::ptr::null_mut(), PAGE_READWRITE, 0, 4096, name.as_ptr());
+        let a = CreateFileMappingA(
+            INVALID_HANDLE_VALUE,
+            std::ptr::null_mut(),
+            PAGE_READWRITE,
+            0,
+            4096,
+            name.as_ptr(),
+        );
         if a.is_null() {
             return Err(format!("CreateFileMappingA: error {}", GetLastError()));
         }
-        let again = CreateFileMappingA(INVALID_HANDLE_VALUE, std::ptr::null_mut(), PAGE_READWRITE, 0, 4096, name.as_ptr());
+        let again = CreateFileMappingA(
+            INVALID_HANDLE_VALUE,
+            std::ptr::null_mut(),
+            PAGE_READWRITE,
+            0,
+            4096,
+            name.as_ptr(),
+        );
         if GetLastError() != ERROR_ALREADY_EXISTS {
             return Err("a second CreateFileMappingA did not say ERROR_ALREADY_EXISTS".into());
         }
@@ -89,7 +103,11 @@ fn main() {
     let slept = t.elapsed();
     let ok = v == 42 && slept >= Duration::from_millis(20);
     failed |= !ok;
-    println!("thread + sleep 20 ms: {} ({:.1} ms)", if ok { "ok" } else { "FAILED" }, slept.as_secs_f64() * 1e3);
+    println!(
+        "thread + sleep 20 ms: {} ({:.1} ms)",
+        if ok { "ok" } else { "FAILED" },
+        slept.as_secs_f64() * 1e3
+    );
     match mapping() {
         Ok(()) => println!("named file mapping, two views: ok"),
         Err(e) => {
