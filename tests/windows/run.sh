@@ -9,7 +9,8 @@
 #      as Win32 programs under Wine and as their POSIX build on Linux;
 #   4. a mapping's name goes with its last handle, not its last view (docs/windows.md relies on
 #      it: a restarted producer gets its name back once readers closed their handles);
-#   5. the session's named mappings can be listed (NtQueryDirectoryObject), as --list will.
+#   5. the session's named mappings can be listed (NtQueryDirectoryObject), as --list will;
+#   6. (information only) whether placeholders work (VirtualAlloc2), for lending frames.
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
 set -euo pipefail
@@ -65,7 +66,7 @@ for p in raw_producer raw_consumer; do
     build "$bin/$p.exe" "$here/cpp/$p.cpp" x86_64-w64-mingw32-g++ -std=c++14 -O2 -Wall -Wextra -static
     build "$win/linux/$p" "$here/cpp/$p.cpp" g++ -std=c++14 -O2 -Wall -Wextra
 done
-for p in wake_latency death_latency name_lifetime list_sections; do
+for p in wake_latency death_latency name_lifetime list_sections placeholders; do
     build "$bin/$p.exe" "$here/bench/$p.c" x86_64-w64-mingw32-gcc -O2 -Wall -lntdll
 done
 CARGO_TARGET_DIR="$win/cargo" cargo build --quiet --release --target x86_64-pc-windows-gnu \
@@ -113,6 +114,9 @@ check "name_lifetime.exe" names
 
 step "5. the session's named mappings can be listed (frame-stats --list, docs/windows.md)"
 check "list_sections.exe" "$run" "$bin/list_sections.exe"
+
+step "6. (information, not a check) placeholders for taking lent windows back (lend.rs)"
+"$run" "$bin/placeholders.exe" || echo "-- placeholders: not available here (Wine 8 refuses MEM_RESERVE_PLACEHOLDER; docs/windows.md)"
 
 if [ $bench -eq 1 ]; then
     step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"
