@@ -34,6 +34,18 @@ Errors are ``shmframes.Error`` subclasses that are also the builtin exception th
 """
 
 from . import errors
+
+
+class _Octal(int):
+    """An int that shows itself in octal: ``help(Writer)`` reads ``mode=0o600``, not 384."""
+
+    def __repr__(self) -> str:
+        return f"0o{self:o}"
+
+
+# The default mode as Writer's signature names it (inspect looks it up in this module).
+_MODE_600 = _Octal(0o600)
+
 from ._shmframes import (
     Frame,
     FrameSlot,

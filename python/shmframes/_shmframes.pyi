@@ -11,14 +11,70 @@ __version__: str
 _PixelFormat = Literal["bgr", "rgb", "gray", "rgba", "bgra", "nv12", "i420", "yuyv"]
 
 __all__ = [
+    "ChannelBusy",
+    "ChannelNotFound",
+    "Closed",
+    "EndOfStream",
+    "Error",
+    "ForkedChild",
     "Frame",
+    "FrameSlot",
+    "HoldsEverySlot",
+    "NameTaken",
+    "NoSpace",
+    "PermissionDenied",
+    "ProducerAlive",
+    "ProducerGone",
+    "ProtocolError",
     "Reader",
     "Stats",
     "Writer",
     "__version__",
     "monotonic_ns",
     "pixel_formats",
+    "readers",
 ]
+
+# The exceptions (re-exported by shmframes.errors, their __module__).
+class Error(Exception):
+    """Base class of every shmframes error."""
+
+class ChannelNotFound(Error, FileNotFoundError):
+    """No channel of that name exists (or none appeared in time)."""
+
+class PermissionDenied(Error, PermissionError):
+    """The channel belongs to another user, or its mode does not let you in."""
+
+class NameTaken(Error, FileExistsError):
+    """The name is taken by a segment a new producer may not replace."""
+
+class ProducerAlive(NameTaken):
+    """A live producer already owns the channel name."""
+
+class ChannelBusy(Error, BlockingIOError):
+    """Every reader place of the channel is taken (or another consumer reads a raw channel)."""
+
+class ProducerGone(Error, ConnectionResetError):
+    """The producer died without ending the stream; every later read raises it again (a reader
+    opened with ``follow=True`` goes on to the next producer instead)."""
+
+class EndOfStream(Error, EOFError):
+    """The producer ended the stream; every frame it published was read."""
+
+class ProtocolError(Error, ValueError):
+    """Bytes in the segment break the protocol (a corrupt segment or an incompatible peer)."""
+
+class NoSpace(Error, OSError):
+    """/dev/shm (or its quota) cannot hold the channel."""
+
+class HoldsEverySlot(Error, RuntimeError):
+    """The reader holds every frame slot of the channel: release a frame before reading on."""
+
+class Closed(Error, ValueError):
+    """The reader, writer, slot or frame was closed (released, published) already."""
+
+class ForkedChild(Error, RuntimeError):
+    """A Reader or Writer used in a child made by ``fork()``: it belongs to the parent."""
 
 def pixel_formats() -> Dict[str, Dict[str, Any]]:
     """Every pixel format: name -> {code, aliases, gstreamer, opencv_to_bgr, rgb_family}."""
@@ -30,8 +86,10 @@ def monotonic_ns() -> int:
 class Frame:
     """One frame: metadata and a zero-copy, read-only numpy view of its pixels.
 
-    The bytes stay leased (never overwritten) while this object or any array derived from
-    ``array`` lives. ``release()`` or leaving ``with frame:`` gives up this object's hold early.
+    The frame is held (its bytes never overwritten) while this object or any array or
+    memoryview derived from it lives. ``release()`` or leaving ``with frame:`` gives up this
+    object's hold early. ``memoryview(frame)`` views the pixels in place, read-only (builds for
+    one interpreter and the abi3-py311 wheel; see docs/python.md).
     """
 
     @property
@@ -106,9 +164,11 @@ class Reader:
     """A reader of a channel. A framed channel serves several readers at once (up to the
     writer's ``max_readers``), each viewing every frame in place; a raw channel has one.
 
-    ``timeout``: seconds to wait for the channel to appear (0: fail at once; None: for ever).
+    ``timeout``: seconds to wait for the channel to appear (default 10; 0: fail at once; None:
+    for ever). Reads wait for ever by default: a producer's end or death is reported at once.
     ``raw``: header-less frames (cpp_py_shmbuf's producer): ``"WIDTHxHEIGHT"`` as the command
-    line spells it, with ``raw_format``, or ``(height, width, format)``.
+    line spells it, with ``raw_format``, or ``(height, width, format)``; a ``ValueError`` on a
+    framed channel, whose frames describe themselves.
     ``follow``: survive the producer: switch to the next one started under the same name.
     ``lossless``: a writer that waits (``write(timeout=None)``) waits for this reader, which
     never loses a frame; by default a reader that falls behind loses its oldest unread frames
@@ -119,7 +179,7 @@ class Reader:
     def __new__(
         cls,
         name: str = "shm_video",
-        timeout: Optional[float] = 0.0,
+        timeout: Optional[float] = 10.0,
         raw: Union[str, Tuple[int, int, _PixelFormat], None] = None,
         follow: bool = False,
         lossless: bool = False,
@@ -127,7 +187,8 @@ class Reader:
         raw_format: _PixelFormat = "bgr",
     ) -> "Reader": ...
     def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
-        """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout."""
+        """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout.
+        ``EndOfStream`` and ``ProducerGone`` are final: every later call raises them again."""
     def latest(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """The newest frame, skipping (and releasing) older ones; waits like read()."""
     def __iter__(self) -> "Reader": ...
@@ -139,15 +200,20 @@ class Reader:
     @property
     def name(self) -> str: ...
     @property
-    def producer_state(self) -> Literal["live", "unknown", "ended", "gone"]: ...
+    def attached_ns(self) -> int:
+        """When it attached (CLOCK_MONOTONIC ns): ``Stats(since_ns=reader.attached_ns)``."""
+    @property
+    def producer_state(self) -> Literal["live", "unknown", "ended", "gone"]:
+        """The producer's state now ("gone" as soon as the kernel reports its death)."""
     @property
     def frames_held(self) -> int: ...
     @property
     def dropped(self) -> int:
-        """Frames this reader lost (overwritten before it read them)."""
+        """Frames this reader lost (overwritten before it read them); readable after close."""
     @property
     def lag(self) -> Optional[int]:
-        """Frames published and not read yet (None on a raw channel)."""
+        """Frames published and not read yet (None on a raw channel); the last figure after
+        close."""
     def __enter__(self) -> "Reader": ...
     def __exit__(
         self,
@@ -156,7 +222,7 @@ class Reader:
 
 @final
 class FrameSlot:
-    """Room for one frame, lent by ``Writer.frame()``. Draw into ``array`` in place
+    """Room for one frame, from ``Writer.frame()``. Draw into ``array`` in place
     (``cap.read(image=slot.array)``, ``cv2.resize(src, (w, h), dst=slot.array)``,
     ``np.copyto(slot.array, src)``), then ``publish()``. After ``publish()`` or ``discard()``
     the array, and every view of it, reaches no frame any more: it reads zeros, and what is
@@ -183,7 +249,8 @@ class FrameSlot:
         """Makes the frame visible to readers; returns its sequence number. Raises ``Closed``
         if the slot is done already."""
     def discard(self) -> None:
-        """Drops the frame: readers never see it."""
+        """Drops the frame: readers never see it. Raises ``Closed`` if the slot is done
+        already."""
     def __enter__(self) -> "FrameSlot": ...
     def __exit__(
         self,
@@ -197,7 +264,7 @@ class Writer:
     """The producer end of a channel; creating it creates the channel.
 
     A framed channel serves up to ``max_readers`` readers at once (default 8). ``buffer_frames``
-    (default 2) is how far a reader may fall behind before it loses frames, or, for a lossless
+    (default 4) is how far a reader may fall behind before it loses frames, or, for a lossless
     reader, before ``write`` waits for it (with ``timeout=0``: drops the frame). While readers
     keep up, frames cycle through two slots, which stay in the CPU cache.
     """
@@ -208,9 +275,9 @@ class Writer:
         width: int,
         height: int,
         format: _PixelFormat = "bgr",
-        buffer_frames: int = 2,
+        buffer_frames: int = 4,
         raw: bool = False,
-        mode: int = 0o600,
+        mode: int = ...,  # 0o600 (the runtime default is an int that shows itself in octal)
         max_readers: int = 8,
     ) -> "Writer": ...
     def write(
@@ -222,13 +289,15 @@ class Writer:
         """Publishes one frame; waits up to ``timeout`` s for lossless readers to make room
         (None: forever, 0: drop the frame if there is none). Returns whether it was published."""
     def frame(self, timeout: Optional[float] = None) -> Optional["FrameSlot"]:
-        """Room for the next frame, lent in place: fill ``slot.array``, then ``publish()`` (or
+        """Room for the next frame, in place: fill ``slot.array``, then ``publish()`` (or
         use the slot as a context manager: published on a normal exit, discarded on an
         exception). Waits up to ``timeout`` s for lossless readers to make room (None: forever);
         None when there is none in time. One slot at a time: taking the next one (or calling
         ``write``) discards an unpublished slot."""
     def close(self) -> None:
         """Ends the stream and removes the channel name."""
+    @property
+    def closed(self) -> bool: ...
     @property
     def name(self) -> str: ...
     @property
@@ -254,7 +323,9 @@ class Stats:
     """Frame rate, delivery latency percentiles and dropped frames (what frame-stats,
     frame-viewer and ``python -m shmframes.view`` report)."""
 
-    def __new__(cls) -> "Stats": ...
+    def __new__(cls, since_ns: Optional[int] = None) -> "Stats":
+        """``since_ns`` (default: now): frames published before it are shown, not measured
+        (pass ``reader.attached_ns``)."""
     def record(self, frame: Frame, now_ns: Optional[int] = None) -> None:
         """Counts a frame read now (or at ``now_ns``, CLOCK_MONOTONIC)."""
     def restart(self) -> None:
@@ -263,7 +334,11 @@ class Stats:
     def window_due(self) -> bool:
         """Whether a second has passed since the last take_window()."""
     @property
-    def frames(self) -> int: ...
+    def frames(self) -> int:
+        """Frames measured (published after ``since_ns``)."""
+    @property
+    def before_attach(self) -> int:
+        """Frames recorded that were published before ``since_ns``."""
     @property
     def dropped(self) -> int: ...
     def take_window(self) -> Dict[str, Any]:

@@ -4,6 +4,14 @@ Opens an OpenCV window with the frame rate and delivery latency drawn over the p
 (``q`` or Esc quits). With ``--headless``, with no display, or without OpenCV, it prints
 statistics once a second instead: frames/s, latency percentiles and dropped frames.
 
+Waiting: up to ``--timeout`` seconds (default 10) for the channel to appear and, with
+``--follow``, for the next producer; a live producer's next frame is awaited for ever (its end or
+death is reported at once), and a producer that cannot be watched (cpp_py_shmbuf's) is given up
+on after ``--timeout`` without a frame.
+
+Latency and frame rate count only frames published after the view attached: the newest frame
+already published when it joins is shown, not measured.
+
 Exit status: 0 after ``--frames N`` frames, at end of stream, on Ctrl+C, or when the window is
 closed; 1 with one clear line on errors (no channel, producer gone); 2 for bad arguments.
 """
@@ -66,7 +74,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=_positive,
         default=10.0,
         metavar="S",
-        help="seconds to wait for the channel and between frames (default 10)",
+        help="seconds to wait for a producer: for the channel, for the next one with --follow, "
+        "and between frames of a producer that cannot be watched (default 10)",
     )
     p.add_argument("--raw", type=_parse_raw, metavar="WxH", help="header-less frames of this size (cpp_py_shmbuf)")
     p.add_argument("--raw-format", choices=_FORMATS, default="bgr", help="pixel format of --raw frames (default bgr)")
@@ -127,17 +136,48 @@ def _fit(width: int, height: int) -> float:
     return min(1.0, 0.9 * screen[0] / width, 0.9 * screen[1] / height)
 
 
-def _overlay(img, text: str, scale: float):  # type: ignore[no-untyped-def]
-    """The text drawn over a copy of the frame, sized to read about 20 px high on screen once
-    the window scales the frame by `scale`."""
+def _overlay_layout(width: int, height: int, lines: List[str], scale: float):  # type: ignore[no-untyped-def]
+    """Where the overlay goes on a `width` x `height` frame shown at `scale`: (font size,
+    thickness, [(line, origin)], box). The text reads about 20 px high on screen, smaller only
+    as far as needed to fit the frame: never cut."""
+    import cv2
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    size, thick = 0.8 / scale, max(1, round(2 / scale))
+    pad = max(2, int(6 / scale))
+
+    def extent(size: float, thick: int) -> Tuple[int, int, int]:
+        dims = [cv2.getTextSize(line, font, size, thick) for line in lines]
+        w = max(d[0][0] for d in dims)
+        h = max(d[0][1] for d in dims)
+        base = max(d[1] for d in dims)
+        return w, h, base
+
+    w, h, base = extent(size, thick)
+    room_w, room_h = width - 4 * pad, height - 4 * pad
+    step = h + base + pad
+    if w > room_w or step * len(lines) > room_h:
+        shrink = min(room_w / w, room_h / (step * len(lines)))
+        size, thick = size * shrink, max(1, round(thick * shrink))
+        w, h, base = extent(size, thick)
+        step = h + base + pad
+    x0 = y0 = pad
+    placed = [(line, (x0 + pad, y0 + pad + h + i * step)) for i, line in enumerate(lines)]
+    box = (x0, y0, min(width - 1, x0 + w + 2 * pad), min(height - 1, y0 + len(lines) * step + pad))
+    return size, thick, placed, box
+
+
+def _overlay(img, lines: List[str], scale: float):  # type: ignore[no-untyped-def]
+    """The text drawn over a copy of the frame: white on an opaque black box, so it reads on
+    any picture (contrast 21:1), sized by `_overlay_layout`."""
     import cv2
 
     canvas = img.copy()  # the frame is read-only shared memory
-    size = 0.8 / scale
-    at = (int(12 / scale), int(34 / scale))
-    thick = max(1, round(2 / scale))
-    cv2.putText(canvas, text, at, cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), thick * 3, cv2.LINE_AA)
-    cv2.putText(canvas, text, at, cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), thick, cv2.LINE_AA)
+    height, width = canvas.shape[:2]
+    size, thick, placed, (x0, y0, x1, y1) = _overlay_layout(width, height, lines, scale)
+    cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 0, 0), cv2.FILLED)
+    for line, at in placed:
+        cv2.putText(canvas, line, at, cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), thick, cv2.LINE_AA)
     return canvas
 
 
@@ -159,7 +199,8 @@ def _open(args: argparse.Namespace, raw, title: Optional[str]) -> Reader:  # typ
     try:
         return Reader(args.name, timeout=0, raw=raw, follow=args.follow)
     except ChannelNotFound:
-        pass
+        if args.timeout == 0:
+            raise
     print(f"shmframes.view: waiting for channel {args.name!r} (up to {args.timeout:g} s; Ctrl+C to stop)", file=sys.stderr)
     deadline = time.monotonic() + args.timeout
     while True:
@@ -186,7 +227,6 @@ def _open(args: argparse.Namespace, raw, title: Optional[str]) -> Reader:  # typ
 def run(args: argparse.Namespace) -> int:
     window, why = (False, "--headless") if args.headless else _display_available()
     raw = (args.raw[1], args.raw[0], args.raw_format) if args.raw else None
-    stats = Stats()
     title = None
     if not window:
         print(f"shmframes.view: reading {args.name!r} headless ({why}); Ctrl+C to stop", file=sys.stderr)
@@ -196,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         title = f"shmframes: {args.name}"
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
     try:
-        return _show(args, raw, title, window, stats)
+        return _show(args, raw, title, window)
     finally:
         if window:
             import cv2
@@ -204,20 +244,30 @@ def run(args: argparse.Namespace) -> int:
             cv2.destroyAllWindows()
 
 
-def _show(args: argparse.Namespace, raw, title: Optional[str], window: bool, stats: Stats) -> int:  # type: ignore[no-untyped-def]
+def _silence_is_final(reader: Reader) -> bool:
+    """Whether a read that timed out means giving up: not while the producer is live (its end
+    or death is reported at once), only when none is there to wait for (following after its
+    end or death) or it cannot be watched (cpp_py_shmbuf's)."""
+    return reader.producer_state != "live"
+
+
+def _show(args: argparse.Namespace, raw, title: Optional[str], window: bool) -> int:  # type: ignore[no-untyped-def]
     """Reads (and shows) frames until the end; the exit status."""
     shown: dict = {}  # the last window's figures, for the overlay
     try:
         reader = _open(args, raw, title)
     except (KeyboardInterrupt, _Quit):
-        print(f"[{args.name}] {stats.summary()}", flush=True)
+        print(f"[{args.name}] {Stats().summary()}", flush=True)
         return 0
+    # The newest frame already there when the view attached is shown, not measured.
+    stats = Stats(since_ns=reader.attached_ns)
+    read = 0
     sized: Optional[Tuple[int, int]] = None  # the frame size the window was sized for
     scale = 1.0
     last_frame = time.monotonic()
     with reader:
         try:
-            while args.frames is None or stats.frames < args.frames:
+            while args.frames is None or read < args.frames:
                 # A window shows the newest frame (a slow display skips), waiting in short steps
                 # so that it keeps answering (keys, closing, repaints); headless reads every
                 # frame so that drops and latency describe the stream.
@@ -229,19 +279,24 @@ def _show(args: argparse.Namespace, raw, title: Optional[str], window: bool, sta
                         if frame is None:
                             if cv2.waitKey(1) & 0xFF in (ord("q"), 27) or cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
                                 break
-                            if time.monotonic() - last_frame < args.timeout:
+                            if time.monotonic() - last_frame < args.timeout or not _silence_is_final(reader):
                                 continue
                     else:
-                        frame = reader.read(timeout=args.timeout)
+                        frame = reader.read(timeout=max(args.timeout, 0.05))
+                        if frame is None and not _silence_is_final(reader):
+                            continue
                 except EndOfStream as e:
                     print(f"shmframes.view: {e}", file=sys.stderr)
                     break
                 if frame is None:
-                    if args.follow:
-                        continue
-                    print(f"shmframes.view: no frame for {args.timeout:g} s on {args.name!r}; giving up", file=sys.stderr)
+                    why = {
+                        "gone": "its producer died, and no new one came",
+                        "ended": "its producer ended the stream, and no new one came",
+                    }.get(reader.producer_state, "its producer (one that does not say whether it lives) sends nothing")
+                    print(f"shmframes.view: no frame for {args.timeout:g} s on {args.name!r}: {why}; giving up", file=sys.stderr)
                     print(f"[{args.name}] {stats.summary()}", flush=True)
                     return 1
+                read += 1
                 last_frame = time.monotonic()
                 with frame:
                     stats.record(frame)
@@ -254,11 +309,11 @@ def _show(args: argparse.Namespace, raw, title: Optional[str], window: bool, sta
                             sized, scale = (frame.width, frame.height), _fit(frame.width, frame.height)
                             cv2.resizeWindow(title, int(frame.width * scale), int(frame.height * scale))
                         latency = shown.get("latency_p50_ms")
-                        text = (
-                            f"{frame.width}x{frame.height} {frame.format}  {shown.get('fps', 0.0):.1f} fps"
-                            f"  latency {'-' if latency is None else f'{latency:.2f} ms'}  dropped {stats.dropped}"
-                        )
-                        cv2.imshow(title, _overlay(_to_bgr(frame), text, scale))
+                        lines = [
+                            f"{frame.width}x{frame.height} {frame.format}  {shown.get('fps', 0.0):.1f} fps",
+                            f"latency {'-' if latency is None else f'{latency:.2f} ms'}  dropped {stats.dropped}",
+                        ]
+                        cv2.imshow(title, _overlay(_to_bgr(frame), lines, scale))
                 if stats.window_due:
                     shown = stats.take_window()
                     if not window:

@@ -2,6 +2,11 @@
 //! frames, over one-second windows and for the whole run. One implementation for
 //! `frame-stats`, `frame-viewer` and `python -m shmframes.view` (`shmframes.Stats`).
 //!
+//! A reader that joins a running channel first gets the newest frame already published: it is
+//! shown, but its age is not delivery latency and its arrival is not the stream's rate. Stats
+//! made with [`Stats::since`] the moment the reader attached count such frames apart
+//! ([`Stats::before_attach`]) and measure only frames published after it.
+//!
 //! ```
 //! use shmframes::stats::Stats;
 //! let mut stats = Stats::new();
@@ -20,6 +25,10 @@ use std::time::{Duration, Instant};
 /// Counters of a stream as one reader sees it.
 #[derive(Debug, Clone)]
 pub struct Stats {
+    /// Frames published before this instant (CLOCK_MONOTONIC ns) are not measured.
+    since_ns: u64,
+    /// Frames read that were published before `since_ns`.
+    before_attach: u64,
     start: Instant,
     window_start: Instant,
     frames: u64,
@@ -67,6 +76,8 @@ pub struct Summary {
     pub dropped: u64,
     /// Latency percentiles p50, p99, p99.9 (ns), if frames carried a publish time.
     pub latency_ns: Option<[u64; 3]>,
+    /// Frames read that were published before the reader attached: shown, not measured.
+    pub before_attach: u64,
 }
 
 impl Default for Stats {
@@ -76,10 +87,21 @@ impl Default for Stats {
 }
 
 impl Stats {
-    /// Empty counters; the clock starts now.
+    /// Empty counters that measure every frame; the clock starts now.
     pub fn new() -> Stats {
+        Stats::since(0)
+    }
+
+    /// Empty counters for a reader that attached at `attach_ns` (CLOCK_MONOTONIC ns, taken
+    /// with [`crate::monotonic_ns`] right after [`Reader::open`](crate::Reader::open)
+    /// returned): frames published before it count in [`before_attach`](Stats::before_attach)
+    /// and in drops (their sequence numbers), not in frames, rate or latency. The clock starts
+    /// now.
+    pub fn since(attach_ns: u64) -> Stats {
         let now = Instant::now();
         Stats {
+            since_ns: attach_ns,
+            before_attach: 0,
             start: now,
             window_start: now,
             frames: 0,
@@ -100,6 +122,9 @@ impl Stats {
     /// by the producer); a sequence number that goes back is a new producer (or a raw stream),
     /// which drops nothing. Before a stream's first frame there is no gap to see: what the
     /// reader lost since it attached counts.
+    ///
+    /// A frame published before the instant of [`Stats::since`] is not measured (see
+    /// [`Stats::measures`]): only its sequence number counts, for the gaps after it.
     pub fn record(&mut self, seq: u64, publish_ns: u64, now_ns: u64, lost_before: u64) {
         match self.last_seq {
             Some(last) if seq > last => self.dropped += seq - last - 1,
@@ -107,6 +132,10 @@ impl Stats {
             None => self.dropped += lost_before,
         }
         self.last_seq = Some(seq);
+        if !self.measures(publish_ns) {
+            self.before_attach += 1;
+            return;
+        }
         self.frames += 1;
         self.window_frames += 1;
         if publish_ns != 0 {
@@ -115,6 +144,17 @@ impl Stats {
             self.window_max = self.window_max.max(latency);
             self.histogram.add(latency);
         }
+    }
+
+    /// Whether a frame published at `publish_ns` is measured: published after the reader
+    /// attached, or of unknown publish time (`0`, raw frames: counted, with no latency).
+    pub fn measures(&self, publish_ns: u64) -> bool {
+        publish_ns == 0 || publish_ns >= self.since_ns
+    }
+
+    /// Frames read that were published before the reader attached (shown, not measured).
+    pub fn before_attach(&self) -> u64 {
+        self.before_attach
     }
 
     /// Forgets the last sequence number: the next frame starts a new stream (a producer restart).
@@ -127,7 +167,7 @@ impl Stats {
         self.dropped
     }
 
-    /// Frames counted so far.
+    /// Frames measured so far (not those published before the reader attached).
     pub fn frames(&self) -> u64 {
         self.frames
     }
@@ -177,6 +217,7 @@ impl Stats {
             fps: self.frames as f64 / elapsed.as_secs_f64().max(1e-9),
             dropped: self.dropped,
             latency_ns,
+            before_attach: self.before_attach,
         }
     }
 }
@@ -206,13 +247,14 @@ impl fmt::Display for Window {
 
 impl fmt::Display for Summary {
     /// `total: 300 frames in 10.0 s (30.0 fps), dropped 0, latency p50 0.052 ms p99 ... p99.9 ...`
+    /// (`(30.0 fps; +1 published before attaching, shown, not measured)` when there was one).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64();
-        write!(
-            f,
-            "total: {} frames in {secs:.1} s ({:.1} fps), dropped {}",
-            self.frames, self.fps, self.dropped
-        )?;
+        write!(f, "total: {} frames in {secs:.1} s ({:.1} fps", self.frames, self.fps)?;
+        if self.before_attach > 0 {
+            write!(f, "; +{} published before attaching, shown, not measured", self.before_attach)?;
+        }
+        write!(f, "), dropped {}", self.dropped)?;
         if let Some([p50, p99, p999]) = self.latency_ns {
             write!(
                 f,
@@ -349,6 +391,29 @@ mod tests {
             assert!(err < 0.02, "{got} vs {want}");
         }
         assert!(s.summary().to_string().contains("total: 10000 frames"));
+    }
+
+    #[test]
+    fn frames_published_before_attaching_are_not_measured() {
+        // Attached at t = 10 s to a 1 fps producer: the newest frame (published at 9.5 s) is
+        // read at once, then two fresh ones, each read 50 us after its publish.
+        let attach = 10_000_000_000;
+        let mut s = Stats::since(attach);
+        s.record(9, attach - 500_000_000, attach + 1_000, 0);
+        assert!(!s.measures(attach - 1) && s.measures(attach) && s.measures(0));
+        s.record(10, attach + 500_000_000, attach + 500_050_000, 0);
+        s.record(12, attach + 1_500_000_000, attach + 1_500_050_000, 0); // 11 dropped
+        assert_eq!((s.frames(), s.before_attach(), s.dropped()), (2, 1, 1));
+        let w = s.take_window();
+        assert_eq!((w.frames, w.latency_max_ns), (2, Some(50_000)));
+        let sum = s.summary();
+        assert_eq!(sum.before_attach, 1);
+        assert!(sum.latency_ns.unwrap()[1] < 60_000, "{sum:?}");
+        assert!(sum.to_string().contains("+1 published before attaching"), "{sum}");
+        // Stats::new() measures everything (the old behaviour).
+        let mut all = Stats::new();
+        all.record(1, 5, 10, 0);
+        assert_eq!((all.frames(), all.before_attach()), (1, 0));
     }
 
     #[test]

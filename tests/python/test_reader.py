@@ -127,7 +127,7 @@ def test_arrays_keep_the_lease_after_release_and_close(procs, channel):
 
 def test_channel_not_found(channel):
     with pytest.raises(shmframes.ChannelNotFound, match="start the producer"):
-        shmframes.Reader(channel)
+        shmframes.Reader(channel, timeout=0)
     t = time.monotonic()
     with pytest.raises(shmframes.ChannelNotFound, match="after waiting"):
         shmframes.Reader(channel, timeout=0.3)
@@ -339,7 +339,7 @@ def test_errors_are_also_the_builtin_that_fits(channel):
     ]:
         assert issubclass(cls, shmframes.Error) and issubclass(cls, builtin), cls
     with pytest.raises(FileNotFoundError, match="start the producer"):
-        shmframes.Reader(channel + "-missing")
+        shmframes.Reader(channel + "-missing", timeout=0)
     with shmframes.Writer(channel, 8, 8):
         with pytest.raises(FileExistsError, match="live producer"):
             shmframes.Writer(channel, 8, 8)
