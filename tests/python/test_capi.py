@@ -144,7 +144,7 @@ def test_gstreamer_source_on_a_cpp_channel(procs: Procs, channel: str) -> None:
                            stderr=subprocess.PIPE, text=True)
     out, _ = gst.communicate(timeout=90)
     assert gst.returncode == 0, out
-    buffers = re.findall(r"chain \*+ \(fakesink\d*:sink\) \((\d+) bytes", out)
+    buffers = re.findall(r"chain\s+\*+ \(fakesink\d*:sink\) \((\d+) bytes", out)
     assert buffers == [str(320 * 240 * 3)] * n, out[-2000:]
     assert producer.wait(timeout=30) == 0
 
