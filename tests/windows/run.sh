@@ -73,8 +73,11 @@ CARGO_TARGET_DIR="$win/cargo" cargo build --quiet --release --target x86_64-pc-w
     --manifest-path "$here/smoke/Cargo.toml"
 echo "-- built in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 
-step "1. a Rust program cross-built for Windows, under Wine"
-check "smoke.exe" "$run" "$win/cargo/x86_64-pc-windows-gnu/release/shmframes-wine-smoke.exe"
+step "1. a Rust program cross-built for Windows, under Wine (cargo's runner: tests/windows/wine-run)"
+smoke() { CARGO_TARGET_DIR="$win/cargo" cargo "$1" --quiet --release --target x86_64-pc-windows-gnu \
+    --manifest-path "$here/smoke/Cargo.toml"; }
+check "cargo run (smoke.exe)" smoke run
+check "cargo test (its unit test)" smoke test
 
 step "2. the embeddable CPython 3.13 + numpy 2.1.3, under Wine"
 check "python.exe check_numpy.py" "$run" "$win/python/python.exe" "$here/python/check_numpy.py"

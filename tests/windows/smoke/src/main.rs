@@ -118,3 +118,14 @@ fn main() {
     println!("target: {}", std::env::consts::OS);
     std::process::exit(failed as i32);
 }
+
+#[cfg(test)]
+mod tests {
+    /// Run by `cargo test --target x86_64-pc-windows-gnu` through the Wine runner
+    /// (CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER): the way the core's suite will run.
+    #[test]
+    fn a_named_mapping_under_the_test_harness() {
+        assert_eq!(super::mapping(), Ok(()));
+        assert_eq!(std::env::consts::OS, "windows");
+    }
+}
