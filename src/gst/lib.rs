@@ -67,5 +67,6 @@ gst::plugin_define!(
     "shmframes",
     "gstshmframes",
     "https://github.com/shmframes/shmframes",
-    "2026-12-02"
+    // From the build: SOURCE_DATE_EPOCH, the commit's date or today (build.rs).
+    env!("SHMFRAMES_GST_RELEASE_DATE")
 );

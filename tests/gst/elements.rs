@@ -4,6 +4,7 @@
 //! `tests/python/test_gst.py`.)
 
 use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -134,6 +135,150 @@ fn wait_until(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     cond()
+}
+
+/// The child side of the tests that kill a producer: with `SHMFRAMES_GST_CHILD=WxH` set, a
+/// producer of `WxH` gray frames on `SHMFRAMES_GST_CHANNEL`, one every 10 ms, until it is
+/// killed (or for 60 s: never a stray process). Does nothing in a normal test run.
+#[test]
+fn child_entry() {
+    let (Ok(size), Ok(name)) =
+        (std::env::var("SHMFRAMES_GST_CHILD"), std::env::var("SHMFRAMES_GST_CHANNEL"))
+    else {
+        return;
+    };
+    let (w, h) = shmframes::format::parse_size(&size).expect("WxH");
+    let mut writer = writer(&name, w, h, PixelFormat::Gray8, 4);
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        if let Some(mut slot) = writer.try_frame().expect("no error") {
+            slot.pixels().fill(7);
+            slot.publish();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A producer in a child process (see `child_entry`), killed with SIGKILL when dropped.
+struct Producer(Child);
+
+impl Producer {
+    fn start(name: &str, w: u32, h: u32) -> Producer {
+        let child = Command::new(std::env::current_exe().expect("this test binary"))
+            .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+            .env("SHMFRAMES_GST_CHILD", format!("{w}x{h}"))
+            .env("SHMFRAMES_GST_CHANNEL", name)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the producer starts");
+        Producer(child)
+    }
+
+    /// SIGKILL: it dies without ending the stream.
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The errors posted on `p`'s bus within `secs`, as `(when, element, message)`.
+fn errors_within(p: &Pipeline, secs: f64) -> Vec<(Duration, String, String)> {
+    let start = Instant::now();
+    let bus = p.0.bus().expect("a bus");
+    let end = start + Duration::from_secs_f64(secs);
+    let mut errors = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+            &[gst::MessageType::Error],
+        ) else {
+            break;
+        };
+        if let gst::MessageView::Error(e) = msg.view() {
+            let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+            errors.push((start.elapsed(), src, format!("{} ({:?})", e.error(), e.debug())));
+        }
+    }
+    errors
+}
+
+#[test]
+fn a_killed_producer_is_one_error_and_the_source_stops() {
+    let ch = Channel::new("killed");
+    let producer = Producer::start(&ch.0, 64, 48);
+    let p = Pipeline::launch(&format!("shmframessrc name=src channel={} ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
+    let n = Arc::new(Mutex::new(0u32));
+    let n2 = n.clone();
+    p.on_buffer(move |_, _| *n2.lock().unwrap() += 1);
+    p.play();
+    assert!(wait_until(20.0, || *n.lock().unwrap() >= 3), "frames flow before the kill");
+    producer.kill();
+    let errors = errors_within(&p, 4.0);
+    let ours: Vec<_> = errors.iter().filter(|(_, _, m)| m.contains("producer")).collect();
+    assert_eq!(ours.len(), 1, "one error that names the producer: {errors:?}");
+    let (when, src, msg) = ours[0];
+    assert!(src == "src" && msg.contains(&ch.0), "{errors:?}");
+    assert!(msg.contains("follow=true"), "the hint in this element's terms: {msg}");
+    assert!(*when < Duration::from_secs(3), "the error came {when:?} after the kill");
+    // Flushed and played again (which restarts its streaming thread), the source does not post
+    // it again: the reader reports the death at every read now, and the source stays stopped.
+    let before = *n.lock().unwrap();
+    let src = p.0.by_name("src").expect("the source");
+    assert!(src.send_event(gst::event::FlushStart::new()), "flush start");
+    assert!(src.send_event(gst::event::FlushStop::new(true)), "flush stop");
+    p.0.set_state(gst::State::Paused).expect("pauses");
+    p.play();
+    let again = errors_within(&p, 1.0);
+    assert!(!again.iter().any(|(_, _, m)| m.contains("producer")), "posted again: {again:?}");
+    assert_eq!(*n.lock().unwrap(), before, "no buffer after the death");
+}
+
+#[test]
+fn with_follow_a_killed_producer_is_replaced_without_an_error() {
+    let ch = Channel::new("killed-follow");
+    let first = Producer::start(&ch.0, 64, 48);
+    let p = Pipeline::launch(&format!("shmframessrc channel={} follow=true ! fakesink name=sink signal-handoffs=true sync=false enable-last-sample=false", ch.0));
+    let widths: Shared<u32> = Arc::default();
+    let w2 = widths.clone();
+    p.on_buffer(move |_, info| w2.lock().unwrap().push(info.width()));
+    p.play();
+    assert!(wait_until(20.0, || widths.lock().unwrap().len() >= 3), "frames flow before the kill");
+    first.kill();
+    // A moment without a producer, then another of another size under the same name.
+    std::thread::sleep(Duration::from_millis(300));
+    let _second = Producer::start(&ch.0, 32, 24);
+    assert!(
+        wait_until(20.0, || widths.lock().unwrap().last() == Some(&32)),
+        "the new producer's frames arrive (widths {:?})",
+        widths.lock().unwrap().iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    let errors = errors_within(&p, 0.5);
+    assert!(errors.is_empty(), "no error while following: {errors:?}");
+}
+
+#[test]
+fn the_plugin_date_and_the_format_list_come_from_the_build_and_the_format_table() {
+    init();
+    // (A statically registered plugin has no date: gst-inspect-1.0 shows the built one's, see
+    // tests/python/test_gst.py.)
+    let date = env!("SHMFRAMES_GST_RELEASE_DATE");
+    let b = date.as_bytes();
+    assert!(
+        b.len() == 10 && b[4] == b'-' && b[7] == b'-' && date.replace('-', "").parse::<u32>().is_ok(),
+        "YYYY-MM-DD: {date}"
+    );
+    let src = gst::ElementFactory::make("shmframessrc").build().expect("shmframessrc");
+    let blurb = src.find_property("raw-format").expect("raw-format").blurb().unwrap_or("").to_owned();
+    for info in shmframes::format::FORMATS {
+        assert!(blurb.contains(info.name), "{} missing from {blurb:?}", info.name);
+    }
 }
 
 #[test]

@@ -6,6 +6,11 @@
 //! caps of another shape end the channel and create it again under the same name (readers
 //! with `follow` carry on). Each buffer is copied once, plane by plane, into the next slot:
 //! GStreamer's strides may pad rows, ours are packed.
+//!
+//! As in gst-plugins-rs, the element keeps two locks: [`Settings`] (the properties) and
+//! [`State`] (the channel and what it needs). Neither is held while waiting: `render` takes
+//! the channel out of the state while it waits for room or a reader, so `unlock` from another
+//! thread can always fire the cancel; and none is held while a message is posted.
 
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
@@ -18,7 +23,8 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
 use shmframes::{
-    Cancel, Error, FrameShape, Writer, WriterOptions, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS,
+    Cancel, Error, FrameShape, PixelFormat, Writer, WriterOptions, DEFAULT_MAX_READERS,
+    MAX_READERS, MAX_SLOTS,
 };
 
 use crate::{channel_property, clock, formats, lock, video_pad_template, DEFAULT_CHANNEL};
@@ -79,24 +85,28 @@ struct Channel {
     reader_seen: bool,
 }
 
-pub struct ShmframesSink {
-    settings: Mutex<Settings>,
-    channel: Mutex<Option<Channel>>,
+/// What the element knows between `start` and `stop`. Locked briefly, never across a wait or
+/// a posted message.
+struct State {
+    /// The channel being written: `None` before caps, after EOS, and while `render` publishes
+    /// into it (taken out for the copy and the waits, put back after).
+    channel: Option<Channel>,
     /// The last caps set: the channel starts again with them after EOS (a seek back).
-    last_info: Mutex<Option<gst_video::VideoInfo>>,
+    last_info: Option<gst_video::VideoInfo>,
     /// Ends the current wait for room: fired by `unlock`, replaced by `unlock_stop`.
-    cancel: Mutex<Cancel>,
+    cancel: Cancel,
 }
 
-impl Default for ShmframesSink {
+impl Default for State {
     fn default() -> Self {
-        ShmframesSink {
-            settings: Mutex::default(),
-            channel: Mutex::new(None),
-            last_info: Mutex::new(None),
-            cancel: Mutex::new(Cancel::new()),
-        }
+        State { channel: None, last_info: None, cancel: Cancel::new() }
     }
+}
+
+#[derive(Default)]
+pub struct ShmframesSink {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
 }
 
 #[glib::object_subclass]
@@ -203,7 +213,7 @@ impl ElementImpl for ShmframesSink {
         if transition == gst::StateChange::PausedToReady {
             // Base sinks stop only at NULL: a READY pipeline must not leave a channel that
             // looks live and sends nothing.
-            lock(&self.last_info).take();
+            lock(&self.state).last_info = None;
             if let Err(msg) = self.finish() {
                 self.post_error_message(msg);
             }
@@ -230,14 +240,12 @@ impl ShmframesSink {
         })?;
         let shape = FrameShape::packed(info.width(), info.height(), format)
             .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{e}")))?;
-        let mut channel = lock(&self.channel);
-        if channel.as_ref().is_some_and(|c| c.writer.shape() == shape) {
-            if let Some(c) = channel.as_mut() {
-                c.info = info;
-            }
+        let mut state = lock(&self.state);
+        if let Some(c) = state.channel.as_mut().filter(|c| c.writer.shape() == shape) {
+            c.info = info;
             return Ok(());
         }
-        if let Some(old) = channel.take() {
+        if let Some(old) = state.channel.take() {
             gst::info!(
                 CAT,
                 imp = self,
@@ -252,17 +260,18 @@ impl ShmframesSink {
         opts.buffer_frames = s.buffer_frames;
         opts.max_readers = s.max_readers;
         opts.raw = s.raw;
-        opts.cancel = Some(lock(&self.cancel).clone());
+        opts.cancel = Some(state.cancel.clone());
         let writer = Writer::create(&s.channel, &opts)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{e}")))?;
         gst::info!(CAT, imp = self, "channel {:?}: frames of {shape}", s.channel);
-        *channel = Some(Channel { writer, info, seq: 0, reader_seen: false });
+        state.channel = Some(Channel { writer, info, seq: 0, reader_seen: false });
         Ok(())
     }
 
     /// Ends the stream: readers read what was published, then see its end; the name goes.
     fn finish(&self) -> Result<(), gst::ErrorMessage> {
-        match lock(&self.channel).take() {
+        let channel = lock(&self.state).channel.take();
+        match channel {
             Some(c) => {
                 c.writer.close().map_err(|e| gst::error_msg!(gst::ResourceError::Close, ("{e}")))
             }
@@ -286,19 +295,19 @@ impl ShmframesSink {
 
 impl BaseSinkImpl for ShmframesSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.cancel) = Cancel::new();
+        *lock(&self.state) = State::default();
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        lock(&self.last_info).take();
+        lock(&self.state).last_info = None;
         self.finish()
     }
 
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(caps)
             .map_err(|_| gst::loggable_error!(CAT, "not raw video: {caps}"))?;
-        *lock(&self.last_info) = Some(info.clone());
+        lock(&self.state).last_info = Some(info.clone());
         self.open(info).map_err(|msg| {
             // The reason (a name taken, no space in /dev/shm) is the user's to read, not a
             // bare not-negotiated: post it as the element's error.
@@ -310,8 +319,9 @@ impl BaseSinkImpl for ShmframesSink {
     /// A raw channel is for cpp_py_shmbuf's consumers, which read BGR: only BGR is offered
     /// then (`videoconvert` in front converts).
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
-        let caps = if lock(&self.settings).raw {
-            gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Bgr).build()
+        let raw = lock(&self.settings).raw;
+        let caps = if raw {
+            gst_video::VideoCapsBuilder::new().format(formats::to_gst(PixelFormat::Bgr24)).build()
         } else {
             self.obj().sink_pad().pad_template_caps()
         };
@@ -340,13 +350,13 @@ impl BaseSinkImpl for ShmframesSink {
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        lock(&self.cancel).cancel();
+        lock(&self.state).cancel.cancel();
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         // `render` hands the writer the current cancel before each wait.
-        *lock(&self.cancel) = Cancel::new();
+        lock(&self.state).cancel = Cancel::new();
         Ok(())
     }
 
@@ -387,22 +397,40 @@ impl ShmframesSink {
             let s = lock(&self.settings);
             (s.when_full, s.raw)
         };
-        let cancel = lock(&self.cancel).clone();
-        if lock(&self.channel).is_none() {
+        let (cancel, channel, last_info) = {
+            let mut state = lock(&self.state);
+            (state.cancel.clone(), state.channel.take(), state.last_info.clone())
+        };
+        let mut c = match (channel, last_info) {
+            (Some(c), _) => c,
             // After EOS (a seek back, a loop): the same caps start the channel again.
-            let info = lock(&self.last_info).clone();
-            match info {
-                Some(info) => self.open(info).map_err(Stop::Error)?,
-                None => {
-                    return Err(Stop::Error(gst::error_msg!(
-                        gst::CoreError::Negotiation,
-                        ("a buffer arrived before its caps")
-                    )))
-                }
+            (None, Some(info)) => {
+                self.open(info).map_err(Stop::Error)?;
+                lock(&self.state).channel.take().ok_or(Stop::Flow(gst::FlowError::Flushing))?
             }
-        }
-        let mut guard = lock(&self.channel);
-        let c = guard.as_mut().ok_or(Stop::Flow(gst::FlowError::Flushing))?;
+            (None, None) => {
+                return Err(Stop::Error(gst::error_msg!(
+                    gst::CoreError::Negotiation,
+                    ("a buffer arrived before its caps")
+                )))
+            }
+        };
+        // Out of the state while it waits and copies; back in whatever happened.
+        let published = self.publish_into(&mut c, buffer, capture_ns, when_full, raw, cancel);
+        lock(&self.state).channel = Some(c);
+        published
+    }
+
+    /// Publishes `buffer` into channel `c` (or drops it for want of room).
+    fn publish_into(
+        &self,
+        c: &mut Channel,
+        buffer: &gst::Buffer,
+        capture_ns: u64,
+        when_full: WhenFull,
+        raw: bool,
+        cancel: Cancel,
+    ) -> Result<gst::FlowSuccess, Stop> {
         c.writer.set_cancel(Some(cancel.clone()));
         if when_full == WhenFull::Wait && !c.reader_seen && !raw {
             // Lossless from the first frame: publish nothing before someone reads. (A raw ring

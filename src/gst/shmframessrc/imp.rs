@@ -6,6 +6,11 @@
 //! from the frames themselves; a frame of another shape (a followed producer that restarted
 //! with another size) renegotiates. `unlock` (flushing, stopping) ends every wait at once
 //! through a [`Cancel`]; `unlock_stop` gives the reader a fresh one.
+//!
+//! As in gst-plugins-rs, the element keeps two locks: [`Settings`] (the properties) and
+//! [`State`] (everything from `start` to `stop`). Neither is held while waiting: `create` takes
+//! the reader out of the state for its wait, so `unlock`, caps and latency queries from other
+//! threads never wait for a frame; and none is held while a message is posted or caps are set.
 
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
@@ -100,32 +105,44 @@ struct Streaming {
     interval: Option<gst::ClockTime>,
 }
 
-pub struct ShmframesSrc {
-    settings: Mutex<Settings>,
-    /// The open channel; `None` before the first `create` opens it.
-    streaming: Mutex<Option<Streaming>>,
-    /// The caps being pushed, for caps queries from any thread (never held across a wait).
-    info: Mutex<Option<gst_video::VideoInfo>>,
-    /// The caps' layout, and whether frames must be copied into it (streaming thread).
-    layout: Mutex<Option<Layout>>,
+/// Everything the element knows from `start` to `stop`. Locked briefly, never across a wait,
+/// a posted message or `set_caps` (whose caps query comes back to `caps`).
+struct State {
     /// Ends the current waits: fired by `unlock`, replaced by `unlock_stop` and `start`.
-    cancel: Mutex<Cancel>,
+    cancel: Cancel,
+    /// The open channel: `None` before the first `create` opens it, and while `create` waits
+    /// for a frame (it takes the reader out, and puts it back after).
+    streaming: Option<Streaming>,
+    /// The caps being pushed, for caps queries from any thread.
+    info: Option<gst_video::VideoInfo>,
+    /// The caps' layout, and whether frames must be copied into it.
+    layout: Option<Layout>,
     /// The latency we report: the producer's longest capture-to-publish time seen, plus
     /// `DELIVERY` (at most `MAX_LATENCY`).
-    latency: Mutex<gst::ClockTime>,
+    latency: gst::ClockTime,
+    /// The channel failed for good (the producer died, the stream broke the protocol): the
+    /// error was posted once, and every later `create` returns an error at once, without
+    /// posting it again, until the element is started again.
+    failed: bool,
 }
 
-impl Default for ShmframesSrc {
+impl Default for State {
     fn default() -> Self {
-        ShmframesSrc {
-            settings: Mutex::default(),
-            streaming: Mutex::new(None),
-            info: Mutex::new(None),
-            layout: Mutex::new(None),
-            cancel: Mutex::new(Cancel::new()),
-            latency: Mutex::new(gst::ClockTime::ZERO),
+        State {
+            cancel: Cancel::new(),
+            streaming: None,
+            info: None,
+            layout: None,
+            latency: gst::ClockTime::ZERO,
+            failed: false,
         }
     }
+}
+
+#[derive(Default)]
+pub struct ShmframesSrc {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
 }
 
 /// The frame's bytes, for `gst::Buffer::from_slice`: the frame (and its lease) lives exactly
@@ -172,6 +189,11 @@ impl ObjectImpl for ShmframesSrc {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let ready = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY;
+            // The formats from the core's table, never a list typed in here.
+            let raw_format_blurb = format!(
+                "Pixel format of a header-less stream ({})",
+                PixelFormat::names().join(", ")
+            );
             vec![
                 channel_property("Name of the shmframes channel to read (frame-producer --name, Writer(name), shmframessink channel=)"),
                 glib::ParamSpecDouble::builder("timeout")
@@ -202,7 +224,7 @@ impl ObjectImpl for ShmframesSrc {
                     .build(),
                 glib::ParamSpecString::builder("raw-format")
                     .nick("Raw format")
-                    .blurb("Pixel format of a header-less stream (bgr, rgb, gray, rgba, bgra, nv12, i420, yuyv)")
+                    .blurb(&raw_format_blurb)
                     .default_value(Some("bgr"))
                     .flags(ready)
                     .build(),
@@ -272,22 +294,22 @@ impl BaseSrcImpl for ShmframesSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         // Settings are checked here, before streaming: a wrong raw= fails the state change.
         lock(&self.settings).raw_shape()?;
-        *lock(&self.cancel) = Cancel::new();
-        *lock(&self.latency) = gst::ClockTime::ZERO;
+        *lock(&self.state) = State::default();
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         // The reader goes (its place in the channel is free at once); frames still in buffers
-        // downstream stay valid until those buffers are freed.
-        lock(&self.streaming).take();
-        lock(&self.info).take();
-        lock(&self.layout).take();
+        // downstream stay valid until those buffers are freed. (The base class stops the
+        // streaming thread first: no `create` holds the reader now.)
+        let old = std::mem::take(&mut *lock(&self.state));
+        drop(old);
         Ok(())
     }
 
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
-        let caps = match lock(&self.info).as_ref() {
+        let info = lock(&self.state).info.clone();
+        let caps = match info {
             Some(info) => info.to_caps().ok()?,
             None => self.obj().src_pad().pad_template_caps(),
         };
@@ -300,7 +322,7 @@ impl BaseSrcImpl for ShmframesSrc {
     /// Caps are known once the first frame is in: `create` sets them then. Until then there is
     /// nothing to negotiate (the base class would fixate the template to an arbitrary size).
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
-        let caps = lock(&self.info).as_ref().and_then(|i| i.to_caps().ok());
+        let caps = lock(&self.state).info.as_ref().and_then(|i| i.to_caps().ok());
         match caps {
             Some(caps) => self
                 .obj()
@@ -317,19 +339,20 @@ impl BaseSrcImpl for ShmframesSrc {
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
             // A buffer's PTS is its capture time, and it reaches us about this much later.
-            q.set(true, *lock(&self.latency), gst::ClockTime::NONE);
+            let latency = lock(&self.state).latency;
+            q.set(true, latency, gst::ClockTime::NONE);
             return true;
         }
         BaseSrcImplExt::parent_query(self, query)
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        lock(&self.cancel).cancel();
+        lock(&self.state).cancel.cancel();
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.cancel) = Cancel::new();
+        lock(&self.state).cancel = Cancel::new();
         Ok(())
     }
 }
@@ -346,7 +369,11 @@ struct Layout {
 /// Why `next_frame` gave no frame.
 enum Stop {
     Flow(gst::FlowError),
+    /// An error to post; the stream may go on after it (a timeout: playing again waits again).
     Error(gst::ErrorMessage),
+    /// An error that ends the channel for good (the reader returns it again at every read):
+    /// posted once, and the source stays failed.
+    Fatal(gst::ErrorMessage),
 }
 
 impl ShmframesSrc {
@@ -403,7 +430,7 @@ impl ShmframesSrc {
             }
             Err(Error::EndOfStream { .. }) => Err(Stop::Flow(gst::FlowError::Eos)),
             Err(Error::Interrupted { .. }) => Err(Stop::Flow(gst::FlowError::Flushing)),
-            Err(e) => Err(Stop::Error(gst::error_msg!(
+            Err(e) => Err(Stop::Fatal(gst::error_msg!(
                 gst::ResourceError::Read,
                 ("{e}{}", in_gstreamer(&e))
             ))),
@@ -424,15 +451,45 @@ impl ShmframesSrc {
     /// pipeline that falls behind drops frames, it should not delay every sink.)
     fn note_age(&self, capture_to_publish: gst::ClockTime) {
         let need = (capture_to_publish + DELIVERY).min(MAX_LATENCY);
-        let mut latency = lock(&self.latency);
-        if need > *latency {
+        let mut state = lock(&self.state);
+        if need > state.latency {
             // A quarter more than needed: a producer whose times creep up reposts a few
             // times (about 30 steps from 1 ms to the cap), not at every frame.
-            *latency = gst::ClockTime::from_nseconds(need.nseconds() / 4 * 5).min(MAX_LATENCY);
-            drop(latency);
+            state.latency = gst::ClockTime::from_nseconds(need.nseconds() / 4 * 5).min(MAX_LATENCY);
+            drop(state);
             let obj = self.obj();
             let _ = obj.post_message(gst::message::Latency::builder().src(&*obj).build());
         }
+    }
+}
+
+impl ShmframesSrc {
+    /// New caps for frames of `shape`, set before its first buffer. Returns the layout to copy
+    /// frames into, if downstream cannot read ours.
+    fn renegotiate(&self, shape: FrameShape) -> Result<Option<gst_video::VideoInfo>, Stop> {
+        let info = video_info(&shape).map_err(Stop::Error)?;
+        let caps = info.to_caps().map_err(|_| Stop::Flow(gst::FlowError::NotNegotiated))?;
+        gst::info!(CAT, imp = self, "frames of {shape}: caps {caps}");
+        // Set before `set_caps`: its caps query comes back to `caps`.
+        lock(&self.state).info = Some(info.clone());
+        if self.obj().set_caps(&caps).is_err() {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("downstream does not accept the channel's frames ({caps})")
+            );
+            return Err(Stop::Flow(gst::FlowError::NotNegotiated));
+        }
+        // Our producers pack rows; GStreamer's default layout pads some (BGR rows to 4
+        // bytes, I420's chroma). Where they differ, downstream must read our strides from the
+        // VideoMeta; an element that cannot gets a copy in its own layout.
+        let copy = !layout_matches(&info, &shape) && !self.downstream_takes_video_meta(&caps);
+        if copy {
+            gst::warning!(CAT, imp = self, "downstream reads no GstVideoMeta and {shape} is not GStreamer's default layout: each frame is copied");
+        }
+        let copy = copy.then_some(info.clone());
+        lock(&self.state).layout = Some(Layout { shape, info, copy: copy.is_some() });
+        Ok(copy)
     }
 }
 
@@ -441,34 +498,43 @@ impl PushSrcImpl for ShmframesSrc {
         &self,
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
-        let cancel = lock(&self.cancel).clone();
+        // Messages are posted with no lock held.
         let fail = |stop: Stop| match stop {
             Stop::Flow(f) => f,
             Stop::Error(msg) => {
                 self.post_error_message(msg);
                 gst::FlowError::Error
             }
+            Stop::Fatal(msg) => {
+                lock(&self.state).failed = true;
+                self.post_error_message(msg);
+                gst::FlowError::Error
+            }
         };
         let obj = self.obj();
         let (clock, base) = (obj.clock(), obj.base_time().unwrap_or(gst::ClockTime::ZERO));
-        let mut guard = lock(&self.streaming);
-        if guard.is_none() {
-            let s = lock(&self.settings).clone();
-            match self.open(&s, cancel.clone()) {
-                Ok(st) => *guard = Some(st),
-                Err(stop) => {
-                    // Messages are posted with none of our locks held.
-                    drop(guard);
-                    return Err(fail(stop));
-                }
+        // The reader is taken out of the state for the wait, and put back after.
+        let (cancel, streaming) = {
+            let mut state = lock(&self.state);
+            if state.failed {
+                // Posted already: the pipeline is told once.
+                return Err(gst::FlowError::Error);
             }
-        }
-        let st = guard.as_mut().expect("opened above");
+            (state.cancel.clone(), state.streaming.take())
+        };
+        let mut st = match streaming {
+            Some(st) => st,
+            None => {
+                let s = lock(&self.settings).clone();
+                self.open(&s, cancel.clone()).map_err(fail)?
+            }
+        };
         st.reader.set_cancel(Some(cancel));
-        let frame = match self.next_frame(st) {
+        let next = self.next_frame(&mut st);
+        let frame = match next {
             Ok(f) => f,
             Err(stop) => {
-                drop(guard);
+                lock(&self.state).streaming = Some(st);
                 return Err(fail(stop));
             }
         };
@@ -496,40 +562,27 @@ impl PushSrcImpl for ShmframesSrc {
             (p, _) => p,
         };
         st.last_pts = pts.or(st.last_pts);
-        drop(guard);
+        // A new shape (the first frame, or a followed producer's): new caps, before its buffer.
+        // (Strides count too: they decide whether frames must be copied.)
+        let copy = {
+            let mut state = lock(&self.state);
+            state.streaming = Some(st);
+            state
+                .layout
+                .as_ref()
+                .filter(|l| l.shape == shape)
+                .map(|l| l.copy.then(|| l.info.clone()))
+        };
         if let Some(capture) = capture_ns {
             self.note_age(gst::ClockTime::from_nseconds(publish_ns.saturating_sub(capture)));
         }
-
-        // A new shape (the first frame, or a followed producer's): new caps, before its buffer.
-        // (Strides count too: they decide whether frames must be copied.)
-        let changed = !lock(&self.layout).as_ref().is_some_and(|l| l.shape == shape);
-        if changed {
-            let info = video_info(&shape).map_err(|msg| fail(Stop::Error(msg)))?;
-            let caps = info.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;
-            gst::info!(CAT, imp = self, "frames of {shape}: caps {caps}");
-            *lock(&self.info) = Some(info.clone());
-            if obj.set_caps(&caps).is_err() {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("downstream does not accept the channel's frames ({caps})")
-                );
-                return Err(gst::FlowError::NotNegotiated);
-            }
-            // Our producers pack rows; GStreamer's default layout pads some (BGR rows to 4
-            // bytes, I420's chroma). Where they differ, downstream must read our strides from the
-            // VideoMeta; an element that cannot gets a copy in its own layout.
-            let copy = !layout_matches(&info, &shape) && !self.downstream_takes_video_meta(&caps);
-            if copy {
-                gst::warning!(CAT, imp = self, "downstream reads no GstVideoMeta and {shape} is not GStreamer's default layout: each frame is copied");
-            }
-            *lock(&self.layout) = Some(Layout { shape, info, copy });
-        }
-        let copy = lock(&self.layout).as_ref().map(|l| l.copy.then(|| l.info.clone()));
+        let copy = match copy {
+            Some(copy) => copy,
+            None => self.renegotiate(shape).map_err(fail)?,
+        };
 
         let seq = frame.seq();
-        let mut buffer = match copy.flatten() {
+        let mut buffer = match copy {
             Some(info) => copy_to_default_layout(&frame, &shape, &info)?,
             None => {
                 let mut buffer = gst::Buffer::from_slice(FrameBytes(frame));
