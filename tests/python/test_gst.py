@@ -1,8 +1,9 @@
-"""The GStreamer elements across processes (issue 14), with real GStreamer: the README's recipes
-run as written (channel names, files and addresses replaced), a recording decoded back by
-GStreamer and by OpenCV, RTP over loopback into another channel, videotestsrc into Python, and a
-producer killed under a running pipeline. The plugin comes from target/gst (`make gst`), with a
-registry of its own (never the user's ~/.cache)."""
+"""The GStreamer elements across processes (issue 14), with real GStreamer: the recipes of
+docs/gstreamer.md (and so the README's copies) run as written (channel names, files and
+addresses replaced), a recording decoded back by GStreamer and by OpenCV, RTP over loopback into
+another channel, videotestsrc into Python, and a producer killed under a running pipeline. The
+plugin comes from target/gst (`make gst`), with a registry of its own (never the user's
+~/.cache)."""
 
 from __future__ import annotations
 
@@ -78,13 +79,30 @@ def gst(procs: Procs, pipeline: str, *flags: str) -> tuple:
     return launch(procs, ["gst-launch-1.0", *flags, *shlex.split(pipeline)])
 
 
+def recipes(path: Path) -> Dict[str, str]:
+    """The recipes of a Markdown file: `# recipe: NAME` blocks, by name."""
+    blocks = re.findall(r"```sh\n# recipe: (\w+)[^\n]*\n(.*?)```", path.read_text(), re.S)
+    return {n: body for n, body in blocks}
+
+
+GST_DOC = ROOT / "docs" / "gstreamer.md"
+
+
+def test_the_readme_recipes_are_the_reference_ones():
+    """The README keeps a few of docs/gstreamer.md's recipes: the same text, so the tests of
+    the reference's run the README's as written too."""
+    readme, reference = recipes(ROOT / "README.md"), recipes(GST_DOC)
+    assert readme, "the README shows a recipe or two"
+    assert len(reference) >= 6, sorted(reference)
+    for name, body in readme.items():
+        assert reference.get(name) == body, f"README recipe {name!r} differs from docs/gstreamer.md's"
+
+
 def recipe(name: str, subs: Dict[str, str]) -> List[str]:
-    """The README's recipe NAME as argv, with `subs` replacing whole arguments (every one must
-    be used: the README and this test stay in step)."""
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```sh\n# recipe: (\w+)[^\n]*\n(.*?)```", readme, re.S)
-    found = {n: body for n, body in blocks}
-    assert name in found, f"README has no recipe {name!r} (has {sorted(found)})"
+    """docs/gstreamer.md's recipe NAME as argv, with `subs` replacing whole arguments (every one
+    must be used: the docs and this test stay in step)."""
+    found = recipes(GST_DOC)
+    assert name in found, f"docs/gstreamer.md has no recipe {name!r} (has {sorted(found)})"
     args = shlex.split(found[name].replace("\\\n", " "))
     used = set()
     for i, a in enumerate(args):
@@ -151,6 +169,14 @@ def test_gst_inspect_documents_both_elements():
             line = re.search(rf"^\s+{re.escape(p)}\s+: (.+)$", out.stdout, re.M)
             assert line and len(line.group(1)) > 20, f"{element} {p}: no description in\n{out.stdout}"
         assert "shmframes" in out.stdout
+    # The format list comes from the core's table: every format the Python side knows.
+    out = subprocess.run(["gst-inspect-1.0", "shmframessrc"], env=gst_env(), capture_output=True, text=True, timeout=60)
+    for name in shmframes.pixel_formats():
+        assert re.search(rf"header-less stream \(.*\b{name}\b", out.stdout), f"raw-format does not list {name}"
+    # The release date comes from the build (SOURCE_DATE_EPOCH, the commit's date or the build's day).
+    out = subprocess.run(["gst-inspect-1.0", "shmframes"], env=gst_env(), capture_output=True, text=True, timeout=60)
+    date = re.search(r"^\s+Source release date\s+(\S+)$", out.stdout, re.M)
+    assert date and re.fullmatch(r"\d{4}-\d{2}-\d{2}", date.group(1)), out.stdout
 
 
 def test_recipe_watch_shows_the_pattern_in_a_window(procs, channel, tmp_path):

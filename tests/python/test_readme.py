@@ -39,3 +39,9 @@ def test_pip_install_gives_the_view_command():
     command = Path(sys.prefix) / "bin" / "shmframes-view"
     out = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("usage: shmframes-view"), out.stdout + out.stderr
+
+
+def test_the_readme_is_at_most_16000_bytes():
+    """The README is a user's page (issue 22): references and internals live in docs/."""
+    size = len((ROOT / "README.md").read_bytes())
+    assert size <= 16_000, f"README.md is {size} bytes: move a reference into docs/ (the limit is 16,000)"
