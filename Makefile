@@ -48,6 +48,7 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+	$(VENV)/bin/ruff check python tests/python benches
 
 ## C and C++ (issue 24, docs/c.md): libshmframes (shared and static), shmframes.h (C, made by
 ## cbindgen), shmframes.hpp (C++17), pkg-config and CMake files, and the two C++ examples built

@@ -25,8 +25,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
 
 PRODUCER_IDLE = """
