@@ -308,7 +308,7 @@ const char *shmframes_format_name(uint32_t format);
 enum shmframes_result shmframes_format_parse(const char *name, uint32_t *out_format);
 
 // Makes a cancel into `*out_cancel`. Free it with `shmframes_cancel_free` (readers and
-// writers given it keep their own reference: free it whenever you like).
+// writers given it keep their own reference: free it whenever you like). Any thread.
 //
 // # Errors
 // `SHMFRAMES_ERR_NULL_ARGUMENT`.
@@ -370,6 +370,8 @@ enum shmframes_result shmframes_reader_open(const char *name,
 // `SHMFRAMES_FOREVER`); `SHMFRAMES_TIMEOUT` (and NULL) when none came in time. Free the frame
 // with `shmframes_frame_free`.
 //
+// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+//
 // # Errors
 // `SHMFRAMES_ERR_END_OF_STREAM` (the producer ended the stream and every frame was read),
 // `_PRODUCER_GONE` (it died: noticed within a millisecond on Linux 5.16+),
@@ -385,6 +387,8 @@ enum shmframes_result shmframes_reader_read(struct shmframes_reader *reader,
 // The newest frame, skipping (and releasing) every older one already published; waits as
 // `shmframes_reader_read` when none is. Errors as `shmframes_reader_read`.
 //
+// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+//
 // # Safety
 // `reader` is NULL or a live reader handle; `out_frame` writable.
 enum shmframes_result shmframes_reader_latest(struct shmframes_reader *reader,
@@ -392,6 +396,8 @@ enum shmframes_result shmframes_reader_latest(struct shmframes_reader *reader,
                                               struct shmframes_frame **out_frame);
 
 // Frames this reader lost (overwritten before it read them), into `*out_count`.
+//
+// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
 //
 // # Errors
 // `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
@@ -404,15 +410,20 @@ enum shmframes_result shmframes_reader_dropped(struct shmframes_reader *reader,
 // Frames published and not read yet by this reader, into `*out_count` (a raw channel has no
 // count: `UINT64_MAX`).
 //
+// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+//
 // # Errors
 // `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
 //
 // # Safety
 // `reader` is NULL or a live reader handle; `out_count` writable.
-enum shmframes_result shmframes_reader_lag(struct shmframes_reader *reader, uint64_t *out_count);
+enum shmframes_result shmframes_reader_lag(struct shmframes_reader *reader,
+                                           uint64_t *out_count);
 
 // What the reader last learned of its producer (a `shmframes_producer_state`), into
 // `*out_state`.
+//
+// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
 //
 // # Errors
 // `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
@@ -423,6 +434,8 @@ enum shmframes_result shmframes_reader_producer_state(struct shmframes_reader *r
                                                       uint32_t *out_state);
 
 // Replaces the cancel that ends this reader's waits (NULL: none), from the next wait on.
+//
+// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
 //
 // # Errors
 // `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
@@ -435,6 +448,8 @@ enum shmframes_result shmframes_reader_set_cancel(struct shmframes_reader *reade
 // Stops reading and gives the reader's place back; frames still held stay valid. The
 // handle stays valid (calls return `SHMFRAMES_ERR_CLOSED`) until `shmframes_reader_free`.
 //
+// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+//
 // # Errors
 // `SHMFRAMES_ERR_CLOSED` (already closed), `_NULL_ARGUMENT`.
 //
@@ -444,12 +459,16 @@ enum shmframes_result shmframes_reader_close(struct shmframes_reader *reader);
 
 // Frees a reader handle (NULL is ignored), closing it first. Its frames stay valid.
 //
+// Threads: the reader's thread (no other thread may use it meanwhile); its frames may be in use elsewhere.
+//
 // # Safety
 // `reader` is NULL or a live reader handle, not used again.
 void shmframes_reader_free(struct shmframes_reader *reader);
 
 // Everything about the frame (pixels, shape, planes, sequence number, times), into
 // `*out_info`. `data` stays valid until the frame is released or freed.
+//
+// Threads: any thread, one at a time per frame (independent of its reader).
 //
 // # Errors
 // `SHMFRAMES_ERR_FRAME_RELEASED`, `_NULL_ARGUMENT`.
@@ -470,8 +489,10 @@ enum shmframes_result shmframes_frame_get_info(const struct shmframes_frame *fra
 // `frame` is NULL or a live frame handle.
 enum shmframes_result shmframes_frame_release(struct shmframes_frame *frame);
 
-// Frees a frame handle (NULL is ignored), releasing the frame first if it was not. Any
-// thread; before or after its reader is freed.
+// Frees a frame handle (NULL is ignored), releasing the frame first if it was not.
+//
+// Threads: any thread, before or after its reader is freed (not while another thread uses
+// the frame).
 //
 // # Safety
 // `frame` is NULL or a live frame handle, not used again.
@@ -533,6 +554,8 @@ enum shmframes_result shmframes_writer_create(const char *name,
 // `SHMFRAMES_FOREVER`) for lossless readers to make room, and before the first frame for a
 // first reader to attach.
 //
+// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
+//
 // # Errors
 // `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_INTERRUPTED` (its cancel fired), `_PROTOCOL`,
 // `_FORKED_CHILD`, `_NULL_ARGUMENT`.
@@ -547,6 +570,8 @@ enum shmframes_result shmframes_writer_take_slot(struct shmframes_writer *writer
 // (`stride * height` summed over the planes), valid until the slot is published, discarded
 // or freed. Either out-pointer may be NULL.
 //
+// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
+//
 // # Errors
 // `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
 //
@@ -557,6 +582,8 @@ enum shmframes_result shmframes_slot_pixels(struct shmframes_slot *slot,
                                             size_t *out_len);
 
 // Copies one frame's pixels (`len` must be exactly the slot's byte count) into the slot.
+//
+// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
 //
 // # Errors
 // `SHMFRAMES_ERR_WRONG_FRAME_SIZE`, `_SLOT_DONE`, `_NULL_ARGUMENT`.
@@ -570,6 +597,8 @@ enum shmframes_result shmframes_slot_write(struct shmframes_slot *slot,
 // Sets the frame's sequence number (default: one more than the previous frame's), e.g. the
 // source's frame counter, so that frames the channel dropped show as gaps.
 //
+// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
+//
 // # Errors
 // `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
 //
@@ -580,6 +609,8 @@ enum shmframes_result shmframes_slot_set_seq(struct shmframes_slot *slot, uint64
 // Sets the capture time (CLOCK_MONOTONIC ns, `shmframes_monotonic_ns`); default: the time of
 // publishing.
 //
+// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
+//
 // # Errors
 // `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
 //
@@ -589,6 +620,8 @@ enum shmframes_result shmframes_slot_set_capture_ns(struct shmframes_slot *slot,
                                                     uint64_t capture_ns);
 
 // The sequence number the frame will carry, into `*out_seq`.
+//
+// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
 //
 // # Errors
 // `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
@@ -601,6 +634,8 @@ enum shmframes_result shmframes_slot_seq(struct shmframes_slot *slot, uint64_t *
 // `*out_seq` (may be NULL). The slot is then done (its pixels no longer yours); free it with
 // `shmframes_slot_free`.
 //
+// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
+//
 // # Errors
 // `SHMFRAMES_ERR_SLOT_DONE` (published or discarded already), `_NULL_ARGUMENT`.
 //
@@ -609,6 +644,8 @@ enum shmframes_result shmframes_slot_seq(struct shmframes_slot *slot, uint64_t *
 enum shmframes_result shmframes_slot_publish(struct shmframes_slot *slot, uint64_t *out_seq);
 
 // Discards the frame: readers never see it. The slot is then done.
+//
+// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
 //
 // # Errors
 // `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
@@ -620,6 +657,8 @@ enum shmframes_result shmframes_slot_discard(struct shmframes_slot *slot);
 // Frees a slot handle (NULL is ignored), discarding its frame if it was neither published
 // nor discarded. Any time before or after its writer is freed.
 //
+// Threads: its writer's thread, or any thread once the writer is freed.
+//
 // # Safety
 // `slot` is NULL or a live slot handle, not used again.
 void shmframes_slot_free(struct shmframes_slot *slot);
@@ -627,6 +666,8 @@ void shmframes_slot_free(struct shmframes_slot *slot);
 // Copies one frame (`len` exactly the frame's bytes) into the next slot and publishes it:
 // `SHMFRAMES_OK` if published, `SHMFRAMES_TIMEOUT` if there was no room (dropped), waiting as
 // `shmframes_writer_take_slot` does. `capture_ns` 0 stamps the time of publishing.
+//
+// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
 //
 // # Errors
 // `SHMFRAMES_ERR_WRONG_FRAME_SIZE`, and as `shmframes_writer_take_slot`.
@@ -641,6 +682,8 @@ enum shmframes_result shmframes_writer_write(struct shmframes_writer *writer,
 
 // The frames' shape into `*out_shape`.
 //
+// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
+//
 // # Errors
 // `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_NULL_ARGUMENT`.
 //
@@ -650,6 +693,8 @@ enum shmframes_result shmframes_writer_shape(struct shmframes_writer *writer,
                                              struct shmframes_shape *out_shape);
 
 // Frames published so far, into `*out_count`.
+//
+// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
 //
 // # Errors
 // `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_NULL_ARGUMENT`.
@@ -662,6 +707,8 @@ enum shmframes_result shmframes_writer_frames_published(struct shmframes_writer 
 // The channel's live readers: up to `capacity` of them into `out_readers` (may be NULL when
 // `capacity` is 0), and how many there are into `*out_count` (may exceed `capacity`). A
 // system call per reader place: call it about once a second, not per frame.
+//
+// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
 //
 // # Errors
 // `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_NULL_ARGUMENT`.
@@ -676,6 +723,8 @@ enum shmframes_result shmframes_writer_readers(struct shmframes_writer *writer,
 
 // Replaces the cancel that ends this writer's waits (NULL: none), from the next wait on.
 //
+// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
+//
 // # Errors
 // `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_NULL_ARGUMENT`.
 //
@@ -688,6 +737,8 @@ enum shmframes_result shmframes_writer_set_cancel(struct shmframes_writer *write
 // `SHMFRAMES_ERR_END_OF_STREAM`) and removes the name; an open slot is discarded. The handle
 // stays valid (calls return `SHMFRAMES_ERR_CLOSED`) until `shmframes_writer_free`.
 //
+// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
+//
 // # Errors
 // `SHMFRAMES_ERR_CLOSED` (already closed), `_NULL_ARGUMENT`.
 //
@@ -698,6 +749,8 @@ enum shmframes_result shmframes_writer_close(struct shmframes_writer *writer);
 // Frees a writer handle (NULL is ignored), ending the stream first if it was not closed. An
 // open slot is discarded; its handle stays valid until `shmframes_slot_free`
 // (`SHMFRAMES_ERR_SLOT_DONE`).
+//
+// Threads: the writer's thread (no other thread may use it or its slot meanwhile).
 //
 // # Safety
 // `writer` is NULL or a live writer handle, not used again.

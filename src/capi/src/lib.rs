@@ -476,7 +476,7 @@ pub struct shmframes_cancel {
 }
 
 /// Makes a cancel into `*out_cancel`. Free it with `shmframes_cancel_free` (readers and
-/// writers given it keep their own reference: free it whenever you like).
+/// writers given it keep their own reference: free it whenever you like). Any thread.
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_NULL_ARGUMENT`.

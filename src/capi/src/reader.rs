@@ -295,6 +295,8 @@ fn read_with(
 /// `SHMFRAMES_FOREVER`); `SHMFRAMES_TIMEOUT` (and NULL) when none came in time. Free the frame
 /// with `shmframes_frame_free`.
 ///
+/// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+///
 /// # Errors
 /// `SHMFRAMES_ERR_END_OF_STREAM` (the producer ended the stream and every frame was read),
 /// `_PRODUCER_GONE` (it died: noticed within a millisecond on Linux 5.16+),
@@ -315,6 +317,8 @@ pub unsafe extern "C" fn shmframes_reader_read(
 /// The newest frame, skipping (and releasing) every older one already published; waits as
 /// `shmframes_reader_read` when none is. Errors as `shmframes_reader_read`.
 ///
+/// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+///
 /// # Safety
 /// `reader` is NULL or a live reader handle; `out_frame` writable.
 #[no_mangle]
@@ -327,6 +331,8 @@ pub unsafe extern "C" fn shmframes_reader_latest(
 }
 
 /// Frames this reader lost (overwritten before it read them), into `*out_count`.
+///
+/// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
@@ -350,6 +356,8 @@ pub unsafe extern "C" fn shmframes_reader_dropped(
 /// Frames published and not read yet by this reader, into `*out_count` (a raw channel has no
 /// count: `UINT64_MAX`).
 ///
+/// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+///
 /// # Errors
 /// `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
 ///
@@ -371,6 +379,8 @@ pub unsafe extern "C" fn shmframes_reader_lag(
 
 /// What the reader last learned of its producer (a `shmframes_producer_state`), into
 /// `*out_state`.
+///
+/// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
@@ -399,6 +409,8 @@ pub unsafe extern "C" fn shmframes_reader_producer_state(
 
 /// Replaces the cancel that ends this reader's waits (NULL: none), from the next wait on.
 ///
+/// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+///
 /// # Errors
 /// `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
 ///
@@ -421,6 +433,8 @@ pub unsafe extern "C" fn shmframes_reader_set_cancel(
 /// Stops reading and gives the reader's place back; frames still held stay valid. The
 /// handle stays valid (calls return `SHMFRAMES_ERR_CLOSED`) until `shmframes_reader_free`.
 ///
+/// Threads: one thread at a time per reader; a cancel may fire from any thread meanwhile, and its frames may be used elsewhere.
+///
 /// # Errors
 /// `SHMFRAMES_ERR_CLOSED` (already closed), `_NULL_ARGUMENT`.
 ///
@@ -438,6 +452,8 @@ pub unsafe extern "C" fn shmframes_reader_close(reader: *mut shmframes_reader) -
 }
 
 /// Frees a reader handle (NULL is ignored), closing it first. Its frames stay valid.
+///
+/// Threads: the reader's thread (no other thread may use it meanwhile); its frames may be in use elsewhere.
 ///
 /// # Safety
 /// `reader` is NULL or a live reader handle, not used again.
@@ -475,6 +491,8 @@ unsafe fn frame_arg<'a>(f: *const shmframes_frame) -> Result<&'a Frame, Fail> {
 
 /// Everything about the frame (pixels, shape, planes, sequence number, times), into
 /// `*out_info`. `data` stays valid until the frame is released or freed.
+///
+/// Threads: any thread, one at a time per frame (independent of its reader).
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_FRAME_RELEASED`, `_NULL_ARGUMENT`.
@@ -539,8 +557,10 @@ pub unsafe extern "C" fn shmframes_frame_release(frame: *mut shmframes_frame) ->
     })
 }
 
-/// Frees a frame handle (NULL is ignored), releasing the frame first if it was not. Any
-/// thread; before or after its reader is freed.
+/// Frees a frame handle (NULL is ignored), releasing the frame first if it was not.
+///
+/// Threads: any thread, before or after its reader is freed (not while another thread uses
+/// the frame).
 ///
 /// # Safety
 /// `frame` is NULL or a live frame handle, not used again.

@@ -272,6 +272,8 @@ pub unsafe extern "C" fn shmframes_writer_create(
 /// `SHMFRAMES_FOREVER`) for lossless readers to make room, and before the first frame for a
 /// first reader to attach.
 ///
+/// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
+///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_INTERRUPTED` (its cancel fired), `_PROTOCOL`,
 /// `_FORKED_CHILD`, `_NULL_ARGUMENT`.
@@ -360,6 +362,8 @@ fn wait_for_reader(w: &Writer, deadline: Deadline, cancel: Option<&Cancel>) -> R
 /// (`stride * height` summed over the planes), valid until the slot is published, discarded
 /// or freed. Either out-pointer may be NULL.
 ///
+/// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
+///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
 ///
@@ -388,6 +392,8 @@ pub unsafe extern "C" fn shmframes_slot_pixels(
 }
 
 /// Copies one frame's pixels (`len` must be exactly the slot's byte count) into the slot.
+///
+/// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_WRONG_FRAME_SIZE`, `_SLOT_DONE`, `_NULL_ARGUMENT`.
@@ -421,6 +427,8 @@ pub unsafe extern "C" fn shmframes_slot_write(
 /// Sets the frame's sequence number (default: one more than the previous frame's), e.g. the
 /// source's frame counter, so that frames the channel dropped show as gaps.
 ///
+/// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
+///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
 ///
@@ -441,6 +449,8 @@ pub unsafe extern "C" fn shmframes_slot_set_seq(
 /// Sets the capture time (CLOCK_MONOTONIC ns, `shmframes_monotonic_ns`); default: the time of
 /// publishing.
 ///
+/// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
+///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
 ///
@@ -459,6 +469,8 @@ pub unsafe extern "C" fn shmframes_slot_set_capture_ns(
 }
 
 /// The sequence number the frame will carry, into `*out_seq`.
+///
+/// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
@@ -482,6 +494,8 @@ pub unsafe extern "C" fn shmframes_slot_seq(
 /// Makes the frame visible to readers (and wakes those asleep); its sequence number into
 /// `*out_seq` (may be NULL). The slot is then done (its pixels no longer yours); free it with
 /// `shmframes_slot_free`.
+///
+/// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_DONE` (published or discarded already), `_NULL_ARGUMENT`.
@@ -520,6 +534,8 @@ fn release_from_writer(s: &mut shmframes_slot) {
 
 /// Discards the frame: readers never see it. The slot is then done.
 ///
+/// Threads: its writer's thread (a writer and its slot are used by one thread at a time).
+///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_DONE`, `_NULL_ARGUMENT`.
 ///
@@ -539,6 +555,8 @@ pub unsafe extern "C" fn shmframes_slot_discard(slot: *mut shmframes_slot) -> sh
 
 /// Frees a slot handle (NULL is ignored), discarding its frame if it was neither published
 /// nor discarded. Any time before or after its writer is freed.
+///
+/// Threads: its writer's thread, or any thread once the writer is freed.
 ///
 /// # Safety
 /// `slot` is NULL or a live slot handle, not used again.
@@ -560,6 +578,8 @@ pub unsafe extern "C" fn shmframes_slot_free(slot: *mut shmframes_slot) {
 /// Copies one frame (`len` exactly the frame's bytes) into the next slot and publishes it:
 /// `SHMFRAMES_OK` if published, `SHMFRAMES_TIMEOUT` if there was no room (dropped), waiting as
 /// `shmframes_writer_take_slot` does. `capture_ns` 0 stamps the time of publishing.
+///
+/// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_WRONG_FRAME_SIZE`, and as `shmframes_writer_take_slot`.
@@ -602,6 +622,8 @@ pub unsafe extern "C" fn shmframes_writer_write(
 
 /// The frames' shape into `*out_shape`.
 ///
+/// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
+///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_NULL_ARGUMENT`.
 ///
@@ -622,6 +644,8 @@ pub unsafe extern "C" fn shmframes_writer_shape(
 }
 
 /// Frames published so far, into `*out_count`.
+///
+/// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_NULL_ARGUMENT`.
@@ -646,6 +670,8 @@ pub unsafe extern "C" fn shmframes_writer_frames_published(
 /// `capacity` is 0), and how many there are into `*out_count` (may exceed `capacity`). A
 /// system call per reader place: call it about once a second, not per frame.
 ///
+/// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
+///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_NULL_ARGUMENT`.
 ///
@@ -668,6 +694,8 @@ pub unsafe extern "C" fn shmframes_writer_readers(
 }
 
 /// Replaces the cancel that ends this writer's waits (NULL: none), from the next wait on.
+///
+/// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
 ///
 /// # Errors
 /// `SHMFRAMES_ERR_SLOT_OPEN`, `_CLOSED`, `_NULL_ARGUMENT`.
@@ -694,6 +722,8 @@ pub unsafe extern "C" fn shmframes_writer_set_cancel(
 /// `SHMFRAMES_ERR_END_OF_STREAM`) and removes the name; an open slot is discarded. The handle
 /// stays valid (calls return `SHMFRAMES_ERR_CLOSED`) until `shmframes_writer_free`.
 ///
+/// Threads: one thread at a time per writer (with its slot); a cancel may fire from any thread meanwhile.
+///
 /// # Errors
 /// `SHMFRAMES_ERR_CLOSED` (already closed), `_NULL_ARGUMENT`.
 ///
@@ -718,6 +748,8 @@ pub unsafe extern "C" fn shmframes_writer_close(writer: *mut shmframes_writer) -
 /// Frees a writer handle (NULL is ignored), ending the stream first if it was not closed. An
 /// open slot is discarded; its handle stays valid until `shmframes_slot_free`
 /// (`SHMFRAMES_ERR_SLOT_DONE`).
+///
+/// Threads: the writer's thread (no other thread may use it or its slot meanwhile).
 ///
 /// # Safety
 /// `writer` is NULL or a live writer handle, not used again.
