@@ -113,6 +113,31 @@ int main() {
         EXPECT(reader.dropped() == 0 && reader.lag() == 0 && reader.producer_state() == sf::ProducerState::Live);
     }
 
+    // Frames are independent of their reader: held past it, and released on other threads.
+    {
+        sf::Writer writer(name, sf::WriterOptions(16, 16).buffer_frames(8));
+        std::vector<sf::Frame> held;
+        {
+            sf::Reader reader(name, sf::ReaderOptions().lossless());
+            std::vector<uint8_t> px(16 * 16 * 3);
+            for (int i = 0; i < 6; ++i) {
+                std::fill(px.begin(), px.end(), uint8_t(i));
+                EXPECT(writer.write(px.data(), px.size(), 0, 0ms));
+                held.push_back(reader.next(1s));
+            }
+        }  // the reader is gone; its frames stay valid
+        std::vector<std::thread> releasers;
+        std::atomic<int> good{0};
+        for (auto& f : held) {
+            releasers.emplace_back([f = std::move(f), &good]() mutable {
+                if (f.data()[0] == uint8_t(f.seq()) && f.size() == 16 * 16 * 3) ++good;
+                f.release();
+            });
+        }
+        for (auto& t : releasers) t.join();
+        EXPECT(good == 6);
+    }
+
     // A Cancel ends a read blocked for ever, from another thread.
     {
         sf::Writer writer(name, sf::WriterOptions(8, 8));
