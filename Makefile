@@ -4,7 +4,7 @@ SHELL := /bin/bash
 #
 #   make demo    producer (camera 0, or the test pattern without a camera) + a viewer
 #   make test    the whole test suite: Rust and Python
-.PHONY: setup build gst gst-bench demo test test-rust test-python test-c capi install-c capi-bench lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
+.PHONY: apple setup build gst gst-bench demo test test-rust test-python test-c capi install-c capi-bench lint layers miri loom fuzz-smoke fuzz soak bench bench-deps
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -35,7 +35,7 @@ demo: build
 	trap 'kill $$producer 2>/dev/null; wait $$producer 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m shmframes.view shm_video --timeout 10
 
-test: build gst test-c test-rust test-python lint layers miri loom fuzz-smoke
+test: build gst test-c test-rust test-python lint layers miri loom fuzz-smoke apple
 
 test-rust:
 	cargo test --release --workspace --all-targets
@@ -189,3 +189,32 @@ windows-setup:
 
 test-windows: windows-setup
 	@bash tests/windows/run.sh
+
+## The macOS build, checked here without a Mac (see docs/platforms.md for what reaches which
+## level): for aarch64-apple-darwin and x86_64-apple-darwin, clippy on the core (its macOS
+## backend), cargo check of the core, the Python extension and the C ABI, and a full link
+## through cargo-zigbuild (zig's linker and macOS libc stubs; .ci/setup installs both into
+## .venv) of the core's test programs, libshmframes.dylib, the Python wheel (maturin --zig)
+## and the tools' code (their binaries need Apple's frameworks: compiled, not linked).
+## In target/apple, so that the Linux build in target/ is left alone.
+APPLE_TARGETS := aarch64-apple-darwin x86_64-apple-darwin
+APPLE_ENV := CARGO_TARGET_DIR=$(CURDIR)/target/apple PYO3_CROSS_PYTHON_VERSION=3.11 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+apple: setup
+	@for t in $(APPLE_TARGETS); do \
+		rustup target list --installed 2>/dev/null | grep -qx $$t || rustup target add $$t >/dev/null 2>&1 || \
+			{ echo "apple: SKIPPED: the rustup target $$t is not installed and cannot be (rustup target add $$t)"; exit 0; }; \
+	done; \
+	if ! $(VENV)/bin/cargo-zigbuild --version >/dev/null 2>&1 || ! $(PY) -m ziglang version >/dev/null 2>&1; then \
+		echo "apple: SKIPPED: cargo-zigbuild and ziglang are not in $(VENV) (make setup installs them)"; exit 0; fi; \
+	set -e; for t in $(APPLE_TARGETS); do \
+		echo "apple: $$t: clippy (core), check (core, Python extension, C ABI)"; \
+		$(APPLE_ENV) cargo clippy --release -q -p shmframes --target $$t -- -D warnings; \
+		$(APPLE_ENV) cargo check --release -q -p shmframes -p shmframes-python -p shmframes-capi --target $$t; \
+		echo "apple: $$t: linked through zig: the core's tests, libshmframes.dylib, the tools' code"; \
+		$(APPLE_ENV) cargo zigbuild --release -q -p shmframes --tests --target $$t; \
+		$(APPLE_ENV) cargo zigbuild --release -q -p shmframes-capi --lib --target $$t; \
+		$(APPLE_ENV) cargo zigbuild --release -q -p shmframes-tools --lib --target $$t; \
+		echo "apple: $$t: the Python wheel (maturin --zig)"; \
+		$(APPLE_ENV) $(VENV)/bin/maturin build --release --quiet --zig --target $$t --out target/apple/wheels; \
+	done; \
+	echo "apple: both Apple targets build (nothing was run: there is no Mac here)"

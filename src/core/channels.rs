@@ -84,15 +84,8 @@ pub struct ChannelInfo {
 /// # Errors
 /// When the directory cannot be listed.
 pub fn channels() -> Result<Vec<ChannelInfo>> {
-    let dir = crate::segment::segment_dir();
-    let entries = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
-    let mut found: Vec<ChannelInfo> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-        .filter(|n| crate::validate_name(n).is_ok())
-        .filter_map(|n| channel_info(&n))
-        .collect();
+    let mut found: Vec<ChannelInfo> =
+        crate::segment::channel_names()?.into_iter().filter_map(|n| channel_info(&n)).collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
 }

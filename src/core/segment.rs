@@ -39,16 +39,27 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(target_os = "macos"))]
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 
-use crate::error::{Error, Result, Role, Violation};
+#[cfg(not(target_os = "macos"))]
+use crate::error::Violation;
+use crate::error::{Error, Result, Role};
 use crate::fork::{LockFile, Owner};
-use crate::ring::{RingError, RingMemory, HEADER_LEN, RESERVED_OFFSET};
-use crate::sys::{self, LockState};
+#[cfg(not(target_os = "macos"))]
+use crate::ring::RingError;
+use crate::ring::{RingMemory, HEADER_LEN, RESERVED_OFFSET};
+use crate::sys;
+#[cfg(not(target_os = "macos"))]
+use crate::sys::LockState;
 use crate::table::{Geometry, TableMemory};
 
+#[cfg(not(target_os = "macos"))]
 const PRODUCER_LOCK_BYTE: u64 = 0;
+#[cfg(not(target_os = "macos"))]
 const CONSUMER_LOCK_BYTE: u64 = 1;
+#[cfg(not(target_os = "macos"))]
 const READER_LOCK_BASE: u64 = 2;
 const TEMP_PREFIX: &str = ".shmframes-tmp-";
 
@@ -81,7 +92,20 @@ pub enum NameProblem {
         /// Its length in bytes.
         len: usize,
     },
+    /// Longer than macOS's `shm_open` takes: 30 bytes (refused on macOS only).
+    #[error(
+        "it is {len} bytes long; macOS's shm_open takes names of at most {MAX_SHM_OPEN_NAME} \
+         bytes after the '/' (PSHMNAMLEN, 31 with it): choose a shorter name"
+    )]
+    TooLongForShmOpen {
+        /// Its length in bytes.
+        len: usize,
+    },
 }
+
+/// Longest channel name macOS's `shm_open` takes, without the leading `/` (`PSHMNAMLEN` is 31
+/// with it). Names are refused above this on macOS only.
+pub const MAX_SHM_OPEN_NAME: usize = sys::posix_shm::MAX_OBJECT_NAME - 1;
 
 /// Checks a channel name and returns it without its optional leading `/`.
 ///
@@ -108,6 +132,9 @@ pub fn validate_name(name: &str) -> Result<&str> {
     if n.len() > MAX_NAME_LEN {
         return bad(NameProblem::TooLong { len: n.len() });
     }
+    if cfg!(target_os = "macos") && n.len() > MAX_SHM_OPEN_NAME {
+        return bad(NameProblem::TooLongForShmOpen { len: n.len() });
+    }
     Ok(n)
 }
 
@@ -115,6 +142,8 @@ pub fn validate_name(name: &str) -> Result<&str> {
 #[derive(Debug)]
 pub(crate) struct Segment {
     name: String,
+    /// The segment file (on macOS, the object's name, for messages).
+    #[cfg_attr(target_os = "macos", allow(dead_code))]
     path: PathBuf,
     /// Holds our role locks; a fork child's copy lets go of them (see `fork`).
     file: LockFile,
@@ -127,8 +156,15 @@ pub(crate) struct Segment {
     ring: RingMemory,
     /// Bytes mapped.
     len: usize,
+    /// Identity: the file's (device, inode) on Linux; (0, the instance) on macOS.
     id: (u64, u64),
+    /// The role lock files and the instance (macOS: `shm_open` objects hold no locks).
+    #[cfg(target_os = "macos")]
+    roles: macos::Roles,
 }
+
+#[cfg(target_os = "macos")]
+mod macos;
 
 /// Maps `len` bytes of the segment whose locks `file` holds, through a description of its own
 /// (see `sys::description_for_mapping`), closed once mapped.
@@ -144,6 +180,7 @@ fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull
 }
 
 impl Segment {
+    #[cfg(not(target_os = "macos"))]
     /// Creates the segment as its producer (see the module docs): a data area of `capacity`
     /// bytes, header `reserved` word as given, a reader table of geometry `table` after the
     /// data area if given, permission bits `mode`.
@@ -301,6 +338,7 @@ impl Segment {
         ))
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// Opens an existing segment and validates its header. Does not take any role.
     pub(crate) fn open(name: &str) -> Result<Segment> {
         let name = validate_name(name)?.to_owned();
@@ -367,12 +405,14 @@ impl Segment {
             .map_err(|e| Error::protocol(&self.name, e))
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// Takes the lock of reader entry `r`; `false` if another reader holds it.
     pub(crate) fn lock_entry(&self, r: usize) -> Result<bool> {
         sys::try_lock_byte(&self.file, READER_LOCK_BASE + r as u64)
             .map_err(|e| Error::io("cannot lock the segment", e))
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// Whether a reader holds the lock of entry `r` (the kernel drops it when the reader dies).
     pub(crate) fn entry_alive(&self, r: usize) -> bool {
         // An error from the probe is treated as "alive": never free a place we did not see die.
@@ -382,6 +422,7 @@ impl Segment {
         )
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// The processes that have the segment open, other than this one (for error messages).
     pub(crate) fn other_users(&self) -> Vec<(u32, String)> {
         let me = std::process::id();
@@ -415,6 +456,7 @@ impl Segment {
         &self.ring
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// Takes the consumer role's lock; `Err(ChannelBusy)` if another consumer has it.
     pub(crate) fn lock_consumer(&self) -> Result<()> {
         if sys::try_lock_byte(&self.file, CONSUMER_LOCK_BYTE)
@@ -441,22 +483,26 @@ impl Segment {
         })
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// Whether a producer holds the producer lock (the kernel drops it when it dies).
     pub(crate) fn producer_alive(&self) -> bool {
         // An error from the probe is treated as "alive": never report a death we did not see.
         !matches!(sys::probe_lock_byte(&self.file, PRODUCER_LOCK_BYTE), Ok(LockState::Free))
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// Whether a consumer holds the consumer lock.
     pub(crate) fn consumer_attached(&self) -> bool {
         matches!(sys::probe_lock_byte(&self.file, CONSUMER_LOCK_BYTE), Ok(LockState::Held(_)))
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// Whether the channel name still refers to this very segment.
     pub(crate) fn name_points_here(&self) -> bool {
         matches!(std::fs::symlink_metadata(&self.path), Ok(m) if sys::file_id(&m) == self.id)
     }
 
+    #[cfg(not(target_os = "macos"))]
     /// Removes the name if it still refers to this segment (a producer's clean exit). Readers
     /// never unlink: the name belongs to the producer.
     pub(crate) fn unlink_if_ours(&self) {
@@ -466,9 +512,31 @@ impl Segment {
     }
 }
 
-/// The directory segments live in (`/dev/shm` on Linux).
+/// The directory segments live in (`/dev/shm` on Linux; macOS has none: see `macos`).
+#[cfg(not(target_os = "macos"))]
 pub(crate) fn segment_dir() -> PathBuf {
     sys::shm_path("x").parent().map(PathBuf::from).unwrap_or_default()
+}
+
+/// The names of the channels there are (not checked: some may be other files of the segment
+/// directory that merely have a valid name, or dead channels).
+///
+/// # Errors
+/// When the directory cannot be listed.
+pub(crate) fn channel_names() -> Result<Vec<String>> {
+    #[cfg(target_os = "macos")]
+    return macos::channel_names();
+    #[cfg(not(target_os = "macos"))]
+    {
+        let dir = segment_dir();
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+        Ok(entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| validate_name(n).is_ok())
+            .collect())
+    }
 }
 
 /// What [`clean_leftovers`] removed.
@@ -480,6 +548,7 @@ pub struct Leftover {
     pub channel: Option<String>,
 }
 
+#[cfg(not(target_os = "macos"))]
 use crate::timing::LEFTOVER_MIN_AGE;
 
 /// Removes what dead producers left in the segment directory (`/dev/shm` on Linux) that only
@@ -498,6 +567,15 @@ use crate::timing::LEFTOVER_MIN_AGE;
 /// # Errors
 /// When the directory cannot be listed; files that cannot be examined are skipped.
 pub fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
+    #[cfg(target_os = "macos")]
+    return macos::clean_leftovers(channels);
+    #[cfg(not(target_os = "macos"))]
+    clean_dir(channels)
+}
+
+/// [`clean_leftovers`] in a directory of segment files (Linux's `/dev/shm`).
+#[cfg(not(target_os = "macos"))]
+fn clean_dir(channels: bool) -> Result<Vec<Leftover>> {
     let dir = segment_dir();
     let entries = std::fs::read_dir(&dir)
         .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
@@ -525,6 +603,7 @@ pub fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
     Ok(removed)
 }
 
+#[cfg(not(target_os = "macos"))]
 /// Removes `path` if it is this user's, unlocked (its producer is dead) and, for a channel,
 /// made by shmframes, for a temporary, old enough. `None` when it could not be examined.
 fn remove_if_dead(path: &std::path::Path, temporary: bool) -> Option<bool> {
@@ -586,22 +665,31 @@ impl Drop for Segment {
                 ids.swap_remove(i);
             }
         }
+        #[cfg(target_os = "macos")]
+        if self.owned_here() {
+            self.release_roles();
+        }
     }
 }
 
 /// Whether the segment's `reserved` word carries our producer's mark.
 fn has_our_mark(file: &File) -> bool {
-    use std::os::unix::fs::FileExt;
     let mut header = [0u8; HEADER_LEN];
-    file.read_exact_at(&mut header, 0).is_ok()
-        && crate::control::is_marked(u32::from_le_bytes(
-            header[RESERVED_OFFSET..RESERVED_OFFSET + 4].try_into().expect("4 bytes"),
-        ))
+    #[cfg(not(target_os = "macos"))]
+    let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut header, 0).is_ok();
+    // (No read(2) on a macOS shm descriptor: the header is mapped.)
+    #[cfg(target_os = "macos")]
+    let read = sys::posix_shm::read_head(file, &mut header);
+    read && crate::control::is_marked(u32::from_le_bytes(
+        header[RESERVED_OFFSET..RESERVED_OFFSET + 4].try_into().expect("4 bytes"),
+    ))
 }
 
 /// Removes a temporary segment name unless creation succeeded.
+#[cfg(not(target_os = "macos"))]
 struct TempGuard(Option<PathBuf>);
 
+#[cfg(not(target_os = "macos"))]
 impl TempGuard {
     fn disarm_after_link(mut self, temp: &std::path::Path) {
         // After a hard link the temporary name is a second name: drop it. After a rename it is
@@ -611,6 +699,7 @@ impl TempGuard {
     }
 }
 
+#[cfg(not(target_os = "macos"))]
 impl Drop for TempGuard {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
@@ -635,6 +724,9 @@ mod tests {
             validate_name(&"n".repeat(201)),
             Err(Error::InvalidName { reason: NameProblem::TooLong { len: 201 }, .. })
         ));
-        assert!(validate_name(&"n".repeat(200)).is_ok());
+        assert_eq!(validate_name(&"n".repeat(200)).is_ok(), !cfg!(target_os = "macos"));
+        assert!(validate_name(&"n".repeat(MAX_SHM_OPEN_NAME)).is_ok());
+        let e = NameProblem::TooLongForShmOpen { len: 31 }.to_string();
+        assert!(e.contains("31 bytes long") && e.contains("at most 30"), "{e}");
     }
 }

@@ -36,10 +36,21 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::*;
 
+// Shared-memory objects by name and role lock files (macOS's segments), built on every Unix:
+// its tests run on Linux against the real `shm_open`.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+pub(crate) mod posix_shm;
+
 #[cfg(all(unix, not(target_os = "linux")))]
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 mod other_unix;
-#[cfg(all(unix, not(target_os = "linux")))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
 pub use other_unix::*;
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::*;
 
 #[cfg(all(test, target_os = "linux"))]
 #[allow(dead_code)]

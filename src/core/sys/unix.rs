@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Opens an existing object read-write, never following a symlink.
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub fn open_existing(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
@@ -17,6 +18,7 @@ pub fn open_existing(path: &Path) -> io::Result<File> {
 
 /// Creates a new object that must not exist yet, with permission bits `mode` (applied exactly,
 /// regardless of the umask), never following a symlink.
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
     use std::os::unix::fs::PermissionsExt;
     let f = std::fs::OpenOptions::new()
@@ -60,6 +62,7 @@ pub fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
 }
 
 /// Owner uid of a file.
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub fn file_uid(meta: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::MetadataExt;
     meta.uid()
@@ -118,6 +121,7 @@ pub const OWNER_MASK: u32 = 0x3FFF_FFFF;
 
 /// One word of a multi-word wait (`wait_any`): sleep while `*word == expected`.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by Linux's futex_waitv only
 pub struct WaitWord<'a> {
     /// The word.
     pub word: &'a std::sync::atomic::AtomicU32,
@@ -203,6 +207,7 @@ pub fn is_out_of_space(e: &io::Error) -> bool {
 }
 
 /// Whether an open failed because the name is a symbolic link (refused: see `open_existing`).
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub fn is_symlink_refused(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
 }
