@@ -1,4 +1,4 @@
-//! The camera source (nokhwa; V4L2 on Linux): negotiate the closest format, capture, decode
+//! The camera source (nokhwa; V4L2 on Linux, AVFoundation on macOS): negotiate the closest format, capture, decode
 //! straight into the ring slot.
 
 use anyhow::{anyhow, bail, Context};
@@ -35,6 +35,31 @@ fn no_device_hint() -> &'static str {
     }
 }
 
+/// macOS lets a program use the camera only once the user allowed the app it runs in (the
+/// terminal): AVFoundation asks on first use, and nokhwa must be told to ask.
+#[cfg(target_os = "macos")]
+fn ask_camera_access() -> anyhow::Result<()> {
+    if !nokhwa::nokhwa_check() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        nokhwa::nokhwa_initialize(move |granted| {
+            let _ = tx.send(granted);
+        });
+        if rx.recv_timeout(std::time::Duration::from_secs(120)) != Ok(true) {
+            bail!(
+                "macOS did not let this terminal use the camera: allow it in System Settings > \
+                 Privacy & Security > Camera, then start frame-producer again"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Only macOS asks for camera access.
+#[cfg(not(target_os = "macos"))]
+fn ask_camera_access() -> anyhow::Result<()> {
+    Ok(())
+}
+
 pub struct CameraSource {
     camera: Camera,
     index: u32,
@@ -56,6 +81,7 @@ impl CameraSource {
         let rate = if fps > 0.0 { fps.round().max(1.0) as u32 } else { 60 };
         let wanted = CameraFormat::new(Resolution::new(width, height), FrameFormat::MJPEG, rate);
         let request = RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(wanted));
+        ask_camera_access()?;
         let mut camera = Camera::new(CameraIndex::Index(index), request).map_err(|e| {
             anyhow!(
                 "camera {index} could not be opened: {e}; no such camera was found{}. \
