@@ -2,7 +2,9 @@
 //!
 //! A channel named `cam` is the POSIX shared-memory object `/cam`, on Linux the file
 //! `/dev/shm/cam`: exactly what cpp_py_shmbuf's `shm_open("/cam")` and Python's
-//! `multiprocessing.shared_memory.SharedMemory("cam")` use.
+//! `multiprocessing.shared_memory.SharedMemory("cam")` use. macOS has no such files (objects
+//! cannot be linked, renamed, locked or listed): its segments and role locks are in `macos`,
+//! with the same roles; this module's protocol below is Linux's (and other Unix systems').
 //!
 //! # Ownership, liveness and exclusivity: kernel-released locks
 //!

@@ -1,4 +1,5 @@
-//! Other Unix systems (macOS, the BSDs): correct, slower to react.
+//! Other Unix systems (the BSDs): correct, slower to react. macOS has its own backend
+//! (`macos.rs`), which takes the stubs below (no robust futexes, no multi-word wait) from here.
 //!
 //! - Segments are files in `$TMPDIR/shmframes/` mapped shared (macOS has no `/dev/shm`, and
 //!   `shm_open` objects cannot be linked or renamed, which race-free creation needs). They are
