@@ -223,28 +223,11 @@ impl Segment {
         let dir = LockDir::of_user(uid);
         let ppath = dir.producer(&name);
         let producer = open_lock(&ppath, false).ok();
-        let record = || producer.as_ref().and_then(|f| ProducerRecord::read(f));
-        // Record, object, record: the same record twice names the object's instance (see
-        // the module docs).
-        let (file, before) = loop {
-            let before = record();
-            let file = open_object()?;
-            if record() == before {
-                break (file, before);
-            }
-        };
-        let producer_held = || {
-            producer
-                .as_ref()
-                .is_some_and(|f| shm::probe_lock(f).ok() == Some(LockState::Held(None)))
-        };
-        let instance = match before {
-            Some(r) if r.stage == ProducerStage::Live => r.instance,
-            // A live producer still making it (or replacing a dead one's): not there yet.
-            Some(r) if r.stage == ProducerStage::Creating && producer_held() => {
+        let (file, instance) = match shm::open_instance(producer.as_deref(), open_object)? {
+            shm::Opened::Object(file, instance) => (file, instance),
+            shm::Opened::SettingUp => {
                 return Err(Error::ChannelNotFound { name, path, waited: None })
             }
-            _ => 0,
         };
         let (len, _) = shm::object_size_and_owner(&file)
             .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
@@ -356,10 +339,7 @@ impl Segment {
     /// Whether this segment's producer holds its lock: the record names our instance and its
     /// lock is held (a new producer under the name records another instance).
     pub(crate) fn producer_alive(&self) -> bool {
-        let Some(f) = self.roles.producer.as_ref() else { return false };
-        self.roles.instance != 0
-            && ProducerRecord::read(f).is_some_and(|r| r.instance == self.roles.instance)
-            && !matches!(shm::probe_lock(f), Ok(LockState::Free))
+        shm::producer_alive(self.roles.producer.as_deref(), self.roles.instance)
     }
 
     /// Whether a consumer holds the consumer lock.

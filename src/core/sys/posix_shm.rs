@@ -471,6 +471,53 @@ impl ProducerRecord {
     }
 }
 
+/// What [`open_instance`] found under a channel's name.
+#[derive(Debug)]
+pub enum Opened<F> {
+    /// The object, and the instance its producer recorded (0: no record, a foreign producer's
+    /// object or one a dead producer left without a record).
+    Object(F, u64),
+    /// A live producer is still making the object (or replacing a dead one's): not there yet.
+    SettingUp,
+}
+
+/// Opens a channel's object with `open` and finds its instance from the producer lock file
+/// `producer` (see `segment/macos.rs`): the record, the object, the record again. The same
+/// record twice names the object's instance, because a producer records `Creating` before it
+/// removes an old object and `Live` only after it made the new one.
+pub fn open_instance<F, E>(
+    producer: Option<&File>,
+    mut open: impl FnMut() -> Result<F, E>,
+) -> Result<Opened<F>, E> {
+    let record = || producer.and_then(ProducerRecord::read);
+    let (object, before) = loop {
+        let before = record();
+        let object = open()?;
+        if record() == before {
+            break (object, before);
+        }
+    };
+    Ok(match before {
+        Some(r) if r.stage == ProducerStage::Live => Opened::Object(object, r.instance),
+        Some(r)
+            if r.stage == ProducerStage::Creating
+                && producer.is_some_and(|f| probe_lock(f).ok() == Some(LockState::Held(None))) =>
+        {
+            Opened::SettingUp
+        }
+        _ => Opened::Object(object, 0),
+    })
+}
+
+/// Whether the producer of instance `instance` lives: its lock file `producer` records that
+/// instance (a new producer under the name records another) and its lock is held.
+pub fn producer_alive(producer: Option<&File>, instance: u64) -> bool {
+    let Some(f) = producer else { return false };
+    instance != 0
+        && ProducerRecord::read(f).is_some_and(|r| r.instance == instance)
+        && !matches!(probe_lock(f), Ok(LockState::Free))
+}
+
 /// A fresh instance nonce: never 0, and unlike any other made on this machine in practice
 /// (the clock, the pid, a counter and an address, mixed).
 pub fn new_instance() -> u64 {
@@ -647,6 +694,61 @@ mod tests {
             ]
         );
         std::fs::remove_dir_all(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn readers_find_their_instance_and_its_death() {
+        let dir = test_dir();
+        let name = unique("i");
+        let ppath = dir.producer(&name);
+        let reader_view = || open_registered(&ppath, false).ok();
+        // No producer file: a foreign object, instance 0.
+        let obj = create_exclusive(&name, 0o600).unwrap();
+        size_object(&obj, 4096).unwrap();
+        let opened = open_instance(None, || open_object(&name)).unwrap();
+        assert!(matches!(opened, Opened::Object(_, 0)));
+        // A live producer still creating: not there yet.
+        let p1 = take_lock(&ppath, || open_registered(&ppath, true)).unwrap().unwrap();
+        let rec = |stage, instance| ProducerRecord { stage, instance, pid: 1 };
+        rec(ProducerStage::Creating, 11).write(&p1).unwrap();
+        let view = reader_view();
+        assert!(matches!(
+            open_instance(view.as_deref(), || open_object(&name)).unwrap(),
+            Opened::SettingUp
+        ));
+        rec(ProducerStage::Live, 11).write(&p1).unwrap();
+        let Opened::Object(_, instance) =
+            open_instance(view.as_deref(), || open_object(&name)).unwrap()
+        else {
+            panic!("a live record names the object")
+        };
+        assert_eq!(instance, 11);
+        assert!(producer_alive(view.as_deref(), 11));
+        // The producer dies (its lock goes): its readers see it dead.
+        drop(p1);
+        assert!(!producer_alive(view.as_deref(), 11));
+        // A new producer takes the name: the old instance's readers still see theirs dead,
+        // and the new instance's reader entries are not the old ones'.
+        let p2 = take_lock(&ppath, || open_registered(&ppath, true)).unwrap().unwrap();
+        rec(ProducerStage::Live, 22).write(&p2).unwrap();
+        assert!(!producer_alive(view.as_deref(), 11));
+        assert!(producer_alive(view.as_deref(), 22));
+        assert_ne!(dir.reader(&name, 11, 0), dir.reader(&name, 22, 0));
+        // A record changed between the two reads: opened again.
+        let mut opens = 0;
+        let opened = open_instance(view.as_deref(), || {
+            opens += 1;
+            if opens == 1 {
+                rec(ProducerStage::Live, 33).write(&p2).unwrap();
+            }
+            open_object(&name)
+        })
+        .unwrap();
+        assert!(matches!(opened, Opened::Object(_, 33)) && opens == 2, "{opens}");
+        remove_held(&ppath, &p2);
+        remove_object(&name).unwrap();
+        drop((p2, view));
+        std::fs::remove_dir(dir.path()).unwrap();
     }
 
     #[test]
