@@ -100,6 +100,8 @@
 // Under `--cfg loom` (`make loom`) only the reader table's protocol and what it needs are
 // built: the model checker runs it on loom's atomics, with no segments or system calls.
 #[cfg(not(loom))]
+mod channels;
+#[cfg(not(loom))]
 pub mod control;
 #[cfg(not(loom))]
 mod error;
@@ -109,8 +111,6 @@ pub mod format;
 pub mod frame;
 #[cfg(not(loom))]
 mod lend;
-#[cfg(not(loom))]
-mod channels;
 #[cfg(not(loom))]
 mod reader;
 pub mod ring;
@@ -130,12 +130,12 @@ pub mod wait;
 mod writer;
 
 #[cfg(not(loom))]
+pub use channels::{channels, readers_of, ChannelInfo, ReaderInfo};
+#[cfg(not(loom))]
 pub use error::{Error, Result, Role, Violation};
 pub use format::{FrameShape, PixelFormat};
 #[cfg(not(loom))]
 pub use lend::Lent;
-#[cfg(not(loom))]
-pub use channels::{channels, readers_of, ChannelInfo, ReaderInfo};
 #[cfg(not(loom))]
 pub use reader::{Frame, ProducerState, Reader, ReaderOptions, Wake};
 #[cfg(not(loom))]
