@@ -8,7 +8,9 @@ use pyo3::types::PyTuple;
 use shmframes::{Deadline, Error, FrameShape, Role, Writer, WriterOptions};
 
 use crate::errors::to_py;
-use crate::handle::{deadline, forked, parse_format, text, whole, Handle, Signals};
+use std::sync::Mutex;
+
+use crate::handle::{deadline, forked, lock, parse_format, text, whole, Handle, Signals};
 use crate::slot::PySlot;
 
 /// Frames a `Writer` keeps for readers that fall behind by default: as `frame-producer` and
@@ -38,6 +40,8 @@ pub(crate) struct PyWriter {
     pub(crate) handle: Handle<Writer>,
     pub(crate) shape: FrameShape,
     pub(crate) raw: bool,
+    /// Frames published, kept when it closes (a final figure stays readable).
+    published_at_close: Mutex<Option<u64>>,
 }
 
 #[pymethods]
@@ -85,7 +89,12 @@ impl PyWriter {
         opts.mode = mode;
         opts.cancel = Some(signals.cancel());
         let w = py.detach(|| Writer::create(&name, &opts)).map_err(|e| to_py(py, e))?;
-        Ok(PyWriter { handle: Handle::new(w, name, Role::Writer, signals), shape: opts.shape, raw })
+        Ok(PyWriter {
+            handle: Handle::new(w, name, Role::Writer, signals),
+            shape: opts.shape,
+            raw,
+            published_at_close: Mutex::new(None),
+        })
     }
 
     /// Publishes one frame: a uint8 array of the channel's shape (`Writer.shape`; for gray,
@@ -154,6 +163,7 @@ impl PyWriter {
     /// Ends the stream (readers get EndOfStream after the last frame) and removes the name.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         if let Some(w) = self.handle.take(py) {
+            *lock(&self.published_at_close) = Some(w.frames_published());
             py.detach(|| w.close()).map_err(|e| to_py(py, e))?;
         }
         Ok(())
@@ -182,9 +192,11 @@ impl PyWriter {
         self.shape.format.name()
     }
 
+    /// Frames published so far (the total, once closed).
     #[getter]
     fn frames_published(&self, py: Python<'_>) -> u64 {
-        self.peek(py, |w| w.frames_published(), 0)
+        let at_close = (*lock(&self.published_at_close)).unwrap_or(0);
+        self.peek(py, |w| w.frames_published(), at_close)
     }
 
     #[getter]

@@ -54,7 +54,7 @@ def test_final_figures_after_with_and_closed_objects_refused(channel):
                 pass
         with pytest.raises(shmframes.Closed):
             r.read(timeout=0)
-    assert "closed" in repr(w) and w.closed
+    assert "closed" in repr(w) and w.closed and w.frames_published == 1
     with pytest.raises(shmframes.Closed):
         with w:
             pass

@@ -86,7 +86,8 @@ impl Images {
             .with_context(|| format!("cannot open {}", path.display()))?
             .with_guessed_format()?
             .decode()
-            .with_context(|| format!("cannot decode {}", path.display()))?
+            // The image crate's error repeats its source in its own message: show it once.
+            .map_err(|e| anyhow::anyhow!("cannot decode {}: {e}", path.display()))?
             .into_rgb8();
         let (sw, sh) = img.dimensions();
         let (w, h) = (self.shape.width, self.shape.height);

@@ -48,7 +48,7 @@ struct Opts {
     #[arg(long, value_name = "PATH")]
     image: Option<std::path::PathBuf>,
 
-    /// Channel name; repeat it to publish every frame to several channels (one reader each).
+    /// Channel name; repeat it to publish every frame to several channels.
     #[arg(long = "name", value_name = "NAME", default_value = "shm_video")]
     names: Vec<String>,
 
@@ -69,9 +69,9 @@ struct Opts {
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
 
-    /// Frames the channel keeps for readers that fall behind (framed: at most 31; the size is
-    /// rounded up to a power of two).
-    #[arg(long, value_name = "K", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Frames the channel keeps for readers that fall behind: 1 to 31 (framed; a channel has
+    /// at most 32 slots), 1 to 4096 with --raw.
+    #[arg(long, value_name = "K", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=RAW_MAX_BUFFER_FRAMES as i64))]
     buffer_frames: u32,
 
     /// Readers a channel serves at once (framed channels; each costs 64 bytes).
@@ -101,6 +101,51 @@ struct Opts {
     /// List the cameras and exit.
     #[arg(long)]
     list_cameras: bool,
+}
+
+/// The most `--buffer-frames` of a raw channel (a ring of messages, no slot table).
+const RAW_MAX_BUFFER_FRAMES: u32 = 4096;
+
+/// The most `--buffer-frames` of a framed channel: one slot stays free for the producer.
+const FRAMED_MAX_BUFFER_FRAMES: u32 = shmframes::MAX_SLOTS - 1;
+
+impl Opts {
+    /// The options, with the checks that span several of them made as usage errors (exit 2),
+    /// as clap's own.
+    fn parse_checked() -> Opts {
+        let opts = Opts::parse();
+        if !opts.raw && opts.buffer_frames > FRAMED_MAX_BUFFER_FRAMES {
+            use clap::CommandFactory;
+            Opts::command()
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!(
+                        "--buffer-frames {} is more than a framed channel keeps: at most {} (it \
+                         has at most {} slots, one of them the producer's); --raw channels take \
+                         up to {RAW_MAX_BUFFER_FRAMES}",
+                        opts.buffer_frames,
+                        FRAMED_MAX_BUFFER_FRAMES,
+                        shmframes::MAX_SLOTS
+                    ),
+                )
+                .exit();
+        }
+        opts
+    }
+}
+
+/// A size in bytes as people read it: `512 KiB`, `24 MiB`.
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        let mib = n as f64 / (1u64 << 20) as f64;
+        if mib >= 10.0 {
+            format!("{mib:.0} MiB")
+        } else {
+            format!("{mib:.1} MiB")
+        }
+    } else {
+        format!("{} KiB", n.div_ceil(1024))
+    }
 }
 
 /// A format from the table that the producer's sources draw: the RGB family (the YUV formats
@@ -147,7 +192,7 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 
 fn main() -> ExitCode {
     quiet_decoder_panics();
-    match run(Opts::parse()) {
+    match run(Opts::parse_checked()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("frame-producer: error: {e:#}");
@@ -194,12 +239,13 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     let mut status = Status::new(&writers, shape, opts.quiet);
     if !opts.quiet {
         eprintln!(
-            "frame-producer: {} {} at {} into {} ({} MiB ring each{}); Ctrl+C to stop",
+            "frame-producer: {} {} at {} into {} ({} ring{}{}); Ctrl+C to stop",
             source.describe(),
             shape,
             if opts.fps > 0.0 { format!("{} fps", opts.fps) } else { "full speed".into() },
             names.join(", "),
-            writers[0].capacity() >> 20,
+            human_bytes(writers[0].capacity() as u64),
+            if writers.len() > 1 { " each" } else { "" },
             if opts.raw { ", raw" } else { "" },
         );
     }
@@ -325,5 +371,13 @@ mod tests {
         for bad in ["99", "400", "1777", "rw"] {
             assert!(parse_mode(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(256 << 10), "256 KiB");
+        assert_eq!(human_bytes(1000), "1 KiB");
+        assert_eq!(human_bytes(3 << 19), "1.5 MiB");
+        assert_eq!(human_bytes(32 << 20), "32 MiB");
     }
 }

@@ -95,7 +95,9 @@ impl Status {
                 String::new()
             };
             eprintln!(
-                "[{}] {:7.1} fps {:8.1} MB/s  dropped {:6}  {reader}{held}",
+                // Prefixed by the program's name: in a terminal shared with a reader (make demo
+                // without a display), `[name]` alone is the reader's line.
+                "frame-producer [{}] {:7.1} fps {:8.1} MB/s  dropped {:6}  {reader}{held}",
                 self.names[i],
                 frames as f64 / dt,
                 (frames * self.frame_bytes) as f64 / dt / 1e6,

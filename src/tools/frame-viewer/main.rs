@@ -54,10 +54,11 @@ struct Opts {
     /// Pixel format of --raw frames.
     #[arg(long, default_value = "bgr", value_parser = |s: &str| s.parse::<PixelFormat>())]
     raw_format: PixelFormat,
-    /// Give up (exit 1) if no frame arrives for S seconds; by default wait for ever (the
-    /// window says what it waits for).
-    #[arg(long, value_name = "S", value_parser = shmframes_tools::parse_secs, allow_negative_numbers = true)]
-    timeout: Option<Duration>,
+    /// Give up (exit 1) after S seconds without a frame and without a live producer: no
+    /// channel, or its producer ended or died and no new one came (the window says what it
+    /// waits for). A live producer is waited for however slow; `inf` waits for ever.
+    #[arg(long, value_name = "S", default_value = "10", value_parser = shmframes_tools::parse_secs, allow_negative_numbers = true)]
+    timeout: Duration,
 }
 
 fn main() -> ExitCode {
@@ -134,8 +135,13 @@ struct App {
     size: PhysicalSize<u32>,
     scaler: Scaler,
     paused: bool,
-    /// Frames shown, and their latency from publish to present.
+    /// Frames shown, and their latency from publish to present (frames published before the
+    /// reader attached are shown, not measured).
     stats: Stats,
+    /// The attach instant `stats` measures from.
+    stats_since: Option<u64>,
+    /// Frames shown (for --frames).
+    shown: u64,
     last_frame: Instant,
     current: Option<(FrameShape, u64)>,
     /// The reader status the title shows: (attached, producer state, error).
@@ -159,6 +165,8 @@ impl App {
             scaler: Scaler::new(),
             paused: false,
             stats: Stats::new(),
+            stats_since: None,
+            shown: 0,
             last_frame: Instant::now(),
             current: None,
             title_status: None,
@@ -242,6 +250,14 @@ impl App {
                 self.draw_status(pixels);
             }
             pixels.render().context("cannot present the frame")?;
+            let since = self.shared.status().attached_ns;
+            if since.is_some() && since != self.stats_since {
+                // (Re)attached: measure from then. The run so far stays in the summary's
+                // frame count only through `shown`.
+                self.stats = Stats::since(since.unwrap_or(0));
+                self.stats_since = since;
+            }
+            self.shown += 1;
             self.stats.record(
                 frame.seq(),
                 frame.publish_ns(),
@@ -251,7 +267,7 @@ impl App {
             self.current = Some((frame.shape(), frame.seq()));
             drop(frame); // released: the producer may reuse its bytes
             self.last_frame = Instant::now();
-            if self.opts.frames.is_some_and(|n| self.stats.frames() >= n) {
+            if self.opts.frames.is_some_and(|n| self.shown >= n) {
                 self.outcome = Some(Ok(()));
                 el.exit();
             }
@@ -363,11 +379,13 @@ impl ApplicationHandler<Wake> for App {
                 self.fail(el, anyhow!(e));
             }
         }
-        if let Some(t) = self.opts.timeout {
-            // (Paused, no frame is expected.)
-            if !self.paused && self.last_frame.elapsed() > t {
+        let t = self.opts.timeout;
+        {
+            let st = self.shared.status();
+            // (Paused, no frame is expected; a live producer is waited for however slow.)
+            let live = st.attached && st.state == Some(ProducerState::Live) && st.error.is_none();
+            if !self.paused && !live && self.last_frame.elapsed() > t {
                 // Why, as the reader thread last knew it.
-                let st = self.shared.status();
                 let why = match (&st.error, st.attached, st.state) {
                     (Some(e), _, _) => e.clone(),
                     (None, false, _) => format!(

@@ -24,6 +24,8 @@ pub enum Wake {
 #[derive(Debug, Clone, Default)]
 pub struct Status {
     pub attached: bool,
+    /// When the reader attached (CLOCK_MONOTONIC ns): frames published before are not measured.
+    pub attached_ns: Option<u64>,
     pub state: Option<ProducerState>,
     pub dropped: u64,
     pub error: Option<String>,
@@ -121,6 +123,7 @@ fn read_loop(
     {
         let mut g = shared.lock();
         g.status.attached = true;
+        g.status.attached_ns = Some(shmframes::monotonic_ns());
         g.status.error = None;
         g.status.state = Some(reader.producer_state());
     }
