@@ -203,3 +203,25 @@ def test_overlay_reads_on_any_picture_and_fits_small_frames():
     box = out[y0 : y1 + 1, x0 : x1 + 1]
     assert box.min() == 0 and box.max() == 255  # white text on black: 21:1, whatever is under
     assert np.array_equal(out[y1 + 2 :], grey[y1 + 2 :])  # the rest of the picture untouched
+
+
+def test_demo_lines_say_whose_they_are(procs, channel):
+    """`make demo` without a display: the producer's and the view's lines share one terminal; the
+    view's begin `[name]`, the producer's `frame-producer [name]`."""
+    from conftest import binary
+
+    p = procs.start([binary("frame-producer"), "--name", channel, "--size", "64x48", "--fps", "30"],
+                    stderr=subprocess.PIPE, text=True)
+    lines = []
+    assert p.stderr is not None
+    while len(lines) < 4:
+        line = p.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "fps" in line and "MB/s" in line:
+            assert line.startswith(f"frame-producer [{channel}]"), line
+            break
+    else:
+        pytest.fail(f"no status line: {lines}")
+    assert any(line.startswith(f"frame-producer [{channel}]") for line in lines), lines
