@@ -271,11 +271,15 @@ fn the_plugin_date_and_the_format_list_come_from_the_build_and_the_format_table(
     let date = env!("SHMFRAMES_GST_RELEASE_DATE");
     let b = date.as_bytes();
     assert!(
-        b.len() == 10 && b[4] == b'-' && b[7] == b'-' && date.replace('-', "").parse::<u32>().is_ok(),
+        b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && date.replace('-', "").parse::<u32>().is_ok(),
         "YYYY-MM-DD: {date}"
     );
     let src = gst::ElementFactory::make("shmframessrc").build().expect("shmframessrc");
-    let blurb = src.find_property("raw-format").expect("raw-format").blurb().unwrap_or("").to_owned();
+    let blurb =
+        src.find_property("raw-format").expect("raw-format").blurb().unwrap_or("").to_owned();
     for info in shmframes::format::FORMATS {
         assert!(blurb.contains(info.name), "{} missing from {blurb:?}", info.name);
     }
