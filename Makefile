@@ -194,8 +194,9 @@ test-windows: windows-setup
 ## level): for aarch64-apple-darwin and x86_64-apple-darwin, clippy on the core (its macOS
 ## backend), cargo check of the core, the Python extension and the C ABI, and a full link
 ## through cargo-zigbuild (zig's linker and macOS libc stubs; .ci/setup installs both into
-## .venv) of the core's test programs, libshmframes.dylib, the Python wheel (maturin --zig)
-## and the tools' code (their binaries need Apple's frameworks: compiled, not linked).
+## .venv) of the core's test programs, libshmframes.dylib and the Python wheel (maturin
+## --zig); the tools are checked with zig compiling their C parts (their binaries need Apple's
+## frameworks, AVFoundation and Metal, to link).
 ## In target/apple, so that the Linux build in target/ is left alone.
 APPLE_TARGETS := aarch64-apple-darwin x86_64-apple-darwin
 APPLE_ENV := CARGO_TARGET_DIR=$(CURDIR)/target/apple PYO3_CROSS_PYTHON_VERSION=3.11 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
@@ -210,10 +211,11 @@ apple: setup
 		echo "apple: $$t: clippy (core), check (core, Python extension, C ABI)"; \
 		$(APPLE_ENV) cargo clippy --release -q -p shmframes --target $$t -- -D warnings; \
 		$(APPLE_ENV) cargo check --release -q -p shmframes -p shmframes-python -p shmframes-capi --target $$t; \
-		echo "apple: $$t: linked through zig: the core's tests, libshmframes.dylib, the tools' code"; \
+		echo "apple: $$t: linked through zig: the core's tests, libshmframes.dylib"; \
 		$(APPLE_ENV) cargo zigbuild --release -q -p shmframes --tests --target $$t; \
 		$(APPLE_ENV) cargo zigbuild --release -q -p shmframes-capi --lib --target $$t; \
-		$(APPLE_ENV) cargo zigbuild --release -q -p shmframes-tools --lib --target $$t; \
+		echo "apple: $$t: the tools checked (their C code compiled by zig; linking needs Apple's frameworks)"; \
+		$(APPLE_ENV) cargo-zigbuild check --release -q -p shmframes-tools --lib --bins --target $$t; \
 		echo "apple: $$t: the Python wheel (maturin --zig)"; \
 		$(APPLE_ENV) $(VENV)/bin/maturin build --release --quiet --zig --target $$t --out target/apple/wheels; \
 	done; \

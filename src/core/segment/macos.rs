@@ -97,7 +97,7 @@ impl Segment {
             Error::io(format!("cannot use the lock directory {}", dir.path().display()), e)
         })?;
         let ppath = dir.producer(&name);
-        let Some(plock) = shm::take_lock(&ppath, || open_lock(&ppath, true))
+        let Some(plock) = shm::take_lock(&ppath, shm::PATIENT, || open_lock(&ppath, true))
             .map_err(|e| Error::io(format!("cannot lock {}", ppath.display()), e))?
         else {
             let users = open_lock(&ppath, false)
@@ -265,9 +265,10 @@ impl Segment {
         })
     }
 
-    /// Takes a role's lock file; `false` if another process holds it.
-    fn take_role(&self, path: PathBuf) -> Result<bool> {
-        let taken = shm::take_lock(&path, || open_lock(&path, true))
+    /// Takes a role's lock file, trying `tries` times (see `posix_shm::PATIENT`); `false` if
+    /// another process holds it.
+    fn take_role(&self, path: PathBuf, tries: u32) -> Result<bool> {
+        let taken = shm::take_lock(&path, tries, || open_lock(&path, true))
             .map_err(|e| Error::io(format!("cannot lock {}", path.display()), e))?;
         Ok(match taken {
             Some(f) => {
@@ -286,7 +287,7 @@ impl Segment {
 
     /// Takes the lock of reader entry `r`; `false` if another reader holds it.
     pub(crate) fn lock_entry(&self, r: usize) -> Result<bool> {
-        self.take_role(self.roles.dir.reader(&self.name, self.roles.instance, r))
+        self.take_role(self.roles.dir.reader(&self.name, self.roles.instance, r), 2)
     }
 
     /// Whether a reader holds the lock of entry `r` (the kernel drops it when the reader dies).
@@ -322,7 +323,7 @@ impl Segment {
     /// Takes the consumer role's lock; `Err(ChannelBusy)` if another consumer has it.
     pub(crate) fn lock_consumer(&self) -> Result<()> {
         let path = self.roles.dir.consumer(&self.name, self.roles.instance);
-        if self.take_role(path.clone())? {
+        if self.take_role(path.clone(), shm::PATIENT)? {
             self.consuming.store(true, std::sync::atomic::Ordering::Relaxed);
             consumed_here().push(self.id);
             return Ok(());
@@ -407,7 +408,7 @@ pub(super) fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
         for name in names.into_iter().filter(|n| validate_name(n).is_ok()) {
             let ppath = dir.producer(&name);
             // Held while we check and remove: no producer makes the name meanwhile.
-            let Ok(Some(lock)) = shm::take_lock(&ppath, || open_lock(&ppath, false)) else {
+            let Ok(Some(lock)) = shm::take_lock(&ppath, 1, || open_lock(&ppath, false)) else {
                 continue; // alive, or gone meanwhile
             };
             let died_creating =
@@ -424,7 +425,7 @@ pub(super) fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
         }
     }
     for (path, _, _) in dir.role_files().unwrap_or_default() {
-        if let Ok(Some(lock)) = shm::take_lock(&path, || open_lock(&path, false)) {
+        if let Ok(Some(lock)) = shm::take_lock(&path, 1, || open_lock(&path, false)) {
             shm::remove_held(&path, &lock);
         }
     }

@@ -332,27 +332,30 @@ pub fn names(path: &Path, file: &File) -> bool {
     }
 }
 
-/// How often, and how far apart, a taker tries a lock that is held: a prober holds it for
-/// microseconds, a role for its life.
-const TAKE_TRIES: u32 = 4;
+/// How often a taker that must not mistake a prober for a holder (a producer, a consumer)
+/// tries a lock that is held, [`TAKE_PAUSE`] apart: a prober holds it for microseconds, a role
+/// for its life. A reader looking for a free entry tries each once (another entry will do).
+pub const PATIENT: u32 = 4;
 const TAKE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Takes the exclusive lock of the lock file at `path`, opened (and created) by `open` (which
-/// registers the descriptor for fork safety, see `fork::LockFile`): `Ok(None)` if another
-/// process holds it. Once held, the path is checked to still name the locked file (a holder
-/// may have removed it meanwhile): if not, the take starts again.
+/// registers the descriptor for fork safety, see `fork::LockFile`), trying `tries` times (see
+/// [`PATIENT`]): `Ok(None)` if another process holds it. Once held, the path is checked to
+/// still name the locked file (a holder may have removed it meanwhile): if not, the take
+/// starts again.
 pub fn take_lock<F: std::ops::Deref<Target = File>>(
     path: &Path,
+    tries: u32,
     mut open: impl FnMut() -> io::Result<F>,
 ) -> io::Result<Option<F>> {
     loop {
         let f = open()?;
-        let mut tries = 0;
+        let mut tried = 1;
         while !flock_nb(&f, libc::LOCK_EX)? {
-            tries += 1;
-            if tries == TAKE_TRIES {
+            if tried >= tries {
                 return Ok(None);
             }
+            tried += 1;
             std::thread::sleep(TAKE_PAUSE);
         }
         if names(path, &f) {
@@ -609,9 +612,9 @@ mod tests {
     fn role_locks_exclude_probe_and_are_released() {
         let dir = test_dir();
         let path = dir.producer("cam");
-        let held = take_lock(&path, || open_registered(&path, true)).unwrap().unwrap();
+        let held = take_lock(&path, PATIENT, || open_registered(&path, true)).unwrap().unwrap();
         // Another description cannot take it, and sees it held.
-        assert!(take_lock(&path, || open_registered(&path, true)).unwrap().is_none());
+        assert!(take_lock(&path, PATIENT, || open_registered(&path, true)).unwrap().is_none());
         assert_eq!(probe_path(|| open_registered(&path, false)).unwrap(), LockState::Held(None));
         // A probe does not keep the holder from anything, nor takes the lock.
         assert_eq!(probe_lock(&held).unwrap(), LockState::Free, "our own lock: no conflict");
@@ -624,7 +627,7 @@ mod tests {
         assert_eq!(probe_lock(&reader).unwrap(), LockState::Free, "released by the close");
         assert_eq!(probe_path(|| open_registered(&path, false)).unwrap(), LockState::Free);
         // A taker whose file was removed under it takes a new one, under the name.
-        let again = take_lock(&path, || open_registered(&path, true)).unwrap().unwrap();
+        let again = take_lock(&path, PATIENT, || open_registered(&path, true)).unwrap().unwrap();
         assert!(names(&path, &again));
         assert!(!names(&path, &reader), "the removed file is not the name's any more");
         remove_held(&path, &again);
@@ -658,7 +661,7 @@ mod tests {
         // SAFETY: reading one byte into our buffer from our pipe end.
         assert_eq!(unsafe { libc::read(ends[0], b.as_mut_ptr().cast(), 1) }, 1);
         assert_eq!(probe_path(|| open_registered(&path, false)).unwrap(), LockState::Held(None));
-        assert!(take_lock(&path, || open_registered(&path, true)).unwrap().is_none());
+        assert!(take_lock(&path, PATIENT, || open_registered(&path, true)).unwrap().is_none());
         // SAFETY: our own child; waited for below.
         unsafe {
             libc::kill(pid, libc::SIGKILL);
@@ -666,7 +669,7 @@ mod tests {
             libc::close(ends[0]);
             libc::close(ends[1]);
         }
-        let taken = take_lock(&path, || open_registered(&path, true)).unwrap().unwrap();
+        let taken = take_lock(&path, PATIENT, || open_registered(&path, true)).unwrap().unwrap();
         assert_eq!(dir.role_files().unwrap(), vec![(path.clone(), "cam".to_owned(), 7)]);
         remove_held(&path, &taken);
         drop(taken);
@@ -708,7 +711,7 @@ mod tests {
         let opened = open_instance(None, || open_object(&name)).unwrap();
         assert!(matches!(opened, Opened::Object(_, 0)));
         // A live producer still creating: not there yet.
-        let p1 = take_lock(&ppath, || open_registered(&ppath, true)).unwrap().unwrap();
+        let p1 = take_lock(&ppath, PATIENT, || open_registered(&ppath, true)).unwrap().unwrap();
         let rec = |stage, instance| ProducerRecord { stage, instance, pid: 1 };
         rec(ProducerStage::Creating, 11).write(&p1).unwrap();
         let view = reader_view();
@@ -729,7 +732,7 @@ mod tests {
         assert!(!producer_alive(view.as_deref(), 11));
         // A new producer takes the name: the old instance's readers still see theirs dead,
         // and the new instance's reader entries are not the old ones'.
-        let p2 = take_lock(&ppath, || open_registered(&ppath, true)).unwrap().unwrap();
+        let p2 = take_lock(&ppath, PATIENT, || open_registered(&ppath, true)).unwrap().unwrap();
         rec(ProducerStage::Live, 22).write(&p2).unwrap();
         assert!(!producer_alive(view.as_deref(), 11));
         assert!(producer_alive(view.as_deref(), 22));
