@@ -385,6 +385,7 @@ def test_stats_count_frames_drops_and_latency(channel):
 
 LOSSLESS_CHILD = """
 import json, sys, time, shmframes
+import numpy  # now: imported by the first frame.array, it would count as a gap between frames
 r = shmframes.Reader(sys.argv[1], timeout=20, lossless=True)
 seqs, stamps = [], []
 for f in r:
