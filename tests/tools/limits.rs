@@ -9,10 +9,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_frame-producer");
 
 fn in_small_shm(size_mb: u32, producer_args: &str) -> std::process::Output {
     // SAFETY: geteuid has no preconditions.
-    assert!(
-        unsafe { libc::geteuid() } == 0,
-        "mounting a private /dev/shm needs root (CI runs as root)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert!(euid == 0, "mounting a private /dev/shm needs root (CI runs as root)");
     let script = format!(
         "mount -t tmpfs -o size={size_mb}m tmpfs /dev/shm && exec {BIN} --quiet --name limits {producer_args}"
     );
