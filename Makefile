@@ -195,11 +195,12 @@ test-windows: windows-setup
 ## backend), cargo check of the core, the Python extension and the C ABI, and a full link
 ## through cargo-zigbuild (zig's linker and macOS libc stubs; .ci/setup installs both into
 ## .venv) of the core's test programs, libshmframes.dylib and the Python wheel (maturin
-## --zig); the tools are checked with zig compiling their C parts (their binaries need Apple's
+## --zig, abi3-py311: a wheel for one interpreter would need a macOS Python's sysconfig); the tools are checked with zig compiling their C parts (their binaries need Apple's
 ## frameworks, AVFoundation and Metal, to link).
 ## In target/apple, so that the Linux build in target/ is left alone.
 APPLE_TARGETS := aarch64-apple-darwin x86_64-apple-darwin
-APPLE_ENV := CARGO_TARGET_DIR=$(CURDIR)/target/apple PYO3_CROSS_PYTHON_VERSION=3.11 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+APPLE_ZIG := CARGO_TARGET_DIR=$(CURDIR)/target/apple PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+APPLE_ENV := $(APPLE_ZIG) PYO3_CROSS_PYTHON_VERSION=3.11
 apple: setup
 	@for t in $(APPLE_TARGETS); do \
 		rustup target list --installed 2>/dev/null | grep -qx $$t || rustup target add $$t >/dev/null 2>&1 || \
@@ -217,6 +218,6 @@ apple: setup
 		echo "apple: $$t: the tools checked (their C code compiled by zig; linking needs Apple's frameworks)"; \
 		$(APPLE_ENV) cargo-zigbuild check --release -q -p shmframes-tools --lib --bins --target $$t; \
 		echo "apple: $$t: the Python wheel (maturin --zig)"; \
-		$(APPLE_ENV) $(VENV)/bin/maturin build --release --quiet --zig --target $$t --out target/apple/wheels; \
+		$(APPLE_ZIG) $(VENV)/bin/maturin build --release --quiet --zig --features abi3-py311 --target $$t --out target/apple/wheels; \
 	done; \
 	echo "apple: both Apple targets build (nothing was run: there is no Mac here)"
