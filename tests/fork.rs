@@ -184,8 +184,8 @@ fn a_living_child_does_not_keep_a_dead_producer_alive() {
         0
     });
     let mut pid = [0u8; 4];
-    // SAFETY: reading 4 bytes into a local buffer from our pipe end.
     assert_eq!(
+        // SAFETY: reading 4 bytes into a local buffer from our pipe end.
         unsafe { libc::read(read_end, pid.as_mut_ptr().cast(), 4) },
         4,
         "the producer did not start"

@@ -880,8 +880,8 @@ mod tests {
             let r = unsafe { RingMemory::init(b.ptr(), b.1, bad, 0, 0) };
             assert!(r.is_err(), "capacity {bad} accepted");
         }
-        // SAFETY: buffer valid for 8 bytes.
         assert!(matches!(
+            // SAFETY: buffer valid for 8 bytes.
             unsafe { RingMemory::attach(b.ptr(), 8) },
             Err(RingError::TooSmall { .. })
         ));
