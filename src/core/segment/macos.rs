@@ -222,11 +222,23 @@ impl Segment {
         drop(first);
         let dir = LockDir::of_user(uid);
         let ppath = dir.producer(&name);
-        let producer = open_lock(&ppath, false).ok();
-        let (file, instance) = match shm::open_instance(producer.as_deref(), open_object)? {
-            shm::Opened::Object(file, instance) => (file, instance),
-            shm::Opened::SettingUp => {
-                return Err(Error::ChannelNotFound { name, path, waited: None })
+        // The record is read through the producer file the name has now; one removed (by a
+        // cleaner) and made anew (by a new producer) meanwhile would keep an old record: then
+        // everything is read again.
+        let mut tries = 0;
+        let (file, instance, producer) = loop {
+            let producer = open_lock(&ppath, false).ok();
+            let opened = shm::open_instance(producer.as_deref(), open_object)?;
+            let same = match producer.as_deref() {
+                Some(f) => shm::names(&ppath, f),
+                None => !ppath.exists(),
+            };
+            tries += 1;
+            match opened {
+                shm::Opened::Object(file, instance) if same => break (file, instance, producer),
+                shm::Opened::Object(..) if tries < 8 => continue,
+                // A live producer still making it, or a name changing hands: not there yet.
+                _ => return Err(Error::ChannelNotFound { name, path, waited: None }),
             }
         };
         let (len, _) = shm::object_size_and_owner(&file)
