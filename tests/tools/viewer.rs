@@ -108,7 +108,13 @@ fn test_pattern_shows_in_the_window_and_frames_exits_0() {
     let out = viewer.0.take().unwrap().wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "viewer failed: {stderr}");
-    assert!(stderr.contains("showed total: 60 frames"), "{stderr}");
+    // 60 shown; the newest frame already there when it attached (if one was) is not measured.
+    assert!(
+        stderr.contains("showed total: 60 frames")
+            || (stderr.contains("showed total: 59 frames")
+                && stderr.contains("+1 published before attaching")),
+        "{stderr}"
+    );
     eprintln!("{}", stderr.trim());
     drop(viewer);
 }
