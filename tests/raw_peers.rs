@@ -60,7 +60,7 @@ fn peers() -> Option<&'static (PathBuf, PathBuf)> {
 fn their_producer_to_our_reader(w: u32, h: u32, frames: u32, in_ring: u32) {
     let Some((producer, _)) = peers() else { return };
     let ch = common::Channel::new("cpp-raw");
-    let mut child = common::ChildGuard(Some(
+    let child = common::ChildGuard(Some(
         Command::new(producer)
             .args([&*ch, &w.to_string(), &h.to_string(), &frames.to_string()])
             .args([&in_ring.to_string(), "20"])

@@ -174,6 +174,9 @@ class Reader:
     never loses a frame; by default a reader that falls behind loses its oldest unread frames
     (counted in ``dropped``) and never slows the writer.
     ``start``: ``"newest"`` (the newest frame, default) or ``"oldest"`` (the oldest still kept).
+    ``wake``: ``"anticipate"`` (default: a blocked read of a steady producer wakes just before
+    the next frame is due and watches for it briefly, at most 2 % of the frame interval) or
+    ``"publish"`` (wake only on the producer's wake-up).
     """
 
     def __new__(
@@ -185,6 +188,7 @@ class Reader:
         lossless: bool = False,
         start: Literal["newest", "oldest"] = "newest",
         raw_format: _PixelFormat = "bgr",
+        wake: Literal["anticipate", "publish"] = "anticipate",
     ) -> "Reader": ...
     def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout.

@@ -7,7 +7,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use shmframes::{Error, FrameShape, ProducerState, Reader, ReaderOptions, Role, Start};
+use shmframes::{Error, FrameShape, ProducerState, Reader, ReaderOptions, Role, Start, Wake};
 
 use crate::errors::{CLOSED, END_OF_STREAM};
 use crate::frame::PyFrame;
@@ -94,9 +94,9 @@ impl PyReader {
 #[pymethods]
 impl PyReader {
     #[new]
-    #[pyo3(signature = (name = None, timeout = Some(OPEN_TIMEOUT_SECS), raw = None, follow = false, lossless = false, start = None, raw_format = None))]
+    #[pyo3(signature = (name = None, timeout = Some(OPEN_TIMEOUT_SECS), raw = None, follow = false, lossless = false, start = None, raw_format = None, wake = None))]
     #[pyo3(
-        text_signature = "(name='shm_video', timeout=10.0, raw=None, follow=False, lossless=False, start='newest', raw_format='bgr')"
+        text_signature = "(name='shm_video', timeout=10.0, raw=None, follow=False, lossless=False, start='newest', raw_format='bgr', wake='anticipate')"
     )]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn new(
@@ -108,6 +108,7 @@ impl PyReader {
         lossless: bool,
         start: Option<&Bound<'_, PyAny>>,
         raw_format: Option<&Bound<'_, PyAny>>,
+        wake: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let name = match name {
             Some(n) => text(n, "name")?,
@@ -131,10 +132,21 @@ impl PyReader {
                 )))
             }
         };
+        let wake = match wake.map(|w| text(w, "wake")).transpose()?.as_deref() {
+            None | Some("anticipate") => Wake::Anticipate,
+            Some("publish") => Wake::Publish,
+            Some(other) => {
+                return Err(PyValueError::new_err(format!(
+                    "wake must be \"anticipate\" or \"publish\", not {other:?}"
+                )))
+            }
+        };
         let raw = raw_shape(raw, &raw_format)?;
         let opts =
             ReaderOptions { timeout, raw, follow, cancel: Some(signals.cancel()), lossless, start };
-        let reader = py.detach(|| Reader::open(&name, &opts)).map_err(|e| signals.to_py(py, e))?;
+        let mut reader =
+            py.detach(|| Reader::open(&name, &opts)).map_err(|e| signals.to_py(py, e))?;
+        reader.set_wake(wake);
         let attached_ns = shmframes::monotonic_ns();
         Ok(PyReader {
             handle: Handle::new(reader, name, Role::Reader, signals),
