@@ -1,5 +1,5 @@
 //! Latency against CPU of a blocked reader: waking just before the frame (`Wake::Anticipate`,
-//! the default) against waking on the producer's wake-up (`Wake::Publish`), alternating in one
+//! experimental) against waking on the producer's wake-up (`Wake::Publish`, the default), alternating in one
 //! run, at 30 and 60 fps and with a producer jittered by +-2 ms.
 //!
 //!     cargo bench -p shmframes --bench wake            (about 2 minutes)

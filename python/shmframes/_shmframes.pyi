@@ -174,9 +174,9 @@ class Reader:
     never loses a frame; by default a reader that falls behind loses its oldest unread frames
     (counted in ``dropped``) and never slows the writer.
     ``start``: ``"newest"`` (the newest frame, default) or ``"oldest"`` (the oldest still kept).
-    ``wake``: ``"anticipate"`` (default: a blocked read of a steady producer wakes just before
-    the next frame is due and watches for it briefly, at most 2 % of the frame interval) or
-    ``"publish"`` (wake only on the producer's wake-up).
+    ``wake``: ``"publish"`` (default: a blocked read wakes on the producer's wake-up) or
+    ``"anticipate"`` (experimental: wake just before a steady producer's next frame is due and
+    watch for it briefly, at most 2 % of the frame interval).
     """
 
     def __new__(
@@ -188,7 +188,7 @@ class Reader:
         lossless: bool = False,
         start: Literal["newest", "oldest"] = "newest",
         raw_format: _PixelFormat = "bgr",
-        wake: Literal["anticipate", "publish"] = "anticipate",
+        wake: Literal["publish", "anticipate"] = "publish",
     ) -> "Reader": ...
     def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout.

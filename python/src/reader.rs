@@ -96,7 +96,7 @@ impl PyReader {
     #[new]
     #[pyo3(signature = (name = None, timeout = Some(OPEN_TIMEOUT_SECS), raw = None, follow = false, lossless = false, start = None, raw_format = None, wake = None))]
     #[pyo3(
-        text_signature = "(name='shm_video', timeout=10.0, raw=None, follow=False, lossless=False, start='newest', raw_format='bgr', wake='anticipate')"
+        text_signature = "(name='shm_video', timeout=10.0, raw=None, follow=False, lossless=False, start='newest', raw_format='bgr', wake='publish')"
     )]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn new(
@@ -133,11 +133,11 @@ impl PyReader {
             }
         };
         let wake = match wake.map(|w| text(w, "wake")).transpose()?.as_deref() {
-            None | Some("anticipate") => Wake::Anticipate,
-            Some("publish") => Wake::Publish,
+            Some("anticipate") => Wake::Anticipate,
+            None | Some("publish") => Wake::Publish,
             Some(other) => {
                 return Err(PyValueError::new_err(format!(
-                    "wake must be \"anticipate\" or \"publish\", not {other:?}"
+                    "wake must be \"publish\" or \"anticipate\", not {other:?}"
                 )))
             }
         };

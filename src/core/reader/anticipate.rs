@@ -28,6 +28,8 @@ pub(crate) const TARGET_WATCH_NS: u64 = 20_000;
 /// The margin's first value and its floor.
 const FIRST_MARGIN_NS: u64 = 150_000;
 const MIN_MARGIN_NS: u64 = 10_000;
+/// The least time a watch goes on after the due time.
+const MIN_LATE_NS: u64 = 50_000;
 /// Intervals farther than this fraction of the period from it break the steady run.
 const STEADY_TOLERANCE_DIV: u64 = 8;
 
@@ -121,10 +123,13 @@ impl Anticipation {
             let err = publish_ns as i64 - predicted as i64;
             if self.period != 0 && err.unsigned_abs() <= self.period / STEADY_TOLERANCE_DIV {
                 self.steady = self.steady.saturating_add(1);
-                self.jitter = self.jitter - self.jitter / 8 + err.unsigned_abs() / 8;
-                // Correct the phase by a quarter of the error, the period by a sixteenth.
-                self.expected = (predicted as i64 + err / 4) as u64;
-                self.period = (self.period as i64 + err / 16) as u64;
+                // The jitter is how far frames stray from one interval to the next (the
+                // schedule's own error while the estimate converges is not the producer's).
+                let dev = interval.abs_diff(self.period);
+                self.jitter = self.jitter - self.jitter / 8 + dev / 8;
+                // Correct the phase by half the error, the period by an eighth.
+                self.expected = (predicted as i64 + err / 2) as u64;
+                self.period = (self.period as i64 + err / 8) as u64;
             } else {
                 self.steady = 0;
                 self.jitter = 0;
@@ -142,8 +147,12 @@ impl Anticipation {
         if !self.enabled || self.steady < STEADY_FRAMES || self.last == 0 {
             return Plan::Block;
         }
-        let late = self.margin.max(2 * self.jitter);
-        if self.margin + late > self.budget() {
+        // The late allowance covers the producer's own jitter; the margin is capped at half
+        // the budget when it grows, so the two together stay within it. (Were the allowance
+        // tied to the margin, a margin grown by late timer wake-ups would block anticipation
+        // for good: the margin only shrinks while watching.)
+        let late = (2 * self.jitter).max(MIN_LATE_NS);
+        if late > self.budget() / 2 {
             return Plan::Block; // too irregular to be worth watching for
         }
         let due = self.expected + self.period;

@@ -73,20 +73,21 @@ pub struct ReaderOptions {
 /// How a blocked [`Reader::read`] wakes for the next frame of a framed channel (set with
 /// [`Reader::set_wake`]).
 ///
-/// With [`Anticipate`](Wake::Anticipate) (the default) a reader that has seen a few frames at a
+/// [`Publish`](Wake::Publish) (the default) sleeps until the producer's wake-up.
+/// [`Anticipate`](Wake::Anticipate) is experimental: a reader that has seen a few frames at a
 /// steady rate sleeps in the kernel until just before the next one is due, then watches for it
-/// for a short, self-tuning window (at most 2 % of the frame interval): a busy-poller's
-/// latency at a sleeper's cost. A frame that comes early still wakes it; a late one is waited
-/// for in the kernel as usual; irregular producers are never watched for, and a producer that
-/// falls silent costs one early wake-up, then none. [`Publish`](Wake::Publish) always sleeps
-/// until the producer's wake-up (the behaviour of version 0.1). Raw channels always do.
+/// for a short, self-tuning window (at most 2 % of the frame interval). A frame that comes early
+/// still wakes it, a late one is waited for in the kernel as usual, irregular producers are never
+/// watched for, and a producer that falls silent costs one early wake-up, then none. On the
+/// project's 2-vCPU VM it has not yet beaten `Publish` (see `docs/performance.md`), so it is not
+/// the default. Raw channels always wait for the producer's wake-up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Wake {
-    /// Wake just before a steady producer's next frame is due.
-    #[default]
+    /// Wake just before a steady producer's next frame is due (experimental).
     Anticipate,
     /// Wake only when the producer publishes.
+    #[default]
     Publish,
 }
 
@@ -240,8 +241,8 @@ impl Reader {
         self.opts.cancel = cancel;
     }
 
-    /// How blocked reads wake for the next frame: [`Wake::Anticipate`] (the default) or
-    /// [`Wake::Publish`]. Applies from the next read on, and to the channels of later
+    /// How blocked reads wake for the next frame: [`Wake::Publish`] (the default) or
+    /// [`Wake::Anticipate`]. Applies from the next read on, and to the channels of later
     /// producers when following.
     pub fn set_wake(&mut self, wake: Wake) {
         self.wake = wake;
