@@ -12,6 +12,14 @@ use std::time::Duration;
 use common::{Channel, ChildGuard};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_frame-producer");
+
+/// One test at a time: a producer that starts removes every dead producer's channel, so one
+/// test's new producer would take the dead channel another test expects `--clean` to remove.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 const STATS: &str = env!("CARGO_BIN_EXE_frame-stats");
 
 /// Removed on drop, pass or fail.
@@ -63,6 +71,7 @@ fn wait_for(path: &Path) {
 
 #[test]
 fn leftovers_of_killed_producers_are_removed_and_nothing_alive_is() {
+    let _serial = serial();
     let dead = Channel::new("dead");
     let live = Channel::new("live");
     let foreign = Channel::new("foreign");
@@ -91,6 +100,7 @@ fn leftovers_of_killed_producers_are_removed_and_nothing_alive_is() {
 
 #[test]
 fn a_new_producer_removes_dead_temporaries() {
+    let _serial = serial();
     let ch = Channel::new("tmp");
     let _t1 = fake_temporary(&ch, "b");
     let _t2 = fake_temporary(&ch, "c");
@@ -102,6 +112,7 @@ fn a_new_producer_removes_dead_temporaries() {
 
 #[test]
 fn producers_killed_at_start_leave_nothing_once_a_new_producer_started() {
+    let _serial = serial();
     // Eight producers SIGKILLed in their first 90 ms: some before, some while, some after
     // creating their channel (a temporary, a channel, or nothing).
     let names: Vec<Channel> = (0..8).map(|i| Channel::new(&format!("killed{i}"))).collect();
