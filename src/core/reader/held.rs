@@ -95,7 +95,7 @@ impl Frame {
         self.publish_ns
     }
     /// Frames this reader lost just before this one: overwritten before it could read them
-    /// (the frames [`Reader::dropped`] counted on this read; 0 after [`Reader::latest`], which
+    /// (the frames [`Reader::dropped`](crate::Reader::dropped) counted on this read; 0 after [`Reader::latest`](crate::Reader::latest), which
     /// skips on purpose, and for raw frames). Unlike a gap in [`seq`](Frame::seq), this also
     /// counts frames lost before a reader's first frame, and never frames the producer itself
     /// dropped.
