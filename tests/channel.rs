@@ -706,20 +706,20 @@ fn frames_released_from_other_threads_free_their_slots() {
 }
 
 #[test]
-fn a_loans_pixels_are_taken_back_so_a_stale_view_changes_no_frame() {
-    let ch = Channel::new("loan");
+fn an_open_slots_pixels_are_taken_back_so_a_stale_view_changes_no_frame() {
+    let ch = Channel::new("opened");
     let mut w = Writer::create(&ch, &opts(64, 64, PixelFormat::Gray8, 2)).unwrap();
     let mut r = lossless(&ch);
     let mut stale: Vec<&mut [u8]> = Vec::new();
     for v in 1..=20u8 {
-        let loan = w.loan(T).unwrap().expect("room");
-        let px = w.lend_pixels(&loan).unwrap().expect("a framed channel lends its slots");
+        let opened = w.open_slot(T).unwrap().expect("room");
+        let px = w.slot_pixels(&opened).unwrap().expect("a framed channel lends its slots");
         // SAFETY: the lent range is mapped while `px.owner` lives, which we keep (leaked) for
         // the test's length, as a script keeps a numpy view.
         let pixels = unsafe { std::slice::from_raw_parts_mut(px.ptr.as_ptr(), px.len) };
         std::mem::forget(px.owner);
         pixels.fill(v);
-        assert_eq!(w.publish_loan(loan, None, None).unwrap(), v as u64 - 1);
+        assert_eq!(w.publish_slot(opened, None, None).unwrap(), v as u64 - 1);
         assert!(pixels.iter().all(|&b| b == 0), "after publish the view still shows the slot");
         stale.push(pixels);
         // Every stale view scribbles: none may reach this frame or a later one.
@@ -729,21 +729,21 @@ fn a_loans_pixels_are_taken_back_so_a_stale_view_changes_no_frame() {
         let f = r.read(T).unwrap().unwrap();
         assert!(f.pixels().iter().all(|&b| b == v), "frame {v} was changed through a stale view");
     }
-    // One loan at a time: a newer one discards the older, which is then gone.
-    let first = w.loan(T).unwrap().unwrap();
-    let second = w.loan(T).unwrap().unwrap();
-    assert!(matches!(w.publish_loan(first, None, None), Err(Error::LoanGone { .. })));
-    w.discard_loan(second);
+    // One open slot at a time: a newer one discards the older, which is then gone.
+    let first = w.open_slot(T).unwrap().unwrap();
+    let second = w.open_slot(T).unwrap().unwrap();
+    assert!(matches!(w.publish_slot(first, None, None), Err(Error::SlotGone { .. })));
+    w.discard_slot(second);
     assert!(
         r.read(Some(Duration::from_millis(50))).unwrap().is_none(),
         "a discarded frame was published"
     );
     // A raw channel lends no window (its frames may wrap): the caller writes instead.
-    let raw = Channel::new("loanraw");
+    let raw = Channel::new("openslotraw");
     let mut o = opts(8, 8, PixelFormat::Gray8, 2);
     o.raw = true;
     let mut w = Writer::create(&raw, &o).unwrap();
-    let loan = w.loan(T).unwrap().unwrap();
-    assert!(w.lend_pixels(&loan).unwrap().is_none());
-    w.discard_loan(loan);
+    let opened = w.open_slot(T).unwrap().unwrap();
+    assert!(w.slot_pixels(&opened).unwrap().is_none());
+    w.discard_slot(opened);
 }

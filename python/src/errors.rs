@@ -192,7 +192,7 @@ pub(crate) fn to_py(py: Python<'_>, e: CoreError) -> PyErr {
         | CoreError::RawSizeMismatch { .. }
         | CoreError::RawWithoutShape { .. } => &PROTOCOL_ERROR,
         CoreError::NoSpace { .. } => &NO_SPACE,
-        CoreError::Closed { .. } | CoreError::LoanGone { .. } => &CLOSED,
+        CoreError::Closed { .. } | CoreError::SlotGone { .. } => &CLOSED,
         CoreError::HoldsEverySlot { .. } => &HOLDS_EVERY_SLOT,
         CoreError::ForkedChild { .. } => &FORKED_CHILD,
         CoreError::InvalidName { .. }

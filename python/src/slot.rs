@@ -5,7 +5,7 @@ use numpy::{PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use shmframes::{Deadline, Loan};
+use shmframes::{Deadline, OpenSlot};
 
 use crate::errors::CLOSED;
 use crate::handle::forked;
@@ -15,7 +15,7 @@ use crate::writer::PyWriter;
 /// is published or discarded).
 #[pyclass(module = "shmframes", name = "SlotMemory", frozen)]
 struct SlotMemory {
-    _mapped: shmframes::Lent,
+    _mapped: shmframes::SlotWindow,
 }
 
 /// Room for one frame in the channel, from `Writer.frame()`: draw into `array` in place, then
@@ -27,7 +27,7 @@ struct SlotMemory {
 pub(crate) struct PySlot {
     writer: Py<PyWriter>,
     /// The slot (framed channels); `None` once published or discarded, or for a raw channel.
-    slot: Option<Loan>,
+    slot: Option<OpenSlot>,
     /// The array handed out: a view of the slot, or (raw channels) an array of our own.
     array: Option<Py<PyAny>>,
     /// Raw channels: the frame is drawn here and written at publish.
@@ -48,9 +48,9 @@ impl PySlot {
         let w = writer.get();
         let (dims, strides) = w.shape.array_layout();
         // Stamped when the slot is in hand (after any wait for room).
-        let slot = |loan, array, raw| PySlot {
+        let slot = |opened, array, raw| PySlot {
             writer: writer.clone().unbind(),
-            slot: loan,
+            slot: opened,
             array: Some(array),
             raw,
             done: None,
@@ -65,11 +65,11 @@ impl PySlot {
             return Ok(Some(slot(None, array, true)));
         }
         let taken = w.handle.call(py, |wr| {
-            let Some(loan) = wr.loan(d)? else { return Ok(None) };
-            let px = wr.lend_pixels(&loan)?.expect("a framed channel maps its slots");
-            Ok(Some((loan, px.ptr.as_ptr() as usize, px.owner)))
+            let Some(opened) = wr.open_slot(d)? else { return Ok(None) };
+            let px = wr.slot_pixels(&opened)?.expect("a framed channel maps its slots");
+            Ok(Some((opened, px.ptr.as_ptr() as usize, px.owner)))
         })?;
-        let Some((loan, ptr, mapped)) = taken else { return Ok(None) };
+        let Some((opened, ptr, mapped)) = taken else { return Ok(None) };
         let base = Bound::new(py, SlotMemory { _mapped: mapped })?.into_any();
         // SAFETY: `ptr` is the first of the frame's pixel bytes in the slot's window, mapped for
         // as long as `base` (numpy's base object for the array) lives; `array_layout` gives
@@ -82,7 +82,7 @@ impl PySlot {
             );
             PyArrayDyn::borrow_from_array(&view, base).into_any()
         };
-        Ok(Some(slot(Some(loan), array.unbind(), false)))
+        Ok(Some(slot(Some(opened), array.unbind(), false)))
     }
 
     /// `Closed` once the slot was published or discarded.
@@ -167,8 +167,8 @@ impl PySlot {
             return w.write_now(py, pixels, capture);
         }
         self.array = None;
-        let loan = self.slot.take().expect("an open framed slot has its slot");
-        w.handle.call(py, |wr| wr.publish_loan(loan, seq, capture))
+        let opened = self.slot.take().expect("an open framed slot has its slot");
+        w.handle.call(py, |wr| wr.publish_slot(opened, seq, capture))
     }
 
     /// Drops the frame: readers never see it. Raises `Closed` if the slot was published or
@@ -217,9 +217,9 @@ impl PySlot {
     fn drop_frame(&mut self, py: Python<'_>) {
         self.done = Some("discarded");
         self.array = None;
-        if let Some(loan) = self.slot.take() {
+        if let Some(opened) = self.slot.take() {
             let _ = self.writer.get().handle.call(py, |wr| {
-                wr.discard_loan(loan);
+                wr.discard_slot(opened);
                 Ok(())
             });
         }
@@ -230,14 +230,14 @@ impl Drop for PySlot {
     fn drop(&mut self) {
         // Unpublished and forgotten: discard it now unless the writer is busy (in a wait: the
         // room it takes next discards this frame anyway).
-        if let Some(loan) = self.slot.take() {
+        if let Some(opened) = self.slot.take() {
             let w = self.writer.get();
             if forked(w.handle.pid) {
                 return; // the parent's slot
             }
             if let Ok(mut g) = w.handle.inner.try_lock() {
                 if let Some(wr) = g.as_mut() {
-                    wr.discard_loan(loan);
+                    wr.discard_slot(opened);
                 }
             }
         }

@@ -330,7 +330,7 @@ pub enum Error {
         owner: u32,
     },
 
-    /// A [`crate::Loan`] whose frame is no longer open: published or discarded already, or
+    /// A [`crate::OpenSlot`] whose frame is no longer open: published or discarded already, or
     /// discarded because its writer took room for a newer frame (a writer lends one at a
     /// time), or closed.
     #[error(
@@ -338,7 +338,7 @@ pub enum Error {
          its writer took room for a newer frame (a writer lends one slot at a time: publish or \
          discard a slot before taking the next)"
     )]
-    LoanGone {
+    SlotGone {
         /// The channel name.
         name: String,
     },

@@ -59,7 +59,7 @@ struct Registry {
 
 struct Lists {
     fds: Vec<RawFd>,
-    /// Lent windows (address, length): a child's inherited view of one must not reach the
+    /// SlotWindow windows (address, length): a child's inherited view of one must not reach the
     /// slot, which its parent goes on publishing through.
     windows: Vec<(usize, usize)>,
 }

@@ -4,7 +4,7 @@
 //! A Rust [`FrameSlot`](crate::FrameSlot) borrows its writer, so its `&mut [u8]` cannot outlive
 //! the frame. A numpy array can: a script may keep `slot.array` (or a view of it) after
 //! `publish()`, and a later write through it would change a published frame, or the frame a
-//! later loan of the slot holds, under its readers. So a lent slot's pixels are a mapping of
+//! later open slot of the slot holds, under its readers. So a lent slot's pixels are a mapping of
 //! their own, a *window* onto the slot's pages, made once per slot and kept populated.
 //!
 //! Taking a window back never leaves its address unmapped (another thread's `mmap` could land
@@ -14,18 +14,18 @@
 //! 2. private zero pages are mapped over the lent address (`MAP_FIXED` replaces atomically).
 //!
 //! An array still pointing there reads zeros and writes into memory nobody else sees. That
-//! address stays reserved until the last [`Lent`] handle (the array's owner) is dropped. The
+//! address stays reserved until the last [`SlotWindow`] handle (the array's owner) is dropped. The
 //! window is lent again, at its new address, the next time its slot is.
 //!
 //! Without `MREMAP_DONTUNMAP` (Linux before 5.13, other Unix systems), step 2 alone takes the
-//! window back (it is gone), and the next loan of the slot maps a new one, slower.
+//! window back (it is gone), and the next open slot of the slot maps a new one, slower.
 
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use crate::sys;
 
-/// A mapping of one slot's pages, owned by the writer between loans.
+/// A mapping of one slot's pages, owned by the writer between open slots.
 #[derive(Debug)]
 struct Window {
     addr: NonNull<u8>,
@@ -39,21 +39,21 @@ unsafe impl Send for Window {}
 impl Drop for Window {
     fn drop(&mut self) {
         // SAFETY: the range is this window's own mapping, which nothing refers to while it is
-        // parked (a lent window is a `Lent`, never dropped as a `Window`).
+        // parked (a lent window is a `SlotWindow`, never dropped as a `Window`).
         unsafe { sys::unmap(self.addr, self.len) };
     }
 }
 
-/// The parked windows of a framed channel's slots, made on first loan.
+/// The parked windows of a framed channel's slots, made on first open slot.
 #[derive(Debug, Default)]
 pub(crate) struct Windows {
     parked: Vec<Option<Window>>,
 }
 
-/// A loan's handle on its window: the address the pixels are lent at, mapped for as long as any
-/// handle lives; once the loan is published or discarded, private zero pages.
+/// An open slot's handle on its window: the address the pixels are lent at, mapped for as long as any
+/// handle lives; once the open slot is published or discarded, private zero pages.
 #[derive(Clone, Debug)]
-pub struct Lent(Arc<LentInner>);
+pub struct SlotWindow(Arc<LentInner>);
 
 #[derive(Debug)]
 struct LentInner {
@@ -65,14 +65,14 @@ struct LentInner {
 }
 
 // SAFETY: the handle carries an address and a flag behind a mutex; the memory at the address is
-// written only by the loan's holder, through the pointer the binding handed out.
+// written only by the open slot's holder, through the pointer the binding handed out.
 unsafe impl Send for LentInner {}
 // SAFETY: as above; `&LentInner` gives no access to the memory itself.
 unsafe impl Sync for LentInner {}
 
 impl Drop for LentInner {
     fn drop(&mut self) {
-        // Unmapped only once taken back: the writer keeps a handle while the loan is open.
+        // Unmapped only once taken back: the writer keeps a handle while the open slot is open.
         if *self.taken_back.get_mut().unwrap_or_else(|p| p.into_inner()) {
             // SAFETY: the zero pages mapped at the address when the window was taken back are
             // ours alone, and this was the last handle through which anything refers to them.
@@ -81,7 +81,7 @@ impl Drop for LentInner {
     }
 }
 
-impl Lent {
+impl SlotWindow {
     /// The lent address (page-aligned) and its length.
     pub(crate) fn range(&self) -> (NonNull<u8>, usize) {
         (self.0.addr, self.0.len)
@@ -90,34 +90,34 @@ impl Lent {
 
 impl Windows {
     /// Lends slot `slot`'s window: `len` bytes of `file` from `offset` (both page-aligned),
-    /// mapped (and populated) on the slot's first loan.
+    /// mapped (and populated) on the slot's first open slot.
     pub(crate) fn lend(
         &mut self,
         slot: usize,
         file: &std::fs::File,
         offset: u64,
         len: usize,
-    ) -> std::io::Result<Lent> {
+    ) -> std::io::Result<SlotWindow> {
         if self.parked.len() <= slot {
             self.parked.resize_with(slot + 1, || None);
         }
         let addr = match self.parked[slot].take() {
             Some(w) => {
                 let addr = w.addr;
-                std::mem::forget(w); // lent from here: the `Lent` owns the address
+                std::mem::forget(w); // lent from here: the `SlotWindow` owns the address
                 addr
             }
             None => sys::map_window(file, offset, len)?,
         };
         // A fork child's copy of the window becomes zero pages (see `fork`).
         crate::fork::remember_window(addr, len);
-        Ok(Lent(Arc::new(LentInner { addr, len, taken_back: Mutex::new(false) })))
+        Ok(SlotWindow(Arc::new(LentInner { addr, len, taken_back: Mutex::new(false) })))
     }
 
     /// Takes slot `slot`'s window back from `lent`: from now on the lent address holds private
     /// zero pages. `Err` when even the zero pages could not be mapped: the lent address may
     /// still reach the slot, so the caller must never let the slot be rewritten.
-    pub(crate) fn take_back(&mut self, slot: usize, lent: &Lent) -> std::io::Result<()> {
+    pub(crate) fn take_back(&mut self, slot: usize, lent: &SlotWindow) -> std::io::Result<()> {
         let inner = &lent.0;
         let mut taken_back = inner.taken_back.lock().unwrap_or_else(|p| p.into_inner());
         if *taken_back {
@@ -176,6 +176,6 @@ mod tests {
                 "round {round}: a stale write reached the file"
             );
         }
-        assert!(windows.parked[0].is_some(), "the window was kept for the next loan");
+        assert!(windows.parked[0].is_some(), "the window was kept for the next opened");
     }
 }

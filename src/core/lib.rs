@@ -135,7 +135,7 @@ pub use channels::{channels, readers_of, ChannelInfo, ReaderInfo};
 pub use error::{Error, Result, Role, Violation};
 pub use format::{FrameShape, PixelFormat};
 #[cfg(not(loom))]
-pub use lend::Lent;
+pub use lend::SlotWindow;
 #[cfg(not(loom))]
 pub use reader::{Frame, ProducerState, Reader, ReaderOptions, Wake};
 #[cfg(not(loom))]
@@ -144,7 +144,7 @@ pub use table::{Start, TableError, DEFAULT_MAX_READERS, MAX_READERS, MAX_SLOTS};
 #[cfg(not(loom))]
 pub use wait::{Cancel, Deadline};
 #[cfg(not(loom))]
-pub use writer::{FrameSlot, LentPixels, Loan, ReadersNow, Writer, WriterOptions};
+pub use writer::{FrameSlot, OpenSlot, ReadersNow, SlotPixels, Writer, WriterOptions};
 
 /// Nanoseconds of CLOCK_MONOTONIC, the clock of every timestamp in frame headers: comparable
 /// between processes on one machine (latency = reader's `monotonic_ns()` - `publish_ns`).

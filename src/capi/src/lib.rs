@@ -131,7 +131,7 @@ impl shmframes_result {
             | Error::BadMode { .. } => SHMFRAMES_ERR_CONFIG,
             Error::WrongFrameSize { .. } => SHMFRAMES_ERR_WRONG_FRAME_SIZE,
             Error::HoldsEverySlot { .. } => SHMFRAMES_ERR_HOLDS_EVERY_SLOT,
-            Error::Closed { .. } | Error::LoanGone { .. } => SHMFRAMES_ERR_CLOSED,
+            Error::Closed { .. } | Error::SlotGone { .. } => SHMFRAMES_ERR_CLOSED,
             Error::ForkedChild { .. } => SHMFRAMES_ERR_FORKED_CHILD,
             Error::Interrupted { .. } => SHMFRAMES_ERR_INTERRUPTED,
             Error::NoSpace { .. } => SHMFRAMES_ERR_NO_SPACE,

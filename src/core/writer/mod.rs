@@ -3,7 +3,7 @@
 //! One [`Writer`] type, one implementation per transport behind the private [`Transport`]
 //! trait, chosen once at creation: `slots.rs` (a framed channel: frames in slots, readers in a
 //! table) and `raw.rs` (cpp_py_shmbuf's ring, one consumer). What stays here is what both share:
-//! options, sequence numbers, the one publish and discard path for slots and loans, lending a
+//! options, sequence numbers, the one publish and discard path for slots and open slots, lending an
 //! slot's pixels, waiting for room, ending the stream.
 
 use std::ptr::NonNull;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::control;
 use crate::error::{Error, Result, Role};
 use crate::format::FrameShape;
-use crate::lend::{Lent, Windows};
+use crate::lend::{SlotWindow, Windows};
 use crate::ring;
 use crate::segment::Segment;
 use crate::sys::WaitWord;
@@ -220,52 +220,52 @@ pub struct Writer {
     closed: bool,
     /// A frame's pixel bytes: fixed at creation, needed on every frame.
     pixel_bytes: u32,
-    /// The slot lent to a [`Loan`]'s holder, if one is open.
-    loan: Option<OpenLoan>,
-    /// Identity of the next loan.
-    next_loan: u64,
-    /// Windows onto slots, for loans whose pixels are lent (see `lend`).
+    /// The slot lent to an [`OpenSlot`]'s holder, if one is open.
+    in_progress: Option<SlotInProgress>,
+    /// Identity of the next open slot.
+    next_slot_id: u64,
+    /// Windows onto slots, for open slots whose pixels are lent (see `lend`).
     windows: Windows,
 }
 
-/// The frame a [`Loan`] holds: the room taken and what the holder set.
+/// The frame an [`OpenSlot`] holds: the room taken and what the holder set.
 #[derive(Debug)]
-struct OpenLoan {
+struct SlotInProgress {
     id: u64,
     target: Target,
     /// The window its pixels are lent through, and the slot's index.
-    lent: Option<(usize, Lent)>,
+    lent: Option<(usize, SlotWindow)>,
 }
 
 // SAFETY: the target's pointer points into the writer's own mapping (its segment) or staging
 // buffer, which move with the writer; only the writer dereferences it.
-unsafe impl Send for OpenLoan {}
+unsafe impl Send for SlotInProgress {}
 
 /// A frame slot a writer lends to a holder that cannot borrow the writer (a binding: Python's
-/// `Writer.frame()` returns one as `shmframes.FrameSlot`): the writer keeps the slot, the loan
-/// names it. Publish it with [`Writer::publish_loan`] or discard it with
-/// [`Writer::discard_loan`]. A writer lends one slot at a time: taking room for another frame
-/// (another loan, [`Writer::frame`], [`Writer::write`]) discards an open loan's frame, and
-/// that loan then returns [`Error::LoanGone`]. A loan dropped unpublished keeps its slot until
+/// `Writer.frame()` returns one as `shmframes.FrameSlot`): the writer keeps the slot, the handle
+/// names it. Publish it with [`Writer::publish_slot`] or discard it with
+/// [`Writer::discard_slot`]. A writer lends one slot at a time: taking room for another frame
+/// (another open slot, [`Writer::frame`], [`Writer::write`]) discards an open slot's frame, and
+/// that open slot then returns [`Error::SlotGone`]. An open slot dropped unpublished keeps its slot until
 /// then.
 #[derive(Debug)]
-#[must_use = "publish or discard the loan, or its slot stays taken until the next frame"]
-pub struct Loan {
+#[must_use = "publish or discard the slot, or its slot stays taken until the next frame"]
+pub struct OpenSlot {
     id: u64,
 }
 
-/// A loan's pixels, lent at an address of their own (see `lend`): writable until the loan is
+/// An open slot's pixels, lent at an address of their own (see `lend`): writable until the open slot is
 /// published or discarded, after which the address holds private zero pages, so that a view
-/// kept past the loan can neither see nor change any frame. The address stays mapped while
+/// kept past the open slot can neither see nor change any frame. The address stays mapped while
 /// `owner` (or a clone) lives: make it the owner of whatever view is built on `ptr`.
 #[derive(Debug)]
-pub struct LentPixels {
+pub struct SlotPixels {
     /// The first pixel byte.
     pub ptr: NonNull<u8>,
     /// [`FrameShape::pixel_bytes`].
     pub len: usize,
     /// Keeps the address mapped.
-    pub owner: Lent,
+    pub owner: SlotWindow,
 }
 
 impl Writer {
@@ -298,8 +298,8 @@ impl Writer {
             backoff: wait::Backoff::new(),
             closed: false,
             pixel_bytes: opts.shape.pixel_bytes(),
-            loan: None,
-            next_loan: 0,
+            in_progress: None,
+            next_slot_id: 0,
             windows: Windows::default(),
         })
     }
@@ -384,8 +384,8 @@ impl Writer {
 
     /// Takes room for one frame: a slot of the table, or room in the raw ring.
     fn take(&mut self, protect_lossless: bool) -> Result<Option<Target>> {
-        // One frame at a time: room for a new one ends an open loan's.
-        self.end_loan();
+        // One frame at a time: room for a new one ends an open slot's.
+        self.end_slot();
         self.src.take(&self.seg, self.opts.shape, protect_lossless)
     }
 
@@ -395,11 +395,11 @@ impl Writer {
     }
 
     /// Takes room for a frame as [`frame`](Writer::frame) does (waiting until `deadline`), and
-    /// lends it: see [`Loan`]. `Ok(None)` when the deadline passed without room.
+    /// lends it: see [`OpenSlot`]. `Ok(None)` when the deadline passed without room.
     ///
     /// # Errors
     /// As [`frame`](Writer::frame).
-    pub fn loan(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Loan>> {
+    pub fn open_slot(&mut self, deadline: impl Into<Deadline>) -> Result<Option<OpenSlot>> {
         self.check_open()?;
         let cancel = self.opts.cancel.clone();
         let Some(Some(target)) = wait::wait_for(
@@ -410,34 +410,34 @@ impl Writer {
         else {
             return Ok(None);
         };
-        let id = self.next_loan;
-        self.next_loan += 1;
-        self.loan = Some(OpenLoan { id, target, lent: None });
-        Ok(Some(Loan { id }))
+        let id = self.next_slot_id;
+        self.next_slot_id += 1;
+        self.in_progress = Some(SlotInProgress { id, target, lent: None });
+        Ok(Some(OpenSlot { id }))
     }
 
-    /// The open loan `loan` names, or `LoanGone`.
-    fn open_loan(&mut self, loan: &Loan) -> Result<&mut OpenLoan> {
-        match &mut self.loan {
-            Some(open) if open.id == loan.id => Ok(open),
-            _ => Err(Error::LoanGone { name: self.seg.name().to_owned() }),
+    /// The open slot `opened` names, or `SlotGone`.
+    fn slot_in_progress(&mut self, opened: &OpenSlot) -> Result<&mut SlotInProgress> {
+        match &mut self.in_progress {
+            Some(open) if open.id == opened.id => Ok(open),
+            _ => Err(Error::SlotGone { name: self.seg.name().to_owned() }),
         }
     }
 
-    /// Lends `loan`'s pixels through a window of their own (see [`LentPixels`]); the same
-    /// window on every call for one loan. Framed channels only: a raw channel's frame may wrap
+    /// Lends `opened`'s pixels through a window of their own (see [`SlotPixels`]); the same
+    /// window on every call for one open slot. Framed channels only: a raw channel's frame may wrap
     /// around the ring's end (`Ok(None)`: draw elsewhere and [`write`](Writer::write) it).
     ///
     /// # Errors
-    /// [`Error::LoanGone`]; [`Error::Io`] when the window cannot be mapped.
-    pub fn lend_pixels(&mut self, loan: &Loan) -> Result<Option<LentPixels>> {
+    /// [`Error::SlotGone`]; [`Error::Io`] when the window cannot be mapped.
+    pub fn slot_pixels(&mut self, opened: &OpenSlot) -> Result<Option<SlotPixels>> {
         self.seg.check_owner(Role::Writer)?;
         let n = self.pixel_bytes as usize;
         let page = sys::page_size();
         let base = self.seg.ring().base_ptr() as usize;
-        let open = match &mut self.loan {
-            Some(open) if open.id == loan.id => open,
-            _ => return Err(Error::LoanGone { name: self.seg.name().to_owned() }),
+        let open = match &mut self.in_progress {
+            Some(open) if open.id == opened.id => open,
+            _ => return Err(Error::SlotGone { name: self.seg.name().to_owned() }),
         };
         let Some(slot) = self.src.lendable(open.target) else { return Ok(None) };
         // The window covers whole pages around the pixels.
@@ -458,55 +458,55 @@ impl Writer {
         let (addr, _) = lent.range();
         // SAFETY: `pixels - start < len`: the pixels lie inside the window.
         let ptr = unsafe { NonNull::new_unchecked(addr.as_ptr().add(pixels - start)) };
-        Ok(Some(LentPixels { ptr, len: n, owner: lent }))
+        Ok(Some(SlotPixels { ptr, len: n, owner: lent }))
     }
 
-    /// Takes back the pixels of the open loan (if lent). An error means they could not be,
+    /// Takes back the pixels of the open slot (if lent). An error means they could not be,
     /// and the slot must then stay taken for ever (see `lend`).
     fn take_back(&mut self) -> std::io::Result<()> {
-        let Some(open) = &mut self.loan else { return Ok(()) };
+        let Some(open) = &mut self.in_progress else { return Ok(()) };
         let Some((slot, lent)) = &open.lent else { return Ok(()) };
         self.windows.take_back(*slot, lent)
     }
 
-    /// Publishes `loan`'s frame (with `seq` and `capture_ns` as [`FrameSlot::set_seq`] and
+    /// Publishes `opened`'s frame (with `seq` and `capture_ns` as [`FrameSlot::set_seq`] and
     /// [`FrameSlot::set_capture_ns`]): its lent pixels are taken back first, so nothing written
     /// through them afterwards reaches a frame. Returns the frame's sequence number.
     ///
     /// # Errors
-    /// [`Error::LoanGone`]; [`Error::Io`] when the pixels could not be taken back (the frame is
+    /// [`Error::SlotGone`]; [`Error::Io`] when the pixels could not be taken back (the frame is
     /// not published, and its slot stays taken).
-    pub fn publish_loan(
+    pub fn publish_slot(
         &mut self,
-        loan: Loan,
+        opened: OpenSlot,
         seq: Option<u64>,
         capture_ns: Option<u64>,
     ) -> Result<u64> {
         self.seg.check_owner(Role::Writer)?;
-        self.open_loan(&loan)?;
+        self.slot_in_progress(&opened)?;
         if let Err(e) = self.take_back() {
-            self.loan = None; // its slot stays WRITING: never reused, never read
+            self.in_progress = None; // its slot stays WRITING: never reused, never read
             return Err(Error::io("cannot take a lent frame back (the frame is dropped)", e));
         }
-        let open = self.loan.take().expect("checked above");
+        let open = self.in_progress.take().expect("checked above");
         Ok(self.publish_target(open.target, seq, capture_ns))
     }
 
-    /// Discards `loan`'s frame: readers never see it, and its lent pixels are taken back.
-    /// A loan that is already gone is ignored.
-    pub fn discard_loan(&mut self, loan: Loan) {
-        if self.open_loan(&loan).is_ok() {
-            self.end_loan();
+    /// Discards `opened`'s frame: readers never see it, and its lent pixels are taken back.
+    /// An open slot that is already gone is ignored.
+    pub fn discard_slot(&mut self, opened: OpenSlot) {
+        if self.slot_in_progress(&opened).is_ok() {
+            self.end_slot();
         }
     }
 
-    /// Discards the open loan's frame, if any (see [`Loan`]).
-    fn end_loan(&mut self) {
-        if self.loan.is_none() {
+    /// Discards the open slot's frame, if any (see [`OpenSlot`]).
+    fn end_slot(&mut self) {
+        if self.in_progress.is_none() {
             return;
         }
         let taken_back = self.take_back().is_ok();
-        let open = self.loan.take().expect("checked above");
+        let open = self.in_progress.take().expect("checked above");
         if taken_back {
             self.abandon_target(open.target);
         }
@@ -602,8 +602,8 @@ impl Writer {
             // A fork child's copy: the stream and its name are the parent's, still live.
             return;
         }
-        // An unpublished loan: its frame is discarded, its pixels taken back.
-        self.end_loan();
+        // An unpublished open slot: its frame is discarded, its pixels taken back.
+        self.end_slot();
         control::close(self.seg.ring().reserved());
         self.src.end_stream(&self.seg);
         self.seg.unlink_if_ours();
@@ -697,7 +697,7 @@ impl FrameSlot<'_> {
 
 impl Writer {
     /// Makes the frame in `target` visible to readers (and wakes those asleep): the one
-    /// implementation of publishing, for slots and loans. Returns its sequence number.
+    /// implementation of publishing, for slots and open slots. Returns its sequence number.
     fn publish_target(&mut self, target: Target, seq: Option<u64>, capture_ns: Option<u64>) -> u64 {
         let now = sys::monotonic_ns();
         let seq = seq.unwrap_or(self.next_seq);
