@@ -181,6 +181,44 @@ fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull
     Ok((map, base))
 }
 
+/// Writes a new segment's layout into `base..base + len`: the ring header (`capacity`,
+/// `reserved`), and the reader table of geometry `table` after the data area if given. The
+/// one layout of every platform's `create`.
+///
+/// # Safety
+/// `base..base + len` must be a page-aligned mapping that only this producer uses yet, sized
+/// for the ring and (if given) the table, alive as long as the returned views.
+unsafe fn init_layout(
+    name: &str,
+    base: NonNull<u8>,
+    len: usize,
+    capacity: u32,
+    reserved: u32,
+    table: Option<Geometry>,
+) -> Result<(RingMemory, Option<TableMemory>)> {
+    // SAFETY: the caller's contract: `len` mapped bytes, ours alone.
+    let ring = unsafe { RingMemory::init(base, len, capacity, 0, reserved) }
+        .map_err(|e| Error::protocol(name, e))?;
+    let table = match table {
+        Some(g) => {
+            let offset = Geometry::table_offset(capacity);
+            // SAFETY: `offset + g.table_len() == len` bytes are mapped (the caller sized the
+            // segment for it), the offset is a multiple of 64 in a page-aligned mapping, and
+            // the segment is still ours alone.
+            let t = unsafe {
+                TableMemory::init(
+                    NonNull::new_unchecked(base.as_ptr().add(offset)),
+                    len - offset,
+                    g,
+                )
+            };
+            Some(t.expect("the segment was sized for its table"))
+        }
+        None => None,
+    };
+    Ok((ring, table))
+}
+
 impl Segment {
     #[cfg(not(target_os = "macos"))]
     /// Creates the segment as its producer (see the module docs): a data area of `capacity`
@@ -246,26 +284,9 @@ impl Segment {
         })?;
         let (map, base) = map(&file, len as usize, "the new segment")?;
         // SAFETY: the mapping is `len` bytes, page-aligned, ours alone (the temporary name is
-        // unique and O_EXCL-created), and `map` lives in the returned Segment with `ring`.
-        let ring = unsafe { RingMemory::init(base, len as usize, capacity, 0, reserved) }
-            .map_err(|e| Error::protocol(&name, e))?;
-        let table = match table {
-            Some(g) => {
-                let offset = Geometry::table_offset(capacity);
-                // SAFETY: `offset + g.table_len() == len` bytes are mapped (the length above),
-                // the offset is a multiple of 64 in a page-aligned mapping, and the segment is
-                // still ours alone.
-                let t = unsafe {
-                    TableMemory::init(
-                        NonNull::new_unchecked(base.as_ptr().add(offset)),
-                        len as usize - offset,
-                        g,
-                    )
-                };
-                Some(t.expect("the segment was sized for its table"))
-            }
-            None => None,
-        };
+        // unique and O_EXCL-created), and `map` lives in the returned Segment with the views.
+        let (ring, table) =
+            unsafe { init_layout(&name, base, len as usize, capacity, reserved, table) }?;
         let meta = file.metadata().map_err(|e| Error::io("cannot stat the new segment", e))?;
         let id = sys::file_id(&meta);
 

@@ -27,7 +27,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{consumed_here, has_our_mark, map, validate_name, Leftover, Segment};
+use super::{consumed_here, has_our_mark, init_layout, map, validate_name, Leftover, Segment};
 use crate::error::{Error, Result};
 use crate::fork::{LockFile, Owner};
 use crate::ring::{RingMemory, HEADER_LEN};
@@ -153,25 +153,9 @@ impl Segment {
         let (mapping, base) = map(&file, len as usize, "the new segment")?;
         // SAFETY: the mapping is `len` bytes, page-aligned, ours alone (created with O_EXCL
         // under the producer lock; readers wait for the `Live` record), and `mapping` lives in
-        // the returned Segment with `ring`.
-        let ring = unsafe { RingMemory::init(base, len as usize, capacity, 0, reserved) }
-            .map_err(|e| Error::protocol(&name, e))?;
-        let table = match table {
-            Some(g) => {
-                let offset = Geometry::table_offset(capacity);
-                // SAFETY: `offset + g.table_len() == len` bytes are mapped, the offset is a
-                // multiple of 64 in a page-aligned mapping, and the segment is still ours.
-                let t = unsafe {
-                    TableMemory::init(
-                        std::ptr::NonNull::new_unchecked(base.as_ptr().add(offset)),
-                        len as usize - offset,
-                        g,
-                    )
-                };
-                Some(t.expect("the segment was sized for its table"))
-            }
-            None => None,
-        };
+        // the returned Segment with the views.
+        let (ring, table) =
+            unsafe { init_layout(&name, base, len as usize, capacity, reserved, table) }?;
         record(ProducerStage::Live)
             .map_err(|e| Error::io(format!("cannot write {}", ppath.display()), e))?;
         object_guard.0 = None;
