@@ -554,9 +554,9 @@ impl Publisher {
         })
     }
 
-    /// Publishes the frame written into `taken`. Returns its publication number and whether a
-    /// reader sleeps (the caller then wakes the `published` futex).
-    pub(crate) fn publish(&mut self, t: &Table<'_>, taken: Taken) -> (u64, bool) {
+    /// Publishes the frame written into `taken`. Returns its publication number and the
+    /// `sleepers` bits of the readers that sleep (the caller then wakes them on `published`).
+    pub(crate) fn publish(&mut self, t: &Table<'_>, taken: Taken) -> (u64, u32) {
         let p = self.count;
         // SYNC POINT: slot (Release; pairs with the readers' Acquire/SeqCst loads of `seq[k]`):
         // the slot's header and pixels are visible before its publication number.
@@ -567,7 +567,7 @@ impl Publisher {
         t.header.published.store(self.count as u32, Ordering::SeqCst);
         // SYNC POINT: sleep (SeqCst fence; pairs with the one in `Cursor::announce_sleep`).
         fence(Ordering::SeqCst);
-        (p, t.header.sleepers.load(Ordering::Relaxed) != 0)
+        (p, t.header.sleepers.load(Ordering::Relaxed))
     }
 
     /// Gives back a slot taken but not published (its old frame is gone: the slot is empty).

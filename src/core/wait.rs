@@ -262,7 +262,11 @@ impl Cancel {
     /// woken check) after this changes one of them, and a sleep on them does not begin.
     fn marks(&self) -> Marks<'_> {
         fn mark(w: &AtomicU32) -> sys::WaitWord<'_> {
-            sys::WaitWord { word: w, expected: w.load(Ordering::Acquire), shared: false }
+            sys::WaitWord {
+                word: w,
+                expected: w.load(Ordering::Acquire),
+                waker: sys::Waker::Local,
+            }
         }
         let mut m = Marks { words: [mark(&self.0.wake); MAX_CANCEL_WORDS], n: 1 };
         if let Some(w) = self.0.check_word {
@@ -441,16 +445,19 @@ const MAX_SLEEP_WORDS: usize = 1 + crate::table::MAX_READERS as usize + MAX_CANC
 /// nobody watches (an old kernel, polling asked for) bounds the sleep by `unwatched_period`,
 /// after which the caller probes that peer's lock byte; without a multi-word wait the sleep is
 /// a timed one on `data` alone, bounded the same way. A peer already dead: no sleep (the next
-/// attempt reports it). The caller announces the sleep (and re-checks `data`) first.
+/// attempt reports it). The caller announces the sleep (and re-checks `data`) first. `sleeper`
+/// tells this sleeper on `data` apart from others (see [`sys::Waker::Shared`]).
 pub(crate) fn sleep_watching<'w>(
     data: &'w AtomicU32,
     seen: u32,
+    sleeper: u32,
     peers: impl IntoIterator<Item = &'w AtomicU32>,
     wake: &[sys::WaitWord<'_>],
     max: Duration,
     unwatched_period: Duration,
 ) {
-    let placeholder = sys::WaitWord { word: data, expected: seen, shared: true };
+    let placeholder =
+        sys::WaitWord { word: data, expected: seen, waker: sys::Waker::Shared { sleeper } };
     let mut words = [placeholder; MAX_SLEEP_WORDS];
     let mut n = 1;
     let mut unwatched = false;

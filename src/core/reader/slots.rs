@@ -238,6 +238,7 @@ impl Transport for SlotReader {
             wait::sleep_watching(
                 view.published_word(),
                 self.seen,
+                att.entry as u32,
                 [view.producer_live(att.entry)],
                 wake,
                 left,

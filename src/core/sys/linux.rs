@@ -5,7 +5,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::unix::{get_lock, monotonic_ns, set_lock, LockState, WaitWord};
+use super::unix::{get_lock, monotonic_ns, set_lock};
+use super::{LockState, WaitWord};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -246,7 +247,8 @@ pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
     for (slot, w) in v.iter_mut().zip(words) {
         slot.val = w.expected as u64;
         slot.uaddr = w.word.as_ptr() as u64;
-        slot.flags = FUTEX2_SIZE_U32 | if w.shared { 0 } else { FUTEX2_PRIVATE };
+        slot.flags = FUTEX2_SIZE_U32
+            | if w.waker == super::Waker::Local { FUTEX2_PRIVATE } else { 0 };
     }
     // futex_waitv takes an absolute CLOCK_MONOTONIC deadline.
     let deadline = timeout.map(|t| {
@@ -308,7 +310,7 @@ pub fn wait_local(word: &AtomicU32, expected: u32) {
 
 /// The calling thread's id, as its own PID namespace numbers it (what the kernel compares a
 /// robust futex word with when the thread dies).
-pub fn gettid() -> u32 {
+fn gettid() -> u32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
@@ -318,7 +320,7 @@ pub fn gettid() -> u32 {
 /// dies. Each entry is a pointer-sized `next` field; its futex word lies `node_offset` bytes
 /// from it; the last entry points back at the head.
 #[repr(C)]
-pub struct RobustListHead {
+struct RobustListHead {
     next: *mut libc::c_void,
     node_offset: libc::c_long,
     list_op_pending: *mut libc::c_void,
@@ -331,7 +333,7 @@ impl RobustListHead {
     /// # Safety
     /// Every node must be valid for pointer-sized writes, and `self` must not move while the
     /// list is registered.
-    pub unsafe fn link(&mut self, nodes: &[*mut *mut libc::c_void], node_offset: isize) {
+    unsafe fn link(&mut self, nodes: &[*mut *mut libc::c_void], node_offset: isize) {
         let head = self as *mut RobustListHead as *mut libc::c_void;
         self.node_offset = node_offset as libc::c_long;
         self.list_op_pending = std::ptr::null_mut();
@@ -344,7 +346,7 @@ impl RobustListHead {
     }
 
     /// An empty head.
-    pub fn empty() -> RobustListHead {
+    fn empty() -> RobustListHead {
         RobustListHead {
             next: std::ptr::null_mut(),
             node_offset: 0,
@@ -354,7 +356,7 @@ impl RobustListHead {
 }
 
 /// The calling thread's registered robust list (glibc registers its own for every thread).
-pub fn robust_list() -> *mut RobustListHead {
+fn robust_list() -> *mut RobustListHead {
     let mut head: *mut libc::c_void = std::ptr::null_mut();
     let mut len: libc::size_t = 0;
     // SAFETY: pid 0 is the calling thread; the kernel writes the two locals.
@@ -367,7 +369,7 @@ pub fn robust_list() -> *mut RobustListHead {
 /// # Safety
 /// `head` (and its entries) must stay valid, or be unregistered, until the thread exits; a null
 /// head unregisters.
-pub unsafe fn set_robust_list(head: *mut RobustListHead) -> io::Result<()> {
+unsafe fn set_robust_list(head: *mut RobustListHead) -> io::Result<()> {
     // SAFETY: the caller keeps the list valid; the kernel only stores the pointer now.
     let r = unsafe {
         libc::syscall(libc::SYS_set_robust_list, head, std::mem::size_of::<RobustListHead>())
@@ -377,6 +379,60 @@ pub unsafe fn set_robust_list(head: *mut RobustListHead) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// What [`own_liveness_words`] set up: the keeper's robust list, replaced by glibc's own again
+/// when dropped (after the keeper unwatched the words).
+pub struct OwnedWords {
+    glibc_list: *mut RobustListHead,
+    _head: Box<RobustListHead>,
+}
+
+/// Makes the calling thread (a keeper) the owner of `words`: registers their nodes as its
+/// robust list, then writes its thread id into each. `None` if the kernel refuses the list.
+///
+/// # Safety
+/// The words and nodes must stay mapped, used by no other keeper, until the returned value is
+/// dropped, on this thread.
+pub unsafe fn own_liveness_words(
+    words: &[super::liveness::Watched],
+    node_offset: isize,
+) -> Option<OwnedWords> {
+    let glibc_list = robust_list();
+    let mut head = Box::new(RobustListHead::empty());
+    let nodes: Vec<_> = words.iter().map(|w| w.node).collect();
+    // SAFETY: the nodes are pointer-sized fields in the live mapping (the caller's contract);
+    // `head` is boxed, so it does not move while registered, and outlives the registration
+    // (OwnedWords::drop unregisters it before it is dropped).
+    let registered = unsafe {
+        head.link(&nodes, node_offset);
+        set_robust_list(&mut *head).is_ok()
+    };
+    if !registered {
+        return None;
+    }
+    let tid = gettid();
+    for w in words {
+        // SAFETY: the word is a live atomic in the mapping (see above).
+        // Release: a reader of the word sees the list registered before it sees the id.
+        unsafe { &*w.word }.store(tid, std::sync::atomic::Ordering::Release);
+    }
+    Some(OwnedWords { glibc_list, _head: head })
+}
+
+impl Drop for OwnedWords {
+    fn drop(&mut self) {
+        // SAFETY: glibc's list head for this thread, as the kernel returned it; it is valid for
+        // the thread's life.
+        unsafe {
+            let _ = set_robust_list(self.glibc_list);
+        }
+    }
+}
+
+/// The kernel marks dead owners itself (`OWNER_DIED`): a word it has not marked is alive.
+pub fn owner_found_dead(_word: &AtomicU32, _seen: u32) -> bool {
+    false
 }
 
 /// Blocks every signal in the calling thread, so that process-wide signals (Ctrl+C) go to the

@@ -56,6 +56,8 @@ pub(crate) fn life(word: &AtomicU32) -> Life {
         Life::Dead
     } else if v & sys::OWNER_MASK == 0 {
         Life::Unwatched
+    } else if sys::owner_found_dead(word, v) {
+        Life::Dead
     } else {
         Life::Alive
     }
@@ -101,7 +103,7 @@ pub(crate) enum Watch<'a> {
 /// [`arm`]s a shared liveness word for a sleep, saying why when it cannot be slept on.
 pub(crate) fn watch(word: &AtomicU32) -> Watch<'_> {
     match arm(word) {
-        Some(expected) => Watch::Armed(sys::WaitWord { word, expected, shared: true }),
+        Some(expected) => Watch::Armed(sys::WaitWord { word, expected, waker: sys::Waker::Death }),
         None if life(word) == Life::Dead => Watch::Dead,
         None => Watch::Unwatched,
     }
@@ -112,7 +114,7 @@ pub(crate) fn watch(word: &AtomicU32) -> Watch<'_> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Watched {
     pub(crate) word: *const AtomicU32,
-    pub(crate) node: *mut *mut libc::c_void,
+    pub(crate) node: *mut *mut std::ffi::c_void,
 }
 
 /// The thread that owns a role's liveness words until it is dropped (see the module docs).
@@ -165,44 +167,25 @@ impl Keeper {
 fn keep(words: Words, stop: &AtomicU32, ready: std::sync::mpsc::SyncSender<bool>) {
     let Words(words, offset) = words;
     sys::block_signals();
-    let glibc_list = sys::robust_list();
-    let mut head = Box::new(sys::RobustListHead::empty());
-    let nodes: Vec<_> = words.iter().map(|w| w.node).collect();
-    // SAFETY: the nodes are pointer-sized fields in the live mapping (Keeper::start's
-    // contract); `head` is boxed, so it does not move while registered, and outlives the
-    // registration (unregistered below before it is dropped).
-    let registered = unsafe {
-        head.link(&nodes, offset);
-        sys::set_robust_list(&mut *head).is_ok()
-    };
-    if !registered {
+    // SAFETY: the words and nodes are live in the mapping until this thread is joined
+    // (Keeper::start's contract), and no other keeper uses them.
+    let Some(owned) = (unsafe { sys::own_liveness_words(&words, offset) }) else {
         let _ = ready.send(false);
         return;
-    }
-    let tid = sys::gettid();
-    for w in &words {
-        // SAFETY: the word is a live atomic in the mapping (see above).
-        // Release: a reader of the word sees the list registered before it sees the id.
-        unsafe { &*w.word }.store(tid, Ordering::Release);
-    }
+    };
     let _ = ready.send(true);
     while stop.load(Ordering::Acquire) == 0 {
         sys::wait_local(stop, 0);
     }
     // The role ended: unwatch the words first (a sleeper on one is woken and sees 0), then
-    // give the thread its old list back.
+    // let go of what watched them (`owned`).
     for w in &words {
         // SAFETY: as above; the mapping outlives this thread (Keeper::drop joins it).
         let word = unsafe { &*w.word };
         word.store(0, Ordering::Release);
         sys::wake_word(word);
     }
-    // SAFETY: glibc's list head for this thread, as the kernel returned it; it is valid for
-    // the thread's life.
-    unsafe {
-        let _ = sys::set_robust_list(glibc_list);
-    }
-    drop(head);
+    drop(owned);
 }
 
 impl Drop for Keeper {

@@ -21,8 +21,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use super::other_unix::{
-    block_signals, description_for_mapping, gettid, hook_signals, kernel_watches_liveness,
-    move_keeping_range, robust_list, set_robust_list, wait_any, RobustListHead, SIGNAL_WORD,
+    block_signals, description_for_mapping, hook_signals, kernel_watches_liveness,
+    move_keeping_range, own_liveness_words, owner_found_dead, wait_any, SIGNAL_WORD,
 };
 
 /// `int os_sync_wait_on_address_with_timeout(void *addr, uint64_t value, size_t size,

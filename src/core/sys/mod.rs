@@ -28,7 +28,58 @@
 //! on Linux, so they cannot rot unnoticed; `make apple` builds the macOS backend itself. Every
 //! kernel object and shared word per platform: `docs/platforms.md`.
 
+/// What a lock probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// Nobody holds the lock.
+    Free,
+    /// Somebody holds it; the pid when the kernel reports one.
+    Held(Option<u32>),
+}
+
+/// `OWNER_WAITERS` in a liveness word: someone sleeps on it (on Linux the kernel wakes them
+/// when the owner dies). Linux's robust-futex values, so that liveness words read the same on
+/// every platform.
+pub const OWNER_WAITERS: u32 = 0x8000_0000;
+/// `OWNER_DIED` in a liveness word: the owner was found dead (by the kernel on Linux, by the
+/// first waiter to see its mutex abandoned on Windows).
+pub const OWNER_DIED: u32 = 0x4000_0000;
+/// The owner's thread id in a liveness word.
+pub const OWNER_MASK: u32 = 0x3FFF_FFFF;
+
+/// Who wakes a word a wait sleeps on, and so what a backend sleeps on for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+pub enum Waker {
+    /// A thread of this process ([`wake_local`]): a private futex, a parked thread.
+    Local,
+    /// Any process mapping the word ([`wake_word`], [`wake_sleepers`]). `sleeper` tells apart
+    /// the sleepers of a word several may sleep on (reader entry r on `published`: bit r of
+    /// `wake_sleepers`' mask), 0 on a word with one sleeper. Linux and macOS ignore it (the
+    /// kernel keys waits on the word); Windows wakes each sleeper through an event of its own.
+    Shared {
+        /// Which of the word's sleepers this is.
+        sleeper: u32,
+    },
+    /// The word's owner's death: a liveness word (see [`liveness`]).
+    Death,
+}
+
+/// One word of a multi-word wait (`wait_any`): sleep while `*word == expected`.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+pub struct WaitWord<'a> {
+    /// The word.
+    pub word: &'a std::sync::atomic::AtomicU32,
+    /// The value it had when the caller decided to sleep.
+    pub expected: u32,
+    /// Who wakes it.
+    pub waker: Waker,
+}
+
+#[cfg(unix)]
 mod unix;
+#[cfg(unix)]
 pub use unix::*;
 
 pub(crate) mod liveness;
@@ -40,6 +91,7 @@ pub use linux::*;
 
 // Shared-memory objects by name and role lock files (macOS's segments), built on every Unix:
 // its tests run on Linux against the real `shm_open`.
+#[cfg(unix)]
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub(crate) mod posix_shm;
 
@@ -58,8 +110,17 @@ pub use macos::*;
 #[allow(dead_code)]
 mod other_unix;
 
-#[cfg(not(unix))]
-compile_error!(
-    "shmframes supports Linux and (with timed waits) other Unix systems; Windows named file \
-     mappings are not implemented yet"
-);
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;
+
+/// Wakes the sleepers on `word` whose bits `mask` has (see [`Waker::Shared`]): where the
+/// kernel keys waits on the word, all of them.
+#[cfg(unix)]
+pub fn wake_sleepers(word: &std::sync::atomic::AtomicU32, _mask: u32) {
+    wake_word(word);
+}
+
+#[cfg(not(any(unix, windows)))]
+compile_error!("shmframes supports Linux, macOS, Windows and (with timed waits) other Unix systems");

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::unix::{get_lock, set_lock, LockState, WaitWord};
+use super::unix::{get_lock, set_lock};
+use super::{LockState, WaitWord};
 
 /// Where segments live on this platform.
 pub fn shm_path(name: &str) -> PathBuf {
@@ -100,37 +101,21 @@ pub fn wait_local(word: &AtomicU32, expected: u32) {
     wait_word(word, expected, crate::timing::FALLBACK_POLL);
 }
 
-/// Not used without robust futexes.
-pub fn gettid() -> u32 {
-    0
-}
-
-/// Not used without robust futexes (see the Linux module).
-pub struct RobustListHead;
-
-impl RobustListHead {
-    /// Not used without robust futexes.
-    ///
-    /// # Safety
-    /// None needed: it does nothing.
-    pub unsafe fn link(&mut self, _nodes: &[*mut *mut libc::c_void], _futex_offset: isize) {}
-    /// Not used without robust futexes.
-    pub fn empty() -> RobustListHead {
-        RobustListHead
-    }
-}
-
-/// Not used without robust futexes.
-pub fn robust_list() -> *mut RobustListHead {
-    std::ptr::null_mut()
-}
-
-/// Not supported here.
+/// No robust futexes: nothing can own liveness words here ([`kernel_watches_liveness`] is
+/// `false`, so no keeper asks).
 ///
 /// # Safety
 /// None needed: it does nothing.
-pub unsafe fn set_robust_list(_head: *mut RobustListHead) -> io::Result<()> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
+pub unsafe fn own_liveness_words(
+    _words: &[super::liveness::Watched],
+    _node_offset: isize,
+) -> Option<()> {
+    None
+}
+
+/// Liveness words are never owned here, so never found dead by a probe.
+pub fn owner_found_dead(_word: &AtomicU32, _seen: u32) -> bool {
+    false
 }
 
 /// Not used without robust futexes.

@@ -40,7 +40,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::unix::LockState;
+use super::LockState;
 
 /// Longest object name `shm_open` takes on macOS, with its leading `/` (`PSHMNAMLEN`).
 pub const MAX_OBJECT_NAME: usize = 31;

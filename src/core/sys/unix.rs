@@ -6,6 +6,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use super::LockState;
+
 /// Opens an existing object read-write, never following a symlink.
 #[cfg_attr(target_os = "macos", allow(dead_code))]
 pub fn open_existing(path: &Path) -> io::Result<File> {
@@ -36,15 +38,6 @@ pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail and has no preconditions.
     unsafe { libc::geteuid() }
-}
-
-/// What a lock probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockState {
-    /// Nobody holds the lock.
-    Free,
-    /// Somebody holds it; the pid when the kernel reports one.
-    Held(Option<u32>),
 }
 
 /// Nanoseconds of CLOCK_MONOTONIC: comparable between processes on one machine.
@@ -109,27 +102,6 @@ pub(super) fn get_lock(file: &File, byte: u64, cmd: libc::c_int) -> io::Result<L
     } else {
         LockState::Held(u32::try_from(fl.l_pid).ok().filter(|&p| p > 0))
     })
-}
-
-/// `OWNER_WAITERS` in a robust futex word: someone sleeps on it (the kernel wakes them when
-/// the owner dies). Linux's values, so that liveness words read the same everywhere.
-pub const OWNER_WAITERS: u32 = 0x8000_0000;
-/// `OWNER_DIED` in a robust futex word: the kernel found the owning thread dead.
-pub const OWNER_DIED: u32 = 0x4000_0000;
-/// The owner's thread id in a robust futex word.
-pub const OWNER_MASK: u32 = 0x3FFF_FFFF;
-
-/// One word of a multi-word wait (`wait_any`): sleep while `*word == expected`.
-#[derive(Clone, Copy, Debug)]
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by Linux's futex_waitv only
-pub struct WaitWord<'a> {
-    /// The word.
-    pub word: &'a std::sync::atomic::AtomicU32,
-    /// The value it had when the caller decided to sleep.
-    pub expected: u32,
-    /// Whether other processes may wake it (a word in shared memory): a private futex is
-    /// keyed on this process's address space only.
-    pub shared: bool,
 }
 
 /// Registers fork handlers (`pthread_atfork`): `prepare` runs in the forking thread before the

@@ -144,8 +144,8 @@ impl Transport for SlotWriter {
         FrameHeader::stamp(header, seq, capture_ns, now);
         let view = self.table.view();
         let (_, sleepers) = self.publisher.publish(&view, Taken { slot: target.slot });
-        if sleepers {
-            sys::wake_word(view.published_word());
+        if sleepers != 0 {
+            sys::wake_sleepers(view.published_word(), sleepers);
         }
         // Free the places of readers that died, so that they neither pin slots nor count as
         // readers (rate-limited: a clock comparison per frame).
@@ -189,7 +189,7 @@ impl Transport for SlotWriter {
         if room.load(Ordering::Relaxed) == seen {
             let active = (0..view.max_readers()).filter(|&r| view.entry_active(r));
             let peers = active.map(|r| view.reader_live(r));
-            wait::sleep_watching(room, seen, peers, wake, max, SWEEP_PERIOD);
+            wait::sleep_watching(room, seen, 0, peers, wake, max, SWEEP_PERIOD);
         }
         reserved.fetch_and(!PRODUCER_SLEEPING, Ordering::Relaxed);
     }
@@ -212,7 +212,7 @@ impl Transport for SlotWriter {
     fn end_stream(&mut self, _seg: &Segment) {
         let published = self.table.view().published_word();
         published.fetch_add(1, Ordering::SeqCst);
-        sys::wake_word(published);
+        sys::wake_sleepers(published, u32::MAX);
         self.keeper = None;
     }
 }
