@@ -551,7 +551,7 @@ mod tests {
 
     #[test]
     fn full_message_says_each_cause_once() {
-        let cause = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let cause = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
         let e = Error::io("cannot size segment", cause);
         let text = e.full_message();
         assert!(text.starts_with("cannot size segment: "), "{text}");

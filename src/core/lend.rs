@@ -94,7 +94,7 @@ impl Windows {
     pub(crate) fn lend(
         &mut self,
         slot: usize,
-        file: &std::fs::File,
+        file: &crate::sys::SegmentFile,
         offset: u64,
         len: usize,
     ) -> std::io::Result<SlotWindow> {

@@ -106,6 +106,7 @@ pub mod control;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+#[cfg_attr(windows, path = "fork_windows.rs")]
 mod fork;
 pub mod format;
 pub mod frame;

@@ -38,30 +38,35 @@
 //! Every descriptor that holds these locks is a `fork::LockFile`: a child made by `fork()`
 //! lets go of its copy, so the locks follow the process that took the role.
 
+#[cfg(unix)]
 use std::fs::File;
 use std::path::PathBuf;
 use std::ptr::NonNull;
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 use crate::error::Violation;
 use crate::error::{Error, Result, Role};
-use crate::fork::{LockFile, Owner};
-#[cfg(not(target_os = "macos"))]
+#[cfg(unix)]
+use crate::fork::LockFile;
+use crate::fork::Owner;
+#[cfg(all(unix, not(target_os = "macos")))]
 use crate::ring::RingError;
-use crate::ring::{RingMemory, HEADER_LEN, RESERVED_OFFSET};
+use crate::ring::RingMemory;
+#[cfg(unix)]
+use crate::ring::{HEADER_LEN, RESERVED_OFFSET};
 use crate::sys;
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 use crate::sys::LockState;
 use crate::table::{Geometry, TableMemory};
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 const PRODUCER_LOCK_BYTE: u64 = 0;
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 const CONSUMER_LOCK_BYTE: u64 = 1;
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 const READER_LOCK_BASE: u64 = 2;
 const TEMP_PREFIX: &str = ".shmframes-tmp-";
 
@@ -107,7 +112,9 @@ pub enum NameProblem {
 
 /// Longest channel name macOS's `shm_open` takes, without the leading `/` (`PSHMNAMLEN` is 31
 /// with it). Names are refused above this on macOS only.
-pub const MAX_SHM_OPEN_NAME: usize = sys::posix_shm::MAX_OBJECT_NAME - 1;
+pub const MAX_SHM_OPEN_NAME: usize = 30;
+#[cfg(unix)]
+const _: () = assert!(MAX_SHM_OPEN_NAME == sys::posix_shm::MAX_OBJECT_NAME - 1);
 
 /// Checks a channel name and returns it without its optional leading `/`.
 ///
@@ -145,29 +152,38 @@ pub fn validate_name(name: &str) -> Result<&str> {
 pub(crate) struct Segment {
     name: String,
     /// The segment file (on macOS, the object's name, for messages).
+    #[cfg(unix)]
     #[cfg_attr(target_os = "macos", allow(dead_code))]
     path: PathBuf,
     /// Holds our role locks; a fork child's copy lets go of them (see `fork`).
+    #[cfg(unix)]
     file: LockFile,
     /// The process that opened it: only there do its roles act (see `fork`).
     owner: Owner,
     /// Whether it holds the consumer lock (listed in `CONSUMED_HERE` while it does).
     consuming: std::sync::atomic::AtomicBool,
     // Keeps the mapping alive; `ring` points into it.
+    #[cfg(unix)]
     _map: memmap2::MmapRaw,
     ring: RingMemory,
-    /// Bytes mapped.
+    /// Bytes mapped (of the protocol's layout: on Windows, without the Windows block).
     len: usize,
-    /// Identity: the file's (device, inode) on Linux; (0, the instance) on macOS.
+    /// Identity: the file's (device, inode) on Linux; (0, the instance) on macOS and Windows.
     id: (u64, u64),
     /// The role lock files and the instance (macOS: `shm_open` objects hold no locks).
     #[cfg(target_os = "macos")]
     roles: macos::Roles,
+    /// The view, the producer's section handle, the instance and the role mutexes held.
+    #[cfg(windows)]
+    roles: windows::Roles,
 }
 
 #[cfg(target_os = "macos")]
 mod macos;
+#[cfg(windows)]
+mod windows;
 
+#[cfg(unix)]
 /// Maps `len` bytes of the segment whose locks `file` holds, through a description of its own
 /// (see `sys::description_for_mapping`), closed once mapped.
 fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull<u8>)> {
@@ -220,7 +236,7 @@ unsafe fn init_layout(
 }
 
 impl Segment {
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Creates the segment as its producer (see the module docs): a data area of `capacity`
     /// bytes, header `reserved` word as given, a reader table of geometry `table` after the
     /// data area if given, permission bits `mode`.
@@ -361,7 +377,7 @@ impl Segment {
         ))
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Opens an existing segment and validates its header. Does not take any role.
     pub(crate) fn open(name: &str) -> Result<Segment> {
         let name = validate_name(name)?.to_owned();
@@ -428,14 +444,14 @@ impl Segment {
             .map_err(|e| Error::protocol(&self.name, e))
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Takes the lock of reader entry `r`; `false` if another reader holds it.
     pub(crate) fn lock_entry(&self, r: usize) -> Result<bool> {
         sys::try_lock_byte(&self.file, READER_LOCK_BASE + r as u64)
             .map_err(|e| Error::io("cannot lock the segment", e))
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Whether a reader holds the lock of entry `r` (the kernel drops it when the reader dies).
     pub(crate) fn entry_alive(&self, r: usize) -> bool {
         // An error from the probe is treated as "alive": never free a place we did not see die.
@@ -445,7 +461,7 @@ impl Segment {
         )
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// The processes that have the segment open, other than this one (for error messages).
     pub(crate) fn other_users(&self) -> Vec<(u32, String)> {
         let me = std::process::id();
@@ -457,8 +473,15 @@ impl Segment {
     }
 
     /// The segment file (its lock description; map it through `sys::map_window`).
-    pub(crate) fn file(&self) -> &File {
+    #[cfg(unix)]
+    pub(crate) fn file(&self) -> &sys::SegmentFile {
         &self.file
+    }
+
+    /// What lent windows would be mapped from (lending is not implemented on Windows yet).
+    #[cfg(windows)]
+    pub(crate) fn file(&self) -> &sys::SegmentFile {
+        &windows::NO_FILE
     }
 
     /// Whether this process opened the segment (not a fork child of the one that did): only
@@ -479,7 +502,7 @@ impl Segment {
         &self.ring
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Takes the consumer role's lock; `Err(ChannelBusy)` if another consumer has it.
     pub(crate) fn lock_consumer(&self) -> Result<()> {
         if sys::try_lock_byte(&self.file, CONSUMER_LOCK_BYTE)
@@ -506,26 +529,26 @@ impl Segment {
         })
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Whether a producer holds the producer lock (the kernel drops it when it dies).
     pub(crate) fn producer_alive(&self) -> bool {
         // An error from the probe is treated as "alive": never report a death we did not see.
         !matches!(sys::probe_lock_byte(&self.file, PRODUCER_LOCK_BYTE), Ok(LockState::Free))
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Whether a consumer holds the consumer lock.
     pub(crate) fn consumer_attached(&self) -> bool {
         matches!(sys::probe_lock_byte(&self.file, CONSUMER_LOCK_BYTE), Ok(LockState::Held(_)))
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Whether the channel name still refers to this very segment.
     pub(crate) fn name_points_here(&self) -> bool {
         matches!(std::fs::symlink_metadata(&self.path), Ok(m) if sys::file_id(&m) == self.id)
     }
 
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     /// Removes the name if it still refers to this segment (a producer's clean exit). Readers
     /// never unlink: the name belongs to the producer.
     pub(crate) fn unlink_if_ours(&self) {
@@ -536,7 +559,7 @@ impl Segment {
 }
 
 /// The directory segments live in (`/dev/shm` on Linux; macOS has none: see `macos`).
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 pub(crate) fn segment_dir() -> PathBuf {
     sys::shm_path("x").parent().map(PathBuf::from).unwrap_or_default()
 }
@@ -549,7 +572,9 @@ pub(crate) fn segment_dir() -> PathBuf {
 pub(crate) fn channel_names() -> Result<Vec<String>> {
     #[cfg(target_os = "macos")]
     return macos::channel_names();
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    return windows::channel_names();
+    #[cfg(all(unix, not(target_os = "macos")))]
     {
         let dir = segment_dir();
         let entries = std::fs::read_dir(&dir)
@@ -571,7 +596,7 @@ pub struct Leftover {
     pub channel: Option<String>,
 }
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 use crate::timing::LEFTOVER_MIN_AGE;
 
 /// Removes what dead producers left in the segment directory (`/dev/shm` on Linux) that only
@@ -592,12 +617,14 @@ use crate::timing::LEFTOVER_MIN_AGE;
 pub fn clean_leftovers(channels: bool) -> Result<Vec<Leftover>> {
     #[cfg(target_os = "macos")]
     return macos::clean_leftovers(channels);
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    return windows::clean_leftovers(channels);
+    #[cfg(all(unix, not(target_os = "macos")))]
     clean_dir(channels)
 }
 
 /// [`clean_leftovers`] in a directory of segment files (Linux's `/dev/shm`).
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 fn clean_dir(channels: bool) -> Result<Vec<Leftover>> {
     let dir = segment_dir();
     let entries = std::fs::read_dir(&dir)
@@ -626,7 +653,7 @@ fn clean_dir(channels: bool) -> Result<Vec<Leftover>> {
     Ok(removed)
 }
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 /// Removes `path` if it is this user's, unlocked (its producer is dead) and, for a channel,
 /// made by shmframes, for a temporary, old enough. `None` when it could not be examined.
 fn remove_if_dead(path: &std::path::Path, temporary: bool) -> Option<bool> {
@@ -688,7 +715,7 @@ impl Drop for Segment {
                 ids.swap_remove(i);
             }
         }
-        #[cfg(target_os = "macos")]
+        #[cfg(any(target_os = "macos", windows))]
         if self.owned_here() {
             self.release_roles();
         }
@@ -696,9 +723,10 @@ impl Drop for Segment {
 }
 
 /// Whether the segment's `reserved` word carries our producer's mark.
+#[cfg(unix)]
 fn has_our_mark(file: &File) -> bool {
     let mut header = [0u8; HEADER_LEN];
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(all(unix, not(target_os = "macos")))]
     let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut header, 0).is_ok();
     // (No read(2) on a macOS shm descriptor: the header is mapped.)
     #[cfg(target_os = "macos")]
@@ -709,10 +737,10 @@ fn has_our_mark(file: &File) -> bool {
 }
 
 /// Removes a temporary segment name unless creation succeeded.
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 struct TempGuard(Option<PathBuf>);
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 impl TempGuard {
     fn disarm_after_link(mut self, temp: &std::path::Path) {
         // After a hard link the temporary name is a second name: drop it. After a rename it is
@@ -722,7 +750,7 @@ impl TempGuard {
     }
 }
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(all(unix, not(target_os = "macos")))]
 impl Drop for TempGuard {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {

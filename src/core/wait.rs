@@ -262,11 +262,7 @@ impl Cancel {
     /// woken check) after this changes one of them, and a sleep on them does not begin.
     fn marks(&self) -> Marks<'_> {
         fn mark(w: &AtomicU32) -> sys::WaitWord<'_> {
-            sys::WaitWord {
-                word: w,
-                expected: w.load(Ordering::Acquire),
-                waker: sys::Waker::Local,
-            }
+            sys::WaitWord { word: w, expected: w.load(Ordering::Acquire), waker: sys::Waker::Local }
         }
         let mut m = Marks { words: [mark(&self.0.wake); MAX_CANCEL_WORDS], n: 1 };
         if let Some(w) = self.0.check_word {

@@ -247,8 +247,8 @@ pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
     for (slot, w) in v.iter_mut().zip(words) {
         slot.val = w.expected as u64;
         slot.uaddr = w.word.as_ptr() as u64;
-        slot.flags = FUTEX2_SIZE_U32
-            | if w.waker == super::Waker::Local { FUTEX2_PRIVATE } else { 0 };
+        slot.flags =
+            FUTEX2_SIZE_U32 | if w.waker == super::Waker::Local { FUTEX2_PRIVATE } else { 0 };
     }
     // futex_waitv takes an absolute CLOCK_MONOTONIC deadline.
     let deadline = timeout.map(|t| {

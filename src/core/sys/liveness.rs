@@ -114,6 +114,7 @@ pub(crate) fn watch(word: &AtomicU32) -> Watch<'_> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Watched {
     pub(crate) word: *const AtomicU32,
+    #[cfg_attr(windows, allow(dead_code))] // Windows watches words through mutexes
     pub(crate) node: *mut *mut std::ffi::c_void,
 }
 

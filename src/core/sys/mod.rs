@@ -123,4 +123,6 @@ pub fn wake_sleepers(word: &std::sync::atomic::AtomicU32, _mask: u32) {
 }
 
 #[cfg(not(any(unix, windows)))]
-compile_error!("shmframes supports Linux, macOS, Windows and (with timed waits) other Unix systems");
+compile_error!(
+    "shmframes supports Linux, macOS, Windows and (with timed waits) other Unix systems"
+);

@@ -34,6 +34,9 @@ pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
     Ok(f)
 }
 
+/// What lent windows are mapped from: the segment file.
+pub type SegmentFile = File;
+
 /// Effective user id of this process.
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail and has no preconditions.
