@@ -343,6 +343,7 @@ fn readers_take_places_up_to_the_limit_and_a_raw_channel_has_one() {
 }
 
 #[test]
+#[cfg(unix)] // reads or writes the segment file in /dev/shm
 fn live_name_is_never_taken_over_and_stale_is_replaced() {
     let ch = Channel::new("own");
     let w = Writer::create(&ch, &opts(8, 8, PixelFormat::Gray8, 2)).unwrap();
@@ -361,6 +362,7 @@ fn live_name_is_never_taken_over_and_stale_is_replaced() {
 /// cpp_py_shmbuf's producer takes no lock, so a segment without our mark might be live: it is
 /// never replaced, and the error says what to do.
 #[test]
+#[cfg(unix)] // reads or writes the segment file in /dev/shm
 fn a_segment_we_did_not_make_is_never_replaced() {
     let ch = Channel::new("foreign");
     let mut foreign = vec![0u8; 16 + 64];
@@ -375,6 +377,7 @@ fn a_segment_we_did_not_make_is_never_replaced() {
 /// A consumer that knows nothing of wake-ups (cpp_py_shmbuf's) frees room without waking us:
 /// a lossless writer must notice by polling, within milliseconds, not sleep for seconds.
 #[test]
+#[cfg(unix)] // reads or writes the segment file in /dev/shm
 fn lossless_writer_keeps_pace_with_a_consumer_that_never_wakes_it() {
     use std::sync::atomic::{AtomicU32, Ordering};
     let ch = Channel::new("plainwait");
@@ -492,6 +495,7 @@ fn raw_mode_round_trip_and_split_frames() {
 /// Our raw stream, read by an independent, minimal reader of the cpp_py_shmbuf layout (what
 /// their C++ and Python consumers do): header fields by offset, `[len][payload]` messages.
 #[test]
+#[cfg(unix)] // reads or writes the segment file in /dev/shm
 fn raw_stream_reads_with_a_plain_cpp_layout_reader() {
     let ch = Channel::new("plain");
     let mut o = opts(7, 5, PixelFormat::Bgr24, 3);
@@ -545,6 +549,7 @@ fn bad_configurations_are_refused() {
 }
 
 #[test]
+#[cfg(unix)] // reads or writes the segment file in /dev/shm
 fn segments_are_private_to_their_user_by_default() {
     use std::os::unix::fs::PermissionsExt;
     let ch = Channel::new("mode");
@@ -594,6 +599,7 @@ fn frames_reuse_two_slots_while_readers_keep_up() {
 /// Two readers view the same frame in the same bytes, and the segment does not grow with the
 /// number of readers a channel allows beyond its 64-byte entries.
 #[test]
+#[cfg(unix)] // reads or writes the segment file in /dev/shm
 fn one_copy_whatever_the_number_of_readers() {
     let ch = Channel::new("onecopy");
     let mut w = Writer::create(&ch, &opts(640, 480, PixelFormat::Bgr24, 4)).unwrap();
@@ -706,6 +712,7 @@ fn frames_released_from_other_threads_free_their_slots() {
 }
 
 #[test]
+#[cfg(unix)] // lending is not implemented on Windows yet (docs/windows.md)
 fn an_open_slots_pixels_are_taken_back_so_a_stale_view_changes_no_frame() {
     let ch = Channel::new("opened");
     let mut w = Writer::create(&ch, &opts(64, 64, PixelFormat::Gray8, 2)).unwrap();

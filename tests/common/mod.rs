@@ -24,8 +24,14 @@ impl Channel {
     pub fn path(&self) -> PathBuf {
         PathBuf::from("/dev/shm").join(&self.0)
     }
+    #[cfg(unix)]
     pub fn exists(&self) -> bool {
         self.path().exists()
+    }
+    /// Whether a segment is under the name (Windows has no file to look at).
+    #[cfg(windows)]
+    pub fn exists(&self) -> bool {
+        !matches!(shmframes::readers_of(&self.0), Err(shmframes::Error::ChannelNotFound { .. }))
     }
 }
 

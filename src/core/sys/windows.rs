@@ -30,8 +30,8 @@ use windows_sys::Win32::Security::Authorization::{
     SE_KERNEL_OBJECT,
 };
 use windows_sys::Win32::Security::{
-    EqualSid, GetTokenInformation, TokenUser, OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
-    PSID, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER,
+    EqualSid, GetTokenInformation, TokenOwner, TokenUser, OWNER_SECURITY_INFORMATION,
+    PSECURITY_DESCRIPTOR, PSID, SECURITY_ATTRIBUTES, TOKEN_OWNER, TOKEN_QUERY, TOKEN_USER,
 };
 use windows_sys::Win32::System::Console::{SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT};
 use windows_sys::Win32::System::Memory::{
@@ -67,7 +67,9 @@ unsafe impl Sync for Handle {}
 impl Handle {
     /// `Some` for a valid handle (neither null nor `INVALID_HANDLE_VALUE`).
     fn new(h: HANDLE) -> Option<Handle> {
-        (!h.is_null() && h != INVALID_HANDLE_VALUE).then_some(Handle(h))
+        // (Not `then_some`: it would build, and drop, a Handle of an invalid value, whose
+        // CloseHandle overwrites the caller's last error.)
+        (!h.is_null() && h != INVALID_HANDLE_VALUE).then(|| Handle(h))
     }
 
     fn raw(&self) -> HANDLE {
@@ -120,6 +122,15 @@ fn user_sid() -> io::Result<&'static str> {
 
 /// Runs `f` with the current user's SID from the process token.
 fn with_token_user<T>(f: impl FnOnce(PSID) -> io::Result<T>) -> io::Result<T> {
+    with_token_sid(TokenUser, f)
+}
+
+/// Runs `f` with the SID of the token's `class` (`TokenUser` or `TokenOwner`: both a
+/// structure whose first field is the SID pointer).
+fn with_token_sid<T>(
+    class: windows_sys::Win32::Security::TOKEN_INFORMATION_CLASS,
+    f: impl FnOnce(PSID) -> io::Result<T>,
+) -> io::Result<T> {
     let mut token: HANDLE = std::ptr::null_mut();
     // SAFETY: the pseudo-handle of this process; the call writes `token`.
     if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
@@ -132,7 +143,7 @@ fn with_token_user<T>(f: impl FnOnce(PSID) -> io::Result<T>) -> io::Result<T> {
     let ok = unsafe {
         GetTokenInformation(
             token.raw(),
-            TokenUser,
+            class,
             buf.as_mut_ptr().cast(),
             (buf.len() * 8) as u32,
             &mut len,
@@ -141,9 +152,13 @@ fn with_token_user<T>(f: impl FnOnce(PSID) -> io::Result<T>) -> io::Result<T> {
     if ok == 0 {
         return Err(last_error());
     }
-    // SAFETY: the call wrote a TOKEN_USER at the start of `buf` (8-aligned), whose SID points
-    // into `buf`, alive for the closure's call.
-    let sid = unsafe { (*buf.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+    // SAFETY: the call wrote a TOKEN_USER or TOKEN_OWNER at the start of `buf` (8-aligned),
+    // both starting with the SID pointer, which points into `buf`, alive for the call of `f`.
+    let sid = if class == TokenUser {
+        unsafe { (*buf.as_ptr().cast::<TOKEN_USER>()).User.Sid }
+    } else {
+        unsafe { (*buf.as_ptr().cast::<TOKEN_OWNER>()).Owner }
+    };
     f(sid)
 }
 
@@ -327,7 +342,8 @@ impl Section {
         Ok(View { base, len: info.RegionSize })
     }
 
-    /// Whether the section's owner is the current user (as the kernel records it).
+    /// Whether the section's owner is the current user, or the token's default owner for the
+    /// objects it creates (an elevated token's, and Wine's, is the Administrators group).
     pub fn owned_by_me(&self) -> io::Result<bool> {
         let mut owner: PSID = std::ptr::null_mut();
         let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
@@ -348,7 +364,9 @@ impl Section {
             return Err(io::Error::from_raw_os_error(rc as i32));
         }
         // SAFETY: `owner` points into `sd`, alive until freed after the comparison.
-        let mine = with_token_user(|me| Ok(unsafe { EqualSid(owner, me) } != 0));
+        let same = |me: PSID| Ok(unsafe { EqualSid(owner, me) } != 0);
+        let mine =
+            with_token_user(same).and_then(|user| Ok(user || with_token_sid(TokenOwner, same)?));
         // SAFETY: allocated by GetSecurityInfo, freed once.
         unsafe { LocalFree(sd) };
         mine
@@ -790,7 +808,7 @@ pub fn take_role(key: &str, what: &str) -> io::Result<Option<RoleLock>> {
         .send(Request::Take(name.clone(), tx))
         .map_err(|_| io::Error::other("the role-lock thread is gone"))?;
     let taken = rx.recv().map_err(|_| io::Error::other("the role-lock thread is gone"))??;
-    Ok(taken.then_some(RoleLock(name)))
+    Ok(taken.then(|| RoleLock(name))) // (`then_some` would drop, and release, a RoleLock)
 }
 
 /// Whether anyone holds role lock `what` of segment `key` (a process that died holds nothing).
@@ -941,3 +959,57 @@ pub unsafe fn map_zero_pages(_addr: NonNull<u8>, _len: usize) -> io::Result<()> 
 /// # Safety
 /// None needed: nothing happens.
 pub unsafe fn unmap(_addr: NonNull<u8>, _len: usize) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unique(tag: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        format!(
+            "shmframes-sys-test-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    #[test]
+    fn a_missing_section_is_not_found_and_a_name_is_exclusive() {
+        let name = unique("excl");
+        let e = open_section(&name).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e:?}");
+        let Created::New(s) = create_section(&name, 4096, false).unwrap() else {
+            panic!("a fresh name was taken")
+        };
+        assert!(matches!(create_section(&name, 4096, false).unwrap(), Created::Exists));
+        let opened = open_section(&name).unwrap();
+        assert!(opened.owned_by_me().unwrap(), "our own section is not ours");
+        let (a, b) = (s.map().unwrap(), opened.map().unwrap());
+        assert!(a.len() >= 4096);
+        // SAFETY: both views are at least a page; one byte written through one, read through
+        // the other.
+        unsafe {
+            *a.base().as_ptr() = 42;
+            assert_eq!(*b.base().as_ptr(), 42);
+        }
+        drop((s, opened));
+        let e = open_section(&name).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "the name outlived its handles: {e:?}");
+    }
+
+    #[test]
+    fn role_locks_exclude_and_are_released() {
+        let key = unique("roles");
+        assert_eq!(probe_role(&key, "producer").unwrap(), LockState::Free);
+        let held = take_role(&key, "producer").unwrap().expect("a free role");
+        assert!(take_role(&key, "producer").unwrap().is_none(), "taken twice in one process");
+        assert_eq!(probe_role(&key, "producer").unwrap(), LockState::Held(None));
+        drop(held);
+        // Released by the holder thread, asynchronously.
+        let t0 = std::time::Instant::now();
+        while probe_role(&key, "producer").unwrap() != LockState::Free {
+            assert!(t0.elapsed() < Duration::from_secs(10), "the role was never released");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
