@@ -3,6 +3,8 @@
 //! alive. Each test forks the test process itself (as `multiprocessing` and PyTorch's
 //! `DataLoader` workers do); the child only drops or tries things, then `_exit`s.
 
+#![cfg(unix)] // fork() is Unix's
+
 mod common;
 
 use std::time::Duration;

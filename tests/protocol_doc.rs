@@ -4,6 +4,7 @@
 //! otherwise against the bytes a real producer and reader leave in a segment (the ring header,
 //! the reader table, reader entries, lock bytes). A row the test does not know fails it: a new
 //! word in the docs needs a check here.
+#![cfg(unix)] // checks the docs against the code once; its lock probe is Unix's
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

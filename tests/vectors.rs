@@ -5,10 +5,12 @@
 mod common;
 
 use std::ptr::NonNull;
+#[cfg(unix)]
 use std::time::Duration;
 
 use serde_json::Value;
 use shmframes::ring::{self, Consumer, Producer, RingMemory};
+#[cfg(unix)]
 use shmframes::{FrameShape, PixelFormat, Reader, ReaderOptions};
 
 fn vectors() -> Vec<Value> {
@@ -109,6 +111,7 @@ fn our_producer_writes_their_bytes() {
 
 /// Their C++ producer's segment, placed under a real name: our Reader reads it in raw mode.
 #[test]
+#[cfg(unix)] // writes the images as files into /dev/shm
 fn reader_reads_their_segments_from_dev_shm() {
     for v in vectors() {
         let pend = pending(&v);

@@ -95,17 +95,11 @@ fn read_block(view: &View) -> Option<(u64, u32)> {
     (&b[..4] == BLOCK_MAGIC && version == BLOCK_VERSION && instance != 0).then_some((instance, pid))
 }
 
-/// Whether the `reserved` word at the start of `view` carries our producer's mark.
-fn marked(view: &View) -> bool {
-    // SAFETY: a view is at least a page; the header's `reserved` word is at offset 12, 4-aligned.
-    let reserved = unsafe {
-        &*view
-            .base()
-            .as_ptr()
-            .add(crate::ring::RESERVED_OFFSET)
-            .cast::<std::sync::atomic::AtomicU32>()
-    };
-    crate::control::is_marked(reserved.load(Ordering::Acquire))
+/// The header's `capacity` word (0 while its producer is still creating the segment).
+fn capacity(view: &View) -> u32 {
+    // SAFETY: a view is at least a page; `capacity` is the u32 at offset 8, 4-aligned.
+    let word = unsafe { &*view.base().as_ptr().add(8).cast::<std::sync::atomic::AtomicU32>() };
+    word.load(Ordering::Acquire)
 }
 
 /// The key role locks are named with: the instance, or for a foreign segment the name.
@@ -149,8 +143,10 @@ fn inspect(name: &str) -> Result<Existing> {
         return Ok(Existing::OtherUser);
     }
     let view = section.map().map_err(|e| Error::io("cannot map the existing segment", e))?;
-    let Some((instance, pid)) = read_block(&view).filter(|_| marked(&view)) else {
-        return Ok(Existing::Foreign);
+    let Some((instance, pid)) = read_block(&view) else {
+        // Our producers write the block first: without it, a capacity of 0 is a producer
+        // (ours or not) that has just created the section; anything else is not ours.
+        return Ok(if capacity(&view) == 0 { Existing::Free } else { Existing::Foreign });
     };
     Ok(match sys::probe_role(&role_key(instance, name), "producer") {
         Ok(LockState::Free) => Existing::Free,
@@ -215,17 +211,15 @@ impl Segment {
             }
         };
         let view = section.map().map_err(|e| Error::io("cannot map the new segment", e))?;
-        // SAFETY: the view is `view.len() >= layout` bytes, granularity-aligned, ours alone
-        // (fresh: nobody else knows its layout yet), and lives in the returned Segment.
-        let (ring, table) =
-            unsafe { init_layout(&name, view.base(), layout, capacity, reserved, table) }?;
+        // The block first: whoever sees a capacity (written by `init_layout`) sees the block,
+        // and a producer racing us for the name tells our half-made segment from a foreign one.
         let mut block = [0u8; BLOCK_LEN];
         block[..4].copy_from_slice(BLOCK_MAGIC);
         block[4..6].copy_from_slice(&BLOCK_VERSION.to_le_bytes());
         block[8..16].copy_from_slice(&instance.to_le_bytes());
         block[16..20].copy_from_slice(&std::process::id().to_le_bytes());
-        // SAFETY: the last BLOCK_LEN bytes of our view, beyond the layout (`len` was sized for
-        // both); nobody reads them before the header's capacity is there.
+        // SAFETY: the last BLOCK_LEN bytes of our fresh view, beyond the layout (`len` was
+        // sized for both).
         unsafe {
             std::ptr::copy_nonoverlapping(
                 block.as_ptr(),
@@ -233,7 +227,13 @@ impl Segment {
                 BLOCK_LEN,
             )
         };
+        // Release: pairs with the Acquire load of `capacity` in `open` and `inspect`.
         std::sync::atomic::fence(Ordering::Release);
+        // SAFETY: the view is `view.len() >= layout` bytes, granularity-aligned, ours alone
+        // (fresh: nobody else uses its layout before the capacity is there), and lives in the
+        // returned Segment.
+        let (ring, table) =
+            unsafe { init_layout(&name, view.base(), layout, capacity, reserved, table) }?;
         sys::register_segment(view.base(), view.len(), instance);
         let seg_len = view.len() - BLOCK_LEN;
         Ok((
@@ -279,8 +279,10 @@ impl Segment {
         let view = section.map().map_err(|e| Error::io("cannot map the segment", e))?;
         // The name goes with the producer's handle, not ours (see the module docs).
         drop(section);
-        let (instance, producer_pid) =
-            read_block(&view).filter(|_| marked(&view)).unwrap_or((0, 0));
+        // The capacity first (Acquire, pairs with the producer's Release fence): once it is
+        // there, so is the block of a producer of ours.
+        let _ = capacity(&view);
+        let (instance, producer_pid) = read_block(&view).unwrap_or((0, 0));
         let len = if instance != 0 { view.len() - BLOCK_LEN } else { view.len() };
         // SAFETY: the view is `len` bytes or more and lives in the returned Segment with
         // `ring`; `attach` validates the capacity against `len` before any data access.
