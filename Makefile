@@ -35,7 +35,7 @@ demo: build
 	trap 'kill $$producer 2>/dev/null; wait $$producer 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m shmframes.view shm_video --timeout 10
 
-test: build gst test-c test-rust test-python lint layers miri loom fuzz-smoke apple
+test: build gst test-c test-rust test-python lint layers miri loom fuzz-smoke apple test-windows
 
 test-rust:
 	cargo test --release --workspace --all-targets
@@ -179,7 +179,7 @@ bench: build bench-deps
 gst-bench: build gst
 	cargo bench -p gstshmframes --bench gst_pipeline
 
-## The Windows harness (issue 23), not yet part of `make test`: Windows programs cross-built with
+## The Windows harness (issue 23), part of `make test`: Windows programs and the core's test suite cross-built with
 ## mingw-w64 and cargo (x86_64-pc-windows-gnu), run under Wine in a private prefix
 ## (target/windows/). `make windows-setup` installs it (`bash .ci/setup windows`);
 ## `bash tests/windows/run.sh --bench` also measures Wine's wake and death-notice latencies.

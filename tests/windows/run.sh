@@ -10,7 +10,8 @@
 #   4. a mapping's name goes with its last handle, not its last view (docs/windows.md relies on
 #      it: a restarted producer gets its name back once readers closed their handles);
 #   5. the session's named mappings can be listed (NtQueryDirectoryObject), as --list will;
-#   6. (information only) whether placeholders work (VirtualAlloc2), for lending frames.
+#   6. (information only) whether placeholders work (VirtualAlloc2), for lending frames;
+#   7. the core's own test suite (unit and integration tests), cross-built, under Wine.
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
 set -euo pipefail
@@ -120,6 +121,15 @@ check "list_sections.exe" "$run" "$bin/list_sections.exe"
 
 step "6. (information, not a check) placeholders for taking lent windows back (lend.rs)"
 "$run" "$bin/placeholders.exe" || echo "-- placeholders: not available here (Wine 8 refuses MEM_RESERVE_PLACEHOLDER; docs/windows.md)"
+
+step "7. the core's test suite (shmframes: unit and integration tests), cross-built, under Wine"
+# The same target directory as the smoke crate: one Windows build of the dependencies.
+core_tests() { CARGO_TARGET_DIR="$win/cargo" cargo test --quiet --release -p shmframes \
+    --target x86_64-pc-windows-gnu --lib --tests --manifest-path "$root/Cargo.toml"; }
+check "cargo test -p shmframes --target x86_64-pc-windows-gnu" core_tests
+core_clippy() { CARGO_TARGET_DIR="$win/cargo" cargo clippy --quiet --release -p shmframes \
+    --target x86_64-pc-windows-gnu --lib --tests --manifest-path "$root/Cargo.toml" -- -D warnings; }
+check "cargo clippy -p shmframes --target x86_64-pc-windows-gnu (the Windows backend's lints)" core_clippy
 
 if [ $bench -eq 1 ]; then
     step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"

@@ -114,7 +114,7 @@ pub(crate) fn watch(word: &AtomicU32) -> Watch<'_> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Watched {
     pub(crate) word: *const AtomicU32,
-    #[cfg_attr(windows, allow(dead_code))] // Windows watches words through mutexes
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Linux's robust list only
     pub(crate) node: *mut *mut std::ffi::c_void,
 }
 
@@ -170,7 +170,8 @@ fn keep(words: Words, stop: &AtomicU32, ready: std::sync::mpsc::SyncSender<bool>
     sys::block_signals();
     // SAFETY: the words and nodes are live in the mapping until this thread is joined
     // (Keeper::start's contract), and no other keeper uses them.
-    let Some(owned) = (unsafe { sys::own_liveness_words(&words, offset) }) else {
+    // `_owned` (not `_`: it must live) lets go of what watched the words when this returns.
+    let Some(_owned) = (unsafe { sys::own_liveness_words(&words, offset) }) else {
         let _ = ready.send(false);
         return;
     };
@@ -179,14 +180,13 @@ fn keep(words: Words, stop: &AtomicU32, ready: std::sync::mpsc::SyncSender<bool>
         sys::wait_local(stop, 0);
     }
     // The role ended: unwatch the words first (a sleeper on one is woken and sees 0), then
-    // let go of what watched them (`owned`).
+    // let go of what watched them (`_owned`, dropped on return).
     for w in &words {
         // SAFETY: as above; the mapping outlives this thread (Keeper::drop joins it).
         let word = unsafe { &*w.word };
         word.store(0, Ordering::Release);
         sys::wake_word(word);
     }
-    drop(owned);
 }
 
 impl Drop for Keeper {

@@ -109,9 +109,12 @@ pub fn wait_local(word: &AtomicU32, expected: u32) {
 pub unsafe fn own_liveness_words(
     _words: &[super::liveness::Watched],
     _node_offset: isize,
-) -> Option<()> {
+) -> Option<OwnedWords> {
     None
 }
+
+/// Never made here (see [`own_liveness_words`]).
+pub struct OwnedWords;
 
 /// Liveness words are never owned here, so never found dead by a probe.
 pub fn owner_found_dead(_word: &AtomicU32, _seen: u32) -> bool {

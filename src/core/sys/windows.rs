@@ -155,8 +155,10 @@ fn with_token_sid<T>(
     // SAFETY: the call wrote a TOKEN_USER or TOKEN_OWNER at the start of `buf` (8-aligned),
     // both starting with the SID pointer, which points into `buf`, alive for the call of `f`.
     let sid = if class == TokenUser {
+        // SAFETY: see above (a TOKEN_USER).
         unsafe { (*buf.as_ptr().cast::<TOKEN_USER>()).User.Sid }
     } else {
+        // SAFETY: see above (a TOKEN_OWNER).
         unsafe { (*buf.as_ptr().cast::<TOKEN_OWNER>()).Owner }
     };
     f(sid)
