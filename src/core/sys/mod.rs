@@ -22,6 +22,12 @@
 //! - A lock byte taken with `try_lock_byte` is released by the kernel when its holder dies,
 //!   however it dies.
 //!
+//! Windows (`windows.rs`) answers each service with named kernel objects: sections for
+//! segments, an auto-reset event per (word, sleeper) for wakes (hence [`Waker::Shared`]'s
+//! `sleeper` and [`wake_sleepers`]' mask, which the Unix backends ignore), a mutex per liveness
+//! word owned by the role's keeper, role locks as mutexes held by one thread of the process;
+//! see `docs/windows.md`.
+//!
 //! `unix.rs` holds what all Unix systems share (opening without following symlinks,
 //! CLOCK_MONOTONIC, file identities, record locks, mappings, fork hygiene). The other-Unix
 //! backend and `posix_shm` (macOS's segments and lock files) are also compiled and unit-tested
