@@ -254,12 +254,15 @@ impl RingMemory {
         // SAFETY: the caller guarantees `len >= HEADER_LEN` valid, aligned bytes (checked just
         // above), used by nobody else during init.
         let h = unsafe { header.as_ref() };
-        // Plain Relaxed stores: the segment becomes visible to other processes only after this
-        // function returns (it is linked under its name afterwards), which orders these writes.
+        // On Linux the segment becomes visible to other processes only after this function
+        // returns (it is linked under its name afterwards), which orders these writes. Where it
+        // is visible while made (Windows sections), `capacity` goes last, with Release: a
+        // reader that sees it (Acquire) sees the rest of the header (and what was written
+        // before this call: the table, the Windows block).
         h.head.store(start_index, Ordering::Relaxed);
         h.tail.store(start_index, Ordering::Relaxed);
-        h.capacity.store(capacity, Ordering::Relaxed);
         h.reserved.store(reserved, Ordering::Relaxed);
+        h.capacity.store(capacity, Ordering::Release);
         // SAFETY: as for `attach`, with the header just written.
         unsafe { Self::attach(base, len) }
     }

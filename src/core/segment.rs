@@ -212,9 +212,8 @@ unsafe fn init_layout(
     reserved: u32,
     table: Option<Geometry>,
 ) -> Result<(RingMemory, Option<TableMemory>)> {
-    // SAFETY: the caller's contract: `len` mapped bytes, ours alone.
-    let ring = unsafe { RingMemory::init(base, len, capacity, 0, reserved) }
-        .map_err(|e| Error::protocol(name, e))?;
+    // The table before the ring header: the header's capacity, written last, tells a reader
+    // of a segment visible while being made (Windows) that everything is there.
     let table = match table {
         Some(g) => {
             let offset = Geometry::table_offset(capacity);
@@ -232,6 +231,9 @@ unsafe fn init_layout(
         }
         None => None,
     };
+    // SAFETY: the caller's contract: `len` mapped bytes, ours alone.
+    let ring = unsafe { RingMemory::init(base, len, capacity, 0, reserved) }
+        .map_err(|e| Error::protocol(name, e))?;
     Ok((ring, table))
 }
 

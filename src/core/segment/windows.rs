@@ -143,10 +143,11 @@ fn inspect(name: &str) -> Result<Existing> {
         return Ok(Existing::OtherUser);
     }
     let view = section.map().map_err(|e| Error::io("cannot map the existing segment", e))?;
+    let made = capacity(&view) != 0; // first (Acquire): then the block is there if ours
     let Some((instance, pid)) = read_block(&view) else {
         // Our producers write the block first: without it, a capacity of 0 is a producer
         // (ours or not) that has just created the section; anything else is not ours.
-        return Ok(if capacity(&view) == 0 { Existing::Free } else { Existing::Foreign });
+        return Ok(if made { Existing::Foreign } else { Existing::Free });
     };
     Ok(match sys::probe_role(&role_key(instance, name), "producer") {
         Ok(LockState::Free) => Existing::Free,
@@ -281,7 +282,13 @@ impl Segment {
         drop(section);
         // The capacity first (Acquire, pairs with the producer's Release fence): once it is
         // there, so is the block of a producer of ours.
-        let _ = capacity(&view);
+        if capacity(&view) == 0 {
+            // Being made (by a producer of ours or not): retried within the open policy's grace.
+            return Err(Error::protocol(
+                &name,
+                crate::ring::RingError::BadCapacity { capacity: 0 },
+            ));
+        }
         let (instance, producer_pid) = read_block(&view).unwrap_or((0, 0));
         let len = if instance != 0 { view.len() - BLOCK_LEN } else { view.len() };
         // SAFETY: the view is `len` bytes or more and lives in the returned Segment with

@@ -23,7 +23,6 @@ use std::time::Duration;
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, LocalFree, BOOL, ERROR_ALREADY_EXISTS, ERROR_FILE_NOT_FOUND, FALSE,
     HANDLE, INVALID_HANDLE_VALUE, STILL_ACTIVE, TRUE, WAIT_ABANDONED_0, WAIT_OBJECT_0,
-    WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, GetSecurityInfo,
@@ -48,6 +47,10 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::{LockState, WaitWord, Waker, OWNER_DIED, OWNER_MASK};
+
+/// How long taking a free-looking mutex waits: probes and waiters that find it free hold it
+/// for a few instructions (then release it), and must not make a taker fail.
+const TAKE_WAIT_MS: u32 = 5;
 
 /// `MAXIMUM_WAIT_OBJECTS`: the most handles one `WaitForMultipleObjects` takes.
 pub const MAX_WAIT_WORDS: usize = 64;
@@ -496,6 +499,7 @@ pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
     let mut owners: Vec<(usize, &AtomicU32, u32)> = Vec::new(); // (handle index, word, value)
     let mut parked_on: Vec<usize> = Vec::new();
     let mut parked_index = None;
+    let mut unknown_owner = false;
     for w in words.iter().take(MAX_WAIT_WORDS - 1) {
         let slot = match w.waker {
             Waker::Local => Slot::Parked,
@@ -504,8 +508,13 @@ pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
                 None => Slot::Parked,
             },
             Waker::Death => match owner_mutex(w.word) {
-                Ok(h) => Slot::Owner(h),
-                Err(()) => {
+                OwnerMutex::Open(h) => Slot::Owner(h),
+                // Cannot be watched now: wake in a while to look again.
+                OwnerMutex::Unknown => {
+                    unknown_owner = true;
+                    continue;
+                }
+                OwnerMutex::Gone => {
                     // No mutex by that name: its owner is gone (closed by a clean end, or its
                     // last handle died with it).
                     mark_dead(w.word, w.expected);
@@ -530,6 +539,14 @@ pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
             }
         }
     }
+    let timeout = if unknown_owner {
+        Some(
+            timeout
+                .map_or(crate::timing::LIVENESS_PERIOD, |t| t.min(crate::timing::LIVENESS_PERIOD)),
+        )
+    } else {
+        timeout
+    };
     // After parking: a change before this check is seen here, one after it wakes us.
     let changed = words.iter().any(|w| w.word.load(Ordering::SeqCst) != w.expected);
     if !changed && !handles.is_empty() {
@@ -633,45 +650,57 @@ fn mark_dead(word: &AtomicU32, seen: u32) {
     }
 }
 
-/// The owner mutex of a liveness word, opened once; `Err` when no such mutex exists.
-fn owner_mutex(word: &AtomicU32) -> Result<HANDLE, ()> {
-    let Some((inst, off)) = locate(word) else { return Err(()) };
+/// What opening a liveness word's owner mutex found.
+enum OwnerMutex {
+    Open(HANDLE),
+    /// No mutex of that name: its keeper is gone (a clean end clears the word first).
+    Gone,
+    /// Could not tell (not a word of a registered segment, or the open failed otherwise).
+    Unknown,
+}
+
+/// The owner mutex of a liveness word, opened once.
+fn owner_mutex(word: &AtomicU32) -> OwnerMutex {
+    let Some((inst, off)) = locate(word) else { return OwnerMutex::Unknown };
     let mut r = registry();
     if let Some(h) = r.objects.get(&(inst, off, u32::MAX)) {
-        return Ok(h.raw());
+        return OwnerMutex::Open(h.raw());
     }
     let name = object_name(inst, off, "owner");
     // SAFETY: NUL-terminated name; SYNCHRONIZE suffices to wait on and release a mutex.
-    let h = Handle::new(unsafe { OpenMutexW(SYNCHRONIZATION_SYNCHRONIZE, FALSE, name.as_ptr()) })
-        .ok_or(())?;
+    let h = unsafe { OpenMutexW(SYNCHRONIZATION_SYNCHRONIZE, FALSE, name.as_ptr()) };
+    // SAFETY: reads this thread's last error, set by the call above.
+    let err = unsafe { GetLastError() };
+    let Some(h) = Handle::new(h) else {
+        return if err == ERROR_FILE_NOT_FOUND { OwnerMutex::Gone } else { OwnerMutex::Unknown };
+    };
     let raw = h.raw();
     r.objects.insert((inst, off, u32::MAX), h);
-    Ok(raw)
+    OwnerMutex::Open(raw)
 }
 
 /// Probes the owner of a liveness word that says alive (`seen`): `true` (and the word marked)
 /// when its keeper died. One system call.
 pub fn owner_found_dead(word: &AtomicU32, seen: u32) -> bool {
-    let Ok(h) = owner_mutex(word) else {
-        if word.load(Ordering::Acquire) == seen {
+    let h = match owner_mutex(word) {
+        OwnerMutex::Open(h) => h,
+        OwnerMutex::Gone if word.load(Ordering::Acquire) == seen => {
             mark_dead(word, seen);
             return true;
         }
-        return false;
+        OwnerMutex::Gone | OwnerMutex::Unknown => return false,
     };
     // SAFETY: a live mutex handle the registry holds; a 0 timeout never blocks.
     let rc = unsafe { WaitForSingleObject(h, 0) };
-    if rc == WAIT_TIMEOUT {
-        return false;
+    if rc != WAIT_OBJECT_0 && rc != WAIT_ABANDONED_0 {
+        return false; // held (WAIT_TIMEOUT), or the wait failed: not a death we saw
     }
     let dead = rc == WAIT_ABANDONED_0 || word.load(Ordering::Acquire) == seen;
     if dead {
         mark_dead(word, seen);
     }
-    if rc == WAIT_ABANDONED_0 || rc == WAIT_OBJECT_0 {
-        // SAFETY: the wait acquired it, on this thread.
-        unsafe { ReleaseMutex(h) };
-    }
+    // SAFETY: the wait acquired it, on this thread.
+    unsafe { ReleaseMutex(h) };
     dead
 }
 
@@ -698,7 +727,8 @@ pub unsafe fn own_liveness_words(
     words: &[super::liveness::Watched],
     _node_offset: isize,
 ) -> Option<OwnedWords> {
-    let mut owned = Vec::with_capacity(words.len());
+    // Released (ReleaseMutex, on this thread) if a later word fails.
+    let mut owned = OwnedWords(Vec::with_capacity(words.len()));
     for w in words {
         // SAFETY: the word is a live atomic in the mapping (the caller's contract).
         let word = unsafe { &*w.word };
@@ -707,14 +737,14 @@ pub unsafe fn own_liveness_words(
         // SAFETY: NUL-terminated name. Not created owned: an earlier owner's mutex of the same
         // name may still exist (someone holds a handle), and is then taken by the wait below.
         let h = Handle::new(unsafe { CreateMutexW(attributes_ptr(), FALSE, name.as_ptr()) })?;
-        // SAFETY: a live mutex handle; 0 timeout.
-        let rc = unsafe { WaitForSingleObject(h.raw(), 0) };
+        // SAFETY: a live mutex handle. A short wait: a waiter or prober holds a free mutex
+        // for a few instructions only.
+        let rc = unsafe { WaitForSingleObject(h.raw(), TAKE_WAIT_MS) };
         if rc != WAIT_OBJECT_0 && rc != WAIT_ABANDONED_0 {
             return None; // dropping `owned` releases what was taken
         }
-        owned.push(h);
+        owned.0.push(h);
     }
-    let owned = OwnedWords(owned);
     // SAFETY: GetCurrentThreadId has no preconditions.
     let tid = (unsafe { GetCurrentThreadId() } & OWNER_MASK).max(1);
     for w in words {
@@ -767,8 +797,9 @@ fn hold(rx: std::sync::mpsc::Receiver<Request>) {
                     let _ = reply.send(Err(last_error()));
                     continue;
                 };
-                // SAFETY: a live mutex handle; 0 timeout.
-                let rc = unsafe { WaitForSingleObject(h.raw(), 0) };
+                // SAFETY: a live mutex handle. A short wait, not 0: a prober (`probe_role`)
+                // holds a free mutex for a few instructions, which must not refuse a taker.
+                let rc = unsafe { WaitForSingleObject(h.raw(), TAKE_WAIT_MS) };
                 let taken = rc == WAIT_OBJECT_0 || rc == WAIT_ABANDONED_0;
                 if taken {
                     held.insert(name, h);
