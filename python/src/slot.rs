@@ -28,9 +28,11 @@ pub(crate) struct PySlot {
     writer: Py<PyWriter>,
     /// The slot (framed channels); `None` once published or discarded, or for a raw channel.
     slot: Option<OpenSlot>,
-    /// The array handed out: a view of the slot, or (raw channels) an array of our own.
+    /// The array handed out: a view of the slot, or (raw channels, Windows) an array of our
+    /// own.
     array: Option<Py<PyAny>>,
-    /// Raw channels: the frame is drawn here and written at publish.
+    /// Drawn in an array of our own and written at publish (raw channels; every channel on
+    /// Windows, until slot windows can be lent there).
     raw: bool,
     /// "published" or "discarded" once done.
     done: Option<&'static str>,
@@ -57,7 +59,9 @@ impl PySlot {
             seq: None,
             capture_ns: shmframes::monotonic_ns(),
         };
-        if w.raw {
+        // Raw channels, and Windows (no lending of slot windows there yet, see
+        // docs/windows.md): the frame is drawn in an array of our own and written at publish.
+        if w.raw || cfg!(windows) {
             if !w.handle.call(py, |wr| wr.wait_for_room(d))? {
                 return Ok(None);
             }
@@ -162,7 +166,8 @@ impl PySlot {
             // A raw channel's frame may wrap around the ring's end: it is drawn in an array of
             // our own and written (one copy). `frame()` waited for the room, which only its
             // one consumer could take back (it never does), so this does not wait. Raw frames
-            // carry no sequence number.
+            // carry no sequence number. (On Windows a framed channel takes this path too: its
+            // frame gets the writer's next number.)
             let _ = seq;
             return w.write_now(py, pixels, capture);
         }

@@ -11,7 +11,9 @@
 #      it: a restarted producer gets its name back once readers closed their handles);
 #   5. the session's named mappings can be listed (NtQueryDirectoryObject), as --list will;
 #   6. (information only) whether placeholders work (VirtualAlloc2), for lending frames;
-#   7. the core's own test suite (unit and integration tests), cross-built, under Wine.
+#   7. the core's own test suite (unit and integration tests), cross-built, under Wine;
+#   8. the tools cross-built: frame-producer.exe feeds frame-stats.exe;
+#   9. the Python wheel (abi3) in the embeddable CPython with numpy: frames, ProducerGone.
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
 set -euo pipefail
@@ -38,6 +40,8 @@ bin="$win/bin"
 mkdir -p "$bin" "$win/linux"
 trap '/usr/lib/wine/wineserver64 -k 2>/dev/null || true' EXIT
 failed=0
+# A Linux path as a Windows program sees it (Wine's drive Z: is the Unix root).
+winepath_of() { local p="${1//\//\\}"; echo "Z:$p"; }
 step() { printf '\n== %s\n' "$*"; }
 check() { # check DESCRIPTION COMMAND...: runs, reports, counts failures
     local what="$1" t0 rc
@@ -130,6 +134,42 @@ check "cargo test -p shmframes --target x86_64-pc-windows-gnu" core_tests
 core_clippy() { CARGO_TARGET_DIR="$win/cargo" cargo clippy --quiet --release -p shmframes \
     --target x86_64-pc-windows-gnu --lib --tests --manifest-path "$root/Cargo.toml" -- -D warnings; }
 check "cargo clippy -p shmframes --target x86_64-pc-windows-gnu (the Windows backend's lints)" core_clippy
+
+step "8. the tools for Windows (cargo build --bins), under Wine: frame-producer.exe -> frame-stats.exe"
+tools() { (cd "$root" && CARGO_TARGET_DIR="$win/cargo" cargo build --quiet --release \
+    --target x86_64-pc-windows-gnu --bins); }
+check "cargo build --release --target x86_64-pc-windows-gnu --bins" tools
+tbin="$win/cargo/x86_64-pc-windows-gnu/release"
+pipeline() { # 120 frames at 60 fps into frame-stats, which stops after 60
+    local n="shmframes-wine-tools-$$" p rc=0 err
+    "$run" "$tbin/frame-producer.exe" --synthetic --size 320x240 --fps 60 --name "$n" --frames 120 \
+        >/dev/null &
+    p=$!
+    err="$("$run" "$tbin/frame-stats.exe" "$n" --frames 60 --timeout 30 2>&1 >/dev/null)" || rc=1
+    wait $p || rc=1
+    echo "$err" | tail -2
+    # "total: N frames ... (+M published before attaching, shown, not measured)": N + M = 60.
+    local last n_measured n_before
+    last="$(tail -1 <<<"$err")"
+    n_measured="$(sed -n 's/.*total: \([0-9]*\) frames.*/\1/p' <<<"$last")"
+    n_before="$(sed -n 's/.*+\([0-9]*\) published before attaching.*/\1/p' <<<"$last")"
+    [ "$(( ${n_measured:-0} + ${n_before:-0} ))" -eq 60 ] || rc=1
+    return $rc
+}
+check "frame-producer.exe --synthetic --size 320x240 --fps 60 --frames 120 | frame-stats.exe --frames 60" pipeline
+
+step "9. the Python wheel (maturin, abi3) in the embeddable CPython 3.13 + numpy 2.1.3, under Wine"
+wheel() {
+    rm -rf "$win/wheels" && (cd "$root" && CARGO_TARGET_DIR="$win/cargo" "$root/.venv/bin/maturin" \
+        build --release --quiet --target x86_64-pc-windows-gnu --out "$win/wheels") &&
+        ls "$win"/wheels/shmframes-*-abi3-win_amd64.whl >/dev/null &&
+        rm -rf "$win/python/shmframes" && mkdir -p "$win/python/shmframes" &&
+        python3 -m zipfile -e "$(ls "$win"/wheels/shmframes-*.whl | head -1)" "$win/python/shmframes"
+}
+check "maturin build --release --target x86_64-pc-windows-gnu (abi3), unpacked" wheel
+check "python.exe check_frames.py: 100 frames, white bar, ProducerGone after TerminateProcess" \
+    "$run" "$win/python/python.exe" "$here/python/check_frames.py" \
+    "$(winepath_of "$tbin/frame-producer.exe")" "shmframes-wine-py-$$"
 
 if [ $bench -eq 1 ]; then
     step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"

@@ -101,6 +101,10 @@ import site
 PTH
 cmp -s "$pth.new" "$pth" && rm "$pth.new" || mv "$pth.new" "$pth"
 mkdir -p "$py/shmframes"
+# CPython loads an extension's DLLs from the default directories only (not PATH, so not
+# WINEPATH): the ProcessPrng stand-in goes beside python.exe, which Wine 8 needs for any Rust
+# extension (real Windows has bcryptprimitives.dll).
+cmp -s "$dll" "$py/bcryptprimitives.dll" || cp "$dll" "$py/bcryptprimitives.dll"
 
 # 6. The environment for cargo and shells.
 cat > "$win/env.sh" <<ENV

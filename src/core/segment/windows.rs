@@ -402,13 +402,12 @@ impl Segment {
     }
 }
 
-/// The channels there are: not listed on Windows yet (see `docs/windows.md` for the planned
-/// walk of the session's object directory).
+/// The channels there may be: the named sections of this session whose names a channel could
+/// have (not checked: some are other programs' mappings, which opening them tells).
 pub(super) fn channel_names() -> Result<Vec<String>> {
-    Err(Error::io(
-        "cannot list channels on Windows yet",
-        std::io::Error::from(std::io::ErrorKind::Unsupported),
-    ))
+    let names = sys::section_names()
+        .map_err(|e| Error::io("cannot list the session's named objects", e))?;
+    Ok(names.into_iter().filter(|n| validate_name(n).is_ok()).collect())
 }
 
 /// Nothing is ever left behind on Windows: a section goes with its last handle.

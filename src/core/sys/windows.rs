@@ -867,6 +867,130 @@ pub fn probe_role(key: &str, what: &str) -> io::Result<LockState> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Listing: the session's named objects
+
+#[repr(C)]
+struct UnicodeString {
+    length: u16,
+    maximum_length: u16,
+    buffer: *mut u16,
+}
+
+#[repr(C)]
+struct ObjectAttributes {
+    length: u32,
+    root_directory: HANDLE,
+    object_name: *const UnicodeString,
+    attributes: u32,
+    security_descriptor: *const std::ffi::c_void,
+    security_quality_of_service: *const std::ffi::c_void,
+}
+
+#[repr(C)]
+struct DirectoryEntry {
+    name: UnicodeString,
+    type_name: UnicodeString,
+}
+
+// ntdll's object-directory calls (documented in the WDK; what WinObj uses), and the session of
+// a process.
+#[link(name = "ntdll")]
+extern "system" {
+    fn NtOpenDirectoryObject(dir: *mut HANDLE, access: u32, attrs: *const ObjectAttributes) -> i32;
+    fn NtQueryDirectoryObject(
+        dir: HANDLE,
+        buffer: *mut std::ffi::c_void,
+        length: u32,
+        single: u8,
+        restart: u8,
+        context: *mut u32,
+        returned: *mut u32,
+    ) -> i32;
+}
+#[link(name = "kernel32")]
+extern "system" {
+    fn ProcessIdToSessionId(pid: u32, session: *mut u32) -> BOOL;
+}
+
+/// `UNICODE_STRING` as a Rust string.
+///
+/// # Safety
+/// `u.buffer` must point at `u.length` bytes of UTF-16 (or be null).
+unsafe fn unicode(u: &UnicodeString) -> String {
+    if u.buffer.is_null() {
+        return String::new();
+    }
+    // SAFETY: the caller's contract.
+    String::from_utf16_lossy(unsafe {
+        std::slice::from_raw_parts(u.buffer, usize::from(u.length) / 2)
+    })
+}
+
+/// The names of the sections in this session's named-object directory
+/// (`\Sessions\<id>\BaseNamedObjects`, where bare and `Local\` names live): every mapping a
+/// process of this session made under a name, ours and cpp_py_shmbuf's alike.
+pub fn section_names() -> io::Result<Vec<String>> {
+    let mut session = 0u32;
+    // SAFETY: writes `session`.
+    if unsafe { ProcessIdToSessionId(std::process::id(), &mut session) } == 0 {
+        return Err(last_error());
+    }
+    let mut path: Vec<u16> =
+        format!("\\Sessions\\{session}\\BaseNamedObjects").encode_utf16().collect();
+    let name = UnicodeString {
+        length: (path.len() * 2) as u16,
+        maximum_length: (path.len() * 2) as u16,
+        buffer: path.as_mut_ptr(),
+    };
+    let attrs = ObjectAttributes {
+        length: std::mem::size_of::<ObjectAttributes>() as u32,
+        root_directory: std::ptr::null_mut(),
+        object_name: &name,
+        attributes: 0x40, // OBJ_CASE_INSENSITIVE
+        security_descriptor: std::ptr::null(),
+        security_quality_of_service: std::ptr::null(),
+    };
+    let mut dir: HANDLE = std::ptr::null_mut();
+    // SAFETY: the attributes and the name they point at live for the call; DIRECTORY_QUERY.
+    let status = unsafe { NtOpenDirectoryObject(&mut dir, 0x0001, &attrs) };
+    let Some(dir) = (status == 0).then(|| Handle(dir)) else {
+        return Err(io::Error::other(format!("NtOpenDirectoryObject: status {status:#x}")));
+    };
+    let mut buf = vec![0u64; 8192]; // 64 KiB, 8-aligned
+    let (mut context, mut returned) = (0u32, 0u32);
+    let mut names = Vec::new();
+    for first in std::iter::once(1u8).chain(std::iter::repeat(0)) {
+        // One entry per call: Wine 8 answers nothing to a request for a batch.
+        // SAFETY: `buf` is writable for its length; the call writes entries and their strings
+        // into it.
+        let status = unsafe {
+            NtQueryDirectoryObject(
+                dir.raw(),
+                buf.as_mut_ptr().cast(),
+                (buf.len() * 8) as u32,
+                1,
+                first,
+                &mut context,
+                &mut returned,
+            )
+        };
+        if status != 0 {
+            break; // STATUS_NO_MORE_ENTRIES (0x8000001A), or an error: the list so far
+        }
+        // SAFETY: a successful call wrote one entry at the start of `buf`, whose strings point
+        // into `buf`.
+        let (entry_name, type_name) = unsafe {
+            let e = &*buf.as_ptr().cast::<DirectoryEntry>();
+            (unicode(&e.name), unicode(&e.type_name))
+        };
+        if type_name == "Section" {
+            names.push(entry_name);
+        }
+    }
+    Ok(names)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Clock, pages, processes, Ctrl+C
 
 /// Nanoseconds of the performance counter: one clock for every process of the machine.
@@ -1028,6 +1152,16 @@ mod tests {
         drop((s, opened));
         let e = open_section(&name).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound, "the name outlived its handles: {e:?}");
+    }
+
+    #[test]
+    fn sections_are_listed() {
+        let name = unique("list");
+        let Created::New(_s) = create_section(&name, 4096, false).unwrap() else {
+            panic!("a fresh name was taken")
+        };
+        let names = section_names().unwrap();
+        assert!(names.contains(&name), "{name} not in {names:?}");
     }
 
     #[test]
