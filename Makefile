@@ -183,7 +183,7 @@ gst-bench: build gst
 ## mingw-w64 and cargo (x86_64-pc-windows-gnu), run under Wine in a private prefix
 ## (target/windows/). `make windows-setup` installs it (`bash .ci/setup windows`);
 ## `bash tests/windows/run.sh --bench` also measures Wine's wake and death-notice latencies.
-.PHONY: windows-setup test-windows
+.PHONY: windows-setup test-windows test-windows-tools
 windows-setup:
 	@bash .ci/setup windows
 
@@ -192,6 +192,11 @@ windows-setup:
 test-windows:
 	@if bash .ci/setup windows; then bash tests/windows/run.sh; \
 	else echo "test-windows: SKIPPED: the Wine harness could not be installed (see above)" >&2; fi
+
+## The same, with the tools built for Windows (~10 minutes more: wgpu, nokhwa) and run under
+## Wine: frame-producer.exe into frame-stats.exe and into the Windows Python.
+test-windows-tools: windows-setup
+	@bash tests/windows/run.sh --tools
 
 ## The macOS build, checked here without a Mac (see docs/platforms.md for what reaches which
 ## level): for aarch64-apple-darwin and x86_64-apple-darwin, clippy on the core (its macOS

@@ -12,8 +12,10 @@
 #   5. the session's named mappings can be listed (NtQueryDirectoryObject), as --list will;
 #   6. (information only) whether placeholders work (VirtualAlloc2), for lending frames;
 #   7. the core's own test suite (unit and integration tests), cross-built, under Wine;
-#   8. the tools cross-built: frame-producer.exe feeds frame-stats.exe;
-#   9. the Python wheel (abi3) in the embeddable CPython with numpy: frames, ProducerGone.
+#   8. with --tools only (~10 minutes to build): the tools cross-built, frame-producer.exe
+#      feeds frame-stats.exe;
+#   9. the Python wheel (abi3) in the embeddable CPython with numpy: frames from a Python
+#      producer (with --tools, from frame-producer.exe), ProducerGone after TerminateProcess.
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
 set -euo pipefail
@@ -21,12 +23,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 win="${SHMFRAMES_WINDOWS_DIR:-$root/target/windows}"
 bench=0
+tools=0
 rounds=200
 for a in "$@"; do
     case "$a" in
         --bench) bench=1 ;;
+        --tools) tools=1 ;;
         --rounds=*) rounds="${a#--rounds=}" ;;
-        *) echo "usage: $0 [--bench] [--rounds=N]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--tools] [--bench] [--rounds=N]" >&2; exit 2 ;;
     esac
 done
 if [ ! -f "$win/env.sh" ] || [ ! -x /usr/lib/wine/wine64 ]; then
@@ -128,13 +132,15 @@ step "6. (information, not a check) placeholders for taking lent windows back (l
 
 step "7. the core's test suite (shmframes: unit and integration tests), cross-built, under Wine"
 # The same target directory as the smoke crate: one Windows build of the dependencies.
-core_tests() { CARGO_TARGET_DIR="$win/cargo" cargo test --quiet --release -p shmframes \
+# The chaos test runs 15 s here instead of 60 (Linux runs it in full).
+core_tests() { SHMFRAMES_CHAOS_SECS=15 CARGO_TARGET_DIR="$win/cargo" cargo test --quiet --release -p shmframes \
     --target x86_64-pc-windows-gnu --lib --tests --manifest-path "$root/Cargo.toml"; }
 check "cargo test -p shmframes --target x86_64-pc-windows-gnu" core_tests
 core_clippy() { CARGO_TARGET_DIR="$win/cargo" cargo clippy --quiet --release -p shmframes \
     --target x86_64-pc-windows-gnu --lib --tests --manifest-path "$root/Cargo.toml" -- -D warnings; }
 check "cargo clippy -p shmframes --target x86_64-pc-windows-gnu (the Windows backend's lints)" core_clippy
 
+if [ $tools -eq 1 ]; then
 step "8. the tools for Windows (cargo build --bins), under Wine: frame-producer.exe -> frame-stats.exe"
 tools() { (cd "$root" && CARGO_TARGET_DIR="$win/cargo" cargo build --quiet --release \
     --target x86_64-pc-windows-gnu --bins); }
@@ -157,6 +163,9 @@ pipeline() { # 120 frames at 60 fps into frame-stats, which stops after 60
     return $rc
 }
 check "frame-producer.exe --synthetic --size 320x240 --fps 60 --frames 120 | frame-stats.exe --frames 60" pipeline
+else
+    step "8. (skipped: the tools for Windows take ~10 minutes to build here; run.sh --tools, make test-windows-tools)"
+fi
 
 step "9. the Python wheel (maturin, abi3) in the embeddable CPython 3.13 + numpy 2.1.3, under Wine"
 wheel() {
@@ -167,9 +176,9 @@ wheel() {
         python3 -m zipfile -e "$(ls "$win"/wheels/shmframes-*.whl | head -1)" "$win/python/shmframes"
 }
 check "maturin build --release --target x86_64-pc-windows-gnu (abi3), unpacked" wheel
-check "python.exe check_frames.py: 100 frames, white bar, ProducerGone after TerminateProcess" \
-    "$run" "$win/python/python.exe" "$here/python/check_frames.py" \
-    "$(winepath_of "$tbin/frame-producer.exe")" "shmframes-wine-py-$$"
+if [ $tools -eq 1 ]; then producer="$(winepath_of "$tbin/frame-producer.exe")"; else producer=python; fi
+check "python.exe check_frames.py ($(basename "$producer")): 100 frames, white bar, ProducerGone after TerminateProcess" \
+    "$run" "$win/python/python.exe" "$here/python/check_frames.py" "$producer" "shmframes-wine-py-$$"
 
 if [ $bench -eq 1 ]; then
     step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"

@@ -2,9 +2,12 @@
 embeddable CPython 3.13, numpy 2.1.3 and the Windows wheel unpacked into site-packages:
 
     python.exe check_frames.py PATH\\frame-producer.exe NAME
+    python.exe check_frames.py python NAME
 
-1. starts frame-producer.exe (synthetic, 320x240, 60 fps) and reads 100 frames: contiguous
-   sequence numbers, the right shape, and the white bar (191, 191, 191) at pixel (10, 10);
+1. starts the producer, frame-producer.exe (synthetic, 320x240, 60 fps) or a Python one with
+   the same white bar (`python`: what `make test` runs, without building the tools for
+   Windows), and reads 100 frames: contiguous sequence numbers, the right shape, and the white
+   bar (191, 191, 191) at pixel (10, 10);
 2. blocks in read() and kills the producer (Popen.kill: TerminateProcess): ProducerGone must
    come within 50 ms (10 ms is the aim; Wine adds its own latency), the time is printed.
 Prints one line per check; exit 0 when all pass."""
@@ -17,8 +20,24 @@ import numpy as np
 
 import shmframes
 
+# The Python producer: 320x240 BGR at 60 fps, the test pattern's white bar (191) on the left.
+PYTHON_PRODUCER = """
+import sys, time
+import numpy as np
+import shmframes
+w = shmframes.Writer(sys.argv[1], 320, 240)
+img = np.zeros((240, 320, 3), np.uint8)
+img[:, :45] = 191
+while True:
+    w.write(img)
+    time.sleep(1 / 60)
+"""
+
 exe, name = sys.argv[1], sys.argv[2]
-producer = subprocess.Popen([exe, "--synthetic", "--size", "320x240", "--fps", "60", "--name", name])
+if exe == "python":
+    producer = subprocess.Popen([sys.executable, "-c", PYTHON_PRODUCER, name])
+else:
+    producer = subprocess.Popen([exe, "--synthetic", "--size", "320x240", "--fps", "60", "--name", name])
 try:
     # Lossless: the producer waits for this reader, so every frame of the 100 is read.
     reader = shmframes.Reader(name, timeout=30, lossless=True)
