@@ -197,6 +197,15 @@ fn map(file: &File, len: usize, what: &str) -> Result<(memmap2::MmapRaw, NonNull
     Ok((map, base))
 }
 
+/// Bytes of a new segment's layout, as [`init_layout`] writes it: the ring header and data
+/// area, and the reader table of geometry `table` after them if given.
+fn layout_len(capacity: u32, table: Option<Geometry>) -> usize {
+    match table {
+        Some(g) => Geometry::table_offset(capacity) + g.table_len(),
+        None => crate::ring::HEADER_LEN + capacity as usize,
+    }
+}
+
 /// Writes a new segment's layout into `base..base + len`: the ring header (`capacity`,
 /// `reserved`), and the reader table of geometry `table` after the data area if given. The
 /// one layout of every platform's `create`.
@@ -258,10 +267,7 @@ impl Segment {
         // dead by their lock; best effort: never a reason to fail). Without this, producers
         // killed at start fill a 64 MB /dev/shm with three 1080p channels.
         let _ = clean_leftovers(true);
-        let len = match table {
-            Some(g) => (Geometry::table_offset(capacity) + g.table_len()) as u64,
-            None => HEADER_LEN as u64 + capacity as u64,
-        };
+        let len = layout_len(capacity, table) as u64;
 
         // Unique even across PID namespaces sharing /dev/shm (containers): pid, a counter and
         // the clock.

@@ -27,7 +27,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{consumed_here, has_our_mark, init_layout, map, validate_name, Leftover, Segment};
+use super::{
+    consumed_here, has_our_mark, init_layout, layout_len, map, validate_name, Leftover, Segment,
+};
 use crate::error::{Error, Result};
 use crate::fork::{LockFile, Owner};
 use crate::ring::{RingMemory, HEADER_LEN};
@@ -88,10 +90,7 @@ impl Segment {
         let path = shown(&name);
         // What dead producers left (best effort, as on Linux).
         let _ = clean_leftovers(true);
-        let len = match table {
-            Some(g) => (Geometry::table_offset(capacity) + g.table_len()) as u64,
-            None => HEADER_LEN as u64 + capacity as u64,
-        };
+        let len = layout_len(capacity, table) as u64;
         let dir = LockDir::of_user(sys::euid());
         dir.ensure().map_err(|e| {
             Error::io(format!("cannot use the lock directory {}", dir.path().display()), e)

@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{init_layout, validate_name, Leftover, Segment};
+use super::{init_layout, layout_len, validate_name, Leftover, Segment};
 use crate::error::{Error, Result};
 use crate::fork::Owner;
 use crate::ring::{RingMemory, HEADER_LEN};
@@ -166,10 +166,7 @@ impl Segment {
     ) -> Result<(Segment, Option<TableMemory>)> {
         let name = validate_name(name)?.to_owned();
         let path = shown(&name);
-        let layout = match table {
-            Some(g) => Geometry::table_offset(capacity) + g.table_len(),
-            None => HEADER_LEN + capacity as usize,
-        };
+        let layout = layout_len(capacity, table);
         let page = sys::page_size();
         let len = (layout + BLOCK_LEN).div_ceil(page) * page;
         let instance = new_instance();
