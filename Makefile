@@ -16,6 +16,9 @@ setup:
 ## target/maturin: sharing target/ with cargo, each rebuilt the crates after the other.
 build: setup
 	cargo build --release --workspace --bins
+	@# A per-interpreter build of older checkouts would shadow the abi3 one (Python tries
+	@# .cpython-3XX-*.so before .abi3.so).
+	@rm -f python/shmframes/_shmframes.cpython-*.so
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) CARGO_TARGET_DIR=$(CURDIR)/target/maturin $(VENV)/bin/maturin develop --release --quiet
 
 ## The GStreamer plugin (shmframessrc, shmframessink), copied alone into target/gst so that
@@ -47,6 +50,7 @@ test-python:
 lint:
 	cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
+	cargo clippy --release -p shmframes-python --features abi3-py39 -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 	$(VENV)/bin/ruff check python tests/python benches
 
@@ -203,7 +207,7 @@ test-windows-tools: windows-setup
 ## backend), cargo check of the core, the Python extension and the C ABI, and a full link
 ## through cargo-zigbuild (zig's linker and macOS libc stubs; .ci/setup installs both into
 ## .venv) of the core's test programs, libshmframes.dylib and the Python wheel (maturin
-## --zig, abi3-py311: a wheel for one interpreter would need a macOS Python's sysconfig); the tools are checked with zig compiling their C parts (their binaries need Apple's
+## --zig: the abi3 wheel, which needs no macOS Python); the tools are checked with zig compiling their C parts (their binaries need Apple's
 ## frameworks, AVFoundation and Metal, to link).
 ## In target/apple, so that the Linux build in target/ is left alone.
 APPLE_TARGETS := aarch64-apple-darwin x86_64-apple-darwin
@@ -226,6 +230,6 @@ apple: setup
 		echo "apple: $$t: the tools checked (their C code compiled by zig; linking needs Apple's frameworks)"; \
 		$(APPLE_ENV) cargo-zigbuild check --release -q -p shmframes-tools --lib --bins --target $$t; \
 		echo "apple: $$t: the Python wheel (maturin --zig)"; \
-		$(APPLE_ZIG) $(VENV)/bin/maturin build --release --quiet --zig --features abi3-py311 --target $$t --out target/apple/wheels; \
+		$(APPLE_ZIG) $(VENV)/bin/maturin build --release --quiet --zig --target $$t --out target/apple/wheels; \
 	done; \
 	echo "apple: both Apple targets build (nothing was run: there is no Mac here)"

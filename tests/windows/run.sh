@@ -170,13 +170,13 @@ fi
 step "9. the Python wheel (maturin, abi3) in the embeddable CPython 3.13 + numpy 2.1.3, under Wine"
 wheel() {
     rm -rf "$win/wheels" && (cd "$root" && CARGO_TARGET_DIR="$win/cargo" "$root/.venv/bin/maturin" \
-        build --release --quiet --target x86_64-pc-windows-gnu --features abi3-py311 \
+        build --release --quiet --target x86_64-pc-windows-gnu \
         --out "$win/wheels") &&
         ls "$win"/wheels/shmframes-*-abi3-win_amd64.whl >/dev/null &&
         rm -rf "$win/python/shmframes" && mkdir -p "$win/python/shmframes" &&
         python3 -m zipfile -e "$(ls "$win"/wheels/shmframes-*.whl | head -1)" "$win/python/shmframes"
 }
-check "maturin build --release --target x86_64-pc-windows-gnu --features abi3-py311, unpacked" wheel
+check "maturin build --release --target x86_64-pc-windows-gnu (abi3), unpacked" wheel
 if [ $tools -eq 1 ]; then producer="$(winepath_of "$tbin/frame-producer.exe")"; else producer=python; fi
 check "python.exe check_frames.py ($(basename "$producer")): 100 frames, white bar, ProducerGone after TerminateProcess" \
     "$run" "$win/python/python.exe" "$here/python/check_frames.py" "$producer" "shmframes-wine-py-$$"
