@@ -52,7 +52,7 @@ lint:
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release -p shmframes-python --features abi3-py39 -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
-	$(VENV)/bin/ruff check python tests/python benches
+	$(VENV)/bin/ruff check python tests/python tests/windows/python benches
 
 ## C and C++ (issue 24, docs/c.md): libshmframes (shared and static), shmframes.h (C, made by
 ## cbindgen), shmframes.hpp (C++17), pkg-config and CMake files, and the two C++ examples built

@@ -15,7 +15,8 @@
 #   8. with --tools only (~10 minutes to build): the tools cross-built, frame-producer.exe
 #      feeds frame-stats.exe;
 #   9. the Python wheel (abi3) in the embeddable CPython with numpy: frames from a Python
-#      producer (with --tools, from frame-producer.exe), ProducerGone after TerminateProcess.
+#      producer (with --tools, from frame-producer.exe); an idle reader's wake-ups (0) and
+#      ProducerGone after `taskkill /F`; ProducerGone after TerminateProcess.
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
 set -euo pipefail
@@ -178,7 +179,7 @@ wheel() {
 }
 check "maturin build --release --target x86_64-pc-windows-gnu (abi3), unpacked" wheel
 if [ $tools -eq 1 ]; then producer="$(winepath_of "$tbin/frame-producer.exe")"; else producer=python; fi
-check "python.exe check_frames.py ($(basename "$producer")): 100 frames, white bar, ProducerGone after TerminateProcess" \
+check "python.exe check_frames.py ($(basename "$producer")): 100 frames, white bar, 0 wake-ups idle, ProducerGone after taskkill /F and TerminateProcess" \
     "$run" "$win/python/python.exe" "$here/python/check_frames.py" "$producer" "shmframes-wine-py-$$"
 
 if [ $bench -eq 1 ]; then
