@@ -3,6 +3,12 @@
 //! no shmframes code), built here for Linux (`shm_open("/NAME")`) with the system's C++
 //! compiler. Their producer's frames read by our `Reader`, and our raw `Writer`'s frames
 //! checked by their consumer, both with frames that split at the ring's end.
+//!
+//! On Windows the same tests run against their Win32 build (`CreateFileMappingA`), compiled
+//! beforehand: `SHMFRAMES_RAW_PEERS` names the folder of `raw_producer.exe` and
+//! `raw_consumer.exe` (tests/windows/run.sh builds them with mingw-w64 and sets it; under
+//! Wine a test program cannot run a compiler). Without it, they are compiled with `c++` as
+//! on Linux (a mingw-w64 toolchain on Windows).
 
 mod common;
 
@@ -24,20 +30,34 @@ fn pattern(w: u32, h: u32, i: u32) -> Vec<u8> {
     px
 }
 
-/// The two programs, compiled once per run; `None` (the tests then say so and pass) when
-/// there is no C++ compiler.
+/// The two programs, compiled once per run (or found in `SHMFRAMES_RAW_PEERS`); `None` (the
+/// tests then say so and pass) when there is no C++ compiler.
 fn peers() -> Option<&'static (PathBuf, PathBuf)> {
     static BUILT: OnceLock<Option<(PathBuf, PathBuf)>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(dir) = std::env::var_os("SHMFRAMES_RAW_PEERS") {
+                let dir = PathBuf::from(dir);
+                let exe = |p: &str| dir.join(format!("{p}{}", std::env::consts::EXE_SUFFIX));
+                let (producer, consumer) = (exe("raw_producer"), exe("raw_consumer"));
+                assert!(
+                    producer.is_file() && consumer.is_file(),
+                    "SHMFRAMES_RAW_PEERS={}: no raw_producer and raw_consumer there",
+                    dir.display()
+                );
+                return Some((producer, consumer));
+            }
             let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/windows/cpp");
             let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("raw_peers");
             std::fs::create_dir_all(&out).unwrap();
             let mut built = Vec::new();
             for p in ["raw_producer", "raw_consumer"] {
-                let exe = out.join(p);
+                let exe = out.join(format!("{p}{}", std::env::consts::EXE_SUFFIX));
+                // (-static on Windows: no libstdc++ DLL to find beside the test program)
                 let status = match Command::new("c++")
-                    .args(["-std=c++14", "-O2", "-Wall", "-o"])
+                    .args(["-std=c++14", "-O2", "-Wall"])
+                    .args(cfg!(windows).then_some("-static"))
+                    .arg("-o")
                     .arg(&exe)
                     .arg(src.join(format!("{p}.cpp")))
                     .status()

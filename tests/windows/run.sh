@@ -134,7 +134,7 @@ step "6. (information, not a check) placeholders for taking lent windows back (l
 step "7. the core's test suite (shmframes: unit and integration tests), cross-built, under Wine"
 # The same target directory as the smoke crate: one Windows build of the dependencies.
 # The chaos test runs 15 s here instead of 60 (Linux runs it in full).
-core_tests() { SHMFRAMES_CHAOS_SECS=15 CARGO_TARGET_DIR="$win/cargo" cargo test --quiet --release -p shmframes \
+core_tests() { SHMFRAMES_RAW_PEERS="$(winepath_of "$bin")" SHMFRAMES_CHAOS_SECS=15 CARGO_TARGET_DIR="$win/cargo" cargo test --quiet --release -p shmframes \
     --target x86_64-pc-windows-gnu --lib --tests --manifest-path "$root/Cargo.toml"; }
 check "cargo test -p shmframes --target x86_64-pc-windows-gnu" core_tests
 core_clippy() { CARGO_TARGET_DIR="$win/cargo" cargo clippy --quiet --release -p shmframes \

@@ -349,6 +349,12 @@ impl Section {
 
     /// Whether the section's owner is the current user, or the token's default owner for the
     /// objects it creates (an elevated token's, and Wine's, is the Administrators group).
+    ///
+    /// A section without an owner counts as the user's: Windows gives every object one (the
+    /// creator's default owner when its descriptor names none), so only Wine, which leaves an
+    /// object created without security attributes ownerless (cpp_py_shmbuf's
+    /// `CreateFileMappingA(..., NULL, ...)`), makes them; opening it for full access already
+    /// passed its access check.
     pub fn owned_by_me(&self) -> io::Result<bool> {
         let mut owner: PSID = std::ptr::null_mut();
         let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
@@ -370,8 +376,11 @@ impl Section {
         }
         // SAFETY: `owner` points into `sd`, alive until freed after the comparison.
         let same = |me: PSID| Ok(unsafe { EqualSid(owner, me) } != 0);
-        let mine =
-            with_token_user(same).and_then(|user| Ok(user || with_token_sid(TokenOwner, same)?));
+        let mine = if owner.is_null() {
+            Ok(true)
+        } else {
+            with_token_user(same).and_then(|user| Ok(user || with_token_sid(TokenOwner, same)?))
+        };
         // SAFETY: allocated by GetSecurityInfo, freed once.
         unsafe { LocalFree(sd) };
         mine
