@@ -145,3 +145,135 @@ pub fn check(buf: &[u8], seed: u64) -> bool {
     }
     chunks.remainder().iter().all(|&b| b == s as u8)
 }
+
+/// A segment image under a channel's name, put there as a foreign (or hostile) producer would:
+/// a file in /dev/shm, or on Windows a pagefile-backed section of exactly `bytes.len()` bytes
+/// (views round it up to whole pages), which lives as long as this value holds its handle.
+/// Windows cannot make an empty section: `None` there for no bytes.
+pub struct Planted {
+    #[cfg(windows)]
+    handle: windows_sys::Win32::Foundation::HANDLE,
+}
+
+#[cfg(unix)]
+pub fn plant(ch: &Channel, bytes: &[u8]) -> Option<Planted> {
+    std::fs::write(ch.path(), bytes).unwrap();
+    Some(Planted {})
+}
+
+#[cfg(windows)]
+pub fn plant(ch: &Channel, bytes: &[u8]) -> Option<Planted> {
+    use windows_sys::Win32::Foundation::{
+        GetLastError, ERROR_ALREADY_EXISTS, INVALID_HANDLE_VALUE,
+    };
+    use windows_sys::Win32::System::Memory::{CreateFileMappingW, PAGE_READWRITE};
+    if bytes.is_empty() {
+        return None;
+    }
+    let name: Vec<u16> = ch.0.encode_utf16().chain([0]).collect();
+    // SAFETY: `name` is NUL-terminated; default security (what cpp_py_shmbuf passes).
+    let handle = unsafe {
+        CreateFileMappingW(
+            INVALID_HANDLE_VALUE,
+            std::ptr::null(),
+            PAGE_READWRITE,
+            0,
+            bytes.len() as u32,
+            name.as_ptr(),
+        )
+    };
+    // SAFETY: this thread's last error, set by the call above.
+    let err = unsafe { GetLastError() };
+    assert!(!handle.is_null() && err != ERROR_ALREADY_EXISTS, "cannot plant {}: error {err}", ch.0);
+    let planted = Planted { handle };
+    Scribbler::open(ch).poke(0, bytes);
+    Some(planted)
+}
+
+#[cfg(windows)]
+impl Drop for Planted {
+    fn drop(&mut self) {
+        // SAFETY: our handle, closed once.
+        unsafe { windows_sys::Win32::Foundation::CloseHandle(self.handle) };
+    }
+}
+
+/// Read and write access to the bytes of a live segment by offset: a peer scribbling on it.
+pub struct Scribbler {
+    #[cfg(unix)]
+    file: std::fs::File,
+    #[cfg(windows)]
+    handle: windows_sys::Win32::Foundation::HANDLE,
+    #[cfg(windows)]
+    view: *mut u8,
+}
+
+impl Scribbler {
+    #[cfg(unix)]
+    pub fn open(ch: &Channel) -> Scribbler {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(ch.path()).unwrap();
+        Scribbler { file }
+    }
+
+    #[cfg(windows)]
+    pub fn open(ch: &Channel) -> Scribbler {
+        use windows_sys::Win32::System::Memory::{
+            MapViewOfFile, OpenFileMappingW, FILE_MAP_ALL_ACCESS,
+        };
+        let name: Vec<u16> = ch.0.encode_utf16().chain([0]).collect();
+        // SAFETY: `name` is NUL-terminated.
+        let handle = unsafe { OpenFileMappingW(FILE_MAP_ALL_ACCESS, 0, name.as_ptr()) };
+        assert!(!handle.is_null(), "no section {}", ch.0);
+        // SAFETY: a valid section handle; 0 maps all of it.
+        let view = unsafe { MapViewOfFile(handle, FILE_MAP_ALL_ACCESS, 0, 0, 0) };
+        assert!(!view.Value.is_null(), "cannot map {}", ch.0);
+        Scribbler { handle, view: view.Value.cast() }
+    }
+
+    /// The u32 at `off`.
+    pub fn word(&self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    #[cfg(unix)]
+    fn read(&self, off: u64, out: &mut [u8]) {
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, out, off).unwrap();
+    }
+
+    #[cfg(windows)]
+    fn read(&self, off: u64, out: &mut [u8]) {
+        // SAFETY: callers stay inside the segment, within the view; bytes only.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.view.add(off as usize), out.as_mut_ptr(), out.len())
+        };
+    }
+
+    /// Writes `bytes` at `off`.
+    #[cfg(unix)]
+    pub fn poke(&self, off: u64, bytes: &[u8]) {
+        std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, off).unwrap();
+    }
+
+    /// Writes `bytes` at `off`.
+    #[cfg(windows)]
+    pub fn poke(&self, off: u64, bytes: &[u8]) {
+        // SAFETY: callers stay inside the segment, within the view; bytes only.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.view.add(off as usize), bytes.len())
+        };
+    }
+}
+
+#[cfg(windows)]
+impl Drop for Scribbler {
+    fn drop(&mut self) {
+        use windows_sys::Win32::System::Memory::{UnmapViewOfFile, MEMORY_MAPPED_VIEW_ADDRESS};
+        // SAFETY: our view and handle, each released once.
+        unsafe {
+            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS { Value: self.view.cast() });
+            windows_sys::Win32::Foundation::CloseHandle(self.handle);
+        }
+    }
+}
