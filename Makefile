@@ -197,8 +197,8 @@ test-windows:
 	@if bash .ci/setup windows; then bash tests/windows/run.sh; \
 	else echo "test-windows: SKIPPED: the Wine harness could not be installed (see above)" >&2; fi
 
-## The same, with the tools built for Windows (~10 minutes more: wgpu, nokhwa) and run under
-## Wine: frame-producer.exe into frame-stats.exe and into the Windows Python.
+## The same, with the tools built in the release profile users run (~8-13 minutes here: wgpu,
+## nokhwa) instead of `make test`'s unoptimised wine-tools profile (~3 minutes).
 test-windows-tools: windows-setup
 	@bash tests/windows/run.sh --tools
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use numpy::ndarray::{ArrayViewD, IxDyn, ShapeBuilder};
 use numpy::PyArrayDyn;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -251,6 +251,14 @@ impl PyFrame {
     fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
         self.release();
         false
+    }
+
+    /// A frame is a view into this process's mapping: it cannot move to another process.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(PyTypeError::new_err(
+            "a shmframes.Frame cannot be pickled or sent to another process (it is a view into \
+             this process's shared memory): send frame.array.copy(), or read the channel there",
+        ))
     }
 
     fn __repr__(&self) -> String {

@@ -262,6 +262,18 @@ impl PyReader {
         false
     }
 
+    /// A reader is this process's attachment (its mapping, its reader entry): it cannot move
+    /// to another process. `multiprocessing` pickles what it hands a child (spawn, the only
+    /// start method on Windows and the default on macOS): say what to do instead.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(PyTypeError::new_err(format!(
+            "a shmframes.Reader cannot be pickled or sent to another process (it is this \
+             process's attachment to channel {:?}): pass the name and open \
+             shmframes.Reader({:?}) in the child",
+            self.handle.name, self.handle.name
+        )))
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "<shmframes.Reader {:?}{}>",

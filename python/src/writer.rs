@@ -226,6 +226,17 @@ impl PyWriter {
         Ok(false)
     }
 
+    /// A writer owns its channel's producer role in this process: it cannot move to another
+    /// (`multiprocessing` pickles what it hands a child).
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(PyTypeError::new_err(format!(
+            "a shmframes.Writer cannot be pickled or sent to another process (it holds the \
+             producer role of channel {:?} for this process): create the Writer in the process \
+             that writes",
+            self.handle.name
+        )))
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "<shmframes.Writer {:?} {}{}>",

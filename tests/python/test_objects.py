@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,3 +226,20 @@ def test_demo_lines_say_whose_they_are(procs, channel):
     else:
         pytest.fail(f"no status line: {lines}")
     assert any(line.startswith(f"frame-producer [{channel}]") for line in lines), lines
+
+
+def test_readers_writers_and_frames_refuse_pickling_with_what_to_do(channel):
+    """multiprocessing (spawn: Windows, macOS) pickles what it hands a child: a Reader, Writer
+    or Frame cannot move to another process, and the error says what to pass instead."""
+    import pickle
+
+    with shmframes.Writer(channel, 8, 8) as w:
+        r = shmframes.Reader(channel)
+        w.write(np.zeros((8, 8, 3), np.uint8))
+        f = r.read(timeout=5)
+        assert f is not None
+        for obj, hint in ((r, f'shmframes.Reader("{channel}")'), (w, "create the Writer"), (f, "frame.array.copy()")):
+            with pytest.raises(TypeError, match=re.escape(hint)):
+                pickle.dumps(obj)
+        f.release()
+        r.close()

@@ -12,10 +12,10 @@
 #   5. the session's named mappings can be listed (NtQueryDirectoryObject), as --list will;
 #   6. (information only) whether placeholders work (VirtualAlloc2), for lending frames;
 #   7. the core's own test suite (unit and integration tests), cross-built, under Wine;
-#   8. with --tools only (~10 minutes to build): the tools cross-built, frame-producer.exe
-#      feeds frame-stats.exe;
+#   8. the tools cross-built (profile wine-tools: unoptimised, ~3 minutes here; with --tools,
+#      the release build users run, ~8-13 minutes), frame-producer.exe feeds frame-stats.exe;
 #   9. the Python wheel (abi3) in the embeddable CPython with numpy: frames from a Python
-#      producer (with --tools, from frame-producer.exe); an idle reader's wake-ups (0) and
+#      producer and from frame-producer.exe; an idle reader's wake-ups (0) and
 #      ProducerGone after `taskkill /F`; ProducerGone after TerminateProcess.
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
@@ -141,12 +141,12 @@ core_clippy() { CARGO_TARGET_DIR="$win/cargo" cargo clippy --quiet --release -p 
     --target x86_64-pc-windows-gnu --lib --tests --manifest-path "$root/Cargo.toml" -- -D warnings; }
 check "cargo clippy -p shmframes --target x86_64-pc-windows-gnu (the Windows backend's lints)" core_clippy
 
-if [ $tools -eq 1 ]; then
-step "8. the tools for Windows (cargo build --bins), under Wine: frame-producer.exe -> frame-stats.exe"
-tools() { (cd "$root" && CARGO_TARGET_DIR="$win/cargo" cargo build --quiet --release \
+if [ $tools -eq 1 ]; then profile=release; else profile=wine-tools; fi
+step "8. the tools for Windows (cargo build --profile $profile --bins), under Wine: frame-producer.exe -> frame-stats.exe"
+tools() { (cd "$root" && CARGO_TARGET_DIR="$win/cargo" cargo build --quiet --profile "$profile" \
     --target x86_64-pc-windows-gnu --bins); }
-check "cargo build --release --target x86_64-pc-windows-gnu --bins" tools
-tbin="$win/cargo/x86_64-pc-windows-gnu/release"
+check "cargo build --profile $profile --target x86_64-pc-windows-gnu --bins" tools
+tbin="$win/cargo/x86_64-pc-windows-gnu/$profile"
 pipeline() { # 120 frames at 60 fps into frame-stats, which stops after 60
     local n="shmframes-wine-tools-$$" p rc=0 err
     "$run" "$tbin/frame-producer.exe" --synthetic --size 320x240 --fps 60 --name "$n" --frames 120 \
@@ -164,9 +164,6 @@ pipeline() { # 120 frames at 60 fps into frame-stats, which stops after 60
     return $rc
 }
 check "frame-producer.exe --synthetic --size 320x240 --fps 60 --frames 120 | frame-stats.exe --frames 60" pipeline
-else
-    step "8. (skipped: the tools for Windows take ~10 minutes to build here; run.sh --tools, make test-windows-tools)"
-fi
 
 step "9. the Python wheel (maturin, abi3) in the embeddable CPython 3.13 + numpy 2.1.3, under Wine"
 wheel() {
@@ -178,9 +175,12 @@ wheel() {
         python3 -m zipfile -e "$(ls "$win"/wheels/shmframes-*.whl | head -1)" "$win/python/shmframes"
 }
 check "maturin build --release --target x86_64-pc-windows-gnu (abi3), unpacked" wheel
-if [ $tools -eq 1 ]; then producer="$(winepath_of "$tbin/frame-producer.exe")"; else producer=python; fi
-check "python.exe check_frames.py ($(basename "$producer")): 100 frames, white bar, 0 wake-ups idle, ProducerGone after taskkill /F and TerminateProcess" \
-    "$run" "$win/python/python.exe" "$here/python/check_frames.py" "$producer" "shmframes-wine-py-$$"
+k=0
+for producer in python "$(winepath_of "$tbin/frame-producer.exe")"; do
+    k=$((k + 1))
+    check "python.exe check_frames.py ($(basename "${producer//\\//}")): 100 frames, white bar, 0 wake-ups idle, ProducerGone after taskkill /F and TerminateProcess" \
+        "$run" "$win/python/python.exe" "$here/python/check_frames.py" "$producer" "shmframes-wine-py-$$-$k"
+done
 
 if [ $bench -eq 1 ]; then
     step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"
