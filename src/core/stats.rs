@@ -247,12 +247,19 @@ impl fmt::Display for Window {
 
 impl fmt::Display for Summary {
     /// `total: 300 frames in 10.0 s (30.0 fps), dropped 0, latency p50 0.052 ms p99 ... p99.9 ...`
-    /// (`(30.0 fps; +1 published before attaching, shown, not measured)` when there was one).
+    /// The total counts every frame the reader got; those published before it attached are
+    /// said (`(30.0 fps; 1 of them published before attaching, shown, not measured)`), and the
+    /// rate and latencies are of the others.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64();
-        write!(f, "total: {} frames in {secs:.1} s ({:.1} fps", self.frames, self.fps)?;
+        let got = self.frames + self.before_attach;
+        write!(f, "total: {got} frames in {secs:.1} s ({:.1} fps", self.fps)?;
         if self.before_attach > 0 {
-            write!(f, "; +{} published before attaching, shown, not measured", self.before_attach)?;
+            write!(
+                f,
+                "; {} of them published before attaching, shown, not measured",
+                self.before_attach
+            )?;
         }
         write!(f, "), dropped {}", self.dropped)?;
         if let Some([p50, p99, p999]) = self.latency_ns {
@@ -409,7 +416,9 @@ mod tests {
         let sum = s.summary();
         assert_eq!(sum.before_attach, 1);
         assert!(sum.latency_ns.unwrap()[1] < 60_000, "{sum:?}");
-        assert!(sum.to_string().contains("+1 published before attaching"), "{sum}");
+        let line = sum.to_string();
+        assert!(line.contains("total: 3 frames"), "{line}"); // 2 measured + 1 before attaching
+        assert!(line.contains("1 of them published before attaching"), "{line}");
         // Stats::new() measures everything (the old behaviour).
         let mut all = Stats::new();
         all.record(1, 5, 10, 0);

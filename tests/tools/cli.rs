@@ -160,9 +160,9 @@ fn stats_measure_only_frames_published_after_attaching() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no p99 in {summary}"));
     assert!(p99 < 50.0, "{summary}");
-    // Two measured frames and the one that was there: said, not hidden.
+    // Two measured frames and the one that was there: counted, and said, not hidden.
     assert!(
-        summary.contains("total: 2 frames") && summary.contains("+1 published before"),
+        summary.contains("total: 3 frames") && summary.contains("1 of them published before"),
         "{summary}"
     );
 }
