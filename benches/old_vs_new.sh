@@ -51,7 +51,8 @@ newest_bench() { ls -t "$1"/release/deps/"${2:-pipeline}"-* | grep -v '\.d$' | h
 OLD_BENCH=$(newest_bench "$OLD_TARGET")
 NEW_BENCH=$(newest_bench target)
 micro() { # micro TARGET_DIR: the in-process benchmarks of one side, briefly
-    "$(newest_bench "$1" ring)" --bench --warm-up-time 1 --measurement-time 2 --noplot 2>/dev/null | grep "time:"
+    "$(newest_bench "$1" ring)" --bench --warm-up-time 1 --measurement-time 2 --noplot \
+        --output-format bencher 2>/dev/null | grep "^test "
     CROSS_ROUNDS=3 "$(newest_bench "$1" cross_thread)" --bench 2>/dev/null
 }
 peers() { # peers PYTHON: one short round of the iceoryx2 side-by-side

@@ -494,8 +494,9 @@ impl Producer {
     /// No other `Producer` (in any process) may exist for this ring while this one is used.
     pub unsafe fn new(mem: RingMemory) -> Result<Producer, RingError> {
         let h = mem.header();
-        let head = h.head.load(Ordering::Relaxed); // we are the only writer of head
-                                                   // SYNC POINT: tail (Acquire; pairs with the consumer's Release store in `release_to`).
+        // We are the only writer of head.
+        let head = h.head.load(Ordering::Relaxed);
+        // SYNC POINT: tail (Acquire; pairs with the consumer's Release store in `release_to`).
         let tail = h.tail.load(Ordering::Acquire);
         let p = Producer { mem, write: head, head, cached_tail: tail };
         p.check_used(tail)?;
@@ -560,9 +561,10 @@ impl Producer {
     pub fn append(&mut self, payload: &[u8]) -> Result<(), RingPushError> {
         let needed = PREFIX_LEN as u64 + payload.len() as u64;
         self.ensure_free(needed)?;
-        let len = payload.len() as u32; // fits: needed <= capacity <= 2^31
-                                        // SAFETY: ensure_free proved that `needed` bytes from `write` are free, so the producer
-                                        // owns them; both pieces are at most `capacity` long.
+        // Fits: needed <= capacity <= 2^31.
+        let len = payload.len() as u32;
+        // SAFETY: ensure_free proved that `needed` bytes from `write` are free, so the producer
+        // owns them; both pieces are at most `capacity` long.
         unsafe {
             self.mem.copy_in(self.write, &len.to_le_bytes());
             self.mem.copy_in(self.write.wrapping_add(PREFIX_LEN), payload);
@@ -970,9 +972,10 @@ mod tests {
         for bad in [0x7FFF_FFFFu32, 0xFFFF_FFFE, 0xFFFF_FFFF, 61] {
             let mut b = Buf::new(16 + 64);
             let (mut p, mut c) = ring(&mut b, 64, 0);
-            p.push(&[1; 60]).unwrap(); // 64 bytes published
-                                       // overwrite the prefix with a hostile length
-                                       // SAFETY: test-only poke of the buffer while no role is using it.
+            // 64 bytes published.
+            p.push(&[1; 60]).unwrap();
+            // overwrite the prefix with a hostile length
+            // SAFETY: test-only poke of the buffer while no role is using it.
             unsafe { (b.ptr().as_ptr().add(16) as *mut u32).write_unaligned(bad.to_le()) };
             assert!(
                 matches!(c.peek(), Err(RingError::LengthTooLong { .. })),
