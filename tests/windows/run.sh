@@ -16,7 +16,8 @@
 #      the release build users run, ~8-13 minutes), frame-producer.exe feeds frame-stats.exe;
 #   9. the Python wheel (abi3) in the embeddable CPython with numpy: frames from a Python
 #      producer and from frame-producer.exe; an idle reader's wake-ups (0) and
-#      ProducerGone after `taskkill /F`; ProducerGone after TerminateProcess.
+#      ProducerGone after `taskkill /F`; ProducerGone after TerminateProcess; `python -m
+#      shmframes.view --headless` on frame-producer.exe.
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
 set -euo pipefail
@@ -179,6 +180,20 @@ for producer in python "$(winepath_of "$tbin/frame-producer.exe")"; do
     check "python.exe check_frames.py ($(basename "${producer//\\//}")): 100 frames, white bar, 0 wake-ups idle, ProducerGone after taskkill /F and TerminateProcess" \
         "$run" "$win/python/python.exe" "$here/python/check_frames.py" "$producer" "shmframes-wine-py-$$-$k"
 done
+
+view() { # python -m shmframes.view --headless on frame-producer.exe: its last line counts 60 frames
+    local n="shmframes-wine-view-$$" p rc=0 out
+    # (10 s of frames: room for a slow start of Python under a loaded machine)
+    "$run" "$tbin/frame-producer.exe" --synthetic --size 320x240 --fps 60 --name "$n" --frames 600 \
+        >/dev/null 2>&1 &
+    p=$!
+    out="$("$run" "$win/python/python.exe" -m shmframes.view "$n" --headless --frames 60 2>&1)" || rc=1
+    wait $p || rc=1
+    tail -1 <<<"$out"
+    grep -q "total: 60 frames in" <<<"$(tail -1 <<<"$out")" || rc=1
+    return $rc
+}
+check "python.exe -m shmframes.view --headless --frames 60 (frame-producer.exe)" view
 
 if [ $bench -eq 1 ]; then
     step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"
