@@ -17,7 +17,8 @@
 #   9. the Python wheel (abi3) in the embeddable CPython with numpy: frames from a Python
 #      producer and from frame-producer.exe; an idle reader's wake-ups (0) and
 #      ProducerGone after `taskkill /F`; ProducerGone after TerminateProcess; `python -m
-#      shmframes.view --headless` on frame-producer.exe.
+#      shmframes.view --headless` on frame-producer.exe;
+#  10. the GStreamer plugin type-checked for Windows (not linked: no GStreamer SDK here).
 #   --bench also measures Wine's cross-process wake and death-notice latencies (p50/p99).
 # Build products go to target/windows/ (bin/, linux/, cargo/). Wine is stopped at the end.
 set -euo pipefail
@@ -194,6 +195,20 @@ view() { # python -m shmframes.view --headless on frame-producer.exe: its last l
     return $rc
 }
 check "python.exe -m shmframes.view --headless --frames 60 (frame-producer.exe)" view
+
+step "10. the GStreamer plugin for Windows, type-checked (cargo check: GStreamer's Windows SDK is not here to link it)"
+# pkg-config cannot answer for the target without the SDK: each library is named by hand
+# (system-deps' override), which is all a check needs (nothing is linked).
+gst_check() ( # (a subshell: the overrides stay here)
+    local l k
+    for l in GLIB_2_0:glib-2.0 GOBJECT_2_0:gobject-2.0 GIO_2_0:gio-2.0 GMODULE_2_0:gmodule-2.0 \
+        GSTREAMER_1_0:gstreamer-1.0 GSTREAMER_BASE_1_0:gstbase-1.0 GSTREAMER_VIDEO_1_0:gstvideo-1.0; do
+        k="${l%%:*}"
+        export "SYSTEM_DEPS_${k}_NO_PKG_CONFIG=1" "SYSTEM_DEPS_${k}_LIB=${l#*:}"
+    done
+    cd "$root" && CARGO_TARGET_DIR="$win/cargo" cargo check --quiet -p gstshmframes --target x86_64-pc-windows-gnu
+)
+check "cargo check -p gstshmframes --target x86_64-pc-windows-gnu" gst_check
 
 if [ $bench -eq 1 ]; then
     step "measurements (Wine $(/usr/lib/wine/wine64 --version 2>/dev/null), $rounds rounds)"
