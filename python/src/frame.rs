@@ -164,9 +164,9 @@ impl PyFrame {
 
     /// The buffer protocol: `memoryview(frame)` views the pixels in place, read-only, in the
     /// array's shape and strides (format `B`). The view holds the frame itself, so it stays
-    /// valid after `release()`. Built where pyo3 offers `__getbuffer__`: a build for one
-    /// interpreter, or the `abi3-py311` wheel (the limited API has the buffer protocol from
-    /// Python 3.11); the `abi3-py39` wheel has none (see docs/python.md).
+    /// valid after `release()`. Built where pyo3 offers `__getbuffer__`: the default abi3
+    /// build (the limited API has the buffer protocol from Python 3.11); the unshipped
+    /// `abi3-py39` build has none (see docs/python.md).
     #[cfg(not(feature = "abi3-py39"))]
     unsafe fn __getbuffer__(
         slf: Bound<'_, Self>,

@@ -249,7 +249,8 @@ impl fmt::Display for Summary {
     /// `total: 300 frames in 10.0 s (30.0 fps), dropped 0, latency p50 0.052 ms p99 ... p99.9 ...`
     /// The total counts every frame the reader got; those published before it attached are
     /// said (`(30.0 fps; 1 of them published before attaching, shown, not measured)`), and the
-    /// rate and latencies are of the others.
+    /// rate and latencies are of the others (as are [`Summary::frames`] and the per-second
+    /// [`Window`] lines: the measured frames).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64();
         let got = self.frames + self.before_attach;

@@ -178,7 +178,7 @@ pub fn plant(ch: &Channel, bytes: &[u8]) -> Option<Planted> {
             std::ptr::null(),
             PAGE_READWRITE,
             0,
-            bytes.len() as u32,
+            u32::try_from(bytes.len()).expect("a test segment under 4 GiB"),
             name.as_ptr(),
         )
     };
@@ -206,6 +206,9 @@ pub struct Scribbler {
     handle: windows_sys::Win32::Foundation::HANDLE,
     #[cfg(windows)]
     view: *mut u8,
+    /// Bytes mapped (whole pages).
+    #[cfg(windows)]
+    len: usize,
 }
 
 impl Scribbler {
@@ -227,7 +230,19 @@ impl Scribbler {
         // SAFETY: a valid section handle; 0 maps all of it.
         let view = unsafe { MapViewOfFile(handle, FILE_MAP_ALL_ACCESS, 0, 0, 0) };
         assert!(!view.Value.is_null(), "cannot map {}", ch.0);
-        Scribbler { handle, view: view.Value.cast() }
+        // SAFETY: a zeroed MEMORY_BASIC_INFORMATION is a valid value of this plain struct.
+        let mut info: windows_sys::Win32::System::Memory::MEMORY_BASIC_INFORMATION =
+            unsafe { std::mem::zeroed() };
+        // SAFETY: `view` is the start of the view just mapped; the call fills `info`.
+        let n = unsafe {
+            windows_sys::Win32::System::Memory::VirtualQuery(
+                view.Value,
+                &mut info,
+                std::mem::size_of_val(&info),
+            )
+        };
+        assert!(n != 0, "cannot measure the view of {}", ch.0);
+        Scribbler { handle, view: view.Value.cast(), len: info.RegionSize }
     }
 
     /// The u32 at `off`.
@@ -244,10 +259,10 @@ impl Scribbler {
 
     #[cfg(windows)]
     fn read(&self, off: u64, out: &mut [u8]) {
-        // SAFETY: callers stay inside the segment, within the view; bytes only.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.view.add(off as usize), out.as_mut_ptr(), out.len())
-        };
+        let off = usize::try_from(off).unwrap();
+        assert!(off.checked_add(out.len()).is_some_and(|end| end <= self.len), "outside the view");
+        // SAFETY: `off..off + out.len()` is inside the view (checked above); bytes only.
+        unsafe { std::ptr::copy_nonoverlapping(self.view.add(off), out.as_mut_ptr(), out.len()) };
     }
 
     /// Writes `bytes` at `off`.
@@ -259,10 +274,13 @@ impl Scribbler {
     /// Writes `bytes` at `off`.
     #[cfg(windows)]
     pub fn poke(&self, off: u64, bytes: &[u8]) {
-        // SAFETY: callers stay inside the segment, within the view; bytes only.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.view.add(off as usize), bytes.len())
-        };
+        let off = usize::try_from(off).unwrap();
+        assert!(
+            off.checked_add(bytes.len()).is_some_and(|end| end <= self.len),
+            "outside the view"
+        );
+        // SAFETY: `off..off + bytes.len()` is inside the view (checked above); bytes only.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.view.add(off), bytes.len()) };
     }
 }
 

@@ -153,11 +153,16 @@ pipeline() { # 120 frames at 60 fps into frame-stats, which stops after 60
     local n="shmframes-wine-tools-$$" p rc=0 err
     # As a user runs them: nothing but the ProcessPrng stand-in beside the executables.
     cp "$win/dll/bcryptprimitives.dll" "$tbin/"
-    WINE_RUN_BESIDE=1 "$run" "$tbin/frame-producer.exe" --synthetic --size 320x240 --fps 60 --name "$n" --frames 120 \
-        >/dev/null &
+    # frame-stats first (it waits for the channel): a late start cannot cost it frames.
+    local log="$win/pipeline-$$.log"
+    WINE_RUN_BESIDE=1 "$run" "$tbin/frame-stats.exe" "$n" --frames 60 --timeout 30 >/dev/null 2>"$log" &
     p=$!
-    err="$(WINE_RUN_BESIDE=1 "$run" "$tbin/frame-stats.exe" "$n" --frames 60 --timeout 30 2>&1 >/dev/null)" || rc=1
+    sleep 1
+    WINE_RUN_BESIDE=1 "$run" "$tbin/frame-producer.exe" --synthetic --size 320x240 --fps 60 --name "$n" \
+        --frames 120 >/dev/null || rc=1
     wait $p || rc=1
+    err="$(cat "$log")"
+    rm -f "$log"
     echo "$err" | tail -2
     # The last line: "total: 60 frames in ... (...; M of them published before attaching, ...)".
     grep -q "total: 60 frames in" <<<"$(tail -1 <<<"$err")" || rc=1

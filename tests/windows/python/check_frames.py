@@ -75,7 +75,7 @@ def unix_threads() -> "dict[str, int] | None":
                 pass  # a thread that ended meanwhile
         counts.pop(pid, None)  # the main thread: it measures
         return counts
-    return None
+    raise AssertionError("under Wine, yet this process was not found in /proc: nothing would be measured")
 
 
 def idle_then_taskkill(name: str) -> None:
@@ -93,8 +93,14 @@ def idle_then_taskkill(name: str) -> None:
 
         t = threading.Thread(target=wait)
         t.start()
-        time.sleep(0.5)  # settle into the wait
+        # Settled into the wait: two looks 0.5 s apart see no thread move (at most 10 s).
         before = unix_threads()
+        for _ in range(20):
+            time.sleep(0.5)
+            now = unix_threads()
+            if now == before:
+                break
+            before = now
         time.sleep(3.0)
         after = unix_threads()
         if before is None or after is None:
@@ -133,7 +139,10 @@ exe, name = sys.argv[1], sys.argv[2]
 if exe == "python":
     producer = subprocess.Popen([sys.executable, "-c", PYTHON_PRODUCER, name])
 else:
-    producer = subprocess.Popen([exe, "--synthetic", "--size", "320x240", "--fps", "60", "--name", name])
+    # (--when-full wait: the producer waits for the lossless reader, as the Python one does)
+    producer = subprocess.Popen(
+        [exe, "--synthetic", "--size", "320x240", "--fps", "60", "--name", name, "--when-full", "wait"]
+    )
 try:
     # Lossless: the producer waits for this reader, so every frame of the 100 is read.
     reader = shmframes.Reader(name, timeout=30, lossless=True)
