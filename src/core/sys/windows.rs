@@ -351,10 +351,10 @@ impl Section {
     /// objects it creates (an elevated token's, and Wine's, is the Administrators group).
     ///
     /// A section without an owner counts as the user's: Windows gives every object one (the
-    /// creator's default owner when its descriptor names none), so only Wine, which leaves an
-    /// object created without security attributes ownerless (cpp_py_shmbuf's
-    /// `CreateFileMappingA(..., NULL, ...)`), makes them; opening it for full access already
-    /// passed its access check.
+    /// creator's default owner when its descriptor names none), so only Wine makes them, which
+    /// leaves an object created without security attributes ownerless (cpp_py_shmbuf's
+    /// `CreateFileMappingA(..., NULL, ...)`), and under which every process is the same Unix
+    /// user anyway.
     pub fn owned_by_me(&self) -> io::Result<bool> {
         let mut owner: PSID = std::ptr::null_mut();
         let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
