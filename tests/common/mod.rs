@@ -170,7 +170,7 @@ pub fn plant(ch: &Channel, bytes: &[u8]) -> Option<Planted> {
     if bytes.is_empty() {
         return None;
     }
-    let name: Vec<u16> = ch.0.encode_utf16().chain([0]).collect();
+    let name = wide(ch);
     // SAFETY: `name` is NUL-terminated; default security (what cpp_py_shmbuf passes).
     let handle = unsafe {
         CreateFileMappingW(
@@ -188,6 +188,12 @@ pub fn plant(ch: &Channel, bytes: &[u8]) -> Option<Planted> {
     let planted = Planted { handle };
     Scribbler::open(ch).poke(0, bytes);
     Some(planted)
+}
+
+/// The channel's name as Win32's `W` functions take it (UTF-16, NUL-terminated).
+#[cfg(windows)]
+fn wide(ch: &Channel) -> Vec<u16> {
+    ch.0.encode_utf16().chain([0]).collect()
 }
 
 #[cfg(windows)]
@@ -223,7 +229,7 @@ impl Scribbler {
         use windows_sys::Win32::System::Memory::{
             MapViewOfFile, OpenFileMappingW, FILE_MAP_ALL_ACCESS,
         };
-        let name: Vec<u16> = ch.0.encode_utf16().chain([0]).collect();
+        let name = wide(ch);
         // SAFETY: `name` is NUL-terminated.
         let handle = unsafe { OpenFileMappingW(FILE_MAP_ALL_ACCESS, 0, name.as_ptr()) };
         assert!(!handle.is_null(), "no section {}", ch.0);

@@ -5,9 +5,8 @@ embeddable CPython 3.13, numpy 2.1.3 and the Windows wheel unpacked into site-pa
     python.exe check_frames.py python NAME
 
 1. starts the producer, frame-producer.exe (synthetic, 320x240, 60 fps) or a Python one with
-   the same white bar (`python`: what `make test` runs, without building the tools for
-   Windows), and reads 100 frames: contiguous sequence numbers, the right shape, and the white
-   bar (191, 191, 191) at pixel (10, 10);
+   the same white bar (`python`; run.sh runs both), and reads 100 frames: contiguous sequence
+   numbers, the right shape, and the white bar (191, 191, 191) at pixel (10, 10);
 2. an idle reader: a second, quiet producer (Python, alive, publishing nothing); a reader thread
    blocked in read() must not wake up for 3 s. Counted under Wine only, where each Windows
    thread is a Linux thread: the context switches of every thread of this process but the
