@@ -337,14 +337,16 @@ impl<'a> Table<'a> {
 
     /// Reader `r`'s liveness word.
     #[cfg(not(loom))]
-    pub(crate) fn reader_live(&self, r: usize) -> &'a AtomicU32 {
-        &self.readers[r].reader_live
+    pub(crate) fn reader_live(&self, r: usize) -> crate::sys::liveness::LiveWord<'a> {
+        let e = &self.readers[r];
+        crate::sys::liveness::LiveWord { word: &e.reader_live, node: &e.reader_node }
     }
 
     /// The producer's liveness word in entry `r`.
     #[cfg(not(loom))]
-    pub(crate) fn producer_live(&self, r: usize) -> &'a AtomicU32 {
-        &self.readers[r].producer_live
+    pub(crate) fn producer_live(&self, r: usize) -> crate::sys::liveness::LiveWord<'a> {
+        let e = &self.readers[r];
+        crate::sys::liveness::LiveWord { word: &e.producer_live, node: &e.producer_node }
     }
 
     /// What the readers' entries say, for listings.

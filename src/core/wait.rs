@@ -447,7 +447,7 @@ pub(crate) fn sleep_watching<'w>(
     data: &'w AtomicU32,
     seen: u32,
     sleeper: u32,
-    peers: impl IntoIterator<Item = &'w AtomicU32>,
+    peers: impl IntoIterator<Item = liveness::LiveWord<'w>>,
     wake: &[sys::WaitWord<'_>],
     max: Duration,
     unwatched_period: Duration,

@@ -306,7 +306,7 @@ impl SlotAttachment {
                     Keeper::start(vec![view.reader_watch(r)], crate::table::READER_WORD_FROM_NODE)
                 };
                 if keeper.is_none() {
-                    view.reader_live(r).store(0, Ordering::SeqCst);
+                    view.reader_live(r).word.store(0, Ordering::SeqCst);
                 }
                 let mut cursor = Cursor::attach(&view, r, lossless, start, std::process::id());
                 let att = SlotAttachment { keeper, seg, table, entry: r };

@@ -31,7 +31,7 @@
 //! A fork child has no keeper (threads are not copied): it owns no role, and its exit marks
 //! nothing.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::sys;
@@ -47,16 +47,25 @@ pub(crate) enum Life {
     Dead,
 }
 
+/// A liveness word in a segment and the 8-byte field beside it: its keeper's robust-list node
+/// on Linux, its keeper's thread id on macOS (what tells that keeper from any other), unused on
+/// Windows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LiveWord<'a> {
+    pub(crate) word: &'a AtomicU32,
+    pub(crate) node: &'a AtomicU64,
+}
+
 /// Reads a liveness word.
-pub(crate) fn life(word: &AtomicU32) -> Life {
+pub(crate) fn life(live: LiveWord<'_>) -> Life {
     // Acquire: pairs with the kernel's (fully ordered) compare-and-swap at the owner's death,
     // and with the keeper's Release stores.
-    let v = word.load(Ordering::Acquire);
+    let v = live.word.load(Ordering::Acquire);
     if v & sys::OWNER_DIED != 0 {
         Life::Dead
     } else if v & sys::OWNER_MASK == 0 {
         Life::Unwatched
-    } else if sys::owner_found_dead(word, v) {
+    } else if sys::owner_found_dead(live.word, live.node, v) {
         Life::Dead
     } else {
         Life::Alive
@@ -101,10 +110,14 @@ pub(crate) enum Watch<'a> {
 }
 
 /// [`arm`]s a shared liveness word for a sleep, saying why when it cannot be slept on.
-pub(crate) fn watch(word: &AtomicU32) -> Watch<'_> {
-    match arm(word) {
-        Some(expected) => Watch::Armed(sys::WaitWord { word, expected, waker: sys::Waker::Death }),
-        None if life(word) == Life::Dead => Watch::Dead,
+pub(crate) fn watch(live: LiveWord<'_>) -> Watch<'_> {
+    match arm(live.word) {
+        Some(expected) => Watch::Armed(sys::WaitWord {
+            word: live.word,
+            expected,
+            waker: sys::Waker::Death { node: live.node },
+        }),
+        None if life(live) == Life::Dead => Watch::Dead,
         None => Watch::Unwatched,
     }
 }

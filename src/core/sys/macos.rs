@@ -10,20 +10,31 @@
 //! | none of them (never seen) | timed sleeps of at most [`FALLBACK_POLL`](crate::timing::FALLBACK_POLL) |
 //!
 //! Both kernel waits compare the word with the expected value atomically with going to sleep,
-//! as a futex does. There is no multi-word wait and no robust futex: [`wait_any`] returns
-//! `false` and [`kernel_watches_liveness`] `false`, so the channel sleeps on its data word
-//! alone, bounded by the periods of [`crate::timing`] after which it probes its peers' locks
-//! (see `docs/platforms.md`).
+//! as a futex does. macOS has no multi-word wait and no robust futex; what stands in for them:
+//!
+//! | need | macOS |
+//! |---|---|
+//! | a liveness word the kernel reports | the keeper writes its pid (and low bits of its thread id) into the word and its 64-bit thread id (never reused) into the field beside it ([`own_liveness_words`]) |
+//! | a death that wakes a sleeper | kqueue `EVFILT_PROC` with `NOTE_EXIT`/`NOTE_EXEC` on the keeper's pid, read by the watcher thread of [`super::watcher`], which marks `OWNER_DIED` and wakes the sleeper's data word |
+//! | a probe ([`owner_found_dead`]) | `proc_pidinfo(pid, PROC_PIDTHREADID64INFO, thread id)`: `ESRCH` when the keeper thread is gone (its process died, exec'd, or the pid is another process now) |
+//! | a multi-word wait ([`wait_any`]) | the watcher's registry and one kernel wait on the data word (see [`super::watcher`]) |
+//! | Ctrl+C and cancels during that wait | [`wake_local`] pokes the watcher (an `EVFILT_USER` trigger), which wakes registrations whose words changed |
+//!
+//! Where the watcher cannot start (no kqueue, no thread) or only timed sleeps exist,
+//! [`kernel_watches_liveness`] is `false` and [`wait_any`] returns `false`: the channel sleeps
+//! on its data word alone, bounded by the periods of [`crate::timing`] after which it probes
+//! its peers' locks (see `docs/platforms.md`).
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use super::other_unix::{
-    block_signals, description_for_mapping, hook_signals, kernel_watches_liveness,
-    move_keeping_range, own_liveness_words, owner_found_dead, wait_any, SIGNAL_WORD,
-};
+pub use super::other_unix::{description_for_mapping, move_keeping_range};
+use super::watcher::{self, Events, Ops, Watcher};
+use super::WaitWord;
 
 /// `int os_sync_wait_on_address_with_timeout(void *addr, uint64_t value, size_t size,
 /// os_sync_wait_on_address_flags_t flags, os_clockid_t clockid, uint64_t timeout_ns)`.
@@ -160,9 +171,210 @@ pub fn wait_local(word: &AtomicU32, expected: u32) {
     wait(word, expected, crate::timing::UNBOUNDED_STEP, false);
 }
 
-/// Wakes every waiter on a word of this process only.
+/// Wakes every waiter on a word of this process only, and has the watcher wake the multi-word
+/// waits holding it (a cancel, [`SIGNAL_WORD`](super::SIGNAL_WORD)). Async-signal-safe: the
+/// signal hook calls it.
 pub fn wake_local(word: &AtomicU32) {
     wake(word, false);
+    if let Some(w) = started_watcher() {
+        w.poke();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Liveness and the multi-word wait
+
+/// `PROC_PIDTHREADID64INFO` (`sys/proc_info.h`): a thread of a process by its 64-bit id.
+const PROC_PIDTHREADID64INFO: libc::c_int = 15;
+/// The ident of the watcher's `EVFILT_USER` event (pokes).
+const POKE: usize = 1;
+
+/// The kqueue of this process's watcher: `EVFILT_PROC` for keepers' ends, `EVFILT_USER` for
+/// pokes. Not inherited by a fork child (kqueues never are).
+struct Kqueue(OwnedFd);
+
+impl Kqueue {
+    fn new() -> io::Result<Kqueue> {
+        // SAFETY: plain kqueue creation.
+        let fd = unsafe { libc::kqueue() };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor we just made and own.
+        let kq = Kqueue(unsafe { OwnedFd::from_raw_fd(fd) });
+        // SAFETY: plain fcntl on our own descriptor (kqueue() takes no flags).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        kq.change(POKE, libc::EVFILT_USER, libc::EV_ADD | libc::EV_CLEAR, 0)?;
+        Ok(kq)
+    }
+
+    /// Applies one change to the queue.
+    fn change(&self, ident: usize, filter: i16, flags: u16, fflags: u32) -> io::Result<()> {
+        let ev =
+            libc::kevent { ident, filter, flags, fflags, data: 0, udata: std::ptr::null_mut() };
+        // SAFETY: one change read from our struct; no events asked back (so none written).
+        let rc = unsafe {
+            libc::kevent(self.0.as_raw_fd(), &ev, 1, std::ptr::null_mut(), 0, std::ptr::null())
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Events for Kqueue {
+    fn watch(&self, pid: u32) -> io::Result<bool> {
+        let flags = libc::NOTE_EXIT | libc::NOTE_EXEC;
+        match self.change(pid as usize, libc::EVFILT_PROC, libc::EV_ADD, flags) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn poke(&self) {
+        // A system call and no lock: async-signal-safe.
+        let _ = self.change(POKE, libc::EVFILT_USER, 0, libc::NOTE_TRIGGER);
+    }
+
+    fn next(&self, ended: &mut Vec<u32>, timeout: Option<Duration>) {
+        // SAFETY: kevent is a plain C struct; all zeroes is a valid value.
+        let mut evs: [libc::kevent; 16] = unsafe { std::mem::zeroed() };
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: no changes; up to `evs.len()` events written into our array; `ts_ptr` is null
+        // or our timespec.
+        let n = unsafe {
+            libc::kevent(
+                self.0.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                evs.as_mut_ptr(),
+                evs.len() as libc::c_int,
+                ts_ptr,
+            )
+        };
+        for ev in evs.iter().take(n.max(0) as usize) {
+            if ev.filter == libc::EVFILT_PROC
+                && ev.fflags & (libc::NOTE_EXIT | libc::NOTE_EXEC) != 0
+            {
+                ended.push(ev.ident as u32);
+            }
+        }
+    }
+}
+
+/// Whether thread `tid` of process `pid` runs (see [`Ops::keeper_alive`]).
+fn keeper_alive(pid: u32, tid: u64) -> Option<bool> {
+    let Ok(pid) = libc::c_int::try_from(pid) else { return Some(false) };
+    // SAFETY: proc_threadinfo is a plain C struct; all zeroes is a valid value.
+    let mut info: libc::proc_threadinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_threadinfo>() as libc::c_int;
+    // SAFETY: writes at most `size` bytes into our struct.
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            PROC_PIDTHREADID64INFO,
+            tid,
+            (&mut info as *mut libc::proc_threadinfo).cast(),
+            size,
+        )
+    };
+    if n == size {
+        return Some(true);
+    }
+    // ESRCH: no such process, or no such thread in it. Anything else (a sandbox's EPERM): unknown.
+    (io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)).then_some(false)
+}
+
+const OPS: Ops = Ops { wait, wake, keeper_alive };
+
+/// The process's watcher, with the pid that started it (a fork child has neither its thread
+/// nor its kqueue).
+static WATCHER: OnceLock<(u32, Option<&'static Watcher>)> = OnceLock::new();
+
+/// The watcher, started on first use; `None` where it cannot run (and in a fork child).
+fn watcher() -> Option<&'static Watcher> {
+    if matches!(waits(), Waits::Sleep) {
+        return None;
+    }
+    let &(pid, w) = WATCHER.get_or_init(|| {
+        let w = Kqueue::new().and_then(|kq| Watcher::start(Box::new(kq), OPS)).ok();
+        (std::process::id(), w)
+    });
+    w.filter(|_| pid == std::process::id())
+}
+
+/// The watcher if it was started, without starting it (async-signal-safe).
+fn started_watcher() -> Option<&'static Watcher> {
+    let &(pid, w) = WATCHER.get()?;
+    // SAFETY: getpid has no preconditions and is async-signal-safe.
+    w.filter(|_| pid == unsafe { libc::getpid() } as u32)
+}
+
+/// Whether deaths are reported and multi-word waits exist: when the watcher runs.
+pub fn kernel_watches_liveness() -> bool {
+    watcher().is_some()
+}
+
+/// Sleeps until one of `words` differs from its expected value or is woken, `timeout` passes
+/// or (for liveness words) the keeper's process ends; callers re-check. `false` without
+/// sleeping where the watcher cannot run.
+pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
+    watcher().is_some_and(|w| w.wait_any(words, timeout))
+}
+
+/// Nothing to let go of: the words are cleared by the keeper when its role ends.
+pub struct OwnedWords;
+
+/// Makes the calling thread (a keeper) the owner of `words`: writes its 64-bit thread id into
+/// each word's node field, then its pid (with low bits of that id) into the word. `None` where
+/// the pid does not fit in a word.
+///
+/// # Safety
+/// The words and nodes must stay mapped, used by no other keeper, until the returned value is
+/// dropped.
+pub unsafe fn own_liveness_words(
+    words: &[super::liveness::Watched],
+    _node_offset: isize,
+) -> Option<OwnedWords> {
+    let mut tid = 0u64;
+    // SAFETY: a null thread means the calling one; writes our u64.
+    if unsafe { libc::pthread_threadid_np(0 as libc::pthread_t, &mut tid) } != 0 {
+        return None;
+    }
+    let value = watcher::keeper_word(std::process::id(), tid)?;
+    for w in words {
+        // SAFETY: the node is an aligned 8-byte field and the word an atomic in the live
+        // mapping (the caller's contract). Release, node first: a reader that sees the word's
+        // value sees this keeper's thread id beside it.
+        unsafe {
+            (*w.node.cast::<AtomicU64>()).store(tid, Ordering::Release);
+            (*w.word).store(value, Ordering::Release);
+        }
+    }
+    Some(OwnedWords)
+}
+
+/// Probes the keeper of a liveness word that says alive (`seen`): `true` (and the word marked)
+/// when its thread is gone. One system call.
+pub fn owner_found_dead(word: &AtomicU32, node: &AtomicU64, seen: u32) -> bool {
+    // Acquire: pairs with the keeper's Release stores; the word re-read after the node makes
+    // (pid, thread id) one keeper's pair.
+    let tid = node.load(Ordering::Acquire);
+    if word.load(Ordering::Acquire) != seen {
+        return false;
+    }
+    if keeper_alive(watcher::word_pid(seen), tid) != Some(false) {
+        return false;
+    }
+    watcher::mark_dead(word, seen);
+    true
 }
 
 /// A process's command name (`proc_name`), empty if it cannot be read.

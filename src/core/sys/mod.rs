@@ -54,9 +54,9 @@ pub const OWNER_DIED: u32 = 0x4000_0000;
 pub const OWNER_MASK: u32 = 0x3FFF_FFFF;
 
 /// Who wakes a word a wait sleeps on, and so what a backend sleeps on for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
-pub enum Waker {
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos", windows)), allow(dead_code))]
+pub enum Waker<'a> {
     /// A thread of this process ([`wake_local`]): a private futex, a parked thread.
     Local,
     /// Any process mapping the word ([`wake_word`], [`wake_sleepers`]). `sleeper` tells apart
@@ -65,22 +65,28 @@ pub enum Waker {
     /// kernel keys waits on the word); Windows wakes each sleeper through an event of its own.
     Shared {
         /// Which of the word's sleepers this is.
+        #[cfg_attr(not(windows), allow(dead_code))]
         sleeper: u32,
     },
-    /// The word's owner's death: a liveness word (see [`liveness`]).
-    Death,
+    /// The word's owner's death: a liveness word (see [`liveness`]), with the 8-byte field
+    /// beside it (its keeper's robust-list node on Linux, its thread id on macOS).
+    Death {
+        /// The field beside the word.
+        #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+        node: &'a std::sync::atomic::AtomicU64,
+    },
 }
 
 /// One word of a multi-word wait (`wait_any`): sleep while `*word == expected`.
 #[derive(Clone, Copy, Debug)]
-#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos", windows)), allow(dead_code))]
 pub struct WaitWord<'a> {
     /// The word.
     pub word: &'a std::sync::atomic::AtomicU32,
     /// The value it had when the caller decided to sleep.
     pub expected: u32,
     /// Who wakes it.
-    pub waker: Waker,
+    pub waker: Waker<'a>,
 }
 
 #[cfg(unix)]
@@ -89,6 +95,11 @@ mod unix;
 pub use unix::*;
 
 pub(crate) mod liveness;
+
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod signals;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+pub use signals::{block_signals, hook_signals, SIGNAL_WORD};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -106,6 +117,10 @@ pub(crate) mod posix_shm;
 mod other_unix;
 #[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
 pub use other_unix::*;
+
+// The multi-word wait of macOS; its logic is tested on Linux with pidfds.
+#[cfg(any(target_os = "macos", all(test, target_os = "linux")))]
+mod watcher;
 
 #[cfg(target_os = "macos")]
 mod macos;

@@ -117,7 +117,11 @@ pub unsafe fn own_liveness_words(
 pub struct OwnedWords;
 
 /// Liveness words are never owned here, so never found dead by a probe.
-pub fn owner_found_dead(_word: &AtomicU32, _seen: u32) -> bool {
+pub fn owner_found_dead(
+    _word: &AtomicU32,
+    _node: &std::sync::atomic::AtomicU64,
+    _seen: u32,
+) -> bool {
     false
 }
 

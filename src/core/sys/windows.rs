@@ -516,7 +516,7 @@ pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> bool {
                 Some((inst, off)) => event(inst, off, sleeper).map_or(Slot::Parked, Slot::Event),
                 None => Slot::Parked,
             },
-            Waker::Death => match owner_mutex(w.word) {
+            Waker::Death { .. } => match owner_mutex(w.word) {
                 OwnerMutex::Open(h) => Slot::Owner(h),
                 // Cannot be watched now: wake in a while to look again.
                 OwnerMutex::Unknown => {
@@ -690,7 +690,7 @@ fn owner_mutex(word: &AtomicU32) -> OwnerMutex {
 
 /// Probes the owner of a liveness word that says alive (`seen`): `true` (and the word marked)
 /// when its keeper died. One system call.
-pub fn owner_found_dead(word: &AtomicU32, seen: u32) -> bool {
+pub fn owner_found_dead(word: &AtomicU32, _node: &std::sync::atomic::AtomicU64, seen: u32) -> bool {
     let h = match owner_mutex(word) {
         OwnerMutex::Open(h) => h,
         OwnerMutex::Gone if word.load(Ordering::Acquire) == seen => {
