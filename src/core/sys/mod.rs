@@ -6,10 +6,10 @@
 //! |---|---|---|---|---|
 //! | named segment | `shm_path`, `create_new`, `open_existing`, `allocate`, `file_id`, `file_uid`, `euid`, `is_out_of_space`, `is_symlink_refused`; on macOS [`posix_shm`] (used by `segment/macos.rs`) | files in `/dev/shm` (what `shm_open("/NAME")` opens) | `shm_open("/NAME")` objects, created `O_EXCL` under the producer's lock file | files in `$TMPDIR/shmframes` |
 //! | mapping | `map_window`, `map_zero_pages`, `unmap`, `move_keeping_range`, `page_size`, `description_for_mapping` | `mmap`, `mremap(MREMAP_DONTUNMAP)` | `mmap`; no take-back by moving | `mmap`; no take-back by moving |
-//! | wait word | `wait_word`, `wake_word` (shared), `wait_local`, `wake_local` (one process), `wait_any` (several words at once), `WaitWord` | futex without `FUTEX_PRIVATE_FLAG`, `futex_waitv` | `os_sync_wait_on_address` (14.4+) or `__ulock_wait2`, found by `dlsym`; no `wait_any` | timed sleeps of at most [`FALLBACK_POLL`](crate::timing::FALLBACK_POLL) |
-//! | liveness token | [`liveness`]: a keeper owning liveness words the kernel marks at death; `try_lock_byte`, `probe_lock_byte` (a role's lock, dropped by the kernel) | robust-futex list, OFD locks | `flock` on role lock files ([`posix_shm`]), probed | classic record locks, probed |
+//! | wait word | `wait_word`, `wake_word` (shared), `wait_local`, `wake_local` (one process), `wait_any` (several words at once), `WaitWord` | futex without `FUTEX_PRIVATE_FLAG`, `futex_waitv` | `os_sync_wait_on_address` (14.4+) or `__ulock_wait2`, found by `dlsym`; `wait_any` through [`watcher`] (one kernel wait on the data word, a thread that wakes it) | timed sleeps of at most [`FALLBACK_POLL`](crate::timing::FALLBACK_POLL) |
+//! | liveness token | [`liveness`]: a keeper owning liveness words the kernel marks at death; `try_lock_byte`, `probe_lock_byte` (a role's lock, dropped by the kernel) | robust-futex list, OFD locks | pid and thread id in the word, kqueue `NOTE_EXIT` read by the [`watcher`], `proc_pidinfo` probes; `flock` on role lock files ([`posix_shm`]) | classic record locks, probed |
 //! | clock | `monotonic_ns` | `CLOCK_MONOTONIC` | `CLOCK_MONOTONIC` | `CLOCK_MONOTONIC` |
-//! | process | `at_fork`, `disown_fd`, `processes_using`, `process_name`, signal hook (`SIGNAL_WORD`, `hook_signals`, `block_signals`) | `pthread_atfork`, `/proc` | `pthread_atfork`, `proc_name`; users from the lock files | `pthread_atfork`; nobody named |
+//! | process | `at_fork`, `disown_fd`, `processes_using`, `process_name`, signal hook (`SIGNAL_WORD`, `hook_signals`, `block_signals`: `signals.rs` on Linux and macOS) | `pthread_atfork`, `/proc` | `pthread_atfork`, `proc_name`; users from the lock files | `pthread_atfork`; nobody named |
 //!
 //! Guarantees every backend keeps (the channel relies on them, see `docs/protocol.md`):
 //! - `wait_word(word, expected, timeout)` returns at once if `*word != expected` (checked
@@ -30,8 +30,9 @@
 //!
 //! `unix.rs` holds what all Unix systems share (opening without following symlinks,
 //! CLOCK_MONOTONIC, file identities, record locks, mappings, fork hygiene). The other-Unix
-//! backend and `posix_shm` (macOS's segments and lock files) are also compiled and unit-tested
-//! on Linux, so they cannot rot unnoticed; `make apple` builds the macOS backend itself. Every
+//! backend, `posix_shm` (macOS's segments and lock files) and `watcher` (macOS's multi-word
+//! wait, driven by pidfds in its tests) are also compiled and unit-tested on Linux, so they
+//! cannot rot unnoticed; `make apple` builds the macOS backend itself. Every
 //! kernel object and shared word per platform: `docs/platforms.md`.
 
 /// What a lock probe found.

@@ -236,8 +236,10 @@ impl Watcher {
             let mut r = self.registry();
             r.next_id += 1;
             reg.id = r.next_id;
-            let to_watch: Vec<u32> =
+            let mut to_watch: Vec<u32> =
                 reg.deaths.iter().map(|d| d.0).filter(|p| !r.watched.contains(p)).collect();
+            to_watch.sort_unstable();
+            to_watch.dedup();
             r.watched.extend(&to_watch);
             r.sleeps.push(reg);
             (r.next_id, to_watch)
