@@ -217,7 +217,8 @@ impl Cancel {
     }
 
     /// A cancel whose `check` can only turn true after `word` changes: whoever makes it true
-    /// (a signal handler, say) then bumps `word` and wakes it (a private futex wake). Waits
+    /// (a signal handler, say) then bumps `word` and calls
+    /// [`wake_check_word`](Cancel::wake_check_word) with it. Waits
     /// that sleep on several words at once (Linux 5.16+: a framed channel's reads and the
     /// producer's waits for room) sleep on `word` too and run `check` only when it changes:
     /// no periodic wake-ups. Other waits poll `check` every `period`, as
@@ -247,6 +248,13 @@ impl Cancel {
             sys::hook_signals();
             check()
         })
+    }
+
+    /// Wakes the waits of cancels made with [`with_check_woken`](Cancel::with_check_woken)
+    /// on `word`: call it after changing `word`. Async-signal-safe on Linux and macOS (a
+    /// private futex wake; a poke of the thread that wakes macOS's multi-word waits).
+    pub fn wake_check_word(word: &AtomicU32) {
+        sys::wake_local(word);
     }
 
     /// Ends every wait using this cancel (now and later): at once where the wait sleeps on

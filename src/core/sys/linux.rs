@@ -435,6 +435,6 @@ pub fn owner_found_dead(
     _word: &AtomicU32,
     _node: &std::sync::atomic::AtomicU64,
     _seen: u32,
-) -> bool {
-    false
+) -> Option<bool> {
+    Some(false)
 }

@@ -65,10 +65,13 @@ pub(crate) fn life(live: LiveWord<'_>) -> Life {
         Life::Dead
     } else if v & sys::OWNER_MASK == 0 {
         Life::Unwatched
-    } else if sys::owner_found_dead(live.word, live.node, v) {
-        Life::Dead
     } else {
-        Life::Alive
+        match sys::owner_found_dead(live.word, live.node, v) {
+            Some(true) => Life::Dead,
+            Some(false) => Life::Alive,
+            // The kernel cannot tell (macOS without the right to ask): probe the lock.
+            None => Life::Unwatched,
+        }
     }
 }
 

@@ -29,7 +29,6 @@ use std::ffi::c_void;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use super::other_unix::{description_for_mapping, move_keeping_range};
@@ -71,33 +70,83 @@ fn symbol(name: &std::ffi::CStr) -> Option<*mut c_void> {
     (!p.is_null()).then_some(p)
 }
 
-fn waits() -> Waits {
-    static WAITS: OnceLock<Waits> = OnceLock::new();
-    *WAITS.get_or_init(|| {
-        // SAFETY: (each transmute) the symbol, when libSystem exports it, is the function whose
-        // C signature the type above spells out.
-        unsafe {
-            if let (Some(w), Some(k)) = (
-                symbol(c"os_sync_wait_on_address_with_timeout"),
-                symbol(c"os_sync_wake_by_address_all"),
-            ) {
-                return Waits::OsSync(
-                    std::mem::transmute::<*mut c_void, OsSyncWait>(w),
-                    std::mem::transmute::<*mut c_void, OsSyncWake>(k),
-                );
+/// Which wait this system has, found with `dlsym` (see the module docs).
+fn find_waits() -> Waits {
+    // SAFETY: (each transmute) the symbol, when libSystem exports it, is the function whose C
+    // signature the type above spells out.
+    unsafe {
+        if let (Some(w), Some(k)) = (
+            symbol(c"os_sync_wait_on_address_with_timeout"),
+            symbol(c"os_sync_wake_by_address_all"),
+        ) {
+            return Waits::OsSync(
+                std::mem::transmute::<*mut c_void, OsSyncWait>(w),
+                std::mem::transmute::<*mut c_void, OsSyncWake>(k),
+            );
+        }
+        if let Some(k) = symbol(c"__ulock_wake") {
+            let k = std::mem::transmute::<*mut c_void, UlockWake>(k);
+            if let Some(w) = symbol(c"__ulock_wait2") {
+                return Waits::Ulock2(std::mem::transmute::<*mut c_void, UlockWait2>(w), k);
             }
-            if let Some(k) = symbol(c"__ulock_wake") {
-                let k = std::mem::transmute::<*mut c_void, UlockWake>(k);
-                if let Some(w) = symbol(c"__ulock_wait2") {
-                    return Waits::Ulock2(std::mem::transmute::<*mut c_void, UlockWait2>(w), k);
-                }
-                if let Some(w) = symbol(c"__ulock_wait") {
-                    return Waits::Ulock(std::mem::transmute::<*mut c_void, UlockWait>(w), k);
-                }
+            if let Some(w) = symbol(c"__ulock_wait") {
+                return Waits::Ulock(std::mem::transmute::<*mut c_void, UlockWait>(w), k);
             }
         }
-        Waits::Sleep
-    })
+    }
+    Waits::Sleep
+}
+
+/// The wait found, kept in atomics rather than a `OnceLock`: read from the signal hook (which
+/// must not run `dlsym` or block on an initialisation), and never stuck in a fork child.
+/// `KIND` 0: not looked up yet; 1-4: the variant; the two pointers are written before it.
+static KIND: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+static WAIT_FN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static WAKE_FN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The wait this system has, looked up on first use (racing threads find the same).
+fn waits() -> Waits {
+    if let Some(w) = known_waits() {
+        return w;
+    }
+    let w = find_waits();
+    let (kind, wait, wake) = match w {
+        Waits::OsSync(w, k) => (1, w as usize, k as usize),
+        Waits::Ulock2(w, k) => (2, w as usize, k as usize),
+        Waits::Ulock(w, k) => (3, w as usize, k as usize),
+        Waits::Sleep => (4, 0, 0),
+    };
+    WAIT_FN.store(wait, Ordering::Relaxed);
+    WAKE_FN.store(wake, Ordering::Relaxed);
+    // Release: the pointers are there before the kind says so.
+    KIND.store(kind, Ordering::Release);
+    w
+}
+
+/// The wait, if it was looked up already (async-signal-safe: atomic loads only).
+fn known_waits() -> Option<Waits> {
+    let kind = KIND.load(Ordering::Acquire);
+    let (wait, wake) = (WAIT_FN.load(Ordering::Relaxed), WAKE_FN.load(Ordering::Relaxed));
+    // SAFETY: (each transmute) the pointers were stored from functions of exactly these types
+    // by `waits`, before the kind that names them (Release/Acquire).
+    unsafe {
+        match kind {
+            1 => Some(Waits::OsSync(
+                std::mem::transmute::<usize, OsSyncWait>(wait),
+                std::mem::transmute::<usize, OsSyncWake>(wake),
+            )),
+            2 => Some(Waits::Ulock2(
+                std::mem::transmute::<usize, UlockWait2>(wait),
+                std::mem::transmute::<usize, UlockWake>(wake),
+            )),
+            3 => Some(Waits::Ulock(
+                std::mem::transmute::<usize, UlockWait>(wait),
+                std::mem::transmute::<usize, UlockWake>(wake),
+            )),
+            4 => Some(Waits::Sleep),
+            _ => None,
+        }
+    }
 }
 
 /// Sleeps while `*word == expected`, at most `timeout`, in any process's view of the word
@@ -140,9 +189,12 @@ fn wait(word: &AtomicU32, expected: u32, timeout: Duration, shared: bool) {
 /// Wakes every waiter on `word`.
 fn wake(word: &AtomicU32, shared: bool) {
     let addr = word.as_ptr().cast::<c_void>();
+    // Nobody sleeps before the wait was looked up (every sleep looks it up first): nothing to
+    // wake. Not `waits()`: the signal hook calls this, and may not run `dlsym`.
+    let Some(waits) = known_waits() else { return };
     // SAFETY: (every arm) the address is only a key for the kernel.
     unsafe {
-        match waits() {
+        match waits {
             Waits::OsSync(_, k) => {
                 k(addr, 4, if shared { OS_SYNC_SHARED } else { 0 });
             }
@@ -239,7 +291,7 @@ impl Events for Kqueue {
         let _ = self.change(POKE, libc::EVFILT_USER, 0, libc::NOTE_TRIGGER);
     }
 
-    fn next(&self, ended: &mut Vec<u32>, timeout: Option<Duration>) {
+    fn next(&self, ended: &mut Vec<u32>, timeout: Option<Duration>) -> io::Result<()> {
         // SAFETY: kevent is a plain C struct; all zeroes is a valid value.
         let mut evs: [libc::kevent; 16] = unsafe { std::mem::zeroed() };
         let ts = timeout.map(|t| libc::timespec {
@@ -259,13 +311,18 @@ impl Events for Kqueue {
                 ts_ptr,
             )
         };
-        for ev in evs.iter().take(n.max(0) as usize) {
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+        }
+        for ev in evs.iter().take(n as usize) {
             if ev.filter == libc::EVFILT_PROC
                 && ev.fflags & (libc::NOTE_EXIT | libc::NOTE_EXEC) != 0
             {
                 ended.push(ev.ident as u32);
             }
         }
+        Ok(())
     }
 }
 
@@ -294,27 +351,50 @@ fn keeper_alive(pid: u32, tid: u64) -> Option<bool> {
 
 const OPS: Ops = Ops { wait, wake, keeper_alive };
 
-/// The process's watcher, with the pid that started it (a fork child has neither its thread
-/// nor its kqueue).
-static WATCHER: OnceLock<(u32, Option<&'static Watcher>)> = OnceLock::new();
+/// The process's watcher (null: not started, or it could not start), and the pid that
+/// started it: a fork child has a copy of both but neither its thread nor its kqueue.
+static WATCHER: std::sync::atomic::AtomicPtr<Watcher> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+static WATCHER_PID: AtomicU32 = AtomicU32::new(0);
+/// Whether a start was tried; its lock is only ever tried (`try_lock`), never waited for, so
+/// a fork child of a moment when another thread held it is not stuck (it runs without).
+static STARTING: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
+/// This process's pid (async-signal-safe).
+fn my_pid() -> u32 {
+    // SAFETY: getpid has no preconditions and is async-signal-safe.
+    unsafe { libc::getpid() as u32 }
+}
 
 /// The watcher, started on first use; `None` where it cannot run (and in a fork child).
 fn watcher() -> Option<&'static Watcher> {
+    if let Some(w) = started_watcher() {
+        return Some(w);
+    }
     if matches!(waits(), Waits::Sleep) {
         return None;
     }
-    let &(pid, w) = WATCHER.get_or_init(|| {
-        let w = Kqueue::new().and_then(|kq| Watcher::start(Box::new(kq), OPS)).ok();
-        (std::process::id(), w)
-    });
-    w.filter(|_| pid == std::process::id())
+    let Ok(mut tried) = STARTING.try_lock() else { return None };
+    if !*tried {
+        *tried = true;
+        if let Ok(w) = Kqueue::new().and_then(|kq| Watcher::start(Box::new(kq), OPS)) {
+            WATCHER_PID.store(my_pid(), Ordering::Relaxed);
+            // Release: the pid is there before the pointer says started.
+            WATCHER.store((w as *const Watcher).cast_mut(), Ordering::Release);
+        }
+    }
+    drop(tried);
+    started_watcher()
 }
 
-/// The watcher if it was started, without starting it (async-signal-safe).
+/// The watcher if it was started (by this process), without starting it: async-signal-safe.
 fn started_watcher() -> Option<&'static Watcher> {
-    let &(pid, w) = WATCHER.get()?;
-    // SAFETY: getpid has no preconditions and is async-signal-safe.
-    w.filter(|_| pid == unsafe { libc::getpid() } as u32)
+    let w = WATCHER.load(Ordering::Acquire);
+    if w.is_null() || WATCHER_PID.load(Ordering::Relaxed) != my_pid() {
+        return None;
+    }
+    // SAFETY: a leaked, never freed watcher (`Watcher::start`).
+    Some(unsafe { &*w })
 }
 
 /// Whether deaths are reported and multi-word waits exist: when the watcher runs.
@@ -361,20 +441,11 @@ pub unsafe fn own_liveness_words(
     Some(OwnedWords)
 }
 
-/// Probes the keeper of a liveness word that says alive (`seen`): `true` (and the word marked)
-/// when its thread is gone. One system call.
-pub fn owner_found_dead(word: &AtomicU32, node: &AtomicU64, seen: u32) -> bool {
-    // Acquire: pairs with the keeper's Release stores; the word re-read after the node makes
-    // (pid, thread id) one keeper's pair.
-    let tid = node.load(Ordering::Acquire);
-    if word.load(Ordering::Acquire) != seen {
-        return false;
-    }
-    if keeper_alive(watcher::word_pid(seen), tid) != Some(false) {
-        return false;
-    }
-    watcher::mark_dead(word, seen);
-    true
+/// Probes the keeper of a liveness word that says alive (`seen`): `Some(true)` (and the word
+/// marked) when its thread is gone, `None` when the kernel will not say (the caller probes the
+/// role's lock). One system call.
+pub fn owner_found_dead(word: &AtomicU32, node: &AtomicU64, seen: u32) -> Option<bool> {
+    watcher::keeper_found_dead(keeper_alive, word, node, seen)
 }
 
 /// A process's command name (`proc_name`), empty if it cannot be read.

@@ -121,8 +121,8 @@ pub fn owner_found_dead(
     _word: &AtomicU32,
     _node: &std::sync::atomic::AtomicU64,
     _seen: u32,
-) -> bool {
-    false
+) -> Option<bool> {
+    Some(false)
 }
 
 /// Not used without robust futexes.

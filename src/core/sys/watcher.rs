@@ -30,7 +30,7 @@
 //! `os_sync`; the tests give Linux's pidfds and futexes, so this logic runs here too.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -68,6 +68,34 @@ pub(crate) fn mark_dead(word: &AtomicU32, seen: u32) {
     }
 }
 
+/// Probes the keeper a liveness word holding `seen` names: `Some(true)` (and the word marked)
+/// when the kernel says its thread is gone, `Some(false)` when it runs or the word changed,
+/// `None` when the kernel cannot tell (the caller then probes the role's lock).
+///
+/// The node is read before the word and again after the probe: a pair read while a new keeper
+/// of the same process took the entry over (it writes the node first) is never taken for the
+/// old keeper's, so a live keeper is not marked for a dead one's thread.
+pub(crate) fn keeper_found_dead(
+    keeper_alive: fn(u32, u64) -> Option<bool>,
+    word: &AtomicU32,
+    node: &AtomicU64,
+    seen: u32,
+) -> Option<bool> {
+    // Acquire: pairs with the keeper's Release stores (node first, then the word).
+    let tid = node.load(Ordering::Acquire);
+    if word.load(Ordering::Acquire) != seen {
+        return Some(false); // changed: the caller reads it again
+    }
+    match keeper_alive(word_pid(seen), tid) {
+        Some(false) if node.load(Ordering::Acquire) == tid => {
+            mark_dead(word, seen);
+            Some(true)
+        }
+        Some(_) => Some(false),
+        None => None,
+    }
+}
+
 /// The kernel's event queue, as the watcher uses it.
 pub(crate) trait Events: Send + Sync {
     /// Asks for a notice when process `pid` exits or execs: `Ok(false)` if it is gone already.
@@ -75,8 +103,8 @@ pub(crate) trait Events: Send + Sync {
     /// Makes a [`next`](Events::next) in progress return. Async-signal-safe.
     fn poke(&self);
     /// Waits for events, at most `timeout` (`None`: until one comes); pushes onto `ended`
-    /// the pids whose process ended.
-    fn next(&self, ended: &mut Vec<u32>, timeout: Option<Duration>);
+    /// the pids whose process ended (exited, or exec'd).
+    fn next(&self, ended: &mut Vec<u32>, timeout: Option<Duration>) -> io::Result<()>;
 }
 
 /// The platform's one-word waits and its probe of a keeper.
@@ -97,8 +125,8 @@ struct Registration {
     /// The word it sleeps on (an address: valid while the registration exists).
     sleep_on: usize,
     shared: bool,
-    /// Liveness words: (keeper pid, word address, expected value).
-    deaths: Vec<(u32, usize, u32)>,
+    /// Liveness words: (keeper pid, keeper thread id, word address, expected value).
+    deaths: Vec<(u32, u64, usize, u32)>,
     /// Every word with its expected value (cancel words included).
     words: Vec<(usize, u32)>,
     /// Woken: its wake is repeated until it leaves.
@@ -109,8 +137,26 @@ struct Registration {
 struct Registry {
     sleeps: Vec<Registration>,
     next_id: u64,
-    /// Pids whose end was asked for and has not come.
-    watched: Vec<u32>,
+    /// Keepers (pid, thread id) whose process's end was reported while the probe still found
+    /// their thread, and until when to probe again: the report may come a moment before the
+    /// kernel stops finding an exiting process's threads. Past that moment the report was a
+    /// stale one (the pid is another process's now, or an exec started a new keeper).
+    suspects: Vec<(u32, u64, std::time::Instant)>,
+}
+
+/// How long a keeper whose end was reported is probed again while its thread is still found.
+const SUSPECT_FOR: Duration = Duration::from_millis(200);
+
+/// Removes a registration when the sleep that made it ends, however it ends.
+struct Registered<'w> {
+    watcher: &'w Watcher,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.watcher.registry().sleeps.retain(|s| s.id != self.id);
+    }
 }
 
 /// The registry and its thread (see the module docs).
@@ -163,27 +209,45 @@ impl Watcher {
     fn run(&self) {
         let mut ended = Vec::new();
         loop {
-            let retry = self.registry().sleeps.iter().any(|s| s.woken);
+            let retry = {
+                let r = self.registry();
+                r.sleeps.iter().any(|s| s.woken) || !r.suspects.is_empty()
+            };
             ended.clear();
-            self.events.next(&mut ended, retry.then_some(RETRY));
+            if self.events.next(&mut ended, retry.then_some(RETRY)).is_err() {
+                // The queue failed (closed behind our back?): do not spin on it.
+                std::thread::sleep(crate::timing::FALLBACK_POLL);
+            }
             let poked = self.poked.swap(false, Ordering::SeqCst);
             self.wake_changed(&ended, poked || retry);
         }
     }
 
-    /// Marks the liveness words of the processes in `ended`, and wakes every registration
-    /// that is woken already, names one of them, or (when `compare`) has a word that changed.
+    /// Marks the liveness words of the keepers of processes in `ended` (and of earlier
+    /// suspects) whose threads the kernel no longer finds, and wakes every registration that is
+    /// woken already, names one of them, or (when `compare`) has a word that changed.
     fn wake_changed(&self, ended: &[u32], compare: bool) {
-        let mut r = self.registry();
-        r.watched.retain(|p| !ended.contains(p));
+        let now = std::time::Instant::now();
+        let mut guard = self.registry();
+        let r = &mut *guard;
+        r.suspects.retain(|s| s.2 > now);
         for s in &mut r.sleeps {
             let mut wake = s.woken;
-            for &(pid, addr, expected) in &s.deaths {
-                if ended.contains(&pid) {
-                    // SAFETY: the registration exists (we hold the lock it is removed under).
-                    mark_dead(unsafe { word(addr) }, expected);
-                    wake = true;
+            for &(pid, tid, addr, expected) in &s.deaths {
+                let suspect = r.suspects.iter().any(|x| x.0 == pid && x.1 == tid);
+                if !ended.contains(&pid) && !suspect {
+                    continue;
                 }
+                // Only a keeper thread the kernel does not find is dead (see `suspects`).
+                if (self.ops.keeper_alive)(pid, tid) == Some(true) {
+                    if !suspect {
+                        r.suspects.push((pid, tid, now + SUSPECT_FOR));
+                    }
+                    continue;
+                }
+                // SAFETY: the registration exists (we hold the lock it is removed under).
+                mark_dead(unsafe { word(addr) }, expected);
+                wake = true;
             }
             if compare && !wake {
                 // SAFETY: as above.
@@ -195,6 +259,14 @@ impl Watcher {
                 (self.ops.wake)(unsafe { word(s.sleep_on) }, s.shared);
             }
         }
+    }
+
+    /// Processes whose end will never be reported (gone before a sleep asked): every
+    /// registration naming them learns it now, and the watcher thread, poked, repeats the wakes
+    /// of those not asleep yet.
+    fn learned_gone(&self, gone: &[u32]) {
+        self.wake_changed(gone, false);
+        self.events.poke();
     }
 
     /// Sleeps until one of `words` differs from its expected value or is woken, `timeout`
@@ -222,58 +294,48 @@ impl Watcher {
             words: words.iter().map(|w| (w.word.as_ptr() as usize, w.expected)).collect(),
             woken: false,
         };
-        let mut keepers = Vec::new();
         for w in words {
             if let Waker::Death { node } = w.waker {
-                let pid = word_pid(w.expected);
-                reg.deaths.push((pid, w.word.as_ptr() as usize, w.expected));
-                keepers.push((pid, node, w.word, w.expected));
+                // Acquire: pairs with the keeper's Release stores (node first, then the word).
+                let tid = node.load(Ordering::Acquire);
+                reg.deaths.push((word_pid(w.expected), tid, w.word.as_ptr() as usize, w.expected));
             }
         }
-        // SYNC POINT: watch (registered before the keepers are checked and the words compared;
-        // see the module docs).
-        let (id, to_watch) = {
+        let pids: Vec<u32> = reg.deaths.iter().map(|d| d.0).collect();
+        // SYNC POINT: watch (registered before the ends are asked for, the keepers probed and
+        // the words compared; see the module docs).
+        let _registered = {
             let mut r = self.registry();
             r.next_id += 1;
             reg.id = r.next_id;
-            let mut to_watch: Vec<u32> =
-                reg.deaths.iter().map(|d| d.0).filter(|p| !r.watched.contains(p)).collect();
-            to_watch.sort_unstable();
-            to_watch.dedup();
-            r.watched.extend(&to_watch);
             r.sleeps.push(reg);
-            (r.next_id, to_watch)
+            Registered { watcher: self, id: r.next_id }
         };
+        // Every sleep asks for its own keepers' ends (kqueue keeps one entry per pid, so this
+        // is cheap): a pid another sleep asked for may have died, or been reused, since.
         let mut gone = Vec::new();
-        for pid in to_watch {
+        for &pid in &pids {
             match self.events.watch(pid) {
                 Ok(true) => {}
                 Ok(false) => gone.push(pid),
-                Err(_) => {
-                    // Cannot be watched now: look again in a while (the caller's lock probe).
-                    self.registry().watched.retain(|&p| p != pid);
-                    timeout = timeout.min(crate::timing::LIVENESS_PERIOD);
-                }
+                // Cannot be watched: look again in a while (the caller probes the lock).
+                Err(_) => timeout = timeout.min(crate::timing::LIVENESS_PERIOD),
             }
         }
         if !gone.is_empty() {
-            // Their end will never be reported: every registration naming them learns it now.
-            self.wake_changed(&gone, false);
+            self.learned_gone(&gone);
         }
-        for (pid, node, word, expected) in keepers {
-            // Acquire: pairs with the keeper's Release stores (thread id first, then the word).
-            let tid = node.load(Ordering::Acquire);
-            if word.load(Ordering::Acquire) == expected
-                && (self.ops.keeper_alive)(pid, tid) == Some(false)
-            {
-                mark_dead(word, expected);
+        for w in words {
+            if let Waker::Death { node } = w.waker {
+                if keeper_found_dead(self.ops.keeper_alive, w.word, node, w.expected).is_none() {
+                    timeout = timeout.min(crate::timing::LIVENESS_PERIOD);
+                }
             }
         }
         let changed = words.iter().any(|w| w.word.load(Ordering::SeqCst) != w.expected);
         if !changed {
             (self.ops.wait)(sleep_on.word, sleep_on.expected, timeout, shared == 1);
         }
-        self.registry().sleeps.retain(|s| s.id != id);
         true
     }
 }
@@ -283,7 +345,6 @@ mod tests {
     //! The watcher on Linux: pidfds for the processes' ends, futexes for the one-word waits.
     use super::*;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::sync::atomic::AtomicU64;
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -305,6 +366,9 @@ mod tests {
 
     impl Events for PidFds {
         fn watch(&self, pid: u32) -> io::Result<bool> {
+            if self.fds.lock().unwrap().iter().any(|f| f.0 == pid) {
+                return Ok(true); // one entry per pid, as kqueue keeps
+            }
             // SAFETY: pidfd_open takes a pid and flags.
             let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
             if fd < 0 {
@@ -322,7 +386,7 @@ mod tests {
             // SAFETY: writes 8 bytes from our u64 to our eventfd.
             unsafe { libc::write(self.poke.as_raw_fd(), (&one as *const u64).cast(), 8) };
         }
-        fn next(&self, ended: &mut Vec<u32>, timeout: Option<Duration>) {
+        fn next(&self, ended: &mut Vec<u32>, timeout: Option<Duration>) -> io::Result<()> {
             let mut polls =
                 vec![libc::pollfd { fd: self.poke.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
             let pids: Vec<u32> = {
@@ -346,6 +410,7 @@ mod tests {
                 }
             }
             self.fds.lock().unwrap().retain(|(p, _)| !ended.contains(p));
+            Ok(())
         }
     }
 
@@ -355,8 +420,14 @@ mod tests {
     fn futex_wake(w: &AtomicU32, _shared: bool) {
         crate::sys::wake_word(w);
     }
+    /// A thread runs if /proc has it and it is no zombie (an exited process not reaped yet,
+    /// which macOS's probe no longer finds either).
     fn task_alive(pid: u32, tid: u64) -> Option<bool> {
-        Some(std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists())
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+            return Some(false);
+        };
+        let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+        Some(!matches!(state, Some("Z" | "X")))
     }
 
     fn watcher() -> &'static Watcher {
@@ -485,27 +556,125 @@ mod tests {
         let w = watcher();
         let data = AtomicU32::new(0);
         let cancel = AtomicU32::new(0);
-        let id = {
-            let mut r = w.registry();
-            r.next_id += 1;
-            let id = r.next_id;
-            r.sleeps.push(Registration {
-                id,
-                sleep_on: data.as_ptr() as usize,
-                shared: true,
-                deaths: Vec::new(),
-                words: vec![(data.as_ptr() as usize, 0), (cancel.as_ptr() as usize, 0)],
-                woken: false,
-            });
-            id
-        };
+        let reg = registered(w, &data, &cancel, 0, 0);
         cancel.store(1, Ordering::SeqCst);
         w.poke();
         std::thread::sleep(Duration::from_millis(50)); // the first wake is gone by now
         let start = Instant::now();
         futex_wait(&data, 0, Duration::from_secs(60), true);
-        w.registry().sleeps.retain(|s| s.id != id);
+        drop(reg);
         assert!(start.elapsed() < Duration::from_secs(30), "the wake was not repeated");
+    }
+
+    /// Registers a sleep on `data` watching `live` (keeper `pid`, thread `tid`) by hand, as
+    /// `wait_any` does before its last check; removed when the returned guard drops.
+    fn registered<'w>(
+        w: &'w Watcher,
+        data: &AtomicU32,
+        live: &AtomicU32,
+        pid: u32,
+        tid: u64,
+    ) -> Registered<'w> {
+        let seen = live.load(Ordering::Relaxed);
+        let mut r = w.registry();
+        r.next_id += 1;
+        let id = r.next_id;
+        r.sleeps.push(Registration {
+            id,
+            sleep_on: data.as_ptr() as usize,
+            shared: true,
+            deaths: vec![(pid, tid, live.as_ptr() as usize, seen)],
+            words: vec![(data.as_ptr() as usize, 0), (live.as_ptr() as usize, seen)],
+            woken: false,
+        });
+        Registered { watcher: w, id }
+    }
+
+    #[test]
+    fn a_death_found_by_another_sleep_wakes_this_one_even_before_it_sleeps() {
+        // Sleep B is registered and past its last check; sleep A (another thread) finds the
+        // keeper gone when it asks for its end, while the watcher thread waits with no timeout.
+        // B must be woken although it was not asleep yet when A marked the word.
+        let w = watcher();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let data = AtomicU32::new(0);
+        let live = AtomicU32::new(keeper_word(pid, u64::from(pid)).unwrap());
+        let seen = live.load(Ordering::Relaxed);
+        let b = registered(w, &data, &live, pid, u64::from(pid));
+        std::thread::sleep(Duration::from_millis(50)); // the watcher thread is in poll(-1)
+        w.learned_gone(&[pid]); // A's path, on A's thread
+        assert_eq!(live.load(Ordering::Relaxed), seen | OWNER_DIED);
+        std::thread::sleep(Duration::from_millis(50)); // B reaches its sleep after that wake
+        let start = Instant::now();
+        futex_wait(&data, 0, Duration::from_secs(60), true);
+        drop(b);
+        assert!(start.elapsed() < Duration::from_secs(30), "the wake was not repeated");
+    }
+
+    #[test]
+    fn a_stale_end_does_not_mark_a_live_keeper() {
+        // An end reported for a pid whose keeper runs (the pid reused, or an exec that started
+        // a new keeper): the word is left alone.
+        let w = watcher();
+        let data = AtomicU32::new(0);
+        let me = std::process::id();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u64;
+        let live = AtomicU32::new(keeper_word(me, tid).unwrap());
+        let seen = live.load(Ordering::Relaxed);
+        let reg = registered(w, &data, &live, me, tid);
+        w.wake_changed(&[me], false);
+        drop(reg);
+        assert_eq!(live.load(Ordering::Relaxed), seen, "a live keeper was marked dead");
+        // The probe agrees.
+        assert_eq!(keeper_found_dead(task_alive, &live, &AtomicU64::new(tid), seen), Some(false));
+        assert_eq!(live.load(Ordering::Relaxed), seen);
+    }
+
+    #[test]
+    fn an_end_reported_before_the_thread_is_gone_is_probed_again() {
+        // The report may come a moment before the kernel stops finding the exiting keeper's
+        // thread: the watcher probes again (every RETRY, for SUSPECT_FOR) and marks it then.
+        let w = watcher();
+        let child = Child(std::process::Command::new("sleep").arg("60").spawn().unwrap());
+        let pid = child.0.id();
+        let data = AtomicU32::new(0);
+        let live = AtomicU32::new(keeper_word(pid, u64::from(pid)).unwrap());
+        let seen = live.load(Ordering::Relaxed);
+        let reg = registered(w, &data, &live, pid, u64::from(pid));
+        w.wake_changed(&[pid], false); // reported while it still runs: a suspect, not marked
+        assert_eq!(live.load(Ordering::Relaxed), seen);
+        w.poke(); // the watcher thread now probes it every RETRY
+        drop(child); // killed and reaped
+        let start = Instant::now();
+        while live.load(Ordering::Acquire) == seen && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(reg);
+        assert_eq!(live.load(Ordering::Relaxed), seen | OWNER_DIED, "never probed again");
+    }
+
+    #[test]
+    fn a_probe_racing_a_new_keeper_of_the_entry_does_not_mark_it() {
+        // The old keeper's thread is gone, but while the probe asked, a new keeper of the same
+        // process took the entry over (node first) and wrote the same word value: not marked.
+        static NODE: AtomicU64 = AtomicU64::new(7);
+        fn gone_while_taken_over(_pid: u32, _tid: u64) -> Option<bool> {
+            NODE.store(8, Ordering::Release);
+            Some(false)
+        }
+        let live = AtomicU32::new(keeper_word(std::process::id(), 7).unwrap());
+        let seen = live.load(Ordering::Relaxed);
+        assert_eq!(keeper_found_dead(gone_while_taken_over, &live, &NODE, seen), Some(false));
+        assert_eq!(live.load(Ordering::Relaxed), seen);
+        // Without the take-over the same answer marks it; an unknown answer is passed on.
+        assert_eq!(keeper_found_dead(|_, _| Some(false), &live, &NODE, seen), Some(true));
+        assert_eq!(live.load(Ordering::Relaxed), seen | OWNER_DIED);
+        assert_eq!(keeper_found_dead(|_, _| None, &live, &NODE, seen), Some(false), "changed word");
+        let fresh = AtomicU32::new(seen);
+        assert_eq!(keeper_found_dead(|_, _| None, &fresh, &NODE, seen), None);
     }
 
     #[test]

@@ -688,21 +688,25 @@ fn owner_mutex(word: &AtomicU32) -> OwnerMutex {
     OwnerMutex::Open(raw)
 }
 
-/// Probes the owner of a liveness word that says alive (`seen`): `true` (and the word marked)
-/// when its keeper died. One system call.
-pub fn owner_found_dead(word: &AtomicU32, _node: &std::sync::atomic::AtomicU64, seen: u32) -> bool {
+/// Probes the owner of a liveness word that says alive (`seen`): `Some(true)` (and the word
+/// marked) when its keeper died. One system call.
+pub fn owner_found_dead(
+    word: &AtomicU32,
+    _node: &std::sync::atomic::AtomicU64,
+    seen: u32,
+) -> Option<bool> {
     let h = match owner_mutex(word) {
         OwnerMutex::Open(h) => h,
         OwnerMutex::Gone if word.load(Ordering::Acquire) == seen => {
             mark_dead(word, seen);
-            return true;
+            return Some(true);
         }
-        OwnerMutex::Gone | OwnerMutex::Unknown => return false,
+        OwnerMutex::Gone | OwnerMutex::Unknown => return Some(false),
     };
     // SAFETY: a live mutex handle the registry holds; a 0 timeout never blocks.
     let rc = unsafe { WaitForSingleObject(h, 0) };
     if rc != WAIT_OBJECT_0 && rc != WAIT_ABANDONED_0 {
-        return false; // held (WAIT_TIMEOUT), or the wait failed: not a death we saw
+        return Some(false); // held (WAIT_TIMEOUT), or the wait failed: not a death we saw
     }
     let dead = rc == WAIT_ABANDONED_0 || word.load(Ordering::Acquire) == seen;
     if dead {
@@ -710,7 +714,7 @@ pub fn owner_found_dead(word: &AtomicU32, _node: &std::sync::atomic::AtomicU64, 
     }
     // SAFETY: the wait acquired it, on this thread.
     unsafe { ReleaseMutex(h) };
-    dead
+    Some(dead)
 }
 
 /// The mutexes a keeper owns for its words, released (on the keeper's thread) when dropped.
