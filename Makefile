@@ -40,9 +40,14 @@ demo: build
 
 test: build gst test-c test-rust test-python lint layers miri loom fuzz-smoke apple test-windows
 
+## The C ABI's tests run alone: their cbindgen (a dev-dependency) turns on indexmap's std
+## feature, which the tools' wgpu shares, and would rebuild naga and wgpu for the tests (about
+## 5 minutes here) if it were part of the workspace's test build.
 test-rust:
-	cargo test --release --workspace --all-targets
-	cargo test --release --workspace --doc
+	cargo test --release --workspace --exclude shmframes-capi --all-targets
+	cargo test --release --workspace --exclude shmframes-capi --doc
+	cargo test --release -p shmframes-capi --all-targets
+	cargo test --release -p shmframes-capi --doc
 
 test-python:
 	$(PY) -m pytest -q tests/python
