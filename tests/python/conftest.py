@@ -14,6 +14,13 @@ from typing import Callable, Iterator, List
 
 import pytest
 
+# A test run started in the background by a shell without job control (`make test &`, CI
+# runners) inherits SIGINT ignored, and so would every child: Python then installs no
+# KeyboardInterrupt handler, and the Ctrl+C tests would wait for ever. Children are to behave
+# as if started from a terminal: a handled signal is reset to its default at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("SHMFRAMES_BIN_DIR", ROOT / "target" / "release"))
 _counter = itertools.count()
@@ -67,6 +74,29 @@ def procs() -> Iterator[Procs]:
     p = Procs()
     yield p
     p.cleanup()
+
+
+class Lines:
+    """A child's output lines, read by a thread, so that a test waits for each within a bound
+    (a child that never prints fails the test instead of hanging it)."""
+
+    def __init__(self, stream) -> None:  # type: ignore[no-untyped-def]
+        import queue
+        import threading
+
+        self._q: "queue.Queue[str]" = queue.Queue()
+        self._empty = queue.Empty
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            self._q.put(line)
+
+    def next(self, secs: float = 30.0) -> str:
+        try:
+            return self._q.get(timeout=secs).strip()
+        except self._empty:
+            pytest.fail(f"the child printed no line within {secs} s")
 
 
 def wait_until(cond: Callable[[], bool], secs: float = 20.0) -> bool:

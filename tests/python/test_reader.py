@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import shmframes
-from conftest import binary, exists, kill9, wait_until
+from conftest import Lines, binary, exists, kill9, wait_until
 
 # 75 % colour bars of the synthetic pattern, RGB (README, "The test pattern").
 BARS = [(191, 191, 191), (191, 191, 0), (0, 191, 191), (0, 191, 0), (191, 0, 191), (191, 0, 0), (0, 0, 191)]
@@ -475,9 +475,9 @@ def test_an_idle_reader_never_wakes_and_ctrl_c_still_ends_its_read(procs, channe
     with shmframes.Writer(channel, 8, 8):
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
         p = procs.python(IDLE_CHILD, channel, stdout=subprocess.PIPE, text=True, env=env)
-        assert p.stdout is not None
+        lines = Lines(p.stdout)
         for n in range(2):
-            assert p.stdout.readline().strip() == "waiting"
+            assert lines.next() == "waiting"
             time.sleep(0.5)  # settle into the sleep
             if n == 0:
                 before = context_switches(p.pid)
@@ -485,7 +485,7 @@ def test_an_idle_reader_never_wakes_and_ctrl_c_still_ends_its_read(procs, channe
                 assert context_switches(p.pid) - before == 0, "an idle Python reader woke up"
             t = time.monotonic()
             p.send_signal(signal.SIGINT)
-            assert p.stdout.readline().strip() == "interrupted"
+            assert lines.next() == "interrupted"
             assert time.monotonic() - t < 2.0
         assert p.wait(10) == 0
 
