@@ -32,6 +32,13 @@ const MIN_MARGIN_NS: u64 = 10_000;
 const MIN_LATE_NS: u64 = 50_000;
 /// Intervals farther than this fraction of the period from it break the steady run.
 const STEADY_TOLERANCE_DIV: u64 = 8;
+/// A watch that went this long between two looks lost its CPU (another process ran): on a
+/// busy machine watching costs a time slice of latency instead of saving a wake-up.
+pub(crate) const PREEMPTED_NS: u64 = 250_000;
+/// Frames not anticipated after the first preempted watch; doubled at each further one (up to
+/// [`MAX_BACKOFF_FRAMES`]), forgotten after a clean watch.
+const FIRST_BACKOFF_FRAMES: u32 = 32;
+const MAX_BACKOFF_FRAMES: u32 = 4096;
 
 /// What a sleep should do now (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +71,9 @@ pub(crate) struct Anticipation {
     due: u64,
     watch_from: u64,
     given_up: u64,
+    /// Frames still to go without anticipating (a watch was preempted), and the next back-off.
+    skip: u32,
+    backoff: u32,
 }
 
 impl Anticipation {
@@ -80,6 +90,8 @@ impl Anticipation {
             due: 0,
             watch_from: 0,
             given_up: 0,
+            skip: 0,
+            backoff: FIRST_BACKOFF_FRAMES,
         }
     }
 
@@ -114,6 +126,7 @@ impl Anticipation {
         }
         self.due = 0;
         self.watch_from = 0;
+        self.skip = self.skip.saturating_sub(1);
         // A phase-locked estimate: the producer keeps a schedule (a camera's clock, a timer),
         // so each frame is predicted from the schedule's estimate, not from the last frame's
         // own lateness (which would count every frame's jitter twice).
@@ -144,7 +157,7 @@ impl Anticipation {
 
     /// What to do at `now` while no frame is there.
     pub(crate) fn plan(&mut self, now: u64) -> Plan {
-        if !self.enabled || self.steady < STEADY_FRAMES || self.last == 0 {
+        if !self.enabled || self.steady < STEADY_FRAMES || self.last == 0 || self.skip > 0 {
             return Plan::Block;
         }
         // The late allowance covers the producer's own jitter; the margin is capped at half
@@ -171,6 +184,18 @@ impl Anticipation {
         } else {
             self.given_up();
             Plan::Block
+        }
+    }
+
+    /// How a watch went: the longest time between two of its looks. A watch that lost its CPU
+    /// for a time slice (a busy machine) stops anticipation for a while, longer each time it
+    /// happens again; a clean one forgets the back-off.
+    pub(crate) fn watched(&mut self, longest_gap_ns: u64) {
+        if longest_gap_ns >= PREEMPTED_NS {
+            self.skip = self.backoff;
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF_FRAMES);
+        } else {
+            self.backoff = FIRST_BACKOFF_FRAMES;
         }
     }
 
@@ -253,6 +278,34 @@ mod tests {
         // Frames flow again: after a steady run it anticipates again.
         let last = steady(&mut a, due + 10_000 * MS, 6, period);
         assert!(matches!(a.plan(last + MS), Plan::SleepUntil(_)));
+    }
+
+    #[test]
+    fn a_preempted_watch_stops_anticipation_for_a_while_longer_each_time() {
+        let mut a = Anticipation::new(true);
+        let period = 33 * MS;
+        let mut last = steady(&mut a, MS, 6, period);
+        assert!(matches!(a.plan(last + MS), Plan::SleepUntil(_)));
+        let mut skipped = Vec::new();
+        for _ in 0..2 {
+            a.watched(PREEMPTED_NS); // lost the CPU while watching
+            let mut n = 0;
+            loop {
+                last += period;
+                a.observe(last);
+                if a.plan(last + MS) != Plan::Block {
+                    break;
+                }
+                n += 1;
+            }
+            skipped.push(n);
+        }
+        assert_eq!(skipped[0] + 1, FIRST_BACKOFF_FRAMES as usize, "{skipped:?}");
+        assert_eq!(skipped[1] + 1, 2 * FIRST_BACKOFF_FRAMES as usize, "{skipped:?}");
+        // A clean watch forgets it: the next preemption backs off for the first length again.
+        a.watched(10_000);
+        a.watched(PREEMPTED_NS);
+        assert_eq!(a.skip, FIRST_BACKOFF_FRAMES);
     }
 
     #[test]

@@ -127,22 +127,31 @@ impl SlotReader {
     /// it leaves `seen` (returns `true`) or the clock reaches `until` (CLOCK_MONOTONIC ns).
     /// Bounded by the anticipation's budget: a few percent of a frame interval at most. Yields
     /// the CPU between looks, so a producer sharing our core is not held up.
-    fn watch(&self, until: u64) -> bool {
+    /// Tells the anticipation how the watch went (see `Anticipation::watched`).
+    fn watch(&mut self, until: u64) -> bool {
         let published = self.att.table.view().published_word();
-        loop {
+        let mut before = sys::monotonic_ns();
+        let mut longest_gap = 0;
+        let came = loop {
+            // The gap first: a look delayed by a lost CPU counts even when it finds the frame.
+            let now = sys::monotonic_ns();
+            longest_gap = longest_gap.max(now.saturating_sub(before));
+            before = now;
             // SYNC POINT: publish (Acquire; the frame's slot is then taken by the next attempt,
             // which synchronizes with the publisher as without anticipation).
             if published.load(Ordering::Acquire) != self.seen {
-                return true;
+                break true;
             }
-            if sys::monotonic_ns() >= until {
-                return false;
+            if now >= until {
+                break false;
             }
             for _ in 0..32 {
                 std::hint::spin_loop();
             }
             std::thread::yield_now();
-        }
+        };
+        self.rhythm.watched(longest_gap);
+        came
     }
 }
 
