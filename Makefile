@@ -56,7 +56,9 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release -p shmframes-python --features abi3-py39 -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+	@# --release: the dependencies' metadata clippy just made is reused (the dev profile
+	@# re-checked every dependency: about 2.5 minutes of CI).
+	RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --quiet
 	$(VENV)/bin/ruff check python tests/python tests/windows/python benches
 
 ## C and C++ (issue 24, docs/c.md): libshmframes (shared and static), shmframes.h (C, made by
