@@ -18,8 +18,9 @@
 //! together): a producer whose frames stray farther (a VM's timers, a jittered source) is
 //! watched for within that window and caught when it lands there; one whose jitter exceeds the
 //! whole budget is not anticipated at all (plain kernel waits, no added latency, no spinning),
-//! nor is one that has not been steady for [`STEADY_FRAMES`] frames. Nothing here is on the path of a frame that is
-//! ready when asked for, but `observe`: a few integer operations per frame.
+//! nor is one that has not been steady for [`STEADY_FRAMES`] frames. Nothing here is on the
+//! path of a frame that is ready when asked for, but `observe`: a few integer operations per
+//! frame.
 
 /// Frames at a steady interval before anticipating the next.
 pub(crate) const STEADY_FRAMES: u32 = 4;
