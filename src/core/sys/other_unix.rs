@@ -1,5 +1,5 @@
 //! Other Unix systems (the BSDs): correct, slower to react. macOS has its own backend
-//! (`macos.rs`), which takes the stubs below (no robust futexes, no multi-word wait) from here.
+//! (`macos.rs`), which takes only the mapping stubs below (no take-back by moving) from here.
 //!
 //! - Segments are files in `$TMPDIR/shmframes/` mapped shared (macOS has no `/dev/shm`, and
 //!   `shm_open` objects cannot be linked or renamed, which race-free creation needs). They are
