@@ -75,6 +75,21 @@ pub(crate) fn life(live: LiveWord<'_>) -> Life {
     }
 }
 
+/// Writes `OWNER_DIED` into a liveness word that still holds `seen`: its owner was found dead
+/// by someone other than the kernel (Windows' abandoned mutexes, macOS's watcher and probes).
+#[cfg_attr(not(any(windows, target_os = "macos")), allow(dead_code))]
+pub(crate) fn mark_dead(word: &AtomicU32, seen: u32) {
+    if seen & sys::OWNER_MASK != 0 && seen & sys::OWNER_DIED == 0 {
+        // AcqRel: a waiter that sees the flag sees what the finder saw.
+        let _ = word.compare_exchange(
+            seen,
+            seen | sys::OWNER_DIED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+}
+
 /// Makes `word` wake us when its owner dies (sets `OWNER_WAITERS`), and returns the value to
 /// sleep on; `None` when the owner is dead already or nobody watches the word.
 pub(crate) fn arm(word: &AtomicU32) -> Option<u32> {

@@ -34,7 +34,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{WaitWord, Waker, OWNER_DIED, OWNER_MASK};
+use super::liveness::mark_dead;
+use super::{WaitWord, Waker, OWNER_MASK};
 
 /// How often a wake that may have landed just before its sleeper slept is repeated, while
 /// that sleeper has not left.
@@ -58,14 +59,6 @@ pub(crate) fn keeper_word(pid: u32, tid: u64) -> Option<u32> {
 /// The keeper's pid in a liveness word.
 pub(crate) fn word_pid(v: u32) -> u32 {
     v & PID_MASK
-}
-
-/// Writes `OWNER_DIED` into a liveness word that still holds `seen` (its owner was found dead).
-pub(crate) fn mark_dead(word: &AtomicU32, seen: u32) {
-    if seen & OWNER_MASK != 0 && seen & OWNER_DIED == 0 {
-        // AcqRel: a waiter that sees the flag sees what the watcher saw.
-        let _ = word.compare_exchange(seen, seen | OWNER_DIED, Ordering::AcqRel, Ordering::Acquire);
-    }
 }
 
 /// Probes the keeper a liveness word holding `seen` names: `Some(true)` (and the word marked)
@@ -344,6 +337,7 @@ impl Watcher {
 mod tests {
     //! The watcher on Linux: pidfds for the processes' ends, futexes for the one-word waits.
     use super::*;
+    use crate::sys::OWNER_DIED;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::sync::Arc;
     use std::time::Instant;
@@ -444,6 +438,14 @@ mod tests {
         }
     }
 
+    /// The pid of a process that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
     /// A liveness word naming `pid`'s main thread, and its node.
     fn keeper_of(pid: u32) -> (AtomicU32, AtomicU64) {
         (AtomicU32::new(keeper_word(pid, u64::from(pid)).unwrap()), AtomicU64::new(u64::from(pid)))
@@ -483,9 +485,7 @@ mod tests {
     #[test]
     fn a_gone_or_replaced_keeper_is_dead_at_once() {
         let w = watcher();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
+        let pid = dead_pid();
         let data = AtomicU32::new(0);
         let (live, node) = keeper_of(pid);
         let seen = live.load(Ordering::Relaxed);
@@ -596,11 +596,9 @@ mod tests {
         // keeper gone when it asks for its end, while the watcher thread waits with no timeout.
         // B must be woken although it was not asleep yet when A marked the word.
         let w = watcher();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
+        let pid = dead_pid();
         let data = AtomicU32::new(0);
-        let live = AtomicU32::new(keeper_word(pid, u64::from(pid)).unwrap());
+        let (live, _) = keeper_of(pid);
         let seen = live.load(Ordering::Relaxed);
         let b = registered(w, &data, &live, pid, u64::from(pid));
         std::thread::sleep(Duration::from_millis(50)); // the watcher thread is in poll(-1)

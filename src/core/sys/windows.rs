@@ -46,7 +46,8 @@ use windows_sys::Win32::System::Threading::{
     PROCESS_QUERY_LIMITED_INFORMATION, SYNCHRONIZATION_SYNCHRONIZE,
 };
 
-use super::{LockState, WaitWord, Waker, OWNER_DIED, OWNER_MASK};
+use super::liveness::mark_dead;
+use super::{LockState, WaitWord, Waker, OWNER_MASK};
 
 /// How long taking a free-looking mutex waits: probes and waiters that find it free hold it
 /// for a few instructions (then release it), and must not make a taker fail.
@@ -651,13 +652,6 @@ pub fn kernel_watches_liveness() -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // Liveness words: each owned by a keeper thread through a named mutex
-
-/// Writes `OWNER_DIED` into a liveness word that still holds `seen` (its owner was found dead).
-fn mark_dead(word: &AtomicU32, seen: u32) {
-    if seen & OWNER_MASK != 0 && seen & OWNER_DIED == 0 {
-        let _ = word.compare_exchange(seen, seen | OWNER_DIED, Ordering::AcqRel, Ordering::Acquire);
-    }
-}
 
 /// What opening a liveness word's owner mutex found.
 enum OwnerMutex {
