@@ -174,9 +174,10 @@ class Reader:
     never loses a frame; by default a reader that falls behind loses its oldest unread frames
     (counted in ``dropped``) and never slows the writer.
     ``start``: ``"newest"`` (the newest frame, default) or ``"oldest"`` (the oldest still kept).
-    ``wake``: ``"publish"`` (default: a blocked read wakes on the producer's wake-up) or
-    ``"anticipate"`` (experimental: wake just before a steady producer's next frame is due and
-    watch for it briefly, at most 2 % of the frame interval).
+    ``wake``: ``"anticipate"`` (default: a blocked read of a steady producer wakes just
+    before its next frame is due and watches for it briefly, at most 1.5 % of the frame
+    interval; irregular producers are waited for in the kernel) or ``"publish"`` (always
+    wait in the kernel for the producer's wake-up: slower, and no watching).
     """
 
     def __new__(
@@ -188,7 +189,7 @@ class Reader:
         lossless: bool = False,
         start: Literal["newest", "oldest"] = "newest",
         raw_format: _PixelFormat = "bgr",
-        wake: Literal["publish", "anticipate"] = "publish",
+        wake: Literal["anticipate", "publish"] = "anticipate",
     ) -> "Reader": ...
     def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """The next frame, waiting up to ``timeout`` s (None: forever); None on timeout.

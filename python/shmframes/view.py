@@ -80,6 +80,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--raw", type=_parse_raw, metavar="WxH", help="header-less frames of this size (cpp_py_shmbuf)")
     p.add_argument("--raw-format", choices=_FORMATS, default="bgr", help="pixel format of --raw frames (default bgr)")
     p.add_argument("--follow", action="store_true", help="keep going across producer restarts")
+    p.add_argument(
+        "--wake",
+        choices=("anticipate", "publish"),
+        default="anticipate",
+        help="anticipate (default): wake just before a steady producer's next frame is due; "
+        "publish: always sleep until the producer's wake-up (no watching, slower)",
+    )
     return p.parse_args(argv)
 
 
@@ -197,7 +204,7 @@ def _open(args: argparse.Namespace, raw, title: Optional[str]) -> Reader:  # typ
     window if there is one) and gives up after --timeout. Raises `_Quit` if the window is closed
     (or q/Esc pressed) meanwhile."""
     try:
-        return Reader(args.name, timeout=0, raw=raw, follow=args.follow)
+        return Reader(args.name, timeout=0, raw=raw, follow=args.follow, wake=args.wake)
     except ChannelNotFound:
         if args.timeout == 0:
             raise
@@ -215,7 +222,7 @@ def _open(args: argparse.Namespace, raw, title: Optional[str]) -> Reader:  # typ
                 raise _Quit
         left = deadline - time.monotonic()
         try:
-            return Reader(args.name, timeout=max(0.0, min(0.2, left)), raw=raw, follow=args.follow)
+            return Reader(args.name, timeout=max(0.0, min(0.2, left)), raw=raw, follow=args.follow, wake=args.wake)
         except ChannelNotFound:
             if left <= 0:
                 raise ChannelNotFound(

@@ -44,6 +44,65 @@ pub(crate) struct PyFrame {
     pub(crate) lost_before: u64,
 }
 
+/// A read-only numpy array of `dims` and `strides` over the bytes at `ptr`, `base` its numpy
+/// base object.
+///
+/// # Safety
+/// The bytes the layout reaches from `ptr` must stay valid and unchanged while `base` lives.
+unsafe fn read_only_array<'py>(
+    base: Bound<'py, PyAny>,
+    ptr: *const u8,
+    dims: &[usize],
+    strides: &[usize],
+) -> Bound<'py, PyAny> {
+    // SAFETY: the caller's promise: the layout stays inside bytes that live as long as `base`,
+    // which numpy stores as the array's base object.
+    let array: Bound<'_, PyAny> = unsafe {
+        let view = ArrayViewD::from_shape_ptr(IxDyn(dims).strides(IxDyn(strides)), ptr);
+        PyArrayDyn::borrow_from_array(&view, base).into_any()
+    };
+    // Read-only: the bytes are the producer's ring; writing them would corrupt the stream.
+    // SAFETY: `array` is the ndarray created just above (so the pointer is a live
+    // PyArrayObject) and no other code has seen it yet; clearing the flag bit is what numpy's own
+    // PyArray_CLEARFLAGS does, and saves a Python method call on every frame.
+    unsafe {
+        let raw = array.as_ptr() as *mut numpy::npyffi::PyArrayObject;
+        (*raw).fields.flags &= !numpy::npyffi::flags::NPY_ARRAY_WRITEABLE;
+    }
+    array
+}
+
+/// Warms up the way a frame comes to Python: makes and drops a frame object and a numpy array
+/// as `read()` and `frame.array` do, over one byte of our own. A reader that slept through a
+/// frame interval finds the interpreter's, pyo3's and numpy's code and data cold; run just
+/// before a frame is due (see `Reader::watch_begins`), this takes that cost out of the frame's
+/// latency.
+pub(crate) fn warm_up(py: Python<'_>) -> PyResult<()> {
+    static BYTE: u8 = 0;
+    let frame = Bound::new(
+        py,
+        PyFrame {
+            held: Mutex::new(None),
+            array: Mutex::new(None),
+            shape: FrameShape::packed(1, 1, shmframes::PixelFormat::Gray8)
+                .expect("a 1x1 gray frame is a valid shape"),
+            seq: 0,
+            capture_ns: 0,
+            publish_ns: 0,
+            raw: false,
+            lost_before: 0,
+        },
+    )?;
+    // SAFETY: one static byte (never written) behind a 1x1x1 layout; `frame` is the base.
+    let array = unsafe { read_only_array(frame.clone().into_any(), &BYTE, &[1, 1, 1], &[1, 1, 1]) };
+    // Attribute look-ups, as the caller's `frame.array` and `array.shape` make: warming them
+    // halves what is left (measured, docs/performance.md).
+    frame.getattr("seq")?;
+    array.getattr("shape")?;
+    drop((array, frame));
+    Ok(())
+}
+
 impl PyFrame {
     pub(crate) fn new(f: Frame) -> PyFrame {
         PyFrame {
@@ -84,21 +143,9 @@ impl PyFrame {
         let ptr = frame.pixels().as_ptr();
         let base = Bound::new(py, HeldFrame { _frame: frame })?.into_any();
         // SAFETY: `ptr` points at the frame's pixel bytes, held and immutable, kept alive
-        // (mapping and hold) by `base`, which numpy stores as the array's base object;
-        // `array_layout` gives dimensions and strides that stay inside those bytes for a
-        // validated shape (checked when the frame was read).
-        let array: Bound<'_, PyAny> = unsafe {
-            let view = ArrayViewD::from_shape_ptr(IxDyn(&dims).strides(IxDyn(&strides)), ptr);
-            PyArrayDyn::borrow_from_array(&view, base).into_any()
-        };
-        // Read-only: the bytes are the producer's ring; writing them would corrupt the stream.
-        // SAFETY: `array` is the ndarray created just above (so the pointer is a live
-        // PyArrayObject) and no other code has seen it yet; clearing the flag bit is what numpy's
-        // own PyArray_CLEARFLAGS does, and saves a Python method call on every frame.
-        unsafe {
-            let raw = array.as_ptr() as *mut numpy::npyffi::PyArrayObject;
-            (*raw).fields.flags &= !numpy::npyffi::flags::NPY_ARRAY_WRITEABLE;
-        }
+        // (mapping and hold) by `base`; `array_layout` gives dimensions and strides that stay
+        // inside those bytes for a validated shape (checked when the frame was read).
+        let array = unsafe { read_only_array(base, ptr, &dims, &strides) };
         let mut cached = lock(&self.array);
         Ok(cached.get_or_insert_with(|| array.unbind()).clone_ref(py))
     }

@@ -147,6 +147,18 @@ pub use wait::{Cancel, Deadline};
 #[cfg(not(loom))]
 pub use writer::{FrameSlot, OpenSlot, ReadersNow, SlotPixels, Writer, WriterOptions};
 
+/// Makes the calling thread's timed sleeps (a [`Cancel::sleep_until`], a wait with a deadline)
+/// end on time, for a producer that keeps a schedule: render a frame, sleep until it is due,
+/// publish it. Readers that wake just before a frame (see [`Wake`]) then find it where they
+/// expect it. On Linux a normal thread's timer may fire up to 50 µs late (its timer slack,
+/// which batches wake-ups); this sets it to the least. Affects this thread only (and threads it
+/// starts later). Returns whether it took effect: `false` on systems without timer slack,
+/// where timers keep their own precision.
+#[cfg(not(loom))]
+pub fn precise_timers() -> bool {
+    sys::precise_timers()
+}
+
 /// Nanoseconds of CLOCK_MONOTONIC, the clock of every timestamp in frame headers: comparable
 /// between processes on one machine (latency = reader's `monotonic_ns()` - `publish_ns`).
 #[cfg(not(loom))]

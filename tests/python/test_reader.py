@@ -286,6 +286,36 @@ def test_other_threads_run_while_a_read_waits(channel):
         assert result and result[0] is not None and int(result[0].array[0, 0, 0]) == 5
 
 
+@pytest.mark.parametrize("wake", ["anticipate", "publish"])
+def test_both_wakes_read_every_frame_of_a_steady_producer(procs, channel, wake):
+    # "anticipate" (the default) learns the producer's rhythm, then reads each frame in two
+    # parts (until its watch begins, a warm-up, the rest). Short timeouts end the first part
+    # early: each read either returns a frame, in order, or None when its timeout passed.
+    procs.producer(channel, "--size", "320x240", "--fps", "40", "--frames", "60", "--when-full", "wait")
+    seqs, nones = [], 0
+    with open_reader(channel, wake=wake) as reader:
+        while len(seqs) < 60:
+            timeout = 0.002 if len(seqs) % 2 else 20.0
+            f = reader.read(timeout=timeout)
+            if f is None:
+                assert timeout < 1, "a 20 s read returned nothing from a 40 fps producer"
+                nones += 1
+                continue
+            assert f.array.shape == (240, 320, 3)
+            seqs.append(f.seq)
+            f.release()
+    assert seqs == list(range(60))
+    assert nones > 0, "no 2 ms read ever timed out between frames 25 ms apart"
+
+
+def test_wake_is_checked(channel):
+    with shmframes.Writer(channel, 8, 8):
+        with pytest.raises(ValueError, match='wake must be "anticipate" or "publish", not "soon"'):
+            shmframes.Reader(channel, wake="soon")
+    out = subprocess.run([sys.executable, "-m", "shmframes.view", channel, "--wake", "soon"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "invalid choice: 'soon'" in out.stderr, out.stderr
+
+
 def test_view_headless(procs, channel):
     procs.producer(channel, "--size", "320x240", "--fps", "100", "--frames", "1000")
     env = dict(os.environ)

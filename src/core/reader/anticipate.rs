@@ -159,24 +159,33 @@ impl Anticipation {
         self.last = publish_ns;
     }
 
+    /// The next frame's due time, if it is to be anticipated.
+    fn anticipated(&self) -> Option<u64> {
+        if !self.enabled || self.steady < STEADY_FRAMES || self.last == 0 || self.skip > 0 {
+            return None;
+        }
+        // A producer straying by more than the whole budget is not worth watching for.
+        if self.jitter > self.budget() {
+            return None;
+        }
+        let due = self.expected + self.period;
+        (due != self.given_up).then_some(due)
+    }
+
+    /// When the watch for the next frame begins (CLOCK_MONOTONIC ns), if it is anticipated.
+    /// Changes nothing: a caller may warm its own path up (Python) before reading on.
+    pub(crate) fn watch_begins(&self) -> Option<u64> {
+        self.anticipated().map(|due| due.saturating_sub(self.margin))
+    }
+
     /// What to do at `now` while no frame is there.
     pub(crate) fn plan(&mut self, now: u64) -> Plan {
-        if !self.enabled || self.steady < STEADY_FRAMES || self.last == 0 || self.skip > 0 {
-            return Plan::Block;
-        }
+        let Some(due) = self.anticipated() else { return Plan::Block };
         // The late allowance covers the producer's own jitter, within half the budget; the
         // margin is capped at half the budget when it grows, so the two together stay within
         // it. (Were the allowance tied to the margin, a margin grown by late timer wake-ups
-        // would block anticipation for good: the margin only shrinks while watching.) A
-        // producer straying by more than the whole budget is not worth watching for.
-        if self.jitter > self.budget() {
-            return Plan::Block;
-        }
+        // would block anticipation for good: the margin only shrinks while watching.)
         let late = (2 * self.jitter).max(MIN_LATE_NS).min(self.budget() / 2);
-        let due = self.expected + self.period;
-        if due == self.given_up {
-            return Plan::Block;
-        }
         self.due = due;
         let watch_from = due.saturating_sub(self.margin);
         if now < watch_from {
@@ -238,7 +247,8 @@ mod tests {
         assert_eq!(a.plan(1), Plan::Block, "nothing seen yet");
         let last = steady(&mut a, 1_000 * MS, 6, period);
         let due = last + period;
-        // Long before the frame: sleep until the margin before it.
+        // Long before the frame: sleep until the margin before it (as announced).
+        assert_eq!(a.watch_begins(), Some(due - FIRST_MARGIN_NS));
         assert_eq!(a.plan(last + MS), Plan::SleepUntil(due - FIRST_MARGIN_NS));
         // Within the margin: watch, until the late allowance after it.
         let Plan::Watch(until) = a.plan(due - 100_000) else { panic!("no watch") };
@@ -327,9 +337,11 @@ mod tests {
         for now in [t, t + 10 * MS, t + 30 * MS, t + 33 * MS] {
             assert_eq!(a.plan(now), Plan::Block);
         }
+        assert_eq!(a.watch_begins(), None);
         let mut off = Anticipation::new(false);
         let last = steady(&mut off, MS, 10, 33 * MS);
         assert_eq!(off.plan(last + MS), Plan::Block);
+        assert_eq!(off.watch_begins(), None);
         // Bursts (aperiodic): never steady.
         let mut b = Anticipation::new(true);
         for t in [1, 2, 50, 51, 400, 401, 402, 1_000].map(|x| x * MS) {

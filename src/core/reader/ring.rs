@@ -432,6 +432,10 @@ impl Transport for RingReader {
 
     /// A ring's reader always waits for the producer's wake-up (or its timed waits).
     fn set_wake(&mut self, _wake: super::Wake) {}
+
+    fn watch_begins(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Holder for Attachment {

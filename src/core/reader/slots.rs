@@ -264,6 +264,10 @@ impl Transport for SlotReader {
     fn set_wake(&mut self, wake: Wake) {
         self.rhythm.set_enabled(wake == Wake::Anticipate);
     }
+
+    fn watch_begins(&self) -> Option<u64> {
+        self.rhythm.watch_begins()
+    }
 }
 
 impl Drop for SlotReader {

@@ -266,11 +266,12 @@ fn run(opts: Opts) -> anyhow::Result<()> {
 
     let start = Instant::now();
     let mut pace = source::Pacer::new(opts.fps, source.paces_itself(), cancel);
+    // Frames are rendered ahead and published on their tick: readers that wake just before a
+    // frame is due (the default) find it there, whatever rendering took. So the tick itself
+    // must not come up to 50 us late (Linux's default timer slack).
+    shmframes::precise_timers();
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) && opts.frames.is_none_or(|n| seq < n) {
-        if !pace.wait() {
-            break;
-        }
         let Some(captured) = source.capture(&stop)? else { break };
         let attached = status.attached_snapshot();
         let mut slots: Vec<(usize, FrameSlot<'_>)> = Vec::with_capacity(writers.len());
@@ -288,11 +289,13 @@ fn run(opts: Opts) -> anyhow::Result<()> {
             break;
         }
         let rendered = match slots.split_first_mut() {
-            Some(((_, first), rest)) => source.render(seq, start, first.pixels()).map(|()| {
-                for (_, other) in rest.iter_mut() {
-                    other.pixels().copy_from_slice(first.pixels());
-                }
-            }),
+            Some(((_, first), rest)) => {
+                source.render(seq, pace.due(start), first.pixels()).map(|()| {
+                    for (_, other) in rest.iter_mut() {
+                        other.pixels().copy_from_slice(first.pixels());
+                    }
+                })
+            }
             None => Ok(()),
         };
         if let Err(e) = rendered {
@@ -305,9 +308,14 @@ fn run(opts: Opts) -> anyhow::Result<()> {
             seq += 1;
             continue;
         }
+        // Rendered: publish on the frame's tick (a camera's frames are published as they come).
+        if !pace.wait() {
+            break; // Ctrl+C before the frame was due: it is discarded with its slots
+        }
+        let capture_ns = captured.capture_ns.unwrap_or_else(shmframes::monotonic_ns);
         for (i, mut slot) in slots {
             slot.set_seq(seq);
-            slot.set_capture_ns(captured.capture_ns);
+            slot.set_capture_ns(capture_ns);
             slot.publish();
             status.published(i);
         }

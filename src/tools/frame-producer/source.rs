@@ -8,10 +8,11 @@ use shmframes_tools::pattern::TestPattern;
 
 use crate::{camera, images, shape_of, Opts};
 
-/// A frame that was captured (or is due), before it is rendered into the ring.
+/// A frame that was captured (or is to be made), before it is rendered into the ring.
 pub struct Captured {
-    /// CLOCK_MONOTONIC ns of the capture.
-    pub capture_ns: u64,
+    /// CLOCK_MONOTONIC ns of a camera's capture; `None` for a made frame, captured when it is
+    /// published (on its tick).
+    pub capture_ns: Option<u64>,
 }
 
 /// One of the three sources.
@@ -65,15 +66,17 @@ impl Source {
         }
         if let Source::Camera(c) = self {
             c.grab()?;
+            return Ok(Some(Captured { capture_ns: Some(shmframes::monotonic_ns()) }));
         }
-        Ok(Some(Captured { capture_ns: shmframes::monotonic_ns() }))
+        Ok(Some(Captured { capture_ns: None }))
     }
 
     /// Renders (draws, copies or decodes) the frame last captured into `out`, the ring slot.
-    pub fn render(&mut self, seq: u64, start: Instant, out: &mut [u8]) -> anyhow::Result<()> {
+    /// `millis`: the frame's time since the stream began (the pattern's clock).
+    pub fn render(&mut self, seq: u64, millis: u64, out: &mut [u8]) -> anyhow::Result<()> {
         match self {
             Source::Synthetic(p) => {
-                p.render(seq, start.elapsed().as_millis() as u64, out);
+                p.render(seq, millis, out);
                 Ok(())
             }
             Source::Images(i) => i.render(seq, out),
@@ -95,6 +98,16 @@ impl Pacer {
         let period =
             (fps > 0.0 && !source_paces_itself).then(|| Duration::from_secs_f64(1.0 / fps));
         Pacer { period, next: Instant::now(), cancel }
+    }
+
+    /// The next frame's due time, in milliseconds since `start` (now, when unpaced or late).
+    pub fn due(&self, start: Instant) -> u64 {
+        let now = Instant::now();
+        match self.period {
+            Some(_) if self.next > now => self.next - start,
+            _ => now - start,
+        }
+        .as_millis() as u64
     }
 
     /// Sleeps until the next frame is due. Returns `false` if cancelled.

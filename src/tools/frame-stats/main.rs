@@ -57,6 +57,10 @@ struct Opts {
     /// One JSON object per frame on stdout: seq, size, format, latency, CRC-32 of the pixels.
     #[arg(long)]
     json: bool,
+    /// How a blocked read wakes: anticipate (just before a steady producer's next frame is
+    /// due) or publish (always sleep until the producer's wake-up: no watching, slower).
+    #[arg(long, value_name = "HOW", default_value = "anticipate", value_parser = shmframes_tools::parse_wake)]
+    wake: shmframes::Wake,
     /// Read losslessly: a producer that waits (--when-full wait) waits for this reader, and
     /// reading starts at the oldest frame still kept.
     #[arg(long)]
@@ -76,7 +80,8 @@ struct Opts {
 }
 
 /// The options that read frames: refused with --list, --readers and --clean, which read none.
-const READING: [&str; 7] = ["frames", "timeout", "follow", "raw", "raw_format", "json", "lossless"];
+const READING: [&str; 8] =
+    ["frames", "timeout", "follow", "raw", "raw_format", "json", "lossless", "wake"];
 
 fn main() -> ExitCode {
     match run(Opts::parse()) {
@@ -137,6 +142,7 @@ fn run(o: Opts) -> anyhow::Result<()> {
         Err(Error::Interrupted { .. }) => return Ok(()),
         r => r?,
     };
+    reader.set_wake(o.wake);
     // The newest frame already published when we attached is read (and shown with --json) but
     // not measured: its age is not latency, its arrival not the rate.
     let mut stats = Stats::since(shmframes::monotonic_ns());

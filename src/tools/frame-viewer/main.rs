@@ -59,6 +59,10 @@ struct Opts {
     /// waits for). A live producer is waited for however slow; `inf` waits for ever.
     #[arg(long, value_name = "S", default_value = "10", value_parser = shmframes_tools::parse_secs, allow_negative_numbers = true)]
     timeout: Duration,
+    /// How a blocked read wakes: anticipate (just before a steady producer's next frame is
+    /// due) or publish (always sleep until the producer's wake-up: no watching, slower).
+    #[arg(long, value_name = "HOW", default_value = "anticipate", value_parser = shmframes_tools::parse_wake)]
+    wake: shmframes::Wake,
 }
 
 fn main() -> ExitCode {
@@ -93,7 +97,7 @@ fn run(opts: Opts) -> anyhow::Result<()> {
             std::env::var("DISPLAY").or_else(|_| std::env::var("WAYLAND_DISPLAY")).unwrap_or_default()
         )
     })?;
-    let shared = reader_thread::spawn(opts.name.clone(), raw, event_loop.create_proxy());
+    let shared = reader_thread::spawn(opts.name.clone(), raw, opts.wake, event_loop.create_proxy());
     let mut app = App::new(opts, shared.clone());
     let run = event_loop.run_app(&mut app);
     shared.quit.store(true, Ordering::Relaxed);

@@ -67,13 +67,19 @@ impl Shared {
 }
 
 /// Starts the reader thread.
-pub fn spawn(name: String, raw: Option<FrameShape>, proxy: EventLoopProxy<Wake>) -> Arc<Shared> {
+/// `how`: how blocked reads wake (`--wake`).
+pub fn spawn(
+    name: String,
+    raw: Option<FrameShape>,
+    how: shmframes::Wake,
+    proxy: EventLoopProxy<Wake>,
+) -> Arc<Shared> {
     let shared = Arc::new(Shared::default());
     let s = shared.clone();
     std::thread::Builder::new()
         .name("frame-viewer reader".into())
         .spawn(move || {
-            if let Err(e) = read_loop(&name, raw, &s, &proxy) {
+            if let Err(e) = read_loop(&name, raw, how, &s, &proxy) {
                 s.lock().status.error = Some(e.to_string());
                 let _ = proxy.send_event(Wake::Fatal);
             }
@@ -85,6 +91,7 @@ pub fn spawn(name: String, raw: Option<FrameShape>, proxy: EventLoopProxy<Wake>)
 fn read_loop(
     name: &str,
     raw: Option<FrameShape>,
+    how: shmframes::Wake,
     shared: &Arc<Shared>,
     proxy: &EventLoopProxy<Wake>,
 ) -> Result<(), Error> {
@@ -120,6 +127,7 @@ fn read_loop(
             Err(e) => return Err(e),
         }
     };
+    reader.set_wake(how);
     {
         let mut g = shared.lock();
         g.status.attached = true;
