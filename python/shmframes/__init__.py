@@ -55,6 +55,7 @@ from ._shmframes import (
     __version__,
     monotonic_ns,
     pixel_formats,
+    precise_timers,
     readers,
 )
 from .errors import *  # noqa: F403 (the exception classes, as errors.__all__ lists them)
@@ -68,6 +69,7 @@ __all__ = [
     "__version__",
     "monotonic_ns",
     "pixel_formats",
+    "precise_timers",
     "readers",
 ]
 __all__ += errors.__all__

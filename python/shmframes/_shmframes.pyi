@@ -32,6 +32,7 @@ __all__ = [
     "__version__",
     "monotonic_ns",
     "pixel_formats",
+    "precise_timers",
     "readers",
 ]
 
@@ -81,6 +82,11 @@ def pixel_formats() -> Dict[str, Dict[str, Any]]:
 
 def monotonic_ns() -> int:
     """Nanoseconds of CLOCK_MONOTONIC, the clock of Frame.capture_ns and Frame.publish_ns."""
+
+def precise_timers() -> bool:
+    """Makes this thread's timed sleeps (``time.sleep``, timeouts) end on time (Linux: 1 ns
+    timer slack instead of 50 us), for a producer that fills a frame, sleeps until it is due,
+    then publishes it. False where the system has no such setting."""
 
 @final
 class Frame:

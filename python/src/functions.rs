@@ -29,6 +29,16 @@ pub(crate) fn monotonic_ns() -> u64 {
     shmframes::monotonic_ns()
 }
 
+/// Makes the calling thread's timed sleeps (`time.sleep`, a timeout) end on time, for a
+/// producer that keeps a schedule: fill a frame, sleep until it is due, publish it. Readers
+/// (which wake just before a steady producer's frame is due) then find it where they expect
+/// it. Linux lets a normal thread's timer fire up to 50 us late; this asks for none. Returns
+/// whether it took effect (False where the system has no such setting).
+#[pyfunction]
+pub(crate) fn precise_timers() -> bool {
+    shmframes::precise_timers()
+}
+
 /// The readers of a framed channel now, one dict each: place, pid, lossless, frames_read,
 /// dropped, lag, held (what `frame-stats --readers` lists). Empty for a raw channel.
 #[pyfunction]

@@ -8,7 +8,7 @@
 //! | `writer.rs` | `Writer` |
 //! | `slot.rs` | `FrameSlot`, the producer's writable frame, published or discarded |
 //! | `stats.rs` | `Stats` |
-//! | `functions.rs` | `pixel_formats`, `monotonic_ns`, `readers` |
+//! | `functions.rs` | `pixel_formats`, `monotonic_ns`, `precise_timers`, `readers` |
 //! | `errors.rs` | the exception classes (`shmframes.errors` re-exports them) |
 //! | `handle.rs` | what they share: the lock, calls without the GIL, fork children, Ctrl+C |
 //!
@@ -41,6 +41,7 @@ fn _shmframes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<slot::PySlot>()?;
     m.add_class::<stats::PyStats>()?;
     m.add_function(wrap_pyfunction!(functions::monotonic_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::precise_timers, m)?)?;
     m.add_function(wrap_pyfunction!(functions::pixel_formats, m)?)?;
     m.add_function(wrap_pyfunction!(functions::readers, m)?)?;
     errors::add(m)?;

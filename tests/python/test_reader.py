@@ -316,6 +316,15 @@ def test_wake_is_checked(channel):
     assert out.returncode == 2 and "invalid choice: 'soon'" in out.stderr, out.stderr
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timer slack is Linux's")
+def test_precise_timers_sets_this_threads_timer_slack():
+    # In a child: the setting stays with the thread (here the main one, which /proc/self shows).
+    code = "import shmframes; before = open('/proc/self/timerslack_ns').read().strip(); print(before, shmframes.precise_timers(), open('/proc/self/timerslack_ns').read().strip())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    before, took, after = out.stdout.split()
+    assert (took, after) == ("True", "1") and int(before) > 1, out.stdout
+
+
 def test_view_headless(procs, channel):
     procs.producer(channel, "--size", "320x240", "--fps", "100", "--frames", "1000")
     env = dict(os.environ)
