@@ -1,12 +1,15 @@
 """Cross-process, end to end, into Python: frame-producer (synthetic 1080p BGR) -> shmframes.Reader.
 
 Run: .venv/bin/python benches/python_pipeline.py   (after `make build`)
+     .venv/bin/python benches/python_pipeline.py --readers [--json F] [--svg F]   (the reader
+     counts alone)
 
 Prints lossless throughput (every frame read, its numpy array touched), the Python `Writer`'s
 lossless throughput into a Rust reader with 2 and 4 buffered frames, delivery latency at 30 fps
-(publish -> the Python loop holds `frame.array`), one Python reader against four on one channel
-(the producer's full rate, and each reader's latency at 30 fps), and the CPU use of a Python
-reader waiting on an idle channel.
+(publish -> the Python loop holds `frame.array`), the reader-count table (1, 2, 4 and 8 Python
+readers on one channel, in alternating order: each lossless reader's rate at the producer's full
+rate, each default reader's latency and CPU at 30 fps), and the CPU use of a Python reader
+waiting on an idle channel.
 """
 
 from __future__ import annotations
@@ -115,37 +118,47 @@ def writer_throughput(frames: int, buffer_frames: int) -> None:
 
 MANY_READER = """
 import json, sys, time, shmframes
-r = shmframes.Reader(sys.argv[1], timeout=30)
+r = shmframes.Reader(sys.argv[1], timeout=30, lossless=sys.argv[2] == "lossless", start="oldest")
 print("attached", flush=True)
 lat, n, first, last, checksum = [], 0, None, None, 0
+cpu0 = t1 = 0.0
 for f in r:  # until the end of the stream
+    if n == 15:  # CPU from the 16th frame: not numpy's import, not the start
+        cpu0, t1 = time.process_time(), time.perf_counter()
     a = f.array  # the numpy view the ML code would use
     checksum += int(a[540, 960, 0])
     now = time.perf_counter()
     lat.append((shmframes.monotonic_ns() - f.publish_ns) / 1000.0)
-    first = first or (f.seq, now)
-    last = (f.seq, now)
+    first = first or (n, now)
+    last = (n, now)
     n += 1
     del a
     f.release()
-rate = (last[0] - first[0]) / (last[1] - first[1]) if last[1] > first[1] else 0.0
-print(json.dumps({"read": n, "dropped": r.dropped, "producer_fps": rate, "latency_us": lat, "checksum": checksum}))
+secs = last[1] - first[1] if last else 0.0
+rate = (last[0] - first[0]) / secs if secs > 0 else 0.0
+cpu = (time.process_time() - cpu0) / (last[1] - t1) * 100 if n > 16 else 0.0
+print(json.dumps({"read": n, "dropped": r.dropped, "rate": rate, "cpu_pct": cpu, "latency_us": lat, "checksum": checksum}))
 """
 
 
-def many_readers(readers: int, frames: int, fps: float) -> list:
-    """`readers` Python reader processes (default delivery) on one 1080p channel; each reports
-    how fast the producer published while it read, and its delivery latencies."""
+def many_readers(readers: int, frames: int, fps: float, lossless: bool) -> list:
+    """`readers` Python reader processes on one 1080p channel of frame-producer; each reports
+    the frames it read per second, its CPU and its delivery latencies."""
     name = f"pybench-many-{os.getpid()}-{readers}-{int(fps)}"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-c", MANY_READER, name], stdout=subprocess.PIPE, text=True, env=env) for _ in range(readers)]
+    mode = "lossless" if lossless else "default"
+    procs = [subprocess.Popen([sys.executable, "-c", MANY_READER, name, mode], stdout=subprocess.PIPE, text=True, env=env) for _ in range(readers)]
     p = None
     try:
-        p = producer(name, "--fps", str(fps), "--frames", str(frames), "--max-readers", str(max(readers, 1)))
+        wait = ["--when-full", "wait"] if lossless else []
+        p = producer(name, "--fps", str(fps), "--frames", str(frames), "--max-readers", str(max(readers, 1)), *wait)
         for r in procs:
             assert r.stdout is not None and r.stdout.readline().strip() == "attached"
-        p.wait(120)
-        return [json.loads(r.communicate(timeout=60)[0].strip().splitlines()[-1]) for r in procs]
+        p.wait(300)
+        got = [json.loads(r.communicate(timeout=60)[0].strip().splitlines()[-1]) for r in procs]
+        if lossless:
+            assert all(g["read"] == frames and g["dropped"] == 0 for g in got), "a lossless reader lost frames"
+        return got
     finally:
         for x in procs + ([p] if p else []):
             if x.poll() is None:
@@ -153,24 +166,49 @@ def many_readers(readers: int, frames: int, fps: float) -> list:
             x.wait()
 
 
-def many(rounds: int, frames: int, lat_frames: int) -> None:
-    """One reader against four, alternating: the producer's full rate, and latency at 30 fps."""
-    rate = {1: [], 4: []}
-    lat = {1: [], 4: []}
+COUNTS = (1, 2, 4, 8)
+
+
+def many(rounds: int, frames: int, lat_frames: int, json_path: str | None = None, svg_path: str | None = None) -> None:
+    """1, 2, 4 and 8 Python readers, in alternating order: each lossless reader's rate at the
+    producer's full rate, and each default reader's latency and CPU at 30 fps."""
+    rate: dict = {n: [] for n in COUNTS}
+    lat: dict = {n: [] for n in COUNTS}
+    cpu: dict = {n: [] for n in COUNTS}
     for i in range(rounds):
-        for n in ((1, 4) if i % 2 == 0 else (4, 1)):
-            got = many_readers(n, frames, 0)
-            rate[n].append(min(g["producer_fps"] for g in got))
-            got = many_readers(n, lat_frames, 30)
+        for n in (COUNTS if i % 2 == 0 else tuple(reversed(COUNTS))):
+            got = many_readers(n, frames, 0, lossless=True)
+            rate[n].append(min(g["rate"] for g in got))  # the slowest reader's
+            got = many_readers(n, lat_frames, 30, lossless=False)
             # Skip each reader's first frames: they measure its start, not delivery.
-            lat[n].append([pct(g["latency_us"][5:], 0.5) for g in got])
-    for n in (1, 4):
+            lat[n].append(statistics.median(pct(g["latency_us"][15:], 0.5) for g in got))
+            cpu[n].append(statistics.median(g["cpu_pct"] for g in got))
+    one = statistics.median(rate[1])
+    print(f"\n| Python readers | lossless frames/s, slowest reader (runs) | of one reader's | 30 fps p50 us, median reader (runs) | CPU % per reader |")
+    print("|---|---|---|---|---|")
+    summary = {}
+    for n in COUNTS:
+        r, l, c = statistics.median(rate[n]), statistics.median(lat[n]), statistics.median(cpu[n])
+        summary[n] = {"rate": r, "share": r / one, "p50": l, "cpu": c}
         print(
-            f"{n} Python reader(s), 1080p BGR: producer full rate {statistics.median(rate[n]):.0f} frames/s "
-            f"(runs {' '.join(f'{x:.0f}' for x in rate[n])}); latency p50 at 30 fps per reader, per run: "
-            + "; ".join(" ".join(f"{x:.0f}" for x in run) for run in lat[n]) + " us"
+            f"| {n} | {r:.0f} ({' '.join(f'{x:.0f}' for x in rate[n])}) | {r / one * 100:.0f} % "
+            f"| {l:.0f} ({' '.join(f'{x:.0f}' for x in lat[n])}) | {c:.2f} |"
         )
-    print(f"4 readers / 1 reader, producer rate: {statistics.median(rate[4]) / statistics.median(rate[1]):.2f}")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"rounds": rounds, "rate": rate, "latency_p50": lat, "cpu": cpu, "median": summary}, f, indent=1)
+    if svg_path:
+        import plot
+
+        plot.bars(
+            svg_path,
+            f"N Python readers of frame-producer, 1080p BGR (median of {rounds})",
+            "% of one reader's lossless rate",
+            [f"{n} reader{'s' if n > 1 else ''}" for n in COUNTS],
+            ["lossless rate, slowest reader"],
+            [[summary[n]["share"] * 100] for n in COUNTS],
+            [[f"{summary[n]['rate']:.0f}/s, 30 fps p50 {summary[n]['p50']:.0f} us"] for n in COUNTS],
+        )
 
 
 def idle_cpu(secs: float) -> None:
@@ -191,12 +229,20 @@ def idle_cpu(secs: float) -> None:
         p.wait(30)
 
 
+def arg(flag: str) -> str | None:
+    """The value after `flag` on the command line, if given."""
+    return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv[:-1] else None
+
+
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
+    if "--readers" in sys.argv:  # the reader-count table alone
+        many(1 if quick else 2, 60 if quick else 2000, 40 if quick else 255, arg("--json"), arg("--svg"))
+        sys.exit(0)
     throughput(60 if quick else 3000)
     for buffer_frames in (2, 4):
         writer_throughput(60 if quick else 2000, buffer_frames)
     latency(30 if quick else 600)
     if "--one-reader" not in sys.argv:  # (benches/old_vs_new.sh compares the one-reader part)
-        many(1 if quick else 3, 60 if quick else 3000, 40 if quick else 300)
+        many(1 if quick else 2, 60 if quick else 2000, 40 if quick else 255, arg("--json"), arg("--svg"))
     idle_cpu(1 if quick else 10)
