@@ -184,7 +184,7 @@ def many(rounds: int, frames: int, lat_frames: int, json_path: str | None = None
             lat[n].append(statistics.median(pct(g["latency_us"][15:], 0.5) for g in got))
             cpu[n].append(statistics.median(g["cpu_pct"] for g in got))
     one = statistics.median(rate[1])
-    print(f"\n| Python readers | lossless frames/s, slowest reader (runs) | of one reader's | 30 fps p50 us, median reader (runs) | CPU % per reader |")
+    print("\n| Python readers | lossless frames/s, slowest reader (runs) | of one reader's | 30 fps p50 us, median reader (runs) | CPU % per reader |")
     print("|---|---|---|---|---|")
     summary = {}
     for n in COUNTS:
