@@ -188,11 +188,11 @@ def many(rounds: int, frames: int, lat_frames: int, json_path: str | None = None
     print("|---|---|---|---|---|")
     summary = {}
     for n in COUNTS:
-        r, l, c = statistics.median(rate[n]), statistics.median(lat[n]), statistics.median(cpu[n])
-        summary[n] = {"rate": r, "share": r / one, "p50": l, "cpu": c}
+        r, p50, c = statistics.median(rate[n]), statistics.median(lat[n]), statistics.median(cpu[n])
+        summary[n] = {"rate": r, "share": r / one, "p50": p50, "cpu": c}
         print(
             f"| {n} | {r:.0f} ({' '.join(f'{x:.0f}' for x in rate[n])}) | {r / one * 100:.0f} % "
-            f"| {l:.0f} ({' '.join(f'{x:.0f}' for x in lat[n])}) | {c:.2f} |"
+            f"| {p50:.0f} ({' '.join(f'{x:.0f}' for x in lat[n])}) | {c:.2f} |"
         )
     if json_path:
         with open(json_path, "w") as f:
