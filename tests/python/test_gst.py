@@ -159,7 +159,7 @@ def read_all(name: str, timeout: float = 30) -> List[tuple]:
 
 def test_gst_inspect_documents_both_elements():
     for element, props in [
-        ("shmframessrc", ["channel", "timeout", "follow", "lossless", "raw", "raw-format"]),
+        ("shmframessrc", ["channel", "timeout", "follow", "lossless", "anticipate", "raw", "raw-format"]),
         ("shmframessink", ["channel", "buffer-frames", "max-readers", "when-full", "raw"]),
     ]:
         out = subprocess.run(["gst-inspect-1.0", element], env=gst_env(), capture_output=True, text=True, timeout=60)

@@ -23,7 +23,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use shmframes::{
-    Cancel, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start,
+    Cancel, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Wake,
 };
 
 use crate::{channel_property, clock, formats, lock, video_pad_template, DEFAULT_CHANNEL};
@@ -47,6 +47,8 @@ struct Settings {
     timeout: f64,
     follow: bool,
     lossless: bool,
+    /// Wake just before a steady producer's next frame is due (`false`: on its wake-up).
+    anticipate: bool,
     /// `WxH` of a header-less (cpp_py_shmbuf) stream; empty: framed.
     raw: String,
     /// Its pixel format's name, checked by `start` (a property cannot fail when set).
@@ -60,6 +62,7 @@ impl Default for Settings {
             timeout: DEFAULT_TIMEOUT,
             follow: false,
             lossless: false,
+            anticipate: true,
             raw: String::new(),
             raw_format: PixelFormat::Bgr24.name().into(),
         }
@@ -216,6 +219,12 @@ impl ObjectImpl for ShmframesSrc {
                     .default_value(false)
                     .flags(ready)
                     .build(),
+                glib::ParamSpecBoolean::builder("anticipate")
+                    .nick("Anticipate")
+                    .blurb("Wake just before a steady producer's next frame is due and watch for it briefly (at most 1.5 % of the frame interval); false: always sleep until the producer's wake-up (no watching, slower)")
+                    .default_value(true)
+                    .flags(ready)
+                    .build(),
                 glib::ParamSpecString::builder("raw")
                     .nick("Raw size")
                     .blurb("WIDTHxHEIGHT of a header-less stream (a cpp_py_shmbuf producer); empty: frames describe themselves")
@@ -245,6 +254,7 @@ impl ObjectImpl for ShmframesSrc {
             "timeout" => s.timeout = value.get().expect("a double"),
             "follow" => s.follow = value.get().expect("a boolean"),
             "lossless" => s.lossless = value.get().expect("a boolean"),
+            "anticipate" => s.anticipate = value.get().expect("a boolean"),
             "raw" => s.raw = value.get::<Option<String>>().expect("a string").unwrap_or_default(),
             "raw-format" => {
                 s.raw_format = value.get::<Option<String>>().expect("a string").unwrap_or_default()
@@ -260,6 +270,7 @@ impl ObjectImpl for ShmframesSrc {
             "timeout" => s.timeout.to_value(),
             "follow" => s.follow.to_value(),
             "lossless" => s.lossless.to_value(),
+            "anticipate" => s.anticipate.to_value(),
             "raw" => s.raw.to_value(),
             "raw-format" => s.raw_format.to_value(),
             _ => unreachable!("a property we registered"),
@@ -388,7 +399,8 @@ impl ShmframesSrc {
             start: if s.lossless { Start::Oldest } else { Start::Newest },
         };
         match Reader::open(&s.channel, &opts) {
-            Ok(reader) => {
+            Ok(mut reader) => {
+                reader.set_wake(if s.anticipate { Wake::Anticipate } else { Wake::Publish });
                 gst::info!(CAT, imp = self, "reading channel {:?}", s.channel);
                 Ok(Streaming {
                     reader,
