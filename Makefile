@@ -171,7 +171,7 @@ SOAK_SECS ?= 600
 soak: build
 	SHMFRAMES_SOAK_SECS=$(SOAK_SECS) cargo test --release -p shmframes --test many_readers soak -- --ignored --nocapture
 
-## The benchmarks behind the README's performance table (about 15 minutes; run on a quiet
+## The benchmarks behind the README's performance table (about 25 minutes; run on a quiet
 ## machine). iceoryx2 is installed into .venv for the side-by-side run only: it is never a
 ## dependency of shmframes.
 bench-deps: setup
@@ -181,9 +181,11 @@ bench: build bench-deps
 	cargo bench --workspace --bench ring --bench convert
 	cargo bench -p shmframes --bench cross_thread
 	cargo bench -p shmframes-tools --bench pipeline
-	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_pipeline.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_pipeline.py --json target/readers.json --svg target/readers.svg
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/side_by_side.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_slot.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benches/latency_cpu.py --json target/latency_cpu.json --svg target/latency_cpu.svg
+	OPENBLAS_NUM_THREADS=1 $(PY) benches/python_wake.py
 	$(MAKE) gst-bench
 
 ## shmframessrc ! fakesink against a plain Rust reader, alternating rounds (about 90 s).

@@ -1,7 +1,7 @@
 """A blocked Python reader's latency against its CPU: waking just before the frame
-(`wake="anticipate"`, experimental) against waking on the producer's wake-up (the default,
-`wake="publish"`), alternating
-rounds in one run, behind frame-producer (synthetic 1080p BGR) at 30 and 60 fps.
+(`wake="anticipate"`, the default) against waking on the producer's wake-up
+(`wake="publish"`), alternating rounds in one run, behind frame-producer (synthetic 1080p BGR)
+at 30 and 60 fps. The 30 fps "anticipate" rows are issue 26's check.
 
 Run: .venv/bin/python benches/python_wake.py [FRAMES] [ROUNDS]   (after `make build`)
 

@@ -1,11 +1,12 @@
 //! Latency against CPU of a blocked reader: waking just before the frame (`Wake::Anticipate`,
-//! experimental) against waking on the producer's wake-up (`Wake::Publish`, the default), alternating in one
+//! the default) against waking on the producer's wake-up (`Wake::Publish`), alternating in one
 //! run, at 30 and 60 fps and with a producer jittered by +-2 ms.
 //!
 //!     cargo bench -p shmframes --bench wake            (about 2 minutes)
 //!     cargo bench -p shmframes --bench wake -- 480 3   (frames per round, rounds)
 //!
-//! The producer is a thread publishing 1080p BGR frames (one row drawn) on a timer; the reader
+//! The producer is a thread publishing 1080p BGR frames (one row drawn ahead) on a timer, on
+//! time (`precise_timers`); the reader
 //! is a thread of the same process in a blocking `read`. Latency is publish -> `read` returned
 //! (CLOCK_MONOTONIC); CPU is the reader thread's own CPU time over the round's wall time.
 
@@ -66,6 +67,9 @@ fn round(name: &str, wake: Wake, fps: f64, jitter_ms: f64, frames: usize) -> Rou
         }
     });
     let period = Duration::from_secs_f64(1.0 / fps);
+    // Each frame is drawn ahead and published on its tick, which comes on time (as
+    // frame-producer does).
+    shmframes::precise_timers();
     let start = Instant::now();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     for i in 0..total as u32 + 2 {
@@ -81,11 +85,11 @@ fn round(name: &str, wake: Wake, fps: f64, jitter_ms: f64, frames: usize) -> Rou
                 at.checked_sub(Duration::from_secs_f64(-j / 1e3)).unwrap_or(at)
             };
         }
+        let mut slot = w.try_frame().unwrap().expect("room");
+        slot.pixels()[..5760].fill(i as u8);
         if let Some(d) = at.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
         }
-        let mut slot = w.try_frame().unwrap().expect("room");
-        slot.pixels()[..5760].fill(i as u8);
         slot.publish();
     }
     let res = reader.join().unwrap();

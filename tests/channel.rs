@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::Channel;
 use shmframes::{
-    Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Writer,
+    Error, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Wake, Writer,
     WriterOptions,
 };
 
@@ -753,4 +753,46 @@ fn an_open_slots_pixels_are_taken_back_so_a_stale_view_changes_no_frame() {
     let opened = w.open_slot(T).unwrap().unwrap();
     assert!(w.slot_pixels(&opened).unwrap().is_none());
     w.discard_slot(opened);
+}
+
+/// A steady producer (a thread on a 100 fps timer), read by a default reader (waking before
+/// the frame) and by one that waits for the producer's wake-up: both get every frame, in order.
+/// The default one comes to anticipate (`watch_begins`), the other never does.
+#[test]
+fn a_steady_producer_is_anticipated_by_default_and_both_wakes_lose_nothing() {
+    for wake in [Wake::Anticipate, Wake::Publish] {
+        let ch = Channel::new("wake");
+        let mut w = Writer::create(&ch.0, &opts(64, 48, PixelFormat::Bgr24, 4)).unwrap();
+        let mut r = lossless(&ch.0);
+        assert_eq!(r.wake(), Wake::Anticipate, "the default");
+        r.set_wake(wake);
+        let frames = 60u64;
+        let producer = std::thread::spawn(move || {
+            shmframes::precise_timers();
+            let period = Duration::from_millis(10);
+            let start = Instant::now();
+            for i in 0..frames {
+                let mut slot = w.frame(T).unwrap().expect("room (a lossless reader keeps up)");
+                slot.pixels().fill(i as u8);
+                if let Some(d) = (start + period * i as u32).checked_duration_since(Instant::now())
+                {
+                    std::thread::sleep(d);
+                }
+                slot.publish();
+            }
+            w
+        });
+        let mut anticipated = 0;
+        for i in 0..frames {
+            anticipated += usize::from(r.watch_begins().is_some());
+            let f = r.read(T).unwrap().expect("a frame within 5 s");
+            assert_eq!((f.seq(), f.pixels()[0]), (i, i as u8), "{wake:?}");
+        }
+        drop(producer.join().unwrap());
+        match wake {
+            // Steady runs of 4 intervals within 1.25 ms of 10 ms: generous on a noisy machine.
+            Wake::Anticipate => assert!(anticipated > 0, "never anticipated a 100 fps producer"),
+            _ => assert_eq!(anticipated, 0, "{wake:?} anticipated"),
+        }
+    }
 }

@@ -142,6 +142,8 @@ int main(void) {
     OK(shmframes_writer_readers(w, NULL, 0, &n));
     EXPECT(n == 1, "writer sees %zu readers", n);
     ERR(shmframes_readers(name, NULL, 1, &n), SHMFRAMES_ERR_NULL_ARGUMENT, "out_readers is NULL");
+    OK(shmframes_reader_set_anticipate(r, false)); /* how it waits: read on either way */
+    OK(shmframes_reader_set_anticipate(r, true));
     OK(shmframes_reader_read(r, 1000000000LL, &f));
     OK(shmframes_frame_get_info(f, &info));
     EXPECT(info.seq == 42 && info.capture_ns == 99, "written frame seq %llu", (unsigned long long)info.seq);
@@ -151,6 +153,7 @@ int main(void) {
     OK(shmframes_reader_close(r2));
     ERR(shmframes_reader_close(r2), SHMFRAMES_ERR_CLOSED, "is closed");
     ERR(shmframes_reader_read(r2, 0, &none), SHMFRAMES_ERR_CLOSED, "is closed");
+    ERR(shmframes_reader_set_anticipate(r2, false), SHMFRAMES_ERR_CLOSED, "is closed");
     shmframes_reader_free(r2);
 
     /* A cancel ends a wait for ever. */
@@ -170,6 +173,7 @@ int main(void) {
     ERR(shmframes_slot_publish(NULL, &seq), SHMFRAMES_ERR_NULL_ARGUMENT, "slot is NULL");
     ERR(shmframes_slot_pixels(NULL, &px, &len), SHMFRAMES_ERR_NULL_ARGUMENT, "slot is NULL");
     ERR(shmframes_reader_read(NULL, 0, &none), SHMFRAMES_ERR_NULL_ARGUMENT, "reader is NULL");
+    ERR(shmframes_reader_set_anticipate(NULL, true), SHMFRAMES_ERR_NULL_ARGUMENT, "reader is NULL");
     ERR(shmframes_reader_read(r, 0, NULL), SHMFRAMES_ERR_NULL_ARGUMENT, "out_frame is NULL");
     ERR(shmframes_frame_get_info(NULL, &info), SHMFRAMES_ERR_NULL_ARGUMENT, "frame is NULL");
     ERR(shmframes_frame_get_info(f, NULL), SHMFRAMES_ERR_NULL_ARGUMENT, "out_info is NULL");

@@ -100,7 +100,9 @@ int main() {
             EXPECT(!s && moved);
         }
         EXPECT(writer.frames_published() == 0);
+        reader.set_anticipate(false);
         EXPECT(!reader.read(0ms));
+        reader.set_anticipate(true);
         std::vector<uint8_t> px(8 * 8 * 3, 9);
         EXPECT(writer.write(px.data(), px.size(), 0, 0ms));
         THROWS(sf::InvalidArgument, writer.write(px.data(), px.size() - 1));

@@ -445,6 +445,22 @@ enum shmframes_result shmframes_reader_producer_state(struct shmframes_reader *r
 enum shmframes_result shmframes_reader_set_cancel(struct shmframes_reader *reader,
                                                   const struct shmframes_cancel *cancel);
 
+// How this reader's blocking reads wait for the next frame of a framed channel, from the next
+// read on: `true` (the default) wakes just before a steady producer's next frame is due and
+// watches for it briefly (at most 1.5 % of the frame interval; irregular producers are waited
+// for in the kernel); `false` always sleeps until the producer's wake-up (no watching, slower).
+// Raw channels always wait for the producer.
+//
+// Threads: one thread at a time per reader.
+//
+// # Errors
+// `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
+//
+// # Safety
+// `reader` is NULL or a live reader handle.
+enum shmframes_result shmframes_reader_set_anticipate(struct shmframes_reader *reader,
+                                                      bool anticipate);
+
 // Stops reading and gives the reader's place back; frames still held stay valid. The
 // handle stays valid (calls return `SHMFRAMES_ERR_CLOSED`) until `shmframes_reader_free`.
 //

@@ -416,6 +416,9 @@ public:
         detail::check(shmframes_reader_producer_state(h_.get(), &s));
         return static_cast<ProducerState>(s);
     }
+    // true (the default): wake just before a steady producer's next frame is due; false:
+    // always sleep until the producer's wake-up.
+    void set_anticipate(bool on) { detail::check(shmframes_reader_set_anticipate(h_.get(), on)); }
     void set_cancel(const Cancel* c) {
         detail::check(shmframes_reader_set_cancel(h_.get(), c ? c->get() : nullptr));
     }

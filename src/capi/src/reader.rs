@@ -430,6 +430,32 @@ pub unsafe extern "C" fn shmframes_reader_set_cancel(
     })
 }
 
+/// How this reader's blocking reads wait for the next frame of a framed channel, from the next
+/// read on: `true` (the default) wakes just before a steady producer's next frame is due and
+/// watches for it briefly (at most 1.5 % of the frame interval; irregular producers are waited
+/// for in the kernel); `false` always sleeps until the producer's wake-up (no watching, slower).
+/// Raw channels always wait for the producer.
+///
+/// Threads: one thread at a time per reader.
+///
+/// # Errors
+/// `SHMFRAMES_ERR_CLOSED`, `_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `reader` is NULL or a live reader handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmframes_reader_set_anticipate(
+    reader: *mut shmframes_reader,
+    anticipate: bool,
+) -> shmframes_result {
+    ffi("shmframes_reader_set_anticipate", || {
+        // SAFETY: the caller's contract.
+        let r = unsafe { reader_arg(reader) }?.get()?;
+        r.set_wake(if anticipate { shmframes::Wake::Anticipate } else { shmframes::Wake::Publish });
+        Ok(SHMFRAMES_OK)
+    })
+}
+
 /// Stops reading and gives the reader's place back; frames still held stay valid. The
 /// handle stays valid (calls return `SHMFRAMES_ERR_CLOSED`) until `shmframes_reader_free`.
 ///

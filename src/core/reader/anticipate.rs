@@ -18,9 +18,14 @@
 //! together): a producer whose frames stray farther (a VM's timers, a jittered source) is
 //! watched for within that window and caught when it lands there; one whose jitter exceeds the
 //! whole budget is not anticipated at all (plain kernel waits, no added latency, no spinning),
-//! nor is one that has not been steady for [`STEADY_FRAMES`] frames. Nothing here is on the
-//! path of a frame that is ready when asked for, but `observe`: a few integer operations per
-//! frame.
+//! nor is one that has not been steady for [`STEADY_FRAMES`] frames. A watch that lost its CPU
+//! to another process of the machine (two looks [`PREEMPTED_NS`] apart, and the kernel switched
+//! us out meanwhile) backs anticipation off for a while: on a busy machine spinning costs a time
+//! slice of latency instead of saving a wake-up. A gap the hypervisor made (it took the whole
+//! virtual CPU) does not: a sleeping reader would have lost that time too. Nothing here is on
+//! the path of a frame that is ready when asked for, but `observe`: a few integer operations
+//! per frame. A binding whose own way to its caller goes cold while it sleeps (Python) reads
+//! until [`Anticipation::watch_begins`], warms that way up, then reads on.
 
 /// Frames at a steady interval before anticipating the next.
 pub(crate) const STEADY_FRAMES: u32 = 4;
@@ -36,8 +41,8 @@ const MIN_MARGIN_NS: u64 = 10_000;
 const MIN_LATE_NS: u64 = 50_000;
 /// Intervals farther than this fraction of the period from it break the steady run.
 const STEADY_TOLERANCE_DIV: u64 = 8;
-/// A watch that went this long between two looks lost its CPU (another process ran): on a
-/// busy machine watching costs a time slice of latency instead of saving a wake-up.
+/// A watch that went this long between two looks lost its CPU (to another process, if the
+/// kernel switched it out meanwhile; else to the hypervisor).
 pub(crate) const PREEMPTED_NS: u64 = 250_000;
 /// Frames not anticipated after the first preempted watch; doubled at each further one (up to
 /// [`MAX_BACKOFF_FRAMES`]), forgotten after a clean watch.
@@ -201,11 +206,14 @@ impl Anticipation {
         }
     }
 
-    /// How a watch went: the longest time between two of its looks. A watch that lost its CPU
-    /// for a time slice (a busy machine) stops anticipation for a while, longer each time it
-    /// happens again; a clean one forgets the back-off.
-    pub(crate) fn watched(&mut self, longest_gap_ns: u64) {
-        if longest_gap_ns >= PREEMPTED_NS {
+    /// How a watch went: the longest time between two of its looks, and whether the kernel
+    /// gave our CPU to another task meanwhile (`None`: cannot tell). A watch that lost its CPU
+    /// to another process for a time slice (a busy machine) stops anticipation for a while,
+    /// longer each time it happens again; a clean one forgets the back-off. A gap no other task
+    /// caused (the hypervisor took the virtual CPU) is not ours to avoid: a sleeping reader would
+    /// have lost that time too.
+    pub(crate) fn watched(&mut self, longest_gap_ns: u64, gave_way: Option<bool>) {
+        if longest_gap_ns >= PREEMPTED_NS && gave_way != Some(false) {
             self.skip = self.backoff;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF_FRAMES);
         } else {
@@ -305,7 +313,7 @@ mod tests {
         assert!(matches!(a.plan(last + MS), Plan::SleepUntil(_)));
         let mut skipped = Vec::new();
         for _ in 0..2 {
-            a.watched(PREEMPTED_NS); // lost the CPU while watching
+            a.watched(PREEMPTED_NS, Some(true)); // lost the CPU to another task while watching
             let mut n = 0;
             loop {
                 last += period;
@@ -320,9 +328,14 @@ mod tests {
         assert_eq!(skipped[0] + 1, FIRST_BACKOFF_FRAMES as usize, "{skipped:?}");
         assert_eq!(skipped[1] + 1, 2 * FIRST_BACKOFF_FRAMES as usize, "{skipped:?}");
         // A clean watch forgets it: the next preemption backs off for the first length again.
-        a.watched(10_000);
-        a.watched(PREEMPTED_NS);
+        a.watched(10_000, Some(false));
+        a.watched(PREEMPTED_NS, None); // cannot tell who took the CPU: as if another task
         assert_eq!(a.skip, FIRST_BACKOFF_FRAMES);
+        // A long gap no other task caused (the hypervisor's): no back-off.
+        let mut b = Anticipation::new(true);
+        let last = steady(&mut b, MS, 6, period);
+        b.watched(10 * PREEMPTED_NS, Some(false));
+        assert!(matches!(b.plan(last + MS), Plan::SleepUntil(_)), "backed off for a stolen CPU");
     }
 
     #[test]

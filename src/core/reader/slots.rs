@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::anticipate::{Anticipation, Plan};
+use super::anticipate::{Anticipation, Plan, PREEMPTED_NS};
 use super::held::{Frame, Holder, Pixels};
 use super::{Transport, Wake};
 use crate::channels::live_readers;
@@ -130,6 +130,7 @@ impl SlotReader {
     /// Tells the anticipation how the watch went (see `Anticipation::watched`).
     fn watch(&mut self, until: u64) -> bool {
         let published = self.att.table.view().published_word();
+        let switches = sys::involuntary_switches();
         let mut before = sys::monotonic_ns();
         let mut longest_gap = 0;
         let came = loop {
@@ -150,7 +151,11 @@ impl SlotReader {
             }
             std::thread::yield_now();
         };
-        self.rhythm.watched(longest_gap);
+        // Who took the CPU, asked only when it was taken (one system call).
+        let gave_way = (longest_gap >= PREEMPTED_NS)
+            .then(|| switches.zip(sys::involuntary_switches()).map(|(a, b)| b > a))
+            .flatten();
+        self.rhythm.watched(longest_gap, gave_way);
         came
     }
 }

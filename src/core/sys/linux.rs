@@ -104,6 +104,16 @@ pub unsafe fn move_keeping_range(
     Ok(std::ptr::NonNull::new(moved.cast()).expect("mremap never returns null"))
 }
 
+/// How many times the kernel switched this thread out while it could have run on (another task
+/// took its CPU, or it gave the CPU away with `sched_yield` to one that ran): `ru_nivcsw` of
+/// `RUSAGE_THREAD`. Time the hypervisor takes from the whole virtual CPU does not count.
+pub fn involuntary_switches() -> Option<u64> {
+    // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_THREAD is this thread's.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } == 0).then_some(ru.ru_nivcsw as u64)
+}
+
 /// Makes this thread's timed sleeps end on time: Linux lets a normal thread's timer fire up to
 /// its timer slack (50 µs by default) late, to batch wake-ups; 1 ns asks for none. Only this
 /// thread, for as long as it lives (inherited by threads it starts). Returns whether it took.

@@ -9,7 +9,7 @@
 //! | wait word | `wait_word`, `wake_word` (shared), `wait_local`, `wake_local` (one process), `wait_any` (several words at once), `WaitWord` | futex without `FUTEX_PRIVATE_FLAG`, `futex_waitv` | `os_sync_wait_on_address` (14.4+) or `__ulock_wait2`, found by `dlsym`; `wait_any` through [`watcher`] (one kernel wait on the data word, a thread that wakes it) | timed sleeps of at most [`FALLBACK_POLL`](crate::timing::FALLBACK_POLL) |
 //! | liveness token | [`liveness`]: a keeper owning liveness words the kernel marks at death; `try_lock_byte`, `probe_lock_byte` (a role's lock, dropped by the kernel) | robust-futex list, OFD locks | pid and thread id in the word, kqueue `NOTE_EXIT` read by the [`watcher`], `proc_pidinfo` probes; `flock` on role lock files ([`posix_shm`]) | classic record locks, probed |
 //! | clock | `monotonic_ns`, `precise_timers` | `CLOCK_MONOTONIC`, `PR_SET_TIMERSLACK` | `CLOCK_MONOTONIC` | `CLOCK_MONOTONIC` |
-//! | process | `at_fork`, `disown_fd`, `processes_using`, `process_name`, signal hook (`SIGNAL_WORD`, `hook_signals`, `block_signals`: `signals.rs` on Linux and macOS) | `pthread_atfork`, `/proc` | `pthread_atfork`, `proc_name`; users from the lock files | `pthread_atfork`; nobody named |
+//! | process | `at_fork`, `disown_fd`, `processes_using`, `process_name`, `involuntary_switches` (Linux), signal hook (`SIGNAL_WORD`, `hook_signals`, `block_signals`: `signals.rs` on Linux and macOS) | `pthread_atfork`, `/proc` | `pthread_atfork`, `proc_name`; users from the lock files | `pthread_atfork`; nobody named |
 //!
 //! Guarantees every backend keeps (the channel relies on them, see `docs/protocol.md`):
 //! - `wait_word(word, expected, timeout)` returns at once if `*word != expected` (checked
@@ -142,6 +142,12 @@ pub use windows::*;
 #[cfg(unix)]
 pub fn wake_sleepers(word: &std::sync::atomic::AtomicU32, _mask: u32) {
     wake_word(word);
+}
+
+/// A thread's involuntary switches are counted where `linux.rs` says so; elsewhere unknown.
+#[cfg(not(target_os = "linux"))]
+pub fn involuntary_switches() -> Option<u64> {
+    None
 }
 
 /// Timed sleeps end when asked only where `linux.rs` says so (timer slack); elsewhere the

@@ -23,7 +23,8 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use shmframes::{
-    Cancel, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start, Wake,
+    Cancel, Error, Frame, FrameShape, PixelFormat, ProducerState, Reader, ReaderOptions, Start,
+    Wake,
 };
 
 use crate::{channel_property, clock, formats, lock, video_pad_template, DEFAULT_CHANNEL};
