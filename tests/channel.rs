@@ -755,7 +755,7 @@ fn an_open_slots_pixels_are_taken_back_so_a_stale_view_changes_no_frame() {
     w.discard_slot(opened);
 }
 
-/// A steady producer (a thread on a 100 fps timer), read by a default reader (waking before
+/// A steady producer (a thread on a 25 fps timer), read by a default reader (waking before
 /// the frame) and by one that waits for the producer's wake-up: both get every frame, in order.
 /// The default one comes to anticipate (`watch_begins`), the other never does.
 #[test]
@@ -766,10 +766,10 @@ fn a_steady_producer_is_anticipated_by_default_and_both_wakes_lose_nothing() {
         let mut r = lossless(&ch.0);
         assert_eq!(r.wake(), Wake::Anticipate, "the default");
         r.set_wake(wake);
-        let frames = 60u64;
+        let frames = 50u64;
         let producer = std::thread::spawn(move || {
             shmframes::precise_timers();
-            let period = Duration::from_millis(10);
+            let period = Duration::from_millis(40);
             let start = Instant::now();
             for i in 0..frames {
                 let mut slot = w.frame(T).unwrap().expect("room (a lossless reader keeps up)");
@@ -790,7 +790,8 @@ fn a_steady_producer_is_anticipated_by_default_and_both_wakes_lose_nothing() {
         }
         drop(producer.join().unwrap());
         match wake {
-            // Steady runs of 4 intervals within 1.25 ms of 10 ms: generous on a noisy machine.
+            // Steady runs of 4 intervals within 5 ms of 40 ms and a jitter under 600 us, once
+            // in 50 frames: generous on a loaded machine.
             Wake::Anticipate => assert!(anticipated > 0, "never anticipated a 100 fps producer"),
             _ => assert_eq!(anticipated, 0, "{wake:?} anticipated"),
         }

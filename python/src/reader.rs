@@ -1,7 +1,7 @@
 //! `shmframes.Reader`: the consumer end of a channel.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -97,8 +97,9 @@ impl PyReader {
 enum Part {
     /// A frame, or the deadline passed: the read's answer.
     Done(Option<shmframes::Frame>),
-    /// The watch for the next frame is about to begin: warm up, then read on.
-    Warm,
+    /// The watch for the next frame is about to begin: warm up, then read on until this
+    /// deadline (the caller's, fixed in time).
+    Warm(Deadline),
 }
 
 impl PyReader {
@@ -114,19 +115,21 @@ impl PyReader {
     ) -> PyResult<Option<PyFrame>> {
         let part = self.call(py, |r| {
             let Some(at) = r.watch_begins() else { return read(r, d).map(Part::Done) };
+            // Two reads share one deadline: a timeout counts from now, not from each read.
+            let d = d.instant().map_or(Deadline::NEVER, Deadline::at);
             let now = shmframes::monotonic_ns();
-            let early = Deadline::after(Duration::from_nanos(at.saturating_sub(now)));
-            if d.instant().is_some_and(|end| early.instant().is_some_and(|e| end <= e)) {
+            let early = Instant::now() + Duration::from_nanos(at.saturating_sub(now));
+            if d.instant().is_some_and(|end| end <= early) {
                 return read(r, d).map(Part::Done); // the caller's deadline comes first
             }
-            Ok(match read(r, early)? {
+            Ok(match read(r, Deadline::at(early))? {
                 Some(f) => Part::Done(Some(f)),
-                None => Part::Warm,
+                None => Part::Warm(d),
             })
         })?;
         match part {
             Part::Done(f) => Ok(f.map(PyFrame::new)),
-            Part::Warm => {
+            Part::Warm(d) => {
                 crate::frame::warm_up(py)?;
                 Ok(self.call(py, |r| read(r, d))?.map(PyFrame::new))
             }

@@ -308,6 +308,26 @@ def test_both_wakes_read_every_frame_of_a_steady_producer(procs, channel, wake):
     assert nones > 0, "no 2 ms read ever timed out between frames 25 ms apart"
 
 
+def test_an_anticipated_read_keeps_its_timeout(procs, channel):
+    # A 4 fps producer, read until it is anticipated, then stopped (SIGSTOP) just after a
+    # frame: the next read(timeout=0.3) reads until the watch would begin (~250 ms), warms up,
+    # and reads on, all within the one 0.3 s it was given (it once restarted the timeout).
+    p = procs.producer(channel, "--size", "64x48", "--fps", "4", "--frames", "100")
+    with open_reader(channel, lossless=False) as reader:
+        for _ in range(8):  # steady for 4 intervals and more
+            f = reader.read(timeout=20)
+            assert f is not None
+            f.release()
+        os.kill(p.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            reader.read(timeout=0.3)  # None, or a frame published just before the stop
+            took = time.monotonic() - t0
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
+    assert took < 0.45, f"read(timeout=0.3) took {took:.3f} s"
+
+
 def test_wake_is_checked(channel):
     with shmframes.Writer(channel, 8, 8):
         with pytest.raises(ValueError, match='wake must be "anticipate" or "publish", not "soon"'):

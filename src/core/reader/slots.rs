@@ -151,7 +151,8 @@ impl SlotReader {
             }
             std::thread::yield_now();
         };
-        // Who took the CPU, asked only when it was taken (one system call).
+        // Whether the kernel switched us out during the watch (its own yields included, when
+        // another task was ready to run): asked again only after a long gap.
         let gave_way = (longest_gap >= PREEMPTED_NS)
             .then(|| switches.zip(sys::involuntary_switches()).map(|(a, b)| b > a))
             .flatten();
