@@ -29,17 +29,17 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import side_by_side as sbs  # noqa: E402  (the shared workload: frames, iceoryx2 set-up)
+import python_wake  # noqa: E402  (a shmframes reader's measured reads)
+import side_by_side as sbs  # noqa: E402  (the shared workload: frames, iceoryx2 set-up, process pairs)
 
 H, W, C, N = sbs.H, sbs.W, sbs.C, sbs.N
-WARMUP = 15
+WARMUP = python_wake.WARMUP
 SCHEDULES = {"30 fps": (30.0, 0.0), "60 fps": (60.0, 0.0), "30 fps +-2 ms": (30.0, 2.0)}
 MODES = ["shmframes", "shmframes publish", "iceoryx2 blocking", "iceoryx2 busy-poll"]
 
@@ -100,19 +100,8 @@ def subscribe(mode: str, name: str, frames: int) -> dict:
     if mode.startswith("shmframes"):
         import shmframes
 
-        mono = shmframes.monotonic_ns
         with shmframes.Reader(name, timeout=30, wake="publish" if mode.endswith("publish") else "anticipate") as r:
-            for i in range(total):
-                if i == WARMUP:
-                    cpu0, wall0 = time.process_time(), time.perf_counter()
-                f = r.read(timeout=30)
-                assert f is not None, "no frame within 30 s"
-                _ = f.array
-                t = mono()
-                if i >= WARMUP:
-                    lat.append((t - f.publish_ns) / 1000.0)
-                f.release()
-            cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0) * 100.0
+            lat, cpu = python_wake.measured_reads(r, frames)
         return {"latency_us": lat, "cpu_pct": cpu}
     iox2, node, svc, event = sbs.iox_open(name)
     subscriber = svc.subscriber_builder().create()
@@ -150,33 +139,13 @@ def run(mode: str, schedule: str, frames: int) -> dict:
     fps, jitter = SCHEDULES[schedule]
     name = f"latcpu-{system}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
     me = os.path.abspath(__file__)
-    pub = subprocess.Popen(
-        [sys.executable, me, "--role", "pub", system, name, str(WARMUP + frames), str(fps), str(jitter)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=sbs.ENV,
+    got = sbs.pub_sub(
+        [me, "--role", "pub", system, name, str(WARMUP + frames), str(fps), str(jitter)],
+        [me, "--role", "sub", mode, name, str(frames)],
+        system,
     )
-    try:
-        assert pub.stdout is not None and pub.stdout.readline().strip() == "ready", f"{system} publisher failed"
-        sub = subprocess.run(
-            [sys.executable, me, "--role", "sub", mode, name, str(frames)],
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=600,
-            check=True,
-            env=sbs.ENV,
-        )
-        got = json.loads(sub.stdout.strip().splitlines()[-1])
-        lat = got["latency_us"]
-        return {"p50": sbs.pct(lat, 0.5), "p99": sbs.pct(lat, 0.99), "cpu": got["cpu_pct"]}
-    finally:
-        pub.stdin.close()
-        try:
-            pub.wait(30)
-        except subprocess.TimeoutExpired:
-            pub.kill()
-            pub.wait()
+    lat = got["latency_us"]
+    return {"p50": sbs.pct(lat, 0.5), "p99": sbs.pct(lat, 0.99), "cpu": got["cpu_pct"]}
 
 
 def main() -> None:
@@ -198,13 +167,7 @@ def main() -> None:
         return
     if a.quick:
         a.frames, a.rounds = 30, 1
-    try:
-        import iceoryx2  # noqa: F401
-
-        modes = MODES
-    except ImportError:
-        print("iceoryx2 is not installed (make bench-deps): shmframes rows only", file=sys.stderr)
-        modes = MODES[:2]
+    modes = MODES if sbs.have_iceoryx2("shmframes rows") else MODES[:2]
     results: dict = {s: {m: [] for m in modes} for s in SCHEDULES}
     for r in range(a.rounds):
         for schedule in SCHEDULES:

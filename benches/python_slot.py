@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -80,34 +79,12 @@ def publish(mode: str, name: str, frames: int) -> None:
 def run(mode: str, frames: int) -> dict:
     system = "iceoryx2" if mode.startswith("iceoryx2") else "shmframes"
     name = f"slot-{mode}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    me = os.path.abspath(__file__)
-    pub = subprocess.Popen(
-        [sys.executable, me, "--role", "pub", mode, name, str(frames)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=sbs.ENV,
+    return sbs.pub_sub(
+        [os.path.abspath(__file__), "--role", "pub", mode, name, str(frames)],
+        [sbs.__file__, "--role", system, "sub", name, str(frames), "0"],
+        mode,
+        pub_reports=True,
     )
-    try:
-        assert pub.stdout is not None and pub.stdout.readline().strip() == "ready", f"{mode} publisher failed"
-        sub = subprocess.run(
-            [sys.executable, sbs.__file__, "--role", system, "sub", name, str(frames), "0"],
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=600,
-            check=True,
-            env=sbs.ENV,
-        )
-        got = json.loads(sub.stdout.strip().splitlines()[-1])
-        got.update(json.loads(pub.stdout.readline()))
-        return got
-    finally:
-        pub.stdin.close()
-        try:
-            pub.wait(30)
-        except subprocess.TimeoutExpired:
-            pub.kill()
-            pub.wait()
 
 
 MODES = ["write", "slot-row", "slot-copyto", "iceoryx2-copyto", "iceoryx2-row"]
@@ -126,13 +103,7 @@ def main() -> None:
         return
     if a.quick:
         a.frames, a.rounds = 60, 1
-    try:
-        import iceoryx2  # noqa: F401
-
-        modes = MODES
-    except ImportError:
-        print("iceoryx2 is not installed (make bench-deps): shmframes modes only", file=sys.stderr)
-        modes = MODES[:3]
+    modes = MODES if sbs.have_iceoryx2("shmframes modes") else MODES[:3]
     results: dict = {m: [] for m in modes}
     for r in range(a.rounds):
         for m in modes:

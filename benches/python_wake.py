@@ -32,27 +32,34 @@ def pct(values: list, p: float) -> float:
     return v[min(len(v) - 1, round((len(v) - 1) * p))]
 
 
+def measured_reads(r: shmframes.Reader, frames: int) -> tuple[list, float]:
+    """`WARMUP` + `frames` blocking reads, each frame held as its numpy array: the latencies
+    (publish -> array in hand, us) of the last `frames`, and this process's CPU over their wall
+    time, in % of one core."""
+    lat = []
+    cpu0 = wall0 = 0.0
+    for i in range(WARMUP + frames):
+        if i == WARMUP:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+        f = r.read(timeout=30)
+        assert f is not None, "no frame within 30 s"
+        _ = f.array
+        now = shmframes.monotonic_ns()
+        if i >= WARMUP:
+            lat.append((now - f.publish_ns) / 1000.0)
+        f.release()
+    return lat, (time.process_time() - cpu0) / (time.perf_counter() - wall0) * 100.0
+
+
 def one_round(wake: str, fps: int, frames: int) -> tuple[float, float, float]:
     name = f"pybench-wake-{os.getpid()}-{wake}-{fps}"
     total = WARMUP + frames
     p = subprocess.Popen(
         [PRODUCER, "--name", name, "--quiet", "--size", "1920x1080", "--fps", str(fps), "--frames", str(total + 2)]
     )
-    lat = []
     try:
         with shmframes.Reader(name, timeout=30, wake=wake) as r:
-            cpu0 = wall0 = 0.0
-            for i in range(total):
-                if i == WARMUP:
-                    cpu0, wall0 = time.process_time(), time.perf_counter()
-                f = r.read(timeout=30)
-                assert f is not None, "no frame within 30 s"
-                _ = f.array
-                now = shmframes.monotonic_ns()
-                if i >= WARMUP:
-                    lat.append((now - f.publish_ns) / 1000.0)
-                f.release()
-            cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0) * 100.0
+            lat, cpu = measured_reads(r, frames)
     finally:
         p.wait(30)
     return pct(lat, 0.5), pct(lat, 0.99), cpu

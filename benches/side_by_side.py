@@ -253,28 +253,30 @@ ROLES = {
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
 
 
-def run_pair(system: str, frames: int, fps: float, idle: float) -> dict:
-    name = f"sbs-{system}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    me = os.path.abspath(__file__)
-    pub_frames = 1 if idle > 0 else frames
-    pub = subprocess.Popen(
-        [sys.executable, me, "--role", system, "pub", name, str(pub_frames), str(fps)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+def have_iceoryx2(without: str) -> bool:
+    """Whether iceoryx2 is installed; if not, says on stderr what runs without it."""
     try:
-        assert pub.stdout is not None and pub.stdout.readline().strip() == "ready", f"{system} publisher failed"
-        sub = subprocess.run(
-            [sys.executable, me, "--role", system, "sub", name, str(frames), str(idle)],
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=600,
-            check=True,
-            env=ENV,
-        )
-        return json.loads(sub.stdout.strip().splitlines()[-1])
+        import iceoryx2  # noqa: F401
+    except ImportError:
+        print(f"iceoryx2 is not installed (make bench-deps): {without} only", file=sys.stderr)
+        return False
+    return True
+
+
+def pub_sub(pub_args: list, sub_args: list, label: str, pub_reports: bool = False) -> dict:
+    """One measured pair of fresh processes (this interpreter, `ENV`): the publisher
+    (`pub_args`) prints "ready" once its channel exists, then the subscriber (`sub_args`) runs to
+    its end. Returns the JSON object on the subscriber's last line, with the publisher's own
+    JSON line (printed after its last frame) merged in if `pub_reports`. The publisher ends, and
+    cleans up, at the end of its input."""
+    pub = subprocess.Popen([sys.executable, *pub_args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert pub.stdout is not None and pub.stdout.readline().strip() == "ready", f"{label} publisher failed"
+        sub = subprocess.run([sys.executable, *sub_args], stdout=subprocess.PIPE, text=True, timeout=600, check=True, env=ENV)
+        got = json.loads(sub.stdout.strip().splitlines()[-1])
+        if pub_reports:
+            got.update(json.loads(pub.stdout.readline()))
+        return got
     finally:
         pub.stdin.close()  # the publisher ends (and cleans up) at end of input
         try:
@@ -286,6 +288,17 @@ def run_pair(system: str, frames: int, fps: float, idle: float) -> dict:
             except subprocess.TimeoutExpired:
                 pub.kill()
                 pub.wait()
+
+
+def run_pair(system: str, frames: int, fps: float, idle: float) -> dict:
+    name = f"sbs-{system}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    me = os.path.abspath(__file__)
+    pub_frames = 1 if idle > 0 else frames
+    return pub_sub(
+        [me, "--role", system, "pub", name, str(pub_frames), str(fps)],
+        [me, "--role", system, "sub", name, str(frames), str(idle)],
+        system,
+    )
 
 
 def copy_limit(frames: int, slots: int) -> float:
